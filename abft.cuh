@@ -1,0 +1,628 @@
+// abft.cuh: ATTNChecker, checksum-based fault tolerance for the attention GEMMs.
+//
+// After "Light-Weight Fault Tolerant Attention for Large Language Model Training"
+// (arXiv 2410.11720). A GEMM C = alpha·A·B + bias is protected by checksums computed from its
+// operands alone, before the output is looked at:
+//
+//   column checksums   e·C = alpha (e·A)·B + M·bias        w·C = alpha (w·A)·B + (M(M+1)/2)·bias
+//   row checksums      C·e = alpha A·(B·e) + sum(bias)     C·w = alpha A·(B·w) + w·bias
+//
+// with e = (1,…,1) and w = (1,2,…,n). Comparing them with the sums of the computed C finds
+// a bad element in each column (row): either it is extreme (INF, NaN, |x| > threshold) and
+// visible by itself, or the weighted difference over the plain difference gives its index.
+// It is rebuilt as checksum − sum of the other elements. A bad row of C (1-D row pattern) has
+// one bad element per column, so the column checksums rebuild it; a bad column, the row
+// checksums. Anything else (2-D) cannot be rebuilt from checksums: the GEMM is recomputed.
+//
+// Beyond the paper (see DESIGN.md §4): every protected GEMM verifies its own output, so no
+// corrupted Q, K, V or S stays in the activations the backward pass reads; all 8 backward
+// attention GEMMs are protected too; the mismatch tolerance is the fp32 GEMM error bound
+// tol = tau·(K+2)·u·(|alpha|·|A|·|B| + |bias|), computed alongside the checksums, so
+// fault-free training raises no alarm whatever the magnitudes and reduction lengths.
+//
+// This header is shared by the CPU trainer (train_gpt2.cpp) and the CUDA code: the per-line
+// logic (what an element is, how a line is judged, what a fault does) is host+device; the
+// checksum encoding and verification loops below it are the host (CPU) path.
+#pragma once
+
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+#include "llmc/utils.h"
+
+#ifdef __CUDACC__
+#define ABFT_HD __host__ __device__
+#else
+#define ABFT_HD
+#endif
+
+// ----------------------------------------------------------------------------
+// the 12 protected GEMMs of one attention layer (DESIGN.md §2)
+
+enum AbftOp {
+    // forward
+    OP_QKV,      // qkv  = ln1 · Wqkvᵀ + bqkv         (B·T, 3C)
+    OP_QK,       // S    = Q · Kᵀ / √HS               (B·NH) × (T, T)
+    OP_PV,       // Y    = P · V                      (B·NH) × (T, HS)
+    OP_PROJ,     // out  = Y · Wprojᵀ + bproj         (B·T, C)
+    // backward
+    OP_PROJ_DX,  // dY   = dout · Wproj               (B·T, C)
+    OP_PROJ_DW,  // dWproj = doutᵀ · Y                (C, C)
+    OP_PV_DP,    // dP   = dY · Vᵀ                    (B·NH) × (T, T)
+    OP_PV_DV,    // dV   = Pᵀ · dY                    (B·NH) × (T, HS)
+    OP_QK_DQ,    // dQ   = dS · K / √HS               (B·NH) × (T, HS)
+    OP_QK_DK,    // dK   = dSᵀ · Q / √HS              (B·NH) × (T, HS)
+    OP_QKV_DX,   // dln1 = dqkv · Wqkv                (B·T, C)
+    OP_QKV_DW,   // dWqkv = dqkvᵀ · ln1               (3C, C)
+    ABFT_NUM_OPS
+};
+
+static const char* const abft_op_names[ABFT_NUM_OPS] = {
+    "qkv", "qk", "pv", "proj", "proj_dx", "proj_dw", "pv_dp", "pv_dv", "qk_dq", "qk_dk", "qkv_dx", "qkv_dw"};
+
+inline int abft_op_from_name(const char* name) {
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        if (strcmp(name, abft_op_names[op]) == 0) { return op; }
+    }
+    return -1;
+}
+
+inline bool abft_op_is_forward(int op) { return op <= OP_PROJ; }
+
+// ----------------------------------------------------------------------------
+// a protected GEMM: C[b] = alpha · A[b] · B[b] + bias, for b < batch
+
+// A strided matrix view: element (i, j) is p[i*rs + j*cs]; a transpose swaps the strides.
+struct MatView {
+    const float* p;
+    long rs, cs;
+    ABFT_HD float at(long i, long j) const { return p[i * rs + j * cs]; }
+};
+
+struct AbftGemm {
+    int M, N, K, batch;
+    MatView A; long strideA;  // (M, K) per batch entry
+    MatView B; long strideB;  // (K, N)
+    float* C; long ldc, strideC; // (M, N), row-major with leading dimension ldc
+    float alpha;
+    const float* bias;        // (N) added to every row, or nullptr
+    bool causal;              // only C[i][j] with j <= i is read downstream (S and dP)
+};
+
+// ----------------------------------------------------------------------------
+// per-element and per-line logic (host + device)
+
+// The fault model: INF, NaN and near-INF values. Such an element is visibly bad by itself.
+ABFT_HD inline bool abft_is_extreme(float x, float threshold) {
+    return !(fabsf(x) <= threshold); // true for NaN too
+}
+
+// Sums of one line (a column or a row) of C, taken in one pass. Extreme elements are left out
+// of the sums so that one INF does not hide the values needed to rebuild it.
+struct AbftLine {
+    double sum, wsum;  // Σ x_i and Σ (i+1)·x_i over the non-extreme elements
+    int n_extreme;     // how many extreme elements
+    int extreme_at;    // index of the last one
+};
+
+ABFT_HD inline void abft_line_init(AbftLine* line) {
+    line->sum = 0.0; line->wsum = 0.0; line->n_extreme = 0; line->extreme_at = -1;
+}
+
+ABFT_HD inline void abft_line_add(AbftLine* line, int i, float x, float threshold) {
+    if (abft_is_extreme(x, threshold)) {
+        line->n_extreme++;
+        line->extreme_at = i;
+    } else {
+        line->sum += x;
+        line->wsum += (double)(i + 1) * x;
+    }
+}
+
+enum AbftVerdictKind { LINE_OK, LINE_FIXABLE, LINE_UNFIXABLE };
+
+struct AbftVerdict {
+    int kind;      // AbftVerdictKind
+    int index;     // the bad element, when fixable
+    bool replace;  // true: the element becomes `value`; false: `value` is added to it
+    double value;
+};
+
+// Judges one line of n elements against its checksums (chk = plain, wchk = weighted) and the
+// mismatch tolerance: all good, one element to rebuild, or beyond what this line can repair.
+ABFT_HD inline AbftVerdict abft_judge(const AbftLine& line, double chk, double wchk, double tol, int n) {
+    AbftVerdict v = {LINE_UNFIXABLE, -1, false, 0.0};
+    if (!(fabs(chk) <= DBL_MAX && fabs(wchk) <= DBL_MAX)) { return v; } // the operands themselves are bad
+    if (line.n_extreme == 1) {
+        v.kind = LINE_FIXABLE;
+        v.index = line.extreme_at;
+        v.replace = true;
+        v.value = chk - line.sum;
+        return v;
+    }
+    if (line.n_extreme > 1) { return v; }
+    double d = chk - line.sum;
+    if (fabs(d) <= tol) { v.kind = LINE_OK; return v; }
+    // one finite element at index r is off by -d, so the weighted difference is (r+1)·d
+    double r1 = (wchk - line.wsum) / d;
+    double r = floor(r1 + 0.5);
+    if (!(fabs(r1 - r) < 0.25) || r < 1.0 || r > (double)n) { return v; }
+    v.kind = LINE_FIXABLE;
+    v.index = (int)r - 1;
+    v.value = d;
+    return v;
+}
+
+ABFT_HD inline float abft_apply(const AbftVerdict& v, float x) {
+    return v.replace ? (float)v.value : (float)((double)x + v.value);
+}
+
+// The mismatch tolerance of one line: the fp32 error bound of a length-K dot product, summed
+// over the line's n elements and compared with a checksum encoded in fp32 (DESIGN.md §4.4).
+// `bound` is |alpha|·Σ(|A|·|B|) + n·|bias| over the line; the floor covers underflow.
+ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound) {
+    const float u = FLT_EPSILON * 0.5f; // unit roundoff of fp32
+    return tau * (float)(K + n + 2) * u * bound + (float)(K + n + 2) * FLT_MIN;
+}
+
+// ----------------------------------------------------------------------------
+// fault injection (DESIGN.md §5): the same spec and the same faulty values on CPU and GPU
+
+enum AbftFaultType { FAULT_INF, FAULT_NEG_INF, FAULT_NAN, FAULT_NEAR_INF, FAULT_BITFLIP, FAULT_NUM_TYPES };
+static const char* const abft_fault_type_names[FAULT_NUM_TYPES] = {"inf", "-inf", "nan", "nearinf", "bitflip"};
+
+enum AbftPattern { PATTERN_0D, PATTERN_ROW, PATTERN_COL, PATTERN_2D, PATTERN_NUM };
+static const char* const abft_pattern_names[PATTERN_NUM] = {"0d", "row", "col", "2d"};
+
+constexpr float ABFT_NEAR_INF = 1e20f; // finite, far above the 1e10 extreme threshold
+
+// What a faulty unit writes instead of x. The bit flip is the authors' injector: the top
+// exponent bit (bit 30) when |x| < 2, else bit 29, which makes x huge (or INF/NaN).
+ABFT_HD inline float abft_fault_value(int type, float x) {
+    switch (type) {
+        case FAULT_INF: return INFINITY;
+        case FAULT_NEG_INF: return -INFINITY;
+        case FAULT_NAN: return NAN;
+        case FAULT_NEAR_INF: return x < 0.0f ? -ABFT_NEAR_INF : ABFT_NEAR_INF;
+        default: {
+            uint32_t bits;
+            memcpy(&bits, &x, sizeof(bits));
+            bits ^= (fabsf(x) < 2.0f) ? (1u << 30) : (1u << 29);
+            memcpy(&x, &bits, sizeof(bits));
+            return x;
+        }
+    }
+}
+
+// ============================================================================
+// Host path: what the CPU trainer runs (the CUDA trainer uses the helpers above in kernels)
+// ============================================================================
+#ifndef __CUDA_ARCH__
+
+#include "llmc/rand.h"
+
+// ----------------------------------------------------------------------------
+// configuration, fault spec, counters
+
+struct AbftConfig {
+    bool enabled = true;
+    float extreme = 1e10f; // |x| above this is a fault by itself (the authors' near-INF threshold)
+    float tau = 2.0f;      // safety factor over the fp32 error bound of the mismatch tolerance
+    bool verbose = true;   // print every event
+};
+
+// One fault, or a rate of random faults: `-fi op=qk,layer=3,step=5,type=inf,pattern=row,seed=1`
+struct AbftFaultSpec {
+    bool active = false;
+    int op = -1, layer = -1, step = -1; // -1: any (rate mode)
+    int type = FAULT_BITFLIP, pattern = PATTERN_0D;
+    uint64_t seed = 1;
+    int count = 1;      // executions of the op to fault: 2 or more exercise the escalation ladder
+    double rate = 0.0;  // > 0: every matching protected GEMM execution faults with this probability
+};
+
+enum AbftFixPattern { FIX_0D, FIX_ROW, FIX_COL, FIX_SCATTERED, FIX_NUM };
+static const char* const abft_fix_names[FIX_NUM] = {"0d", "row", "col", "scattered"};
+
+struct AbftCounters {
+    long checked[ABFT_NUM_OPS];            // protected GEMM executions verified
+    long detected[ABFT_NUM_OPS];           // executions whose output was faulty
+    long corrected[ABFT_NUM_OPS][FIX_NUM]; // batch entries rebuilt from checksums, by pattern
+    long recomputed_op[ABFT_NUM_OPS];      // executions redone because checksums could not repair
+    long recomputed_layer, redone_step;    // higher rungs of the ladder
+    long injected;                         // faults injected (GEMM executions hit)
+    double seconds[ABFT_NUM_OPS];          // time spent in checksums, verification and repair
+};
+
+struct Abft {
+    AbftConfig cfg;
+    AbftFaultSpec fault;
+    AbftCounters n;
+    int step = 0;             // the training step now running, for fault specs and logs
+    int fault_fired = 0;      // executions hit so far by a single-fault spec
+    uint64_t fault_rng = 1;   // picks the faulty elements (and, in rate mode, when)
+    float* work = nullptr;    // checksum scratch, grown on demand
+    size_t work_floats = 0;
+};
+
+inline void abft_init(Abft* abft) {
+    memset(&abft->n, 0, sizeof(abft->n));
+    abft->fault_fired = 0;
+    abft->fault_rng = abft->fault.seed * 0x9E3779B97F4A7C15ull + 1;
+}
+
+inline void abft_free(Abft* abft) { free(abft->work); abft->work = nullptr; abft->work_floats = 0; }
+
+inline long abft_total_detected(const AbftCounters& n) {
+    long total = 0;
+    for (int op = 0; op < ABFT_NUM_OPS; op++) { total += n.detected[op]; }
+    return total;
+}
+
+inline long abft_total_corrected(const AbftCounters& n) {
+    long total = 0;
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        for (int p = 0; p < FIX_NUM; p++) { total += n.corrected[op][p]; }
+    }
+    return total;
+}
+
+inline long abft_total_recomputed(const AbftCounters& n) {
+    long total = 0;
+    for (int op = 0; op < ABFT_NUM_OPS; op++) { total += n.recomputed_op[op]; }
+    return total;
+}
+
+// ----------------------------------------------------------------------------
+// parsing -fi
+
+inline int abft_lookup(const char* value, const char* const* names, int count, const char* key) {
+    for (int i = 0; i < count; i++) {
+        if (strcmp(value, names[i]) == 0) { return i; }
+    }
+    char hint[256];
+    int len = snprintf(hint, sizeof(hint), "%s is one of:", key);
+    for (int i = 0; i < count && len < (int)sizeof(hint); i++) {
+        len += snprintf(hint + len, sizeof(hint) - len, " %s", names[i]);
+    }
+    die("-fi", hint, "unknown %s '%s'", key, value);
+}
+
+inline long abft_parse_int(const char* key, const char* value, long lo, long hi) {
+    char* end = nullptr;
+    errno = 0;
+    long x = strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || x < lo || x > hi) {
+        die("-fi", "see the -fi line of ./train_gpt2 -h", "%s must be an integer in [%ld, %ld], got '%s'", key, lo, hi, value);
+    }
+    return x;
+}
+
+// "op=qk,layer=3,step=5,type=inf,pattern=row,seed=1[,count=2][,rate=1e-4]"
+inline AbftFaultSpec abft_parse_fault(const char* text) {
+    AbftFaultSpec f;
+    f.active = true;
+    char buf[512];
+    if (strlen(text) >= sizeof(buf)) { die("-fi", "", "spec too long"); }
+    strcpy(buf, text);
+    for (char* item = strtok(buf, ","); item != nullptr; item = strtok(nullptr, ",")) {
+        char* eq = strchr(item, '=');
+        if (eq == nullptr) { die("-fi", "write key=value pairs separated by commas", "'%s' has no '='", item); }
+        *eq = '\0';
+        const char* key = item;
+        const char* value = eq + 1;
+        if (strcmp(key, "op") == 0) { f.op = abft_lookup(value, abft_op_names, ABFT_NUM_OPS, "op"); }
+        else if (strcmp(key, "layer") == 0) { f.layer = (int)abft_parse_int(key, value, 0, 1 << 20); }
+        else if (strcmp(key, "step") == 0) { f.step = (int)abft_parse_int(key, value, 0, 1L << 30); }
+        else if (strcmp(key, "type") == 0) { f.type = abft_lookup(value, abft_fault_type_names, FAULT_NUM_TYPES, "type"); }
+        else if (strcmp(key, "pattern") == 0) { f.pattern = abft_lookup(value, abft_pattern_names, PATTERN_NUM, "pattern"); }
+        else if (strcmp(key, "seed") == 0) { f.seed = (uint64_t)abft_parse_int(key, value, 0, 1L << 62); }
+        else if (strcmp(key, "count") == 0) { f.count = (int)abft_parse_int(key, value, 1, 1 << 20); }
+        else if (strcmp(key, "rate") == 0) {
+            char* end = nullptr;
+            f.rate = strtod(value, &end);
+            if (end == value || *end != '\0' || !(f.rate > 0.0 && f.rate <= 1.0)) {
+                die("-fi", "a probability per protected GEMM execution, e.g. rate=1e-4", "rate must be in (0, 1], got '%s'", value);
+            }
+        } else {
+            die("-fi", "keys: op, layer, step, type, pattern, seed, count, rate", "unknown key '%s'", key);
+        }
+    }
+    if (f.rate == 0.0 && (f.op < 0 || f.layer < 0 || f.step < 0)) {
+        die("-fi", "e.g. -fi op=qk,layer=0,step=5,type=inf,pattern=row (or give rate=R for random faults)",
+            "a single fault needs op, layer and step");
+    }
+    return f;
+}
+
+// ----------------------------------------------------------------------------
+// fault injection: writes into C right after the GEMM, before any check
+
+inline int abft_pick(Abft* abft, int n) { return n <= 1 ? 0 : (int)(random_u32(&abft->fault_rng) % (uint32_t)n); }
+
+inline bool abft_fault_fires(Abft* abft, int op, int layer) {
+    const AbftFaultSpec& f = abft->fault;
+    if (!f.active) { return false; }
+    if (f.op >= 0 && f.op != op) { return false; }
+    if (f.layer >= 0 && f.layer != layer) { return false; }
+    if (f.step >= 0 && f.step != abft->step) { return false; }
+    if (f.rate > 0.0) { return random_f32(&abft->fault_rng) < f.rate; }
+    if (abft->fault_fired >= f.count) { return false; }
+    abft->fault_fired++;
+    return true;
+}
+
+inline void abft_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
+    float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
+    *x = abft_fault_value(type, *x);
+}
+
+// Picks where the fault lands: a live element (j <= i where only the causal part is read, so
+// that the fault matters), a whole row, a whole column, or a 2x2 block (2-D).
+inline void abft_inject(Abft* abft, const AbftGemm& g, int op, int layer) {
+    if (!abft_fault_fires(abft, op, layer)) { return; }
+    const int type = abft->fault.type;
+    int b = abft_pick(abft, g.batch);
+    int i = abft_pick(abft, g.M);
+    int j = g.causal ? abft_pick(abft, (i < g.N ? i : g.N - 1) + 1) : abft_pick(abft, g.N);
+    switch (abft->fault.pattern) {
+        case PATTERN_0D: abft_corrupt(g, b, i, j, type); break;
+        case PATTERN_ROW: for (int jj = 0; jj < g.N; jj++) { abft_corrupt(g, b, i, jj, type); } break;
+        case PATTERN_COL: for (int ii = 0; ii < g.M; ii++) { abft_corrupt(g, b, ii, j, type); } break;
+        default: {
+            int i0 = g.M < 3 ? 0 : 1 + abft_pick(abft, g.M - 2);      // rows i0, i0+1
+            int j0 = g.causal ? abft_pick(abft, i0) : abft_pick(abft, g.N - 1); // cols j0, j0+1 <= i0
+            for (int ii = i0; ii < i0 + 2 && ii < g.M; ii++) {
+                for (int jj = j0; jj < j0 + 2 && jj < g.N; jj++) { abft_corrupt(g, b, ii, jj, type); }
+            }
+        }
+    }
+    abft->n.injected++;
+    if (abft->cfg.verbose) {
+        printf("fault: step %d layer %d %s: %s %s at batch %d row %d col %d\n", abft->step, layer,
+               abft_op_names[op], abft_fault_type_names[type], abft_pattern_names[abft->fault.pattern], b, i, j);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// detection (the fast path, taken by every protected GEMM): column checksums in fp32
+
+// For columns j in [j0, j1) of the (rows × ·) view V:
+//     sum[j] = Σ_i w_i·V(i,j)        abssum[j] = Σ_i a_i·|V(i,j)|
+// with w_i = a_i = 1 when w and a are null. Walks memory in order for either layout of V.
+inline void abft_colsums(MatView V, int rows, int j0, int j1, const float* w, const float* a,
+                         float* sum, float* abssum) {
+    if (V.cs == 1 || V.rs != 1) { // rows are contiguous: accumulate row by row, vectorized over j
+        for (int j = j0; j < j1; j++) { sum[j] = 0.0f; abssum[j] = 0.0f; }
+        for (int i = 0; i < rows; i++) {
+            const float wi = w ? w[i] : 1.0f, ai = a ? a[i] : 1.0f;
+            const float* row = V.p + i * V.rs;
+            for (int j = j0; j < j1; j++) {
+                float x = row[j * V.cs];
+                sum[j] += wi * x;
+                abssum[j] += ai * fabsf(x);
+            }
+        }
+    } else { // columns are contiguous: one dot product per column
+        for (int j = j0; j < j1; j++) {
+            const float* col = V.p + j * V.cs;
+            float s = 0.0f, sa = 0.0f;
+            for (int i = 0; i < rows; i++) {
+                s += (w ? w[i] : 1.0f) * col[i];
+                sa += (a ? a[i] : 1.0f) * fabsf(col[i]);
+            }
+            sum[j] = s;
+            abssum[j] = sa;
+        }
+    }
+}
+
+inline MatView abft_entry(MatView v, long stride, int b) { return MatView{v.p + b * stride, v.rs, v.cs}; }
+inline MatView abft_output(const AbftGemm& g, int b) { return MatView{g.C + b * g.strideC, g.ldc, 1}; }
+
+// Checks columns [j0, j1) of C[b] given (e·A, e·|A|) = (ue, ua). A column is clean when its sum
+// matches the checksum and its absolute sum stays within the bound |alpha|·|A|·|B| + M·|bias|:
+// the second test catches extreme values whose signs cancel in the plain sum.
+inline bool abft_check_columns(const AbftConfig& cfg, const AbftGemm& g, int b, int j0, int j1,
+                               const float* ue, const float* ua, float* scratch /* 4*N */) {
+    float* chk = scratch;            // (N) e·C expected
+    float* bound = scratch + g.N;    // (N)
+    float* sum = scratch + 2 * g.N;  // (N) e·C found
+    float* abssum = scratch + 3 * g.N;
+    abft_colsums(abft_entry(g.B, g.strideB, b), g.K, j0, j1, ue, ua, chk, bound);
+    abft_colsums(abft_output(g, b), g.M, j0, j1, nullptr, nullptr, sum, abssum);
+    bool clean = true;
+    for (int j = j0; j < j1; j++) {
+        float bias = g.bias ? g.bias[j] : 0.0f;
+        float expect = g.alpha * chk[j] + (float)g.M * bias;
+        float bnd = fabsf(g.alpha) * bound[j] + (float)g.M * fabsf(bias);
+        float tol = abft_tolerance(cfg.tau, g.K, g.M, bnd);
+        clean &= (fabsf(sum[j] - expect) <= tol) && (abssum[j] <= bnd + tol); // false on NaN
+    }
+    return clean;
+}
+
+// ----------------------------------------------------------------------------
+// location and correction (the slow path, taken only when a check fails): fp64 checksums
+
+struct AbftChecksums {
+    double plain, weighted, bound;
+};
+
+// Rebuilds the faulty elements of C[b]: first from the column checksums (0-D and row
+// patterns), else from the row checksums (column patterns). Returns the pattern repaired, or
+// -1 when the checksums cannot do it (2-D, or bad operands).
+inline int abft_repair(const AbftConfig& cfg, const AbftGemm& g, int b, long* n_fixed) {
+    const int M = g.M, N = g.N, K = g.K;
+    const MatView A = abft_entry(g.A, g.strideA, b), B = abft_entry(g.B, g.strideB, b);
+    const MatView C = abft_output(g, b);
+    const double alpha = g.alpha;
+    // encode: e·A, w·A, e·|A| (length K) and B·e, B·w, |B|·e (length K)
+    double* enc = (double*)calloc_check(6 * (size_t)K * sizeof(double), "abft checksums");
+    double *ae = enc, *aw = enc + K, *aa = enc + 2 * K, *be = enc + 3 * K, *bw = enc + 4 * K, *ba = enc + 5 * K;
+    for (int i = 0; i < M; i++) {
+        for (int k = 0; k < K; k++) { double x = A.at(i, k); ae[k] += x; aw[k] += (i + 1) * x; aa[k] += fabs(x); }
+    }
+    for (int k = 0; k < K; k++) {
+        for (int j = 0; j < N; j++) { double x = B.at(k, j); be[k] += x; bw[k] += (j + 1) * x; ba[k] += fabs(x); }
+    }
+    double bias_sum = 0.0, bias_wsum = 0.0, bias_abs = 0.0;
+    for (int j = 0; g.bias && j < N; j++) { bias_sum += g.bias[j]; bias_wsum += (j + 1.0) * g.bias[j]; bias_abs += fabs(g.bias[j]); }
+    AbftChecksums* col = (AbftChecksums*)calloc_check((size_t)(M + N) * sizeof(AbftChecksums), "abft checksums");
+    AbftChecksums* row = col + N;
+    for (int j = 0; j < N; j++) {
+        double bj = g.bias ? g.bias[j] : 0.0;
+        double p = 0.0, w = 0.0, a = 0.0;
+        for (int k = 0; k < K; k++) { double x = B.at(k, j); p += ae[k] * x; w += aw[k] * x; a += aa[k] * fabs(x); }
+        col[j] = {alpha * p + M * bj, alpha * w + 0.5 * M * (M + 1.0) * bj, fabs(alpha) * a + M * fabs(bj)};
+    }
+    for (int i = 0; i < M; i++) {
+        double p = 0.0, w = 0.0, a = 0.0;
+        for (int k = 0; k < K; k++) { double x = A.at(i, k); p += x * be[k]; w += x * bw[k]; a += fabs(x) * ba[k]; }
+        row[i] = {alpha * p + bias_sum, alpha * w + bias_wsum, fabs(alpha) * a + bias_abs};
+    }
+    free(enc);
+    // the lines of C, extreme elements set apart
+    AbftLine* cols = (AbftLine*)malloc_check((size_t)(M + N) * sizeof(AbftLine), "abft lines");
+    AbftLine* rows = cols + N;
+    for (int j = 0; j < N; j++) { abft_line_init(&cols[j]); }
+    for (int i = 0; i < M; i++) {
+        abft_line_init(&rows[i]);
+        for (int j = 0; j < N; j++) {
+            float x = C.at(i, j);
+            abft_line_add(&cols[j], i, x, cfg.extreme);
+            abft_line_add(&rows[i], j, x, cfg.extreme);
+        }
+    }
+    // judge every column; if each bad column holds one bad element, rebuild them all; else rows
+    int pattern = -1;
+    for (int by_rows = 0; by_rows < 2 && pattern < 0; by_rows++) {
+        const int lines = by_rows ? M : N, len = by_rows ? N : M;
+        AbftVerdict* verdicts = (AbftVerdict*)malloc_check((size_t)lines * sizeof(AbftVerdict), "abft verdicts");
+        bool fixable = true;
+        for (int l = 0; l < lines && fixable; l++) {
+            const AbftChecksums& c = by_rows ? row[l] : col[l];
+            verdicts[l] = abft_judge(by_rows ? rows[l] : cols[l], c.plain, c.weighted,
+                                     abft_tolerance(cfg.tau, K, len, (float)c.bound), len);
+            fixable = verdicts[l].kind != LINE_UNFIXABLE;
+        }
+        if (fixable) {
+            long fixed = 0;
+            int first_i = -1, first_j = -1;
+            bool same_row = true, same_col = true;
+            for (int l = 0; l < lines; l++) {
+                if (verdicts[l].kind != LINE_FIXABLE) { continue; }
+                int i = by_rows ? l : verdicts[l].index, j = by_rows ? verdicts[l].index : l;
+                float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
+                *x = abft_apply(verdicts[l], *x);
+                if (fixed == 0) { first_i = i; first_j = j; }
+                same_row &= (i == first_i);
+                same_col &= (j == first_j);
+                fixed++;
+            }
+            *n_fixed = fixed;
+            pattern = fixed <= 1 ? FIX_0D : same_row ? FIX_ROW : same_col ? FIX_COL : FIX_SCATTERED;
+        }
+        free(verdicts);
+    }
+    free(cols);
+    free(col);
+    return pattern;
+}
+
+// ----------------------------------------------------------------------------
+// verification of one GEMM execution, and the protected GEMM itself
+
+static double abft_now() {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+inline float* abft_scratch(Abft* abft, size_t floats) {
+    if (floats > abft->work_floats) {
+        free(abft->work);
+        abft->work = (float*)malloc_check(floats * sizeof(float), "abft scratch");
+        abft->work_floats = floats;
+    }
+    return abft->work;
+}
+
+// Checks every batch entry of C; repairs what the checksums can. Returns false when an entry is
+// beyond repair (the caller recomputes).
+inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
+    const double t0 = abft_now();
+    const int chunk = 64; // columns per work item
+    const int kchunks = (g.K + chunk - 1) / chunk, nchunks = (g.N + chunk - 1) / chunk;
+    float* work = abft_scratch(abft, (size_t)g.batch * (2 * g.K + 4 * g.N + 1));
+    float* ue = work;                                       // (batch, K) e·A
+    float* ua = work + (size_t)g.batch * g.K;               // (batch, K) e·|A|
+    float* scratch = work + (size_t)g.batch * 2 * g.K;      // (batch, 4N)
+    float* bad = scratch + (size_t)g.batch * 4 * g.N;       // (batch) 1 when the entry failed
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < g.batch; b++) {
+        for (int c = 0; c < kchunks; c++) {
+            int k1 = (c + 1) * chunk < g.K ? (c + 1) * chunk : g.K;
+            abft_colsums(abft_entry(g.A, g.strideA, b), g.M, c * chunk, k1, nullptr, nullptr,
+                         ue + (size_t)b * g.K, ua + (size_t)b * g.K);
+        }
+    }
+    for (int b = 0; b < g.batch; b++) { bad[b] = 0.0f; }
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < g.batch; b++) {
+        for (int c = 0; c < nchunks; c++) {
+            int j1 = (c + 1) * chunk < g.N ? (c + 1) * chunk : g.N;
+            if (!abft_check_columns(abft->cfg, g, b, c * chunk, j1, ue + (size_t)b * g.K, ua + (size_t)b * g.K,
+                                    scratch + (size_t)b * 4 * g.N)) {
+                bad[b] = 1.0f; // benign race: every writer stores the same value
+            }
+        }
+    }
+    abft->n.checked[op]++;
+    bool repaired_all = true, detected = false;
+    for (int b = 0; b < g.batch; b++) {
+        if (bad[b] == 0.0f) { continue; }
+        detected = true;
+        long fixed = 0;
+        int pattern = abft_repair(abft->cfg, g, b, &fixed);
+        bool ok = pattern >= 0 && abft_check_columns(abft->cfg, g, b, 0, g.N, ue + (size_t)b * g.K,
+                                                     ua + (size_t)b * g.K, scratch + (size_t)b * 4 * g.N);
+        if (ok) { abft->n.corrected[op][pattern]++; }
+        repaired_all &= ok;
+        if (abft->cfg.verbose) {
+            if (ok) {
+                printf("abft: step %d layer %d %s: fault detected in batch entry %d, corrected %ld element%s (%s pattern)\n",
+                       abft->step, layer, abft_op_names[op], b, fixed, fixed == 1 ? "" : "s", abft_fix_names[pattern]);
+            } else {
+                printf("abft: step %d layer %d %s: fault detected in batch entry %d, beyond the checksums (2-D or bad operands)\n",
+                       abft->step, layer, abft_op_names[op], b);
+            }
+        }
+    }
+    if (detected) { abft->n.detected[op]++; }
+    abft->n.seconds[op] += abft_now() - t0;
+    return repaired_all;
+}
+
+typedef void (*AbftGemmFn)(const AbftGemm& g);
+
+// One protected GEMM: compute, (inject a fault), verify, repair from checksums, and recompute
+// once when the checksums cannot repair. Returns false when even the recomputed output is
+// faulty: its inputs must be bad, and the caller climbs the ladder (layer, then step).
+inline bool abft_gemm(Abft* abft, AbftGemmFn gemm, const AbftGemm& g, int op, int layer) {
+    gemm(g);
+    abft_inject(abft, g, op, layer);
+    if (!abft->cfg.enabled || abft_verify(abft, g, op, layer)) { return true; }
+    abft->n.recomputed_op[op]++;
+    if (abft->cfg.verbose) { printf("abft: step %d layer %d %s: recomputing the GEMM\n", abft->step, layer, abft_op_names[op]); }
+    gemm(g);
+    abft_inject(abft, g, op, layer);
+    return abft_verify(abft, g, op, layer);
+}
+
+#endif // !__CUDA_ARCH__

@@ -1,0 +1,445 @@
+// test_gpt2.cpp: the CPU trainer against the PyTorch reference, and the ATTNChecker fault suite.
+//
+//   make test_gpt2 && ./test_gpt2 [-python /usr/bin/python3] [-seed N] [-quick 1]
+//
+// 1. Reference checks. For several configs, including odd ones (T not a multiple of 4, NH not
+//    a power of two, B=1, V not a multiple of 128) and one drawn at random at test time,
+//    scripts/train_gpt2.py writes a model, the logits, loss and every gradient of one batch,
+//    and the losses of 10 AdamW steps, computed in float64. This program loads the same model
+//    and checks its fp32 results against them. Fault-free runs must raise zero ABFT alarms,
+//    and ABFT on and off must give bit-identical losses (checking never changes the maths).
+// 2. Fault suite. Every protected GEMM (12) x every fault type (5) x every pattern (0-D, row,
+//    column, 2-D): with ABFT on the fault is detected and repaired (2-D by recomputation), and
+//    the loss, every gradient and the losses of the next 5 steps equal the fault-free run's;
+//    with ABFT off the same fault visibly harms training. Then the upper rungs of the ladder
+//    (layer recompute, step redo) and a fault that persists.
+//
+// Prints one line per check and ends with "N passed, M failed"; exits non-zero on failure.
+#define TESTING
+#include "train_gpt2.cpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+// ----------------------------------------------------------------------------
+// checks
+
+static int g_passed = 0, g_failed = 0;
+
+static bool check(bool ok, const char* fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    printf("%s ", ok ? "PASS" : "FAIL");
+    vprintf(fmt, args);
+    printf("\n");
+    va_end(args);
+    (ok ? g_passed : g_failed)++;
+    fflush(stdout);
+    return ok;
+}
+
+// max |a - b| / max |b|: the error of a tensor relative to its own scale, so that elements
+// near zero (whose relative error means nothing in fp32) do not dominate
+static double scaled_error(const float* a, const float* b, size_t n) {
+    double maxdiff = 0.0, maxref = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= maxdiff)) { maxdiff = d; } // NaN propagates
+        maxref = fmax(maxref, fabs((double)b[i]));
+    }
+    return maxref > 0.0 ? maxdiff / maxref : maxdiff;
+}
+
+// ----------------------------------------------------------------------------
+// the PyTorch reference
+
+struct TestConfig {
+    int L, NH, C, maxT, V, B, T;
+    int seed;
+    std::string why;
+};
+
+// lr and weight decay of the 10 reference steps: large enough that the loss moves visibly
+static const float TEST_LR = 1e-3f, TEST_WD = 0.01f;
+static const int TEST_STEPS = 10;
+
+static std::string g_python = "/usr/bin/python3";
+static std::string g_tmp;
+
+static std::string run_reference(const TestConfig& c, const char* name) {
+    std::string dir = g_tmp + "/" + name;
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "%s scripts/train_gpt2.py --out %s --init noisy --layers %d --heads %d --channels %d --max-seq-len %d "
+             "--vocab %d --batch %d --seq %d --seed %d --steps %d --lr %g --weight-decay %g > %s.log 2>&1",
+             g_python.c_str(), dir.c_str(), c.L, c.NH, c.C, c.maxT, c.V, c.B, c.T, c.seed, TEST_STEPS, TEST_LR, TEST_WD,
+             dir.c_str());
+    if (system(cmd) != 0) {
+        std::string log = dir + ".log";
+        die(log.c_str(), "the reference needs PyTorch: apt-get install python3-torch, or pass -python PATH",
+            "scripts/train_gpt2.py failed for config %s", name);
+    }
+    return dir;
+}
+
+struct DebugState {
+    int B, T;
+    std::vector<int> x, y;
+    std::vector<float> logits; // (B, T, V)
+    float loss;
+    std::vector<float> grads;  // every parameter, in model order
+};
+
+static DebugState read_debug_state(const std::string& dir, const GPT2& model) {
+    std::string path = dir + "/debug_state.bin";
+    FILE* f = fopen_check(path.c_str(), "rb", "run scripts/train_gpt2.py");
+    int header[HEADER_INTS];
+    read_header_check(f, path.c_str(), header, 20240327, "debug state");
+    DebugState s;
+    s.B = header[2];
+    s.T = header[3];
+    const size_t BT = (size_t)s.B * s.T;
+    s.x.resize(BT);
+    s.y.resize(BT);
+    s.logits.resize(BT * model.config.vocab_size);
+    s.grads.resize(model.num_parameters);
+    fread_check(s.x.data(), sizeof(int), BT, f, path.c_str());
+    fread_check(s.y.data(), sizeof(int), BT, f, path.c_str());
+    fread_check(s.logits.data(), sizeof(float), s.logits.size(), f, path.c_str());
+    fread_check(&s.loss, sizeof(float), 1, f, path.c_str());
+    fread_check(s.grads.data(), sizeof(float), s.grads.size(), f, path.c_str());
+    fclose_check(f, path.c_str());
+    return s;
+}
+
+static std::vector<double> read_losses(const std::string& dir) {
+    std::string path = dir + "/losses.txt";
+    FILE* f = fopen_check(path.c_str(), "r", "run scripts/train_gpt2.py");
+    std::vector<double> losses;
+    char line[512];
+    while (fgets(line, sizeof(line), f) != nullptr) {
+        if (line[0] != '#') { losses.push_back(atof(line)); }
+    }
+    fclose_check(f, path.c_str());
+    return losses;
+}
+
+static const char* const param_names[NUM_PARAMETER_TENSORS] = {
+    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb",
+    "ln2w", "ln2b", "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb"};
+
+static void load_model(GPT2* model, const std::string& dir, int B, int T) {
+    gpt2_build_from_checkpoint(model, (dir + "/model.bin").c_str());
+    model->abft.cfg.verbose = false;
+    gpt2_allocate_activations(model, B, T);
+}
+
+// ----------------------------------------------------------------------------
+// 1. reference checks
+
+// Tolerances, against a float64 reference, so that they measure our fp32 arithmetic alone.
+// fp32 carries 24 bits (u = 6e-8); the longest reductions here are 4C = 256 terms in the MLP
+// and Vp = 384 in the classifier, through up to 3 layers and a layernorm that divides by a
+// standard deviation. Measured: logits ≤ 4.5e-7, loss ≤ 1 ulp, gradients ≤ 9e-7 (their
+// reductions run over B·T too and their small entries cancel). The bounds leave a ~10x margin
+// and stay orders of magnitude below what a real bug (a wrong index, a missed term) causes.
+static const double TOL_LOGITS = 5e-6;  // max |diff| / max |logit|
+static const double TOL_LOSS = 1e-6;    // relative
+static const double TOL_GRAD = 1e-5;    // max |diff| / max |grad| per tensor
+// After 10 AdamW steps at lr 1e-3 the fp32 run drifts from the float64 one: Adam divides by
+// sqrt(v), so coordinates with tiny gradients amplify rounding. Measured ≤ 1.5e-7 relative;
+// a wrong update rule (or a missing bias correction) moves the losses by ~1e-2.
+static const double TOL_TRAJECTORY = 2e-6;
+
+static void test_reference(const TestConfig& c, const char* name) {
+    printf("\nconfig %s: L=%d NH=%d C=%d maxT=%d V=%d B=%d T=%d seed=%d (%s)\n", name, c.L, c.NH, c.C, c.maxT, c.V,
+           c.B, c.T, c.seed, c.why.c_str());
+    std::string dir = run_reference(c, name);
+    GPT2 model;
+    load_model(&model, dir, c.B, c.T);
+    DebugState s = read_debug_state(dir, model);
+    std::vector<double> ref_losses = read_losses(dir);
+    const int V = c.V, Vp = model.config.padded_vocab_size;
+
+    gpt2_forward_backward(&model, s.x.data(), s.y.data());
+    std::vector<float> logits((size_t)c.B * c.T * V);
+    for (size_t bt = 0; bt < (size_t)c.B * c.T; bt++) {
+        memcpy(&logits[bt * V], model.acts.logits + bt * Vp, V * sizeof(float));
+    }
+    double e = scaled_error(logits.data(), s.logits.data(), logits.size());
+    check(e <= TOL_LOGITS, "%s logits: scaled error %.2e (tol %.0e)", name, e, TOL_LOGITS);
+    e = fabs(model.mean_loss - s.loss) / fabs(s.loss);
+    check(e <= TOL_LOSS, "%s loss: %.7f vs %.7f, rel error %.2e (tol %.0e)", name, model.mean_loss, s.loss, e, TOL_LOSS);
+    double worst = 0.0;
+    const char* worst_name = "";
+    bool all_ok = true;
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        e = scaled_error(model.grads_memory + offset, s.grads.data() + offset, model.param_sizes[i]);
+        if (!(e <= TOL_GRAD)) { all_ok = false; printf("  gradient %s: scaled error %.2e\n", param_names[i], e); }
+        if (!(e <= worst)) { worst = e; worst_name = param_names[i]; }
+        offset += model.param_sizes[i];
+    }
+    check(all_ok, "%s gradients of all 16 tensors: worst scaled error %.2e in %s (tol %.0e)", name, worst, worst_name, TOL_GRAD);
+
+    // 10 steps on the same batch, with ABFT off and on: identical, and equal to the reference
+    std::vector<float> params0(model.params_memory, model.params_memory + model.num_parameters);
+    std::vector<float> losses[2];
+    for (int on = 0; on < 2; on++) {
+        memcpy(model.params_memory, params0.data(), params0.size() * sizeof(float));
+        free(model.m_memory); free(model.v_memory);
+        model.m_memory = model.v_memory = nullptr;
+        model.abft.cfg.enabled = on;
+        abft_init(&model.abft);
+        for (int step = 0; step < TEST_STEPS; step++) {
+            model.abft.step = step;
+            gpt2_forward_backward(&model, s.x.data(), s.y.data());
+            losses[on].push_back(model.mean_loss);
+            gpt2_update(&model, TEST_LR, 0.9f, 0.999f, 1e-8f, TEST_WD, step + 1);
+        }
+    }
+    worst = 0.0;
+    for (int step = 0; step < TEST_STEPS && step < (int)ref_losses.size(); step++) {
+        worst = fmax(worst, fabs(losses[1][step] - ref_losses[step]) / fabs(ref_losses[step]));
+    }
+    check((int)ref_losses.size() == TEST_STEPS && worst <= TOL_TRAJECTORY,
+          "%s 10 AdamW steps: loss %.6f -> %.6f (reference %.6f -> %.6f), worst rel error %.2e (tol %.0e)", name,
+          losses[1][0], losses[1][TEST_STEPS - 1], ref_losses[0], ref_losses[TEST_STEPS - 1], worst, TOL_TRAJECTORY);
+    check(losses[0] == losses[1], "%s ABFT on and off give bit-identical losses", name);
+    long alarms = abft_total_detected(model.abft.n);
+    long checked = 0;
+    for (long n : model.abft.n.checked) { checked += n; }
+    check(alarms == 0 && checked == (long)TEST_STEPS * c.L * ABFT_NUM_OPS,
+          "%s fault-free: %ld GEMM outputs checked, %ld alarms", name, checked, alarms);
+    gpt2_free(&model);
+}
+
+// ----------------------------------------------------------------------------
+// 2. the fault suite
+
+static const int FAULT_STEPS = 6; // the faulty step and the 5 after it
+
+struct Run {
+    std::vector<float> losses;  // (FAULT_STEPS)
+    std::vector<float> grads0;  // every gradient of the faulty step
+    std::vector<float> params;  // every parameter after the last step
+    AbftCounters n;
+};
+
+// FAULT_STEPS training steps from params0 on the batch of s, the fault (if any) at step 0.
+static Run train_run(GPT2* model, const std::vector<float>& params0, const DebugState& s, bool abft_on,
+                     const AbftFaultSpec& fault) {
+    memcpy(model->params_memory, params0.data(), params0.size() * sizeof(float));
+    free(model->m_memory); free(model->v_memory);
+    model->m_memory = model->v_memory = nullptr;
+    model->abft.cfg.enabled = abft_on;
+    model->abft.fault = fault;
+    abft_init(&model->abft);
+    Run r;
+    for (int step = 0; step < FAULT_STEPS; step++) {
+        model->abft.step = step;
+        gpt2_forward_backward(model, s.x.data(), s.y.data());
+        r.losses.push_back(model->mean_loss);
+        if (step == 0) { r.grads0.assign(model->grads_memory, model->grads_memory + model->num_parameters); }
+        gpt2_update(model, TEST_LR, 0.9f, 0.999f, 1e-8f, TEST_WD, step + 1);
+    }
+    r.params.assign(model->params_memory, model->params_memory + model->num_parameters);
+    r.n = model->abft.n;
+    return r;
+}
+
+static bool all_finite(const std::vector<float>& v) {
+    for (float x : v) { if (!std::isfinite(x)) { return false; } }
+    return true;
+}
+
+static double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    double worst = 0.0;
+    for (size_t i = 0; i < a.size(); i++) {
+        double d = fabs((double)a[i] - b[i]) / fabs((double)b[i]);
+        if (!(d <= worst)) { worst = d; }
+    }
+    return worst;
+}
+
+// How far a repaired run may stray from the fault-free one. A rebuilt element is
+// checksum − Σ(other elements) in fp64, so it differs from the fault-free value by about the
+// fp32 rounding of the GEMM. Measured: loss and gradient deviations ≤ 3e-7 (bound 2e-6).
+// Parameters after 6 AdamW steps deviate up to 1.4e-5 scaled, because Adam divides by
+// sqrt(v) and so amplifies tiny changes in tiny gradients (bound 1e-4). An unrepaired fault
+// moved the parameters by ≥ 1.6e-3, or made them non-finite: 16x above the bound.
+static const double TOL_REPAIRED_OUT = 2e-6;    // losses (relative) and gradients (scaled)
+static const double TOL_REPAIRED_PARAMS = 1e-4; // parameters after the run (scaled)
+
+// The outcome of one fault case as one short word for the table; details go to the log.
+static const char* fault_case(GPT2* model, const std::vector<float>& params0, const DebugState& s, const Run& clean,
+                              int op, int type, int pattern, int layer) {
+    AbftFaultSpec f;
+    f.active = true;
+    f.op = op; f.layer = layer; f.step = 0; f.type = type; f.pattern = pattern; f.seed = 1 + op * 31 + type * 7 + pattern;
+    Run on = train_run(model, params0, s, true, f);
+    Run off = train_run(model, params0, s, false, f);
+    // ABFT on: detected once, repaired the expected way, and nothing else raised
+    const int expect_fix[] = {FIX_0D, FIX_ROW, FIX_COL};
+    bool repaired = pattern == PATTERN_2D ? on.n.recomputed_op[op] == 1 && abft_total_corrected(on.n) == 0
+                                          : on.n.corrected[op][expect_fix[pattern]] == 1 && on.n.recomputed_op[op] == 0;
+    bool detected = on.n.injected == 1 && on.n.detected[op] == 1 && abft_total_detected(on.n) == 1;
+    double loss_err = max_rel_diff(on.losses, clean.losses);
+    double grad_err = scaled_error(on.grads0.data(), clean.grads0.data(), clean.grads0.size());
+    double param_err = scaled_error(on.params.data(), clean.params.data(), clean.params.size());
+    bool same = loss_err <= TOL_REPAIRED_OUT && grad_err <= TOL_REPAIRED_OUT && param_err <= TOL_REPAIRED_PARAMS;
+    // ABFT off: the same fault really harms training
+    double off_err = scaled_error(off.params.data(), clean.params.data(), clean.params.size());
+    bool harmful = !all_finite(off.losses) || !all_finite(off.params) || off_err > TOL_REPAIRED_PARAMS ||
+                   max_rel_diff(off.losses, clean.losses) > TOL_REPAIRED_OUT;
+    bool ok = detected && repaired && same && harmful;
+    check(ok, "fault %-7s %-7s %-3s layer %d: detected %d, repaired %d (loss %.1e, grads %.1e, params %.1e); "
+              "abft off: %s (%.1e)",
+          abft_op_names[op], abft_fault_type_names[type], abft_pattern_names[pattern], layer, detected, repaired,
+          loss_err, grad_err, param_err, !all_finite(off.losses) || !all_finite(off.params) ? "non-finite" : "diverged", off_err);
+    if (!ok) { return "FAIL"; }
+    return pattern == PATTERN_2D ? "rcmp" : "fix";
+}
+
+// A single scripted fault higher up the ladder: `count` executions of op are hit (2-D, so
+// every hit needs a recomputation).
+static void ladder_case(GPT2* model, const std::vector<float>& params0, const DebugState& s, const Run& clean,
+                        int op, int count, long want_layers, long want_steps, const char* what) {
+    AbftFaultSpec f;
+    f.active = true;
+    f.op = op; f.layer = 0; f.step = 0; f.type = FAULT_INF; f.pattern = PATTERN_2D; f.count = count;
+    Run on = train_run(model, params0, s, true, f);
+    bool same = max_rel_diff(on.losses, clean.losses) <= TOL_REPAIRED_OUT &&
+                scaled_error(on.params.data(), clean.params.data(), clean.params.size()) <= TOL_REPAIRED_PARAMS;
+    check(same && on.n.recomputed_layer == want_layers && on.n.redone_step == want_steps && on.n.injected == count,
+          "ladder: %s (%s hit %d times): %ld layer recomputes, %ld step redos, training unchanged %d", what,
+          abft_op_names[op], count, on.n.recomputed_layer, on.n.redone_step, same);
+}
+
+// A fault that never goes away is not transient: the trainer must stop with a clear message.
+// Run in a fresh process (this program re-executed with -persistent DIR): a forked copy of
+// a process that has used OpenMP cannot start new threads.
+static void persistent_fault_run(const std::string& dir) {
+    GPT2 model;
+    gpt2_build_from_checkpoint(&model, (dir + "/model.bin").c_str());
+    DebugState s = read_debug_state(dir, model);
+    gpt2_allocate_activations(&model, s.B, s.T);
+    std::vector<float> params0(model.params_memory, model.params_memory + model.num_parameters);
+    AbftFaultSpec f;
+    f.active = true;
+    f.op = OP_QKV; f.layer = 0; f.step = 0; f.type = FAULT_NAN; f.pattern = PATTERN_2D; f.count = 1000;
+    train_run(&model, params0, s, true, f);
+    exit(0); // not reached: the trainer stops first
+}
+
+static void persistent_fault_case(const std::string& dir) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) { check(false, "ladder: cannot find this program to re-execute it"); return; }
+    self[n] = '\0';
+    std::string log = dir + "/persistent.log";
+    std::string cmd = std::string(self) + " -persistent " + dir + " > " + log + " 2>&1";
+    int status = system(cmd.c_str());
+    FILE* f = fopen(log.c_str(), "r");
+    char text[4096] = "";
+    size_t len = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+    text[len] = '\0';
+    if (f) { fclose(f); }
+    bool message = strstr(text, "error: abft: step 0 still faulty after it was redone") != nullptr;
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 1 && message,
+          "ladder: a persistent fault stops the trainer with exit 1 and an error naming the step (exit %d)",
+          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+static void test_faults(const TestConfig& c) {
+    printf("\nfault suite: L=%d NH=%d C=%d V=%d B=%d T=%d, fault at step 0, %d steps compared\n", c.L, c.NH, c.C, c.V,
+           c.B, c.T, FAULT_STEPS);
+    std::string dir = run_reference(c, "faults");
+    GPT2 model;
+    load_model(&model, dir, c.B, c.T);
+    DebugState s = read_debug_state(dir, model);
+    std::vector<float> params0(model.params_memory, model.params_memory + model.num_parameters);
+    Run clean = train_run(&model, params0, s, true, AbftFaultSpec{});
+    check(abft_total_detected(clean.n) == 0, "fault suite: the fault-free run raises no alarm");
+    const char* table[ABFT_NUM_OPS][FAULT_NUM_TYPES][PATTERN_NUM];
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        for (int type = 0; type < FAULT_NUM_TYPES; type++) {
+            for (int pattern = 0; pattern < PATTERN_NUM; pattern++) {
+                int layer = (op + type + pattern) % c.L; // spread the cases over the layers
+                table[op][type][pattern] = fault_case(&model, params0, s, clean, op, type, pattern, layer);
+            }
+        }
+    }
+    ladder_case(&model, params0, s, clean, OP_QK, 2, 1, 0, "forward op faulty after its recompute -> layer recompute");
+    ladder_case(&model, params0, s, clean, OP_PV, 4, 1, 1, "forward op faulty after the layer recompute -> step redo");
+    ladder_case(&model, params0, s, clean, OP_QK_DK, 2, 0, 1, "backward op faulty after its recompute -> step redo");
+    persistent_fault_case(dir);
+
+    printf("\nfault table (fix: detected and rebuilt from checksums; rcmp: detected, recomputed; FAIL: see above)\n");
+    printf("%-8s", "op");
+    for (int type = 0; type < FAULT_NUM_TYPES; type++) { printf(" | %-19s", abft_fault_type_names[type]); }
+    printf("\n%-8s", "");
+    for (int type = 0; type < FAULT_NUM_TYPES; type++) { printf(" | %-4s %-4s %-4s %-4s", "0d", "row", "col", "2d"); }
+    printf("\n");
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        printf("%-8s", abft_op_names[op]);
+        for (int type = 0; type < FAULT_NUM_TYPES; type++) {
+            printf(" |");
+            for (int pattern = 0; pattern < PATTERN_NUM; pattern++) { printf(" %-4s", table[op][type][pattern]); }
+        }
+        printf("\n");
+    }
+    printf("every case also ran with ABFT off: the same fault made training non-finite or diverge.\n");
+    gpt2_free(&model);
+}
+
+// ----------------------------------------------------------------------------
+
+// A config drawn at test time, reproducible from the printed seed: small enough for 2 cores.
+static TestConfig random_config(uint64_t seed) {
+    uint64_t rng = seed;
+    auto pick = [&rng](int lo, int hi) { return lo + (int)(random_u32(&rng) % (uint32_t)(hi - lo + 1)); };
+    TestConfig c;
+    c.L = pick(1, 3);
+    c.NH = pick(1, 5);
+    c.C = c.NH * pick(2, 12);
+    c.T = pick(1, 24);
+    c.maxT = c.T + pick(0, 8);
+    c.V = pick(20, 400);
+    c.B = pick(1, 3);
+    c.seed = pick(0, 1000);
+    c.why = "drawn at test time with -seed " + std::to_string(seed);
+    return c;
+}
+
+int main(int argc, char** argv) {
+    uint64_t seed = (uint64_t)time(nullptr);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "-python") == 0) { g_python = argv[i + 1]; }
+        else if (strcmp(argv[i], "-seed") == 0) { seed = strtoull(argv[i + 1], nullptr, 10); }
+        else if (strcmp(argv[i], "-persistent") == 0) { persistent_fault_run(argv[i + 1]); }
+        else { die(argv[i], "flags: -python PATH, -seed N", "unknown flag"); }
+    }
+    char tmpl[] = "/tmp/test_gpt2_XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) { die("/tmp", "check that /tmp is writable", "cannot create a temporary directory"); }
+    g_tmp = tmpl;
+    printf("reference: %s scripts/train_gpt2.py (float64), files in %s; random config seed %llu\n", g_python.c_str(),
+           g_tmp.c_str(), (unsigned long long)seed);
+    const TestConfig configs[] = {
+        {2, 4, 64, 64, 256, 4, 32, 1, "plain shapes, V a multiple of 128"},
+        {2, 3, 48, 16, 101, 1, 7, 2, "odd: B=1, T=7, NH=3, V=101, T < maxT"},
+        {3, 5, 40, 13, 333, 3, 13, 3, "odd: NH=5, T=maxT=13, V=333"},
+    };
+    char name[32];
+    for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++) {
+        snprintf(name, sizeof(name), "config%zu", i);
+        test_reference(configs[i], name);
+    }
+    test_reference(random_config(seed), "random");
+    test_faults(TestConfig{2, 3, 48, 16, 101, 2, 12, 7, "fault suite"});
+    system(("rm -rf " + g_tmp).c_str());
+    printf("\n%d passed, %d failed\n", g_passed, g_failed);
+    return g_failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,1114 @@
+// train_gpt2.cpp: GPT-2 training on the CPU with ATTNChecker inside the attention passes.
+//
+// The readable executable specification of the project: every layer's forward and backward
+// pass in plain loops (OpenMP), the matrix multiplications through one GEMM primitive
+// (OpenBLAS sgemm), AdamW, llm.c's file formats. The 4 forward and 8 backward GEMMs of every
+// attention layer run under ATTNChecker (abft.cuh): each output is checked against checksums
+// of its operands, faults are rebuilt in place, and what checksums cannot rebuild climbs a
+// ladder: recompute the GEMM, recompute the layer, redo the step. No step is ever lost.
+//
+//   make train_gpt2 && ./train_gpt2 -h
+//
+// Parameter gradients are written, not accumulated (no zeroing pass); the one exception is
+// wte, written by the LM head and then added to by the embedding backward.
+#include <cblas.h>
+#include <omp.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "abft.cuh"
+#include "llmc/dataloader.h"
+#include "llmc/rand.h"
+#include "llmc/tokenizer.h"
+#include "llmc/utils.h"
+
+// ----------------------------------------------------------------------------
+// the GEMM primitive: C[b] = alpha · A[b] · B[b] + bias, every matmul of the model goes here
+
+static MatView row_major(const float* p, long ld) { return MatView{p, ld, 1}; }
+// the transpose of a row-major matrix with leading dimension ld
+static MatView transposed(const float* p, long ld) { return MatView{p, 1, ld}; }
+
+static void gemm_one(const AbftGemm& g, int b) {
+    const MatView A = abft_entry(g.A, g.strideA, b), B = abft_entry(g.B, g.strideB, b);
+    float* C = g.C + b * g.strideC;
+    float beta = 0.0f;
+    if (g.bias != nullptr) { // start from the bias and accumulate: one pass over C
+        for (int i = 0; i < g.M; i++) { memcpy(C + (long)i * g.ldc, g.bias, g.N * sizeof(float)); }
+        beta = 1.0f;
+    }
+    CBLAS_TRANSPOSE ta = A.cs == 1 ? CblasNoTrans : CblasTrans;
+    CBLAS_TRANSPOSE tb = B.cs == 1 ? CblasNoTrans : CblasTrans;
+    int lda = (int)(A.cs == 1 ? A.rs : A.cs), ldb = (int)(B.cs == 1 ? B.rs : B.cs);
+    cblas_sgemm(CblasRowMajor, ta, tb, g.M, g.N, g.K, g.alpha, A.p, lda, B.p, ldb, beta, C, (int)g.ldc);
+}
+
+static void gemm_cpu(const AbftGemm& g) {
+    if (g.batch == 1) { gemm_one(g, 0); return; } // OpenBLAS threads inside
+    #pragma omp parallel for schedule(static)
+    for (int b = 0; b < g.batch; b++) { gemm_one(g, b); } // one thread per entry
+}
+
+// A linear layer's GEMM: out (rows, OC) = inp (rows, IC) · weightᵀ + bias, weight (OC, IC).
+static AbftGemm linear_gemm(float* out, const float* inp, const float* weight, const float* bias,
+                            int rows, int IC, int OC) {
+    return AbftGemm{rows, OC, IC, 1, row_major(inp, IC), 0, transposed(weight, IC), 0, out, OC, 0, 1.0f, bias, false};
+}
+
+// dinp (rows, IC) = dout (rows, OC) · weight (OC, IC)
+static AbftGemm linear_dinp_gemm(float* dinp, const float* dout, const float* weight, int rows, int IC, int OC) {
+    return AbftGemm{rows, IC, OC, 1, row_major(dout, OC), 0, row_major(weight, IC), 0, dinp, IC, 0, 1.0f, nullptr, false};
+}
+
+// dweight (OC, IC) = doutᵀ (OC, rows) · inp (rows, IC)
+static AbftGemm linear_dweight_gemm(float* dweight, const float* dout, const float* inp, int rows, int IC, int OC) {
+    return AbftGemm{OC, IC, rows, 1, transposed(dout, OC), 0, row_major(inp, IC), 0, dweight, IC, 0, 1.0f, nullptr, false};
+}
+
+// ----------------------------------------------------------------------------
+// all the individual layers' forward and backward passes
+// B = batch, T = sequence length, C = channels, V = vocab, NH = heads, HS = head size
+
+static void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+    // out (B,T,C), inp (B,T) token ids, wte (V,C), wpe (maxT,C)
+    #pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            float* o = out + ((long)b * T + t) * C;
+            const float* te = wte + (long)inp[b * T + t] * C;
+            const float* pe = wpe + (long)t * C;
+            for (int i = 0; i < C; i++) { o[i] = te[i] + pe[i]; }
+        }
+    }
+}
+
+static void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C) {
+    // dwpe is written; dwte is added to (the LM head wrote it first)
+    #pragma omp parallel for
+    for (int t = 0; t < T; t++) {
+        float* dpe = dwpe + (long)t * C;
+        for (int i = 0; i < C; i++) { dpe[i] = 0.0f; }
+        for (int b = 0; b < B; b++) {
+            const float* d = dout + ((long)b * T + t) * C;
+            for (int i = 0; i < C; i++) { dpe[i] += d[i]; }
+        }
+    }
+    for (int bt = 0; bt < B * T; bt++) { // serial: two positions may hold the same token
+        float* dte = dwte + (long)inp[bt] * C;
+        const float* d = dout + (long)bt * C;
+        for (int i = 0; i < C; i++) { dte[i] += d[i]; }
+    }
+}
+
+static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                              const float* bias, int B, int T, int C) {
+    // out (B,T,C), mean and rstd (B,T) kept for the backward pass
+    const float eps = 1e-5f;
+    #pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        const float* x = inp + (long)bt * C;
+        float m = 0.0f;
+        for (int i = 0; i < C; i++) { m += x[i]; }
+        m /= C;
+        float v = 0.0f;
+        for (int i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
+        v /= C;
+        float s = 1.0f / sqrtf(v + eps);
+        float* o = out + (long)bt * C;
+        for (int i = 0; i < C; i++) { o[i] = (s * (x[i] - m)) * weight[i] + bias[i]; }
+        mean[bt] = m;
+        rstd[bt] = s;
+    }
+}
+
+static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                               const float* weight, const float* mean, const float* rstd, int B, int T, int C) {
+    // dinp is added to (the residual stream's gradient has two paths); dweight, dbias are written
+    #pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        const float* d = dout + (long)bt * C;
+        const float* x = inp + (long)bt * C;
+        float m = mean[bt], s = rstd[bt];
+        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float dnorm = weight[i] * d[i];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * (x[i] - m) * s;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        float* di = dinp + (long)bt * C;
+        for (int i = 0; i < C; i++) {
+            float norm = (x[i] - m) * s;
+            di[i] += (weight[i] * d[i] - dnorm_mean - norm * dnorm_norm_mean) * s;
+        }
+    }
+    #pragma omp parallel for
+    for (int i = 0; i < C; i++) {
+        float dw = 0.0f, db = 0.0f;
+        for (int bt = 0; bt < B * T; bt++) {
+            float d = dout[(long)bt * C + i];
+            dw += (inp[(long)bt * C + i] - mean[bt]) * rstd[bt] * d;
+            db += d;
+        }
+        dweight[i] = dw;
+        dbias[i] = db;
+    }
+}
+
+// dbias (OC) = Σ over rows of dout (rows, OC)
+static void bias_backward(float* dbias, const float* dout, int rows, int OC) {
+    #pragma omp parallel for
+    for (int o = 0; o < OC; o++) {
+        float s = 0.0f;
+        for (int r = 0; r < rows; r++) { s += dout[(long)r * OC + o]; }
+        dbias[o] = s;
+    }
+}
+
+static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int rows, int IC, int OC) {
+    gemm_cpu(linear_gemm(out, inp, weight, bias, rows, IC, OC));
+}
+
+static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                            const float* weight, int rows, int IC, int OC) {
+    gemm_cpu(linear_dinp_gemm(dinp, dout, weight, rows, IC, OC));
+    gemm_cpu(linear_dweight_gemm(dweight, dout, inp, rows, IC, OC));
+    if (dbias != nullptr) { bias_backward(dbias, dout, rows, OC); }
+}
+
+#define GELU_SCALING_FACTOR 0.7978845608028654f // sqrt(2/pi)
+
+static void gelu_forward(float* out, const float* inp, long N) {
+    #pragma omp parallel for
+    for (long i = 0; i < N; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x)));
+    }
+}
+
+static void gelu_backward(float* dinp, const float* inp, const float* dout, long N) {
+    #pragma omp parallel for
+    for (long i = 0; i < N; i++) {
+        float x = inp[i];
+        float u = GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x);
+        float th = tanhf(u);
+        float sech2 = 1.0f - th * th;
+        float local = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALING_FACTOR * (1.0f + 3.0f * 0.044715f * x * x);
+        dinp[i] = local * dout[i];
+    }
+}
+
+static void residual_forward(float* out, const float* a, const float* b, long N) {
+    #pragma omp parallel for
+    for (long i = 0; i < N; i++) { out[i] = a[i] + b[i]; }
+}
+
+// Both inputs of a residual add receive its output gradient (written, not accumulated).
+static void residual_backward(float* da, float* db, const float* dout, long N) {
+    #pragma omp parallel for
+    for (long i = 0; i < N; i++) { da[i] = dout[i]; db[i] = dout[i]; }
+}
+
+// ----------------------------------------------------------------------------
+// attention: the memory ops around the protected GEMMs
+
+// qkv (B,T,3,NH,HS) -> q, k, v (B,NH,T,HS) each, so that every head is a contiguous matrix
+static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS) {
+    const int C = NH * HS;
+    #pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                const float* src = qkv + ((long)b * T + t) * 3 * C + h * HS;
+                long dst = (((long)b * NH + h) * T + t) * HS;
+                for (int i = 0; i < HS; i++) {
+                    q[dst + i] = src[i];
+                    k[dst + i] = src[C + i];
+                    v[dst + i] = src[2 * C + i];
+                }
+            }
+        }
+    }
+}
+
+static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS) {
+    const int C = NH * HS;
+    #pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                float* dst = dqkv + ((long)b * T + t) * 3 * C + h * HS;
+                long src = (((long)b * NH + h) * T + t) * HS;
+                for (int i = 0; i < HS; i++) {
+                    dst[i] = dq[src + i];
+                    dst[C + i] = dk[src + i];
+                    dst[2 * C + i] = dv[src + i];
+                }
+            }
+        }
+    }
+}
+
+// y (B,NH,T,HS) -> out (B,T,C)
+static void unpermute_forward(float* out, const float* y, int B, int T, int NH, int HS) {
+    const int C = NH * HS;
+    #pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                const float* src = y + (((long)b * NH + h) * T + t) * HS;
+                float* dst = out + ((long)b * T + t) * C + h * HS;
+                for (int i = 0; i < HS; i++) { dst[i] = src[i]; }
+            }
+        }
+    }
+}
+
+static void unpermute_backward(float* dy, const float* dout, int B, int T, int NH, int HS) {
+    const int C = NH * HS;
+    #pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                float* dst = dy + (((long)b * NH + h) * T + t) * HS;
+                const float* src = dout + ((long)b * T + t) * C + h * HS;
+                for (int i = 0; i < HS; i++) { dst[i] = src[i]; }
+            }
+        }
+    }
+}
+
+// Causal softmax over each row of S (B,NH,T,T): P[i][j] for j <= i; zeros above the diagonal
+// so that the next GEMM (P·V) can run over whole rows.
+static void softmax_forward(float* att, const float* preatt, int B, int NH, int T) {
+    #pragma omp parallel for
+    for (long row = 0; row < (long)B * NH * T; row++) {
+        const int t = (int)(row % T);
+        const float* s = preatt + row * T;
+        float* p = att + row * T;
+        float maxval = -INFINITY;
+        for (int j = 0; j <= t; j++) { maxval = fmaxf(maxval, s[j]); }
+        float sum = 0.0f;
+        for (int j = 0; j <= t; j++) { p[j] = expf(s[j] - maxval); sum += p[j]; }
+        float inv = 1.0f / sum;
+        for (int j = 0; j <= t; j++) { p[j] *= inv; }
+        for (int j = t + 1; j < T; j++) { p[j] = 0.0f; }
+    }
+}
+
+// dS[i][j] = P[i][j] · (dP[i][j] − Σ_k P[i][k]·dP[i][k]) on and below the diagonal, 0 above.
+static void softmax_backward(float* dpreatt, const float* datt, const float* att, int B, int NH, int T) {
+    #pragma omp parallel for
+    for (long row = 0; row < (long)B * NH * T; row++) {
+        const int t = (int)(row % T);
+        const float* p = att + row * T;
+        const float* dp = datt + row * T;
+        float* ds = dpreatt + row * T;
+        float dot = 0.0f;
+        for (int j = 0; j <= t; j++) { dot += p[j] * dp[j]; }
+        for (int j = 0; j <= t; j++) { ds[j] = p[j] * (dp[j] - dot); }
+        for (int j = t + 1; j < T; j++) { ds[j] = 0.0f; }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the classifier: softmax over the V real tokens and cross-entropy, then its backward
+
+static void softmax_crossentropy_forward(float* probs, float* losses, const float* logits, const int* targets,
+                                         int B, int T, int V, int Vp) {
+    // probs (B,T,Vp), losses (B,T); the padded logits [V, Vp) take no part
+    #pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        const float* l = logits + (long)bt * Vp;
+        float* p = probs + (long)bt * Vp;
+        float maxval = -INFINITY;
+        for (int i = 0; i < V; i++) { maxval = fmaxf(maxval, l[i]); }
+        float sum = 0.0f;
+        for (int i = 0; i < V; i++) { p[i] = expf(l[i] - maxval); sum += p[i]; }
+        for (int i = 0; i < V; i++) { p[i] /= sum; }
+        for (int i = V; i < Vp; i++) { p[i] = 0.0f; }
+        if (targets != nullptr) { losses[bt] = -logf(p[targets[bt]]); }
+    }
+}
+
+static void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, int B, int T, int V, int Vp) {
+    // the loss is the mean over B·T positions
+    const float dloss = 1.0f / (B * T);
+    #pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        const float* p = probs + (long)bt * Vp;
+        float* d = dlogits + (long)bt * Vp;
+        for (int i = 0; i < V; i++) { d[i] = p[i] * dloss; }
+        for (int i = V; i < Vp; i++) { d[i] = 0.0f; }
+        d[targets[bt]] -= dloss;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the model: config, parameters (one buffer), activations (one buffer)
+
+struct GPT2Config {
+    int max_seq_len;        // maxT, e.g. 1024
+    int vocab_size;         // V, e.g. 50257
+    int padded_vocab_size;  // Vp, V rounded up to a multiple of 128
+    int num_layers;         // L
+    int num_heads;          // NH
+    int channels;           // C
+};
+
+constexpr int NUM_PARAMETER_TENSORS = 16;
+struct ParameterTensors {
+    float* wte;      // (Vp, C)
+    float* wpe;      // (maxT, C)
+    float* ln1w;     // (L, C)
+    float* ln1b;     // (L, C)
+    float* qkvw;     // (L, 3C, C)
+    float* qkvb;     // (L, 3C)
+    float* attprojw; // (L, C, C)
+    float* attprojb; // (L, C)
+    float* ln2w;     // (L, C)
+    float* ln2b;     // (L, C)
+    float* fcw;      // (L, 4C, C)
+    float* fcb;      // (L, 4C)
+    float* fcprojw;  // (L, C, 4C)
+    float* fcprojb;  // (L, C)
+    float* lnfw;     // (C)
+    float* lnfb;     // (C)
+};
+
+static void fill_in_parameter_sizes(size_t* sizes, const GPT2Config& cfg) {
+    const size_t Vp = cfg.padded_vocab_size, C = cfg.channels, maxT = cfg.max_seq_len, L = cfg.num_layers;
+    const size_t table[NUM_PARAMETER_TENSORS] = {
+        Vp * C, maxT * C, L * C, L * C, L * 3 * C * C, L * 3 * C, L * C * C, L * C,
+        L * C, L * C, L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C};
+    memcpy(sizes, table, sizeof(table));
+}
+
+// Points the tensors of a struct of float pointers into one buffer, in declaration order.
+template <typename Tensors, int N>
+static void point_tensors(Tensors* t, const size_t* sizes, float* memory) {
+    static_assert(sizeof(Tensors) == N * sizeof(float*), "a tensor struct holds only float pointers");
+    float** ptrs = reinterpret_cast<float**>(t);
+    for (int i = 0; i < N; i++) { ptrs[i] = memory; memory += sizes[i]; }
+}
+
+constexpr int NUM_ACTIVATION_TENSORS = 26;
+struct ActivationTensors {
+    float* encoded;   // (B, T, C)
+    float* ln1;       // (L, B, T, C)
+    float* ln1_mean;  // (L, B, T)
+    float* ln1_rstd;  // (L, B, T)
+    float* qkv;       // (L, B, T, 3C)   protected GEMM output
+    float* q;         // (L, B, NH, T, HS)
+    float* k;         // (L, B, NH, T, HS)
+    float* v;         // (L, B, NH, T, HS)
+    float* preatt;    // (L, B, NH, T, T) S, protected GEMM output
+    float* att;       // (L, B, NH, T, T) P
+    float* yh;        // (L, B, NH, T, HS) protected GEMM output
+    float* atty;      // (L, B, T, C)
+    float* attproj;   // (L, B, T, C)    protected GEMM output
+    float* residual2; // (L, B, T, C)
+    float* ln2;       // (L, B, T, C)
+    float* ln2_mean;  // (L, B, T)
+    float* ln2_rstd;  // (L, B, T)
+    float* fch;       // (L, B, T, 4C)
+    float* fch_gelu;  // (L, B, T, 4C)
+    float* fcproj;    // (L, B, T, C)
+    float* residual3; // (L, B, T, C)
+    float* lnf;       // (B, T, C)
+    float* lnf_mean;  // (B, T)
+    float* lnf_rstd;  // (B, T)
+    float* logits;    // (B, T, Vp)
+    float* probs;     // (B, T, Vp)
+};
+
+static void fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int B, int T) {
+    const size_t C = cfg.channels, NH = cfg.num_heads, L = cfg.num_layers, Vp = cfg.padded_vocab_size;
+    const size_t BT = (size_t)B * T, BTC = BT * C, att = (size_t)B * NH * T * T;
+    const size_t table[NUM_ACTIVATION_TENSORS] = {
+        BTC, L * BTC, L * BT, L * BT, L * BTC * 3, L * BTC, L * BTC, L * BTC, L * att, L * att, L * BTC,
+        L * BTC, L * BTC, L * BTC, L * BTC, L * BT, L * BT, L * BTC * 4, L * BTC * 4, L * BTC, L * BTC,
+        BTC, BT, BT, BT * Vp, BT * Vp};
+    memcpy(sizes, table, sizeof(table));
+}
+
+struct GPT2 {
+    GPT2Config config;
+    ParameterTensors params;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    float* params_memory;
+    size_t num_parameters;
+    ParameterTensors grads;
+    float* grads_memory;
+    float* m_memory; // AdamW first moments
+    float* v_memory; // AdamW second moments
+    int B, T;        // the batch shape the activations were laid out for
+    ActivationTensors acts;
+    size_t act_sizes[NUM_ACTIVATION_TENSORS];
+    float* acts_memory;
+    ActivationTensors grads_acts;
+    float* grads_acts_memory;
+    int* inputs;      // (B, T)
+    int* targets;     // (B, T)
+    float* losses;    // (B, T)
+    float mean_loss;  // -1 when the forward pass had no targets
+    Abft abft;
+};
+
+// ----------------------------------------------------------------------------
+// building a model: from an llm.c file, or a fresh GPT-2 init
+
+static void gpt2_allocate_parameters(GPT2* model) {
+    fill_in_parameter_sizes(model->param_sizes, model->config);
+    model->num_parameters = 0;
+    for (size_t s : model->param_sizes) { model->num_parameters += s; }
+    model->params_memory = (float*)malloc_check(model->num_parameters * sizeof(float), "parameters");
+    point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->params, model->param_sizes, model->params_memory);
+    model->grads_memory = nullptr;
+    model->m_memory = nullptr;
+    model->v_memory = nullptr;
+    model->acts_memory = nullptr;
+    model->grads_acts_memory = nullptr;
+    model->inputs = nullptr;
+    model->targets = nullptr;
+    model->losses = nullptr;
+    model->mean_loss = -1.0f;
+    model->B = model->T = 0;
+    abft_init(&model->abft);
+}
+
+static void check_config(const GPT2Config& c, const char* where) {
+    const char* hint = "regenerate the model file with scripts/train_gpt2.py";
+    if (c.max_seq_len < 1 || c.vocab_size < 1 || c.num_layers < 1 || c.num_heads < 1 || c.channels < 1) {
+        die(where, hint, "nonpositive size in the header (maxT %d, V %d, L %d, NH %d, C %d)",
+            c.max_seq_len, c.vocab_size, c.num_layers, c.num_heads, c.channels);
+    }
+    if (c.channels % c.num_heads != 0) { die(where, hint, "channels %d not divisible by heads %d", c.channels, c.num_heads); }
+    if (c.padded_vocab_size < c.vocab_size) { die(where, hint, "padded vocab %d < vocab %d", c.padded_vocab_size, c.vocab_size); }
+}
+
+static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
+    FILE* f = fopen_check(path, "rb", "give a model file written by scripts/train_gpt2.py or by this trainer");
+    int header[HEADER_INTS];
+    read_header_check(f, path, header, 20240326, "model");
+    if (header[1] != 3) {
+        die(path, header[1] == 5 ? "this trainer reads fp32 (version 3) model files" : "regenerate the model file",
+            "unsupported model file version %d, expected 3", header[1]);
+    }
+    model->config = GPT2Config{header[2], header[3], header[7], header[4], header[5], header[6]};
+    check_config(model->config, path);
+    gpt2_allocate_parameters(model);
+    long expected = (long)(HEADER_INTS * sizeof(int) + model->num_parameters * sizeof(float));
+    long size = file_size_check(f, path);
+    if (size != expected) {
+        die(path, "the file is truncated or was written for another config; regenerate it",
+            "model file is %ld bytes, its header implies %ld", size, expected);
+    }
+    fread_check(model->params_memory, sizeof(float), model->num_parameters, f, path);
+    fclose_check(f, path);
+}
+
+static void gpt2_write_model(const GPT2* model, const char* path) {
+    int header[HEADER_INTS] = {0};
+    const GPT2Config& c = model->config;
+    header[0] = 20240326; header[1] = 3; header[2] = c.max_seq_len; header[3] = c.vocab_size;
+    header[4] = c.num_layers; header[5] = c.num_heads; header[6] = c.channels; header[7] = c.padded_vocab_size;
+    FILE* f = fopen_check(path, "wb", "check that the output directory exists and is writable");
+    fwrite_check(header, sizeof(int), HEADER_INTS, f, path);
+    fwrite_check(model->params_memory, sizeof(float), model->num_parameters, f, path);
+    fclose_check(f, path);
+}
+
+// GPT-2's init: N(0, 0.02), residual projections scaled by 1/sqrt(2L), zero biases, unit LN.
+static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64_t seed) {
+    model->config = config;
+    model->config.padded_vocab_size = (config.vocab_size + 127) / 128 * 128;
+    check_config(model->config, "-e");
+    gpt2_allocate_parameters(model);
+    memset(model->params_memory, 0, model->num_parameters * sizeof(float));
+    const ParameterTensors& p = model->params;
+    const GPT2Config& c = model->config;
+    const long L = c.num_layers, C = c.channels;
+    const float residual_std = 0.02f / sqrtf(2.0f * L);
+    uint64_t rng = seed;
+    normal_fill(p.wte, (long)c.vocab_size * C, 0.0f, 0.02f, &rng); // padded rows stay zero
+    normal_fill(p.wpe, (long)c.max_seq_len * C, 0.0f, 0.02f, &rng);
+    normal_fill(p.qkvw, L * 3 * C * C, 0.0f, 0.02f, &rng);
+    normal_fill(p.attprojw, L * C * C, 0.0f, residual_std, &rng);
+    normal_fill(p.fcw, L * 4 * C * C, 0.0f, 0.02f, &rng);
+    normal_fill(p.fcprojw, L * 4 * C * C, 0.0f, residual_std, &rng);
+    for (long i = 0; i < L * C; i++) { p.ln1w[i] = 1.0f; p.ln2w[i] = 1.0f; }
+    for (long i = 0; i < C; i++) { p.lnfw[i] = 1.0f; }
+}
+
+// "dN" (GPT-2 shapes of depth N, e.g. d12 = 124M) or "L4C256H4" (optionally followed by "V1000T512").
+static bool parse_model_descriptor(const char* s, GPT2Config* c) {
+    *c = GPT2Config{1024, 50257, 0, 0, 0, 0};
+    int depth = 0, consumed = 0;
+    if (sscanf(s, "d%d%n", &depth, &consumed) == 1 && s[consumed] == '\0') {
+        const int presets[][3] = {{6, 384, 6}, {12, 768, 12}, {24, 1024, 16}, {36, 1280, 20}, {48, 1600, 25}};
+        for (const auto& pr : presets) {
+            if (pr[0] == depth) { c->num_layers = depth; c->channels = pr[1]; c->num_heads = pr[2]; return true; }
+        }
+        die("-e", "GPT-2 depths are d6, d12, d24, d36 and d48; or describe one as L4C256H4", "no preset of depth %d", depth);
+    }
+    if (sscanf(s, "L%dC%dH%d%n", &c->num_layers, &c->channels, &c->num_heads, &consumed) != 3) { return false; }
+    const char* rest = s + consumed;
+    while (*rest != '\0') {
+        int value = 0, n = 0;
+        char key = *rest;
+        if (sscanf(rest + 1, "%d%n", &value, &n) != 1) { return false; }
+        if (key == 'V') { c->vocab_size = value; } else if (key == 'T') { c->max_seq_len = value; } else { return false; }
+        rest += 1 + n;
+    }
+    return true;
+}
+
+// ----------------------------------------------------------------------------
+// activations and the forward pass
+
+static void gpt2_allocate_activations(GPT2* model, int B, int T) {
+    if (T > model->config.max_seq_len) {
+        die("-t", "use a sequence length no longer than the model's", "sequence length %d exceeds the model's maximum %d",
+            T, model->config.max_seq_len);
+    }
+    model->B = B;
+    model->T = T;
+    fill_in_activation_sizes(model->act_sizes, model->config, B, T);
+    size_t n = 0;
+    for (size_t s : model->act_sizes) { n += s; }
+    model->acts_memory = (float*)malloc_check(n * sizeof(float), "activations");
+    model->grads_acts_memory = (float*)malloc_check(n * sizeof(float), "activation gradients");
+    point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
+    point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->grads_acts, model->act_sizes, model->grads_acts_memory);
+    model->inputs = (int*)malloc_check((size_t)B * T * sizeof(int), "inputs");
+    model->targets = (int*)malloc_check((size_t)B * T * sizeof(int), "targets");
+    model->losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
+}
+
+// Pointers to one layer's slice of the activations (or of their gradients).
+struct LayerActs {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *q, *k, *v, *preatt, *att, *yh, *atty, *attproj, *residual2;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+};
+
+static LayerActs layer_acts(const ActivationTensors& a, const GPT2* model, int l) {
+    const long B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads;
+    const long BT = B * T, BTC = BT * C, att = B * NH * T * T;
+    return LayerActs{a.ln1 + l * BTC, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, a.qkv + l * 3 * BTC,
+                     a.q + l * BTC, a.k + l * BTC, a.v + l * BTC, a.preatt + l * att, a.att + l * att,
+                     a.yh + l * BTC, a.atty + l * BTC, a.attproj + l * BTC, a.residual2 + l * BTC,
+                     a.ln2 + l * BTC, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, a.fch + l * 4 * BTC,
+                     a.fch_gelu + l * 4 * BTC, a.fcproj + l * BTC, a.residual3 + l * BTC};
+}
+
+// Pointers to one layer's slice of the parameters (or of their gradients).
+struct LayerParams {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+};
+
+static LayerParams layer_params(const ParameterTensors& p, const GPT2Config& c, int l) {
+    const long C = c.channels;
+    return LayerParams{p.ln1w + l * C, p.ln1b + l * C, p.qkvw + l * 3 * C * C, p.qkvb + l * 3 * C,
+                       p.attprojw + l * C * C, p.attprojb + l * C, p.ln2w + l * C, p.ln2b + l * C,
+                       p.fcw + l * 4 * C * C, p.fcb + l * 4 * C, p.fcprojw + l * 4 * C * C, p.fcprojb + l * C};
+}
+
+// A batched attention GEMM over the B·NH heads: C[h] = alpha · A[h] · B[h], one matrix per head.
+static AbftGemm heads_gemm(int BNH, int M, int N, int K, MatView A, long sA, MatView Bm, long sB,
+                           float* out, long sC, float alpha, bool causal) {
+    return AbftGemm{M, N, K, BNH, A, sA, Bm, sB, out, N, sC, alpha, nullptr, causal};
+}
+
+// The attention half of a block, ln1 -> attproj: four protected GEMMs. False when a GEMM stays
+// faulty after recomputation (the caller recomputes the layer, then redoes the step).
+static bool attention_forward(GPT2* model, int l, const float* residual) {
+    const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
+    const LayerActs a = layer_acts(model->acts, model, l);
+    const LayerParams p = layer_params(model->params, model->config, l);
+    Abft* abft = &model->abft;
+    const long hd = (long)T * HS, tt = (long)T * T; // per-head matrix sizes
+    const float scale = 1.0f / sqrtf((float)HS);
+    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C);
+    if (!abft_gemm(abft, gemm_cpu, linear_gemm(a.qkv, a.ln1, p.qkvw, p.qkvb, B * T, C, 3 * C), OP_QKV, l)) { return false; }
+    permute_forward(a.q, a.k, a.v, a.qkv, B, T, NH, HS);
+    // S = Q·Kᵀ/√HS (T,T) per head
+    AbftGemm qk = heads_gemm(B * NH, T, T, HS, row_major(a.q, HS), hd, transposed(a.k, HS), hd, a.preatt, tt, scale, true);
+    if (!abft_gemm(abft, gemm_cpu, qk, OP_QK, l)) { return false; }
+    softmax_forward(a.att, a.preatt, B, NH, T);
+    // Y = P·V (T,HS) per head
+    AbftGemm pv = heads_gemm(B * NH, T, HS, T, row_major(a.att, T), tt, row_major(a.v, HS), hd, a.yh, hd, 1.0f, false);
+    if (!abft_gemm(abft, gemm_cpu, pv, OP_PV, l)) { return false; }
+    unpermute_forward(a.atty, a.yh, B, T, NH, HS);
+    return abft_gemm(abft, gemm_cpu, linear_gemm(a.attproj, a.atty, p.attprojw, p.attprojb, B * T, C, C), OP_PROJ, l);
+}
+
+static bool block_forward(GPT2* model, int l) {
+    const int B = model->B, T = model->T, C = model->config.channels;
+    const LayerActs a = layer_acts(model->acts, model, l);
+    const LayerParams p = layer_params(model->params, model->config, l);
+    const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
+    if (!attention_forward(model, l, residual)) { return false; }
+    residual_forward(a.residual2, residual, a.attproj, (long)B * T * C);
+    layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, B, T, C);
+    matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, B * T, C, 4 * C);
+    gelu_forward(a.fch_gelu, a.fch, (long)B * T * 4 * C);
+    matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, B * T, 4 * C, C);
+    residual_forward(a.residual3, a.residual2, a.fcproj, (long)B * T * C);
+    return true;
+}
+
+// Forward pass over inputs (B,T); with targets, also the losses and their mean. False when a
+// fault survived the layer's recomputation (the caller redoes the step).
+static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets) {
+    const GPT2Config& c = model->config;
+    const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, V = c.vocab_size, Vp = c.padded_vocab_size;
+    for (int i = 0; i < B * T; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V))) {
+            die("input tokens", "the data was tokenized for another vocabulary", "token out of range [0, %d) at position %d", V, i);
+        }
+    }
+    memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
+    if (targets != nullptr) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
+    encoder_forward(model->acts.encoded, inputs, model->params.wte, model->params.wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        if (block_forward(model, l)) { continue; }
+        model->abft.n.recomputed_layer++;
+        if (model->abft.cfg.verbose) { printf("abft: step %d layer %d: recomputing the layer\n", model->abft.step, l); }
+        if (!block_forward(model, l)) { return false; }
+    }
+    const ActivationTensors& a = model->acts;
+    const float* residual = layer_acts(a, model, L - 1).residual3;
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C);
+    matmul_forward(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
+    softmax_crossentropy_forward(a.probs, model->losses, a.logits, targets, B, T, V, Vp);
+    model->mean_loss = -1.0f;
+    if (targets != nullptr) {
+        double sum = 0.0;
+        for (int i = 0; i < B * T; i++) { sum += model->losses[i]; }
+        model->mean_loss = (float)(sum / (B * T));
+    }
+    return true;
+}
+
+// ----------------------------------------------------------------------------
+// the backward pass
+
+// The attention half of a block, backward: dattproj -> dln1, eight protected GEMMs.
+// dresidual is added to (through the layernorm), every other gradient is written.
+static bool attention_backward(GPT2* model, int l, const float* residual, float* dresidual) {
+    const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
+    const LayerActs a = layer_acts(model->acts, model, l);
+    const LayerActs d = layer_acts(model->grads_acts, model, l);
+    const LayerParams p = layer_params(model->params, model->config, l);
+    const LayerParams dp = layer_params(model->grads, model->config, l);
+    Abft* abft = &model->abft;
+    const long hd = (long)T * HS, tt = (long)T * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int BT = B * T;
+    // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
+    if (!abft_gemm(abft, gemm_cpu, linear_dinp_gemm(d.atty, d.attproj, p.attprojw, BT, C, C), OP_PROJ_DX, l)) { return false; }
+    if (!abft_gemm(abft, gemm_cpu, linear_dweight_gemm(dp.attprojw, d.attproj, a.atty, BT, C, C), OP_PROJ_DW, l)) { return false; }
+    bias_backward(dp.attprojb, d.attproj, BT, C);
+    unpermute_backward(d.yh, d.atty, B, T, NH, HS);
+    // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head
+    AbftGemm dpg = heads_gemm(B * NH, T, T, HS, row_major(d.yh, HS), hd, transposed(a.v, HS), hd, d.att, tt, 1.0f, true);
+    if (!abft_gemm(abft, gemm_cpu, dpg, OP_PV_DP, l)) { return false; }
+    AbftGemm dvg = heads_gemm(B * NH, T, HS, T, transposed(a.att, T), tt, row_major(d.yh, HS), hd, d.v, hd, 1.0f, false);
+    if (!abft_gemm(abft, gemm_cpu, dvg, OP_PV_DV, l)) { return false; }
+    softmax_backward(d.preatt, d.att, a.att, B, NH, T);
+    // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head
+    AbftGemm dqg = heads_gemm(B * NH, T, HS, T, row_major(d.preatt, T), tt, row_major(a.k, HS), hd, d.q, hd, scale, false);
+    if (!abft_gemm(abft, gemm_cpu, dqg, OP_QK_DQ, l)) { return false; }
+    AbftGemm dkg = heads_gemm(B * NH, T, HS, T, transposed(d.preatt, T), tt, row_major(a.q, HS), hd, d.k, hd, scale, false);
+    if (!abft_gemm(abft, gemm_cpu, dkg, OP_QK_DK, l)) { return false; }
+    permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS);
+    // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
+    if (!abft_gemm(abft, gemm_cpu, linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C), OP_QKV_DX, l)) { return false; }
+    if (!abft_gemm(abft, gemm_cpu, linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C), OP_QKV_DW, l)) { return false; }
+    bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
+    layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
+    return true;
+}
+
+static bool block_backward(GPT2* model, int l) {
+    const int B = model->B, T = model->T, C = model->config.channels;
+    const long BTC = (long)B * T * C;
+    const LayerActs a = layer_acts(model->acts, model, l);
+    const LayerActs d = layer_acts(model->grads_acts, model, l);
+    const LayerParams p = layer_params(model->params, model->config, l);
+    const LayerParams dp = layer_params(model->grads, model->config, l);
+    const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
+    float* dresidual = l == 0 ? model->grads_acts.encoded : layer_acts(model->grads_acts, model, l - 1).residual3;
+    residual_backward(d.residual2, d.fcproj, d.residual3, BTC);
+    matmul_backward(d.fch_gelu, dp.fcprojw, dp.fcprojb, d.fcproj, a.fch_gelu, p.fcprojw, B * T, 4 * C, C);
+    gelu_backward(d.fch, a.fch, d.fch_gelu, BTC * 4);
+    matmul_backward(d.ln2, dp.fcw, dp.fcb, d.fch, a.ln2, p.fcw, B * T, C, 4 * C);
+    layernorm_backward(d.residual2, dp.ln2w, dp.ln2b, d.ln2, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, B, T, C);
+    residual_backward(dresidual, d.attproj, d.residual2, BTC);
+    return attention_backward(model, l, residual, dresidual);
+}
+
+// Backward pass of the last forward pass (which must have had targets). False when a fault
+// survived a GEMM's recomputation (the caller redoes the step).
+static bool gpt2_backward(GPT2* model) {
+    const GPT2Config& c = model->config;
+    const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, V = c.vocab_size, Vp = c.padded_vocab_size;
+    if (model->grads_memory == nullptr) {
+        model->grads_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "gradients");
+        point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
+    }
+    const ActivationTensors& a = model->acts;
+    const ActivationTensors& d = model->grads_acts;
+    softmax_crossentropy_backward(d.logits, a.probs, model->targets, B, T, V, Vp);
+    matmul_backward(d.lnf, model->grads.wte, nullptr, d.logits, a.lnf, model->params.wte, B * T, C, Vp);
+    float* dresidual = layer_acts(d, model, L - 1).residual3;
+    memset(dresidual, 0, (size_t)B * T * C * sizeof(float)); // the layernorm adds into it
+    const float* residual = layer_acts(a, model, L - 1).residual3;
+    layernorm_backward(dresidual, model->grads.lnfw, model->grads.lnfb, d.lnf, residual, model->params.lnfw,
+                       a.lnf_mean, a.lnf_rstd, B, T, C);
+    for (int l = L - 1; l >= 0; l--) {
+        if (!block_backward(model, l)) { return false; }
+    }
+    encoder_backward(model->grads.wte, model->grads.wpe, d.encoded, model->inputs, B, T, C);
+    return true;
+}
+
+// One forward and backward pass under the top of the escalation ladder: a step whose fault
+// survived every lower rung is redone once from the pre-step state (the parameters are only
+// changed by the update that follows). A fault that survives that is not transient.
+static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {
+    for (int attempt = 0;; attempt++) {
+        if (gpt2_forward(model, inputs, targets) && gpt2_backward(model)) { return; }
+        if (attempt == 1) {
+            die("abft", "the inputs of a protected GEMM are themselves bad: the model has diverged or memory is failing",
+                "step %d still faulty after it was redone", model->abft.step);
+        }
+        model->abft.n.redone_step++;
+        if (model->abft.cfg.verbose) { printf("abft: step %d: redoing the step\n", model->abft.step); }
+    }
+}
+
+// AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group).
+static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+    if (model->m_memory == nullptr) {
+        model->m_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
+        model->v_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
+    }
+    const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+    #pragma omp parallel for
+    for (size_t i = 0; i < model->num_parameters; i++) {
+        float p = model->params_memory[i], g = model->grads_memory[i];
+        float m = beta1 * model->m_memory[i] + (1.0f - beta1) * g;
+        float v = beta2 * model->v_memory[i] + (1.0f - beta2) * g * g;
+        model->m_memory[i] = m;
+        model->v_memory[i] = v;
+        float mhat = m / bc1, vhat = v / bc2;
+        model->params_memory[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+    }
+}
+
+static void gpt2_free(GPT2* model) {
+    free(model->params_memory);
+    free(model->grads_memory);
+    free(model->m_memory);
+    free(model->v_memory);
+    free(model->acts_memory);
+    free(model->grads_acts_memory);
+    free(model->inputs);
+    free(model->targets);
+    free(model->losses);
+    abft_free(&model->abft);
+}
+
+// ----------------------------------------------------------------------------
+// ABFT report
+
+static void abft_print_summary(const Abft& abft, int steps) {
+    const AbftCounters& n = abft.n;
+    printf("abft summary over %d step%s (%s):\n", steps, steps == 1 ? "" : "s", abft.cfg.enabled ? "on" : "off");
+    printf("  %-8s %8s %8s %6s %6s %6s %6s %8s %10s\n", "op", "checked", "detected", "0d", "row", "col", "scat", "recomp", "ms/step");
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        printf("  %-8s %8ld %8ld %6ld %6ld %6ld %6ld %8ld %10.3f\n", abft_op_names[op], n.checked[op], n.detected[op],
+               n.corrected[op][FIX_0D], n.corrected[op][FIX_ROW], n.corrected[op][FIX_COL], n.corrected[op][FIX_SCATTERED],
+               n.recomputed_op[op], steps > 0 ? 1e3 * n.seconds[op] / steps : 0.0);
+    }
+    printf("  injected %ld, layers recomputed %ld, steps redone %ld\n", n.injected, n.recomputed_layer, n.redone_step);
+}
+
+#ifndef TESTING
+// ----------------------------------------------------------------------------
+// command line
+
+struct Options {
+    const char* train_pattern = "data/train_*.bin";
+    const char* val_pattern = "data/val_*.bin";
+    const char* model = "L4C256H4";
+    const char* tokenizer = "data/gpt2_tokenizer.bin";
+    const char* log_dir = nullptr;
+    const char* fault = nullptr;
+    int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
+    int abft = 1, abft_quiet = 0, bench = 0;
+    float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f;
+    long seed = 1337;
+};
+
+enum FlagKind { FLAG_INT, FLAG_LONG, FLAG_FLOAT, FLAG_STRING };
+struct Flag {
+    const char* name;
+    FlagKind kind;
+    void* target;
+    double lo, hi;
+    const char* help;
+};
+
+static void print_usage(const Flag* flags, int n) {
+    printf("usage: ./train_gpt2 [-flag value]...\n");
+    for (int i = 0; i < n; i++) { printf("  %-14s %s\n", flags[i].name, flags[i].help); }
+    printf("  %-14s %s\n", "-fi", "e.g. op=qk,layer=0,step=3,type=inf,pattern=row,seed=1[,count=2]; or rate=1e-4[,type=..]");
+    printf("                 ops: qkv qk pv proj proj_dx proj_dw pv_dp pv_dv qk_dq qk_dk qkv_dx qkv_dw\n");
+    printf("                 types: inf -inf nan nearinf bitflip; patterns: 0d row col 2d\n");
+}
+
+static void parse_flag_value(const Flag& f, const char* value) {
+    char* end = nullptr;
+    errno = 0;
+    if (f.kind == FLAG_STRING) { *(const char**)f.target = value; return; }
+    double x = f.kind == FLAG_FLOAT ? strtod(value, &end) : (double)strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || !(x >= f.lo && x <= f.hi)) {
+        char hint[128];
+        snprintf(hint, sizeof(hint), "%s; a %s in [%g, %g]", f.help, f.kind == FLAG_FLOAT ? "number" : "whole number", f.lo, f.hi);
+        die(f.name, hint, "bad value '%s'", value);
+    }
+    if (f.kind == FLAG_INT) { *(int*)f.target = (int)x; }
+    else if (f.kind == FLAG_LONG) { *(long*)f.target = (long)x; }
+    else { *(float*)f.target = (float)x; }
+}
+
+static Options parse_options(int argc, char** argv) {
+    static Options o;
+    const Flag flags[] = {
+        {"-i", FLAG_STRING, &o.train_pattern, 0, 0, "train token shards (glob)"},
+        {"-j", FLAG_STRING, &o.val_pattern, 0, 0, "validation token shards (glob)"},
+        {"-e", FLAG_STRING, &o.model, 0, 0, "model: an llm.c .bin file, dN (GPT-2 depth N) or L4C256H4[V..][T..]"},
+        {"-z", FLAG_STRING, &o.tokenizer, 0, 0, "tokenizer file for decoding samples"},
+        {"-o", FLAG_STRING, &o.log_dir, 0, 0, "log directory (main.jsonl, model.bin)"},
+        {"-b", FLAG_INT, &o.B, 1, 1 << 16, "batch size"},
+        {"-t", FLAG_INT, &o.T, 1, 1 << 16, "sequence length"},
+        {"-l", FLAG_FLOAT, &o.lr, 0, 10, "learning rate"},
+        {"-w", FLAG_FLOAT, &o.weight_decay, 0, 10, "AdamW weight decay"},
+        {"-x", FLAG_INT, &o.steps, 0, 1 << 30, "training steps"},
+        {"-v", FLAG_INT, &o.val_every, 0, 1 << 30, "validation loss every N steps (0: never)"},
+        {"-m", FLAG_INT, &o.val_batches, 1, 1 << 30, "validation batches"},
+        {"-s", FLAG_INT, &o.sample_every, 0, 1 << 30, "sample text every N steps (0: never)"},
+        {"-g", FLAG_INT, &o.gen_tokens, 1, 1 << 16, "tokens to generate per sample"},
+        {"-seed", FLAG_LONG, &o.seed, 0, 1e15, "seed of the random init and of sampling"},
+        {"-abft", FLAG_INT, &o.abft, 0, 1, "ATTNChecker on (1) or off (0)"},
+        {"-abft_extreme", FLAG_FLOAT, &o.abft_extreme, 1, 3e38, "|x| above this is a fault by itself"},
+        {"-abft_tau", FLAG_FLOAT, &o.abft_tau, 1, 1e6, "safety factor over the fp32 error bound of checksums"},
+        {"-abft_quiet", FLAG_INT, &o.abft_quiet, 0, 1, "do not print each ABFT event"},
+        {"-bench", FLAG_INT, &o.bench, 0, 1000, "benchmark: N interleaved repeats of a step with ABFT off and on"},
+    };
+    const int n = sizeof(flags) / sizeof(flags[0]);
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { print_usage(flags, n); exit(EXIT_SUCCESS); }
+        if (i + 1 >= argc) { die(argv[i], "flags come in pairs: -flag value; see -h", "missing value"); }
+        if (strcmp(argv[i], "-fi") == 0) { o.fault = argv[i + 1]; continue; }
+        int f = 0;
+        while (f < n && strcmp(argv[i], flags[f].name) != 0) { f++; }
+        if (f == n) { die(argv[i], "see ./train_gpt2 -h", "unknown flag"); }
+        parse_flag_value(flags[f], argv[i + 1]);
+    }
+    return o;
+}
+
+static void build_model(GPT2* model, const Options& o) {
+    GPT2Config config;
+    if (parse_model_descriptor(o.model, &config)) {
+        gpt2_build_from_random(model, config, (uint64_t)o.seed);
+    } else {
+        gpt2_build_from_checkpoint(model, o.model);
+    }
+    model->abft.cfg.enabled = o.abft != 0;
+    model->abft.cfg.extreme = o.abft_extreme;
+    model->abft.cfg.tau = o.abft_tau;
+    model->abft.cfg.verbose = o.abft_quiet == 0;
+    if (o.fault != nullptr) { model->abft.fault = abft_parse_fault(o.fault); }
+    if (model->abft.fault.layer >= model->config.num_layers) {
+        die("-fi", "layers count from 0", "layer %d, but the model has %d", model->abft.fault.layer, model->config.num_layers);
+    }
+    abft_init(&model->abft);
+}
+
+static double now_seconds() { return abft_now(); }
+
+// ----------------------------------------------------------------------------
+// benchmark: ABFT off vs on, same binary, same batch, interleaved, medians
+
+static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double timed_step(GPT2* model, const int* x, const int* y, bool abft_on, int step) {
+    model->abft.cfg.enabled = abft_on;
+    model->abft.step = step;
+    double t0 = now_seconds();
+    gpt2_forward_backward(model, x, y);
+    gpt2_update(model, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, step + 1);
+    return now_seconds() - t0;
+}
+
+static void run_benchmark(GPT2* model, int repeats, uint64_t seed) {
+    const int B = model->B, T = model->T, V = model->config.vocab_size;
+    std::vector<int> tokens((size_t)B * T + 1);
+    for (int& t : tokens) { t = (int)(random_u32(&seed) % (uint32_t)V); }
+    const int* x = tokens.data();
+    const int* y = tokens.data() + 1;
+    printf("benchmark: %d repeats, B=%d T=%d, %d threads\n", repeats, B, T, omp_get_max_threads());
+    int step = 0;
+    timed_step(model, x, y, false, step++); // warm up: first touch of every buffer
+    timed_step(model, x, y, true, step++);
+    memset(&model->abft.n, 0, sizeof(model->abft.n));
+    std::vector<double> off, on;
+    for (int r = 0; r < repeats; r++) { // alternate the order so that drift hits both alike
+        bool first_on = r % 2 == 1;
+        double a = timed_step(model, x, y, first_on, step++);
+        double b = timed_step(model, x, y, !first_on, step++);
+        (first_on ? on : off).push_back(a);
+        (first_on ? off : on).push_back(b);
+    }
+    double off_ms = 1e3 * median(off), on_ms = 1e3 * median(on);
+    printf("step time: abft off %.1f ms, abft on %.1f ms (median of %d)\n", off_ms, on_ms, repeats);
+    printf("abft time per step, by op (mean over the ABFT-on steps):\n");
+    double total = 0.0;
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        double ms = 1e3 * model->abft.n.seconds[op] / repeats;
+        total += ms;
+        printf("  %-8s %8.3f ms  %5.2f%% of the step\n", abft_op_names[op], ms, 100.0 * ms / off_ms);
+    }
+    printf("  %-8s %8.3f ms  %5.2f%% of the step\n", "all", total, 100.0 * total / off_ms);
+    printf("abft overhead: %.1f%%\n", 100.0 * (on_ms / off_ms - 1.0));
+}
+
+// ----------------------------------------------------------------------------
+// training
+
+static void sample_text(GPT2* model, const Tokenizer& tokenizer, int gen_tokens, uint64_t* rng) {
+    const int B = model->B, T = model->T, V = model->config.vocab_size, Vp = model->config.padded_vocab_size;
+    const int eot = tokenizer.ok ? tokenizer.eot_token : V - 1;
+    std::vector<int> tokens((size_t)B * T, eot);
+    int n = gen_tokens < T ? gen_tokens : T;
+    printf("generating:\n---\n");
+    for (int t = 1; t < n; t++) {
+        if (!gpt2_forward(model, tokens.data(), nullptr)) { gpt2_forward(model, tokens.data(), nullptr); }
+        const float* probs = model->acts.probs + (size_t)(t - 1) * Vp; // batch row 0
+        int next = sample_mult(probs, V, random_f32(rng));
+        tokens[t] = next;
+        if (tokenizer.ok) { safe_print(tokenizer_decode(&tokenizer, next)); } else { printf("%d ", next); }
+        fflush(stdout);
+    }
+    printf("\n---\n");
+}
+
+static float validation_loss(GPT2* model, DataLoader* loader, int batches) {
+    dataloader_reset(loader);
+    double sum = 0.0;
+    for (int i = 0; i < batches; i++) {
+        dataloader_next_batch(loader);
+        if (!gpt2_forward(model, loader->inputs, loader->targets)) { gpt2_forward(model, loader->inputs, loader->targets); }
+        sum += model->mean_loss;
+    }
+    return (float)(sum / batches);
+}
+
+static FILE* open_log(const char* dir) {
+    if (dir == nullptr) { return nullptr; }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { die(dir, "choose a writable directory for -o", "cannot create (%s)", strerror(errno)); }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/main.jsonl", dir);
+    return fopen_check(path, "w", "choose a writable directory for -o");
+}
+
+int main(int argc, char** argv) {
+    Options o = parse_options(argc, argv);
+    GPT2 model;
+    build_model(&model, o);
+    const GPT2Config& c = model.config;
+    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,
+           c.max_seq_len, c.vocab_size, c.padded_vocab_size, model.num_parameters);
+    gpt2_allocate_activations(&model, o.B, o.T);
+    if (o.bench > 0) {
+        run_benchmark(&model, o.bench, (uint64_t)o.seed);
+        gpt2_free(&model);
+        return 0;
+    }
+    DataLoader train_loader, val_loader;
+    dataloader_init(&train_loader, o.train_pattern, o.B, o.T, c.vocab_size);
+    const bool have_val = o.val_every > 0;
+    if (have_val) { dataloader_init(&val_loader, o.val_pattern, o.B, o.T, c.vocab_size); }
+    Tokenizer tokenizer;
+    tokenizer_init(&tokenizer, o.tokenizer);
+    if (tokenizer.ok && tokenizer.vocab_size != c.vocab_size) {
+        die(o.tokenizer, "use the tokenizer the data was prepared with", "vocab size %d, the model's is %d", tokenizer.vocab_size, c.vocab_size);
+    }
+    printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
+    FILE* log = open_log(o.log_dir);
+    uint64_t sample_rng = (uint64_t)o.seed + 7;
+    for (int step = 0; step <= o.steps; step++) {
+        const bool last = step == o.steps;
+        float val_loss = -1.0f;
+        if (have_val && (step % o.val_every == 0 || last)) {
+            model.abft.step = step;
+            val_loss = validation_loss(&model, &val_loader, o.val_batches);
+            printf("val loss %.6f\n", val_loss);
+        }
+        if (o.sample_every > 0 && step > 0 && (step % o.sample_every == 0 || last)) {
+            sample_text(&model, tokenizer, o.gen_tokens, &sample_rng);
+        }
+        if (last) { break; }
+        model.abft.step = step;
+        const long detected0 = abft_total_detected(model.abft.n);
+        double t0 = now_seconds();
+        dataloader_next_batch(&train_loader);
+        gpt2_forward_backward(&model, train_loader.inputs, train_loader.targets);
+        gpt2_update(&model, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step + 1);
+        double ms = 1e3 * (now_seconds() - t0);
+        double tok_s = o.B * o.T / (ms * 1e-3);
+        long events = abft_total_detected(model.abft.n) - detected0;
+        printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", step + 1, o.steps, model.mean_loss, ms, tok_s,
+               events ? "  [abft: faults detected and repaired]" : "");
+        if (log != nullptr) {
+            char val[32] = "null";
+            if (val_loss >= 0.0f) { snprintf(val, sizeof(val), "%.6f", val_loss); }
+            fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"ms\": %.2f, \"tok_s\": %.1f, "
+                         "\"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
+                    step + 1, model.mean_loss, val, ms, tok_s,
+                    abft_total_detected(model.abft.n), abft_total_corrected(model.abft.n), abft_total_recomputed(model.abft.n));
+            fflush(log);
+        }
+    }
+    abft_print_summary(model.abft, o.steps);
+    if (log != nullptr) {
+        fclose_check(log, o.log_dir);
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/model.bin", o.log_dir);
+        gpt2_write_model(&model, path);
+        printf("wrote %s\n", path);
+    }
+    dataloader_free(&train_loader);
+    if (have_val) { dataloader_free(&val_loader); }
+    tokenizer_free(&tokenizer);
+    gpt2_free(&model);
+    return 0;
+}
+#endif // TESTING
