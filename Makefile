@@ -35,5 +35,5 @@ test: test_gpt2 dev/test_llmc
 
 # ABFT overhead at a mid-size shape (the lm head dominates), then ms/step at GPT-2 124M shapes
 bench: train_gpt2
-	OMP_NUM_THREADS=2 ./train_gpt2 -e L4C256H4V50257T256 -b 4 -t 256 -bench 7
-	OMP_NUM_THREADS=2 ./train_gpt2 -e d12 -b 4 -t 64 -bench 3
+	OMP_NUM_THREADS=2 ./train_gpt2 -e L4C256H4V50257T256 -b 4 -t 256 -bench 11
+	OMP_NUM_THREADS=2 ./train_gpt2 -e d12 -b 4 -t 64 -bench 5

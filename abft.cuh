@@ -411,13 +411,23 @@ inline void abft_colsums(MatView V, int rows, int j0, int j1, const float* w, co
     } else { // columns are contiguous: one dot product per column
         for (int j = j0; j < j1; j++) {
             const float* col = V.p + j * V.cs;
-            float s = 0.0f, sa = 0.0f;
-            for (int i = 0; i < rows; i++) {
-                s += (w ? w[i] : 1.0f) * col[i];
-                sa += (a ? a[i] : 1.0f) * fabsf(col[i]);
+            // 16 partial sums: a fixed-order reduction the compiler can keep in vector registers
+            float s[16] = {0.0f}, sa[16] = {0.0f};
+            int i = 0;
+            for (; i + 16 <= rows; i += 16) {
+                for (int l = 0; l < 16; l++) {
+                    s[l] += (w ? w[i + l] : 1.0f) * col[i + l];
+                    sa[l] += (a ? a[i + l] : 1.0f) * fabsf(col[i + l]);
+                }
             }
-            sum[j] = s;
-            abssum[j] = sa;
+            for (; i < rows; i++) {
+                s[0] += (w ? w[i] : 1.0f) * col[i];
+                sa[0] += (a ? a[i] : 1.0f) * fabsf(col[i]);
+            }
+            float total = 0.0f, abstotal = 0.0f;
+            for (int l = 0; l < 16; l++) { total += s[l]; abstotal += sa[l]; }
+            sum[j] = total;
+            abssum[j] = abstotal;
         }
     }
 }
