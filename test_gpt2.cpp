@@ -396,6 +396,87 @@ static void test_faults(const TestConfig& c) {
 }
 
 // ----------------------------------------------------------------------------
+// 3. the checksum core on single GEMMs: cases the training runs do not reach
+
+struct CoreGemm {
+    std::vector<float> A, B, bias, C, clean;
+    AbftGemm g;
+};
+
+// C (M,N) = alpha·A (M,K)·B (K,N) + bias, random operands of the given magnitude
+static CoreGemm core_gemm(int M, int N, int K, float magnitude, bool with_bias, uint64_t seed) {
+    CoreGemm t;
+    t.A.resize((size_t)M * K);
+    t.B.resize((size_t)K * N);
+    t.bias.resize(N);
+    t.C.resize((size_t)M * N);
+    for (float& x : t.A) { x = magnitude * random_normal(&seed); }
+    for (float& x : t.B) { x = magnitude * random_normal(&seed); }
+    for (float& x : t.bias) { x = magnitude * random_normal(&seed); }
+    t.g = AbftGemm{M, N, K, 1, row_major(t.A.data(), K), 0, row_major(t.B.data(), N), 0, t.C.data(), N, 0, 0.7f,
+                   with_bias ? t.bias.data() : nullptr, false};
+    gemm_cpu(t.g);
+    t.clean = t.C;
+    return t;
+}
+
+static void core_case(const char* what, CoreGemm& t, int want_pattern) {
+    Abft abft;
+    abft.cfg.verbose = false;
+    abft_init(&abft);
+    bool ok = abft_verify(&abft, t.g, OP_QK, 0);
+    long fixed = abft_total_corrected(abft.n);
+    double err = scaled_error(t.C.data(), t.clean.data(), t.C.size());
+    bool right = want_pattern < 0 ? abft.n.detected[OP_QK] == 0
+                                  : ok && fixed == 1 && abft.n.corrected[OP_QK][want_pattern] == 1 && err <= TOL_REPAIRED_OUT;
+    check(right, "abft core: %s (detected %ld, corrected %ld, error after %.1e)", what, abft.n.detected[OP_QK], fixed, err);
+    abft_free(&abft);
+}
+
+static void test_abft_core() {
+    printf("\nabft core: single GEMMs\n");
+    // no false alarm whatever the magnitude and reduction length: the tolerance scales with both
+    const float magnitudes[] = {1e-6f, 1.0f, 1e4f};
+    for (float mag : magnitudes) {
+        for (int K : {3, 1000}) {
+            CoreGemm t = core_gemm(37, 29, K, mag, true, 11 + K);
+            char what[96];
+            snprintf(what, sizeof(what), "fault-free GEMM, |x| ~ %g, K = %d: no alarm", mag, K);
+            core_case(what, t, -1);
+        }
+    }
+    {   // two extremes of opposite sign in one column that leave its plain sum exactly as it was:
+        // they replace zeros (rows 0 and 1 of A are zero) and cancel before any other value is
+        // added. Only the absolute-sum test can see them.
+        CoreGemm t = core_gemm(40, 24, 64, 1.0f, false, 5);
+        std::fill(t.A.begin(), t.A.begin() + 2 * 64, 0.0f);
+        gemm_cpu(t.g);
+        t.clean = t.C;
+        t.C[0 * 24 + 7] = 1e20f;
+        t.C[1 * 24 + 7] = -1e20f;
+        core_case("+1e20 and -1e20 in one column (they cancel in its plain sum) -> column pattern", t, FIX_COL);
+    }
+    {   // a finite, non-extreme error: found by the weighted checksum, not by its size. The
+        // tolerance here is 2·(K+M+2)·u·(0.7·Σ|A||B| + M|b|) ≈ 0.015 (Σ|A||B| ≈ 40·64·2/π per
+        // column), the worst-case fp32 error; 0.1 is above it, on elements of typical size 6.
+        CoreGemm t = core_gemm(40, 24, 64, 1.0f, true, 6);
+        t.C[17 * 24 + 5] += 0.1f;
+        core_case("an element off by 0.1 (not extreme) is located and corrected", t, FIX_0D);
+    }
+    {   // finite but above the extreme threshold
+        CoreGemm t = core_gemm(40, 24, 64, 1.0f, true, 7);
+        t.C[0] = 5e10f;
+        core_case("5e10 (finite, above the 1e10 threshold) in a biased GEMM", t, FIX_0D);
+    }
+    {   // single faults in different rows and columns are each rebuilt by their column
+        CoreGemm t = core_gemm(40, 24, 64, 1.0f, false, 8);
+        t.C[2 * 24 + 3] = NAN;
+        t.C[30 * 24 + 20] = INFINITY;
+        core_case("NaN and INF in different rows and columns", t, FIX_SCATTERED);
+    }
+}
+
+// ----------------------------------------------------------------------------
 
 // A config drawn at test time, reproducible from the printed seed: small enough for 2 cores.
 static TestConfig random_config(uint64_t seed) {
@@ -439,6 +520,7 @@ int main(int argc, char** argv) {
     }
     test_reference(random_config(seed), "random");
     test_faults(TestConfig{2, 3, 48, 16, 101, 2, 12, 7, "fault suite"});
+    test_abft_core();
     system(("rm -rf " + g_tmp).c_str());
     printf("\n%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;
