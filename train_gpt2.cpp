@@ -15,6 +15,8 @@
 #include <omp.h>
 #include <sys/stat.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "abft.cuh"
+#include "llmc/checkpoint.h"
 #include "llmc/dataloader.h"
 #include "llmc/rand.h"
 #include "llmc/tokenizer.h"
@@ -355,16 +358,6 @@ static void softmax_crossentropy_backward(float* dlogits, const float* probs, co
 // ----------------------------------------------------------------------------
 // the model: config, parameters (one buffer), activations (one buffer)
 
-struct GPT2Config {
-    int max_seq_len;        // maxT, e.g. 1024
-    int vocab_size;         // V, e.g. 50257
-    int padded_vocab_size;  // Vp, V rounded up to a multiple of 128
-    int num_layers;         // L
-    int num_heads;          // NH
-    int channels;           // C
-};
-
-constexpr int NUM_PARAMETER_TENSORS = 16;
 struct ParameterTensors {
     float* wte;      // (Vp, C)
     float* wpe;      // (maxT, C)
@@ -383,14 +376,6 @@ struct ParameterTensors {
     float* lnfw;     // (C)
     float* lnfb;     // (C)
 };
-
-static void fill_in_parameter_sizes(size_t* sizes, const GPT2Config& cfg) {
-    const size_t Vp = cfg.padded_vocab_size, C = cfg.channels, maxT = cfg.max_seq_len, L = cfg.num_layers;
-    const size_t table[NUM_PARAMETER_TENSORS] = {
-        Vp * C, maxT * C, L * C, L * C, L * 3 * C * C, L * 3 * C, L * C * C, L * C,
-        L * C, L * C, L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C};
-    memcpy(sizes, table, sizeof(table));
-}
 
 // Points the tensors of a struct of float pointers into one buffer, in declaration order.
 template <typename Tensors, int N>
@@ -485,45 +470,10 @@ static void gpt2_allocate_parameters(GPT2* model) {
     abft_init(&model->abft);
 }
 
-static void check_config(const GPT2Config& c, const char* where) {
-    const char* hint = "regenerate the model file with scripts/train_gpt2.py";
-    if (c.max_seq_len < 1 || c.vocab_size < 1 || c.num_layers < 1 || c.num_heads < 1 || c.channels < 1) {
-        die(where, hint, "nonpositive size in the header (maxT %d, V %d, L %d, NH %d, C %d)",
-            c.max_seq_len, c.vocab_size, c.num_layers, c.num_heads, c.channels);
-    }
-    if (c.channels % c.num_heads != 0) { die(where, hint, "channels %d not divisible by heads %d", c.channels, c.num_heads); }
-    if (c.padded_vocab_size < c.vocab_size) { die(where, hint, "padded vocab %d < vocab %d", c.padded_vocab_size, c.vocab_size); }
-}
-
 static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
-    FILE* f = fopen_check(path, "rb", "give a model file written by scripts/train_gpt2.py or by this trainer");
-    int header[HEADER_INTS];
-    read_header_check(f, path, header, 20240326, "model");
-    if (header[1] != 3) {
-        die(path, header[1] == 5 ? "this trainer reads fp32 (version 3) model files" : "regenerate the model file",
-            "unsupported model file version %d, expected 3", header[1]);
-    }
-    model->config = GPT2Config{header[2], header[3], header[7], header[4], header[5], header[6]};
-    check_config(model->config, path);
+    FILE* f = model_open(path, &model->config);
     gpt2_allocate_parameters(model);
-    long expected = (long)(HEADER_INTS * sizeof(int) + model->num_parameters * sizeof(float));
-    long size = file_size_check(f, path);
-    if (size != expected) {
-        die(path, "the file is truncated or was written for another config; regenerate it",
-            "model file is %ld bytes, its header implies %ld", size, expected);
-    }
     fread_check(model->params_memory, sizeof(float), model->num_parameters, f, path);
-    fclose_check(f, path);
-}
-
-static void gpt2_write_model(const GPT2* model, const char* path) {
-    int header[HEADER_INTS] = {0};
-    const GPT2Config& c = model->config;
-    header[0] = 20240326; header[1] = 3; header[2] = c.max_seq_len; header[3] = c.vocab_size;
-    header[4] = c.num_layers; header[5] = c.num_heads; header[6] = c.channels; header[7] = c.padded_vocab_size;
-    FILE* f = fopen_check(path, "wb", "check that the output directory exists and is writable");
-    fwrite_check(header, sizeof(int), HEADER_INTS, f, path);
-    fwrite_check(model->params_memory, sizeof(float), model->num_parameters, f, path);
     fclose_check(f, path);
 }
 
@@ -856,7 +806,7 @@ struct Options {
     const char* log_dir = nullptr;
     const char* fault = nullptr;
     int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
-    int abft = 1, abft_quiet = 0, bench = 0;
+    int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0;
     float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f;
     long seed = 1337;
 };
@@ -915,6 +865,8 @@ static Options parse_options(int argc, char** argv) {
         {"-abft_extreme", FLAG_FLOAT, &o.abft_extreme, 1, 3e38, "|x| above this is a fault by itself"},
         {"-abft_tau", FLAG_FLOAT, &o.abft_tau, 1, 1e6, "safety factor over the fp32 error bound of checksums"},
         {"-abft_quiet", FLAG_INT, &o.abft_quiet, 0, 1, "do not print each ABFT event"},
+        {"-n", FLAG_INT, &o.checkpoint_every, 0, 1 << 30, "write a checkpoint to the log directory every N steps (0: never)"},
+        {"-y", FLAG_INT, &o.resume, 0, 1, "resume from the newest checkpoint in the log directory (1)"},
         {"-bench", FLAG_INT, &o.bench, 0, 1000, "benchmark: N interleaved repeats of a step with ABFT off and on"},
     };
     const int n = sizeof(flags) / sizeof(flags[0]);
@@ -1031,16 +983,86 @@ static float validation_loss(GPT2* model, DataLoader* loader, int batches) {
     return (float)(sum / batches);
 }
 
-static FILE* open_log(const char* dir) {
+// ----------------------------------------------------------------------------
+// log, checkpoints, resume, interruption
+
+// Opens DIR/main.jsonl. On resume, keeps the records of steps up to the checkpoint and drops
+// those a killed run wrote after it, which the resumed run is about to redo.
+static FILE* open_log(const char* dir, int resume_step) {
     if (dir == nullptr) { return nullptr; }
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) { die(dir, "choose a writable directory for -o", "cannot create (%s)", strerror(errno)); }
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/main.jsonl", dir);
-    return fopen_check(path, "w", "choose a writable directory for -o");
+    std::string path = std::string(dir) + "/main.jsonl";
+    std::string kept;
+    FILE* old = resume_step > 0 ? fopen(path.c_str(), "r") : nullptr;
+    if (old != nullptr) {
+        char line[1024];
+        int step = 0;
+        while (fgets(line, sizeof(line), old) != nullptr) {
+            if (sscanf(line, "{\"step\": %d", &step) == 1 && step <= resume_step) { kept += line; }
+        }
+        fclose(old);
+    }
+    FILE* f = fopen_check(path.c_str(), "w", "choose a writable directory for -o");
+    fwrite_check(kept.data(), 1, kept.size(), f, path.c_str());
+    return f;
 }
+
+static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, double ms, double tok_s, const AbftCounters& n) {
+    if (log == nullptr) { return; }
+    char val[32] = "null";
+    if (val_loss >= 0.0f) { snprintf(val, sizeof(val), "%.6f", val_loss); }
+    fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"ms\": %.2f, \"tok_s\": %.1f, "
+                 "\"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
+            step, loss, val, ms, tok_s, abft_total_detected(n), abft_total_corrected(n), abft_total_recomputed(n));
+    if (fflush(log) != 0) { die(dir, "check free disk space", "cannot write the log"); }
+}
+
+// Writes the checkpoint of `step` and keeps it and the one before it (previous_step), no older.
+static void save_checkpoint(const GPT2* model, const char* dir, int step, int previous_step, const DataLoader* loader,
+                            uint64_t sample_rng) {
+    DataLoaderState ds = dataloader_get_state(loader);
+    TrainState s{(int64_t)model->num_parameters, ds.shard, ds.position, sample_rng, model->abft.fault_rng, model->abft.fault_fired};
+    model_write(checkpoint_path(dir, "model", step), model->config, model->params_memory);
+    state_write(checkpoint_path(dir, "state", step), step, model->B, model->T, s, model->m_memory, model->v_memory);
+    checkpoint_mark_done(dir, step);
+    checkpoint_remove_older(dir, previous_step >= 0 ? previous_step : step);
+    printf("checkpoint: step %d written to %s\n", step, dir);
+}
+
+// Loads the newest complete checkpoint of dir into the model; returns its step.
+static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uint64_t* sample_rng) {
+    int step = checkpoint_latest(dir);
+    if (step < 0) { die(dir, "train with -o DIR -n N first, then resume with the same -o", "no complete checkpoint to resume from"); }
+    std::string model_path = checkpoint_path(dir, "model", step), state_path = checkpoint_path(dir, "state", step);
+    GPT2Config config;
+    FILE* f = model_open(model_path.c_str(), &config);
+    if (memcmp(&config, &model->config, sizeof(config)) != 0) {
+        die(model_path.c_str(), "resume with the same -e as the run that wrote it", "the checkpoint holds another model shape");
+    }
+    fread_check(model->params_memory, sizeof(float), model->num_parameters, f, model_path.c_str());
+    fclose_check(f, model_path.c_str());
+    model->m_memory = (float*)malloc_check(model->num_parameters * sizeof(float), "AdamW moments");
+    model->v_memory = (float*)malloc_check(model->num_parameters * sizeof(float), "AdamW moments");
+    TrainState s;
+    int state_step = state_read(state_path.c_str(), model->num_parameters, model->B, model->T, &s, model->m_memory, model->v_memory);
+    if (state_step != step) { die(state_path.c_str(), "the checkpoint files are mixed up", "holds step %d, expected %d", state_step, step); }
+    dataloader_set_state(loader, DataLoaderState{(long)s.train_shard, (long)s.train_position});
+    *sample_rng = s.sample_rng;
+    model->abft.fault_rng = s.fault_rng;
+    model->abft.fault_fired = (int)s.fault_fired;
+    printf("resumed from step %d (%s)\n", step, dir);
+    return step;
+}
+
+// Ctrl-C or a TERM signal: finish the step under way, write a checkpoint, stop.
+static volatile sig_atomic_t g_interrupted = 0;
+static void on_interrupt(int) { g_interrupted = 1; }
 
 int main(int argc, char** argv) {
     Options o = parse_options(argc, argv);
+    if ((o.checkpoint_every > 0 || o.resume) && o.log_dir == nullptr) {
+        die(o.resume ? "-y" : "-n", "give a log directory with -o DIR", "checkpoints live in the log directory");
+    }
     GPT2 model;
     build_model(&model, o);
     const GPT2Config& c = model.config;
@@ -1061,10 +1083,14 @@ int main(int argc, char** argv) {
     if (tokenizer.ok && tokenizer.vocab_size != c.vocab_size) {
         die(o.tokenizer, "use the tokenizer the data was prepared with", "vocab size %d, the model's is %d", tokenizer.vocab_size, c.vocab_size);
     }
-    printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
-    FILE* log = open_log(o.log_dir);
     uint64_t sample_rng = (uint64_t)o.seed + 7;
-    for (int step = 0; step <= o.steps; step++) {
+    int first_step = o.resume ? load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng) : 0;
+    FILE* log = open_log(o.log_dir, first_step);
+    printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    int done = first_step; // steps completed
+    for (int step = first_step; step <= o.steps; step++) {
         const bool last = step == o.steps;
         float val_loss = -1.0f;
         if (have_val && (step % o.val_every == 0 || last)) {
@@ -1087,28 +1113,28 @@ int main(int argc, char** argv) {
         long events = abft_total_detected(model.abft.n) - detected0;
         printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", step + 1, o.steps, model.mean_loss, ms, tok_s,
                events ? "  [abft: faults detected and repaired]" : "");
-        if (log != nullptr) {
-            char val[32] = "null";
-            if (val_loss >= 0.0f) { snprintf(val, sizeof(val), "%.6f", val_loss); }
-            fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"ms\": %.2f, \"tok_s\": %.1f, "
-                         "\"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
-                    step + 1, model.mean_loss, val, ms, tok_s,
-                    abft_total_detected(model.abft.n), abft_total_corrected(model.abft.n), abft_total_recomputed(model.abft.n));
-            fflush(log);
+        done = step + 1;
+        log_step(log, o.log_dir, done, model.mean_loss, val_loss, ms, tok_s, model.abft.n);
+        const bool stop = g_interrupted != 0;
+        if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
+            save_checkpoint(&model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
+        }
+        if (stop) {
+            printf("interrupted after step %d%s\n", done, o.log_dir ? "; resume with the same flags and -y 1" : "");
+            break;
         }
     }
-    abft_print_summary(model.abft, o.steps);
+    abft_print_summary(model.abft, done - first_step);
     if (log != nullptr) {
         fclose_check(log, o.log_dir);
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/model.bin", o.log_dir);
-        gpt2_write_model(&model, path);
-        printf("wrote %s\n", path);
+        std::string path = std::string(o.log_dir) + "/model.bin";
+        model_write(path, model.config, model.params_memory);
+        printf("wrote %s\n", path.c_str());
     }
     dataloader_free(&train_loader);
     if (have_val) { dataloader_free(&val_loader); }
     tokenizer_free(&tokenizer);
     gpt2_free(&model);
-    return 0;
+    return g_interrupted ? 130 : 0;
 }
 #endif // TESTING

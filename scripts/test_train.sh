@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# test_train.sh: the trainer as a user drives it: checkpoints and resume, interruption, kills in
+# the middle of a checkpoint write, and a clear one-line error for every kind of bad input.
+#
+#   scripts/test_train.sh [./train_gpt2] [python]
+#
+# Works in a temporary directory on small synthetic token shards; prints PASS/FAIL per check
+# and "N passed, M failed" at the end; exits non-zero on any failure.
+set -u
+BIN=$(realpath "${1:-./train_gpt2}")
+PY=${2:-/usr/bin/python3}
+WORK=$(mktemp -d /tmp/test_train_XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+passed=0
+failed=0
+
+check() { # check NAME CONDITION-EXIT-STATUS [DETAIL]
+    if [ "$2" -eq 0 ]; then echo "PASS $1"; passed=$((passed + 1)); else echo "FAIL $1${3:+: $3}"; failed=$((failed + 1)); fi
+}
+
+# ----------------------------------------------------------------------------
+# data: a learnable synthetic sequence (a repeating ramp with 10% noise), V = 1000
+
+"$PY" - "$WORK" <<'EOF'
+import sys, numpy as np
+work = sys.argv[1]
+rng = np.random.default_rng(0)
+def shard(path, tokens, magic=20240520, version=1, count=None):
+    h = np.zeros(256, dtype=np.int32)
+    h[0], h[1], h[2] = magic, version, len(tokens) if count is None else count
+    with open(path, "wb") as f:
+        f.write(h.tobytes()); f.write(np.asarray(tokens, dtype=np.uint16).tobytes())
+def text(n):
+    base = np.tile(np.arange(50), n // 50 + 1)[:n]
+    return np.where(rng.random(n) < 0.1, rng.integers(0, 1000, n), base)
+shard(f"{work}/train_000.bin", text(20000))
+shard(f"{work}/val_000.bin", text(4000))
+shard(f"{work}/bad_magic.bin", text(1000), magic=1234)
+shard(f"{work}/bad_version.bin", text(1000), version=7)
+shard(f"{work}/short.bin", text(100))
+shard(f"{work}/big_token.bin", [5] * 500 + [60000] + [5] * 500)
+shard(f"{work}/truncated.bin", text(1000), count=2000)
+# a tokenizer decode file for another vocabulary size (50257, the model here has 1000)
+h = np.zeros(256, dtype=np.int32); h[0], h[1], h[2], h[3] = 20240328, 2, 50257, 50256
+with open(f"{work}/tok50257.bin", "wb") as f:
+    f.write(h.tobytes())
+    for i in range(50257): f.write(bytes([1, 65 + i % 26]))
+EOF
+
+MODEL="-e L2C64H4V1000T64"
+DATA="-i $WORK/train_*.bin -j $WORK/val_*.bin -z $WORK/none.bin"
+RUN="$BIN $MODEL $DATA -b 4 -t 32 -v 4 -m 2 -s 0 -l 3e-3 -abft_quiet 1"
+
+# ----------------------------------------------------------------------------
+# resume is bit-identical to an uninterrupted run
+
+$RUN -x 12 -o "$WORK/straight" > "$WORK/straight.log" 2>&1
+$RUN -x 7 -n 3 -o "$WORK/resumed" > "$WORK/r1.log" 2>&1
+$RUN -x 12 -n 3 -o "$WORK/resumed" -y 1 > "$WORK/r2.log" 2>&1
+cmp -s "$WORK/straight/model.bin" "$WORK/resumed/model.bin"
+check "resume from step 6 of 12: final model bit-identical to an uninterrupted run" $?
+grep -q "resumed from step 6" "$WORK/r2.log"
+check "resume picks the newest complete checkpoint (step 6)" $?
+diff <(cut -d, -f1-3 "$WORK/straight/main.jsonl") <(cut -d, -f1-3 "$WORK/resumed/main.jsonl") > /dev/null
+check "resumed log: one record per step, same losses as the uninterrupted run" $?
+[ "$(ls "$WORK/resumed" | grep -c '^DONE_')" -eq 2 ]
+check "only the two newest checkpoints are kept" $?
+
+# ----------------------------------------------------------------------------
+# Ctrl-C: the step under way finishes, a checkpoint is written, resume continues identically
+
+$RUN -x 400 -o "$WORK/int" > "$WORK/int.log" 2>&1 &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+status=$?
+[ $status -eq 130 ] && grep -q "interrupted after step" "$WORK/int.log"
+check "SIGINT stops after the current step with exit 130" $? "exit $status"
+step=$(ls "$WORK/int" | sed -n 's/^DONE_0*\([0-9][0-9]*\)$/\1/p' | sort -n | tail -1)
+$RUN -x $((step + 2)) -o "$WORK/int" -y 1 > "$WORK/int2.log" 2>&1
+check "the interrupted run resumes from its checkpoint at step ${step:-none}" $?
+
+# ----------------------------------------------------------------------------
+# kill -9 at arbitrary moments, also in the middle of writing a checkpoint: the newest complete
+# checkpoint always loads and training goes on. A 16M-parameter model makes each checkpoint
+# ~190 MB, so writes take long enough to be hit.
+
+BIG="$BIN -e L4C256H4V1000T64 $DATA -b 2 -t 32 -v 0 -s 0 -abft_quiet 1 -n 1 -o $WORK/kill"
+hits=0
+resumes_ok=0
+for delay in 0.8 1.1 1.4 1.7 2.0 2.3 2.6 2.9; do
+    $BIG -x 1000 -y $([ -e "$WORK/kill/main.jsonl" ] && echo 1 || echo 0) > "$WORK/kill.log" 2>&1 &
+    pid=$!
+    sleep $delay
+    kill -9 $pid 2> /dev/null
+    wait $pid 2> /dev/null
+    ls "$WORK/kill" 2> /dev/null | grep -q '\.tmp$' && hits=$((hits + 1))
+    step=$(ls "$WORK/kill" 2> /dev/null | sed -n 's/^DONE_0*\([0-9][0-9]*\)$/\1/p' | sort -n | tail -1)
+    [ -z "$step" ] && continue # killed before the first checkpoint
+    $BIG -x $((step + 1)) -y 1 > "$WORK/kill_resume.log" 2>&1 && grep -q "resumed from step $step" "$WORK/kill_resume.log" \
+        && resumes_ok=$((resumes_ok + 1))
+done
+[ $hits -ge 1 ] && [ $resumes_ok -ge 4 ]
+check "kill -9 at 8 moments ($hits in the middle of a checkpoint write): the last good checkpoint resumed $resumes_ok times" $?
+
+# ----------------------------------------------------------------------------
+# bad input: one line on stderr naming the file or flag, the reason and a hint; exit status 1
+
+expect_error() { # NAME WHAT-THE-LINE-MUST-NAME COMMAND...
+    local name=$1 what=$2
+    shift 2
+    "$@" > "$WORK/out.txt" 2> "$WORK/err.txt"
+    local status=$?
+    local line
+    line=$(grep -v '^warning' "$WORK/err.txt" | head -1)
+    if [ $status -eq 1 ] && [ "$(grep -vc '^warning' "$WORK/err.txt")" -eq 1 ] && [[ "$line" == "error: "*"$what"* ]] \
+        && [[ "$line" == *"(hint: "* ]]; then
+        check "bad input: $name" 0
+    else
+        check "bad input: $name" 1 "exit $status, stderr: $(head -c 300 "$WORK/err.txt")"
+    fi
+}
+
+cp "$WORK/straight/model.bin" "$WORK/good_model.bin"
+"$PY" - "$WORK" <<'EOF'
+import sys, struct
+w = sys.argv[1]
+data = bytearray(open(f"{w}/good_model.bin", "rb").read())
+open(f"{w}/model_magic.bin", "wb").write(struct.pack("<i", 42) + data[4:])
+open(f"{w}/model_v5.bin", "wb").write(data[:4] + struct.pack("<i", 5) + data[8:])
+open(f"{w}/model_trunc.bin", "wb").write(data[: len(data) // 2])
+open(f"{w}/model_header_only.bin", "wb").write(data[:100])
+EOF
+TRAIN="$BIN -i $WORK/train_*.bin -j $WORK/val_*.bin -z $WORK/none.bin -b 4 -t 32 -x 1 -v 0 -s 0"
+expect_error "model file missing" "$WORK/nope.bin" $TRAIN -e "$WORK/nope.bin"
+expect_error "model file with a wrong magic number" "model_magic.bin" $TRAIN -e "$WORK/model_magic.bin"
+expect_error "model file of version 5 (bf16)" "model_v5.bin" $TRAIN -e "$WORK/model_v5.bin"
+expect_error "truncated model file" "model_trunc.bin" $TRAIN -e "$WORK/model_trunc.bin"
+expect_error "model file shorter than its header" "model_header_only.bin" $TRAIN -e "$WORK/model_header_only.bin"
+SHARD="$BIN $MODEL -j $WORK/val_*.bin -z $WORK/none.bin -b 4 -t 32 -x 1 -v 0 -s 0"
+expect_error "no shard matches the pattern" "$WORK/missing_*.bin" $SHARD -i "$WORK/missing_*.bin"
+expect_error "shard with a wrong magic number" "bad_magic.bin" $SHARD -i "$WORK/bad_magic.bin"
+expect_error "shard with a wrong version" "bad_version.bin" $SHARD -i "$WORK/bad_version.bin"
+expect_error "truncated shard" "truncated.bin" $SHARD -i "$WORK/truncated.bin"
+expect_error "shard shorter than B*T+1 tokens" "short.bin" $SHARD -i "$WORK/short.bin"
+expect_error "shard with a token beyond the vocabulary" "big_token.bin" $SHARD -i "$WORK/big_token.bin"
+expect_error "tokenizer of another vocabulary size" "tok50257.bin" $RUN -x 1 -z "$WORK/tok50257.bin"
+expect_error "non-numeric batch size" "-b" $RUN -x 1 -b abc
+expect_error "batch size out of range" "-b" $RUN -x 1 -b 0
+expect_error "negative learning rate" "-l" $RUN -x 1 -l -0.1
+expect_error "sequence longer than the model's maximum" "-t" $RUN -x 1 -t 65
+expect_error "unknown flag" "-q" $RUN -x 1 -q 3
+expect_error "flag without a value" "-x" $RUN -x
+expect_error "bad fault spec" "-fi" $RUN -x 1 -fi op=attention,layer=0,step=0
+expect_error "resume without a log directory" "-y" $RUN -x 1 -y 1
+expect_error "resume from a directory without checkpoints" "$WORK/empty" $RUN -x 1 -y 1 -o "$WORK/empty"
+# a corrupted state file in the newest checkpoint
+mkdir -p "$WORK/badstate"
+cp "$WORK/resumed/"*_00000012* "$WORK/badstate/"
+head -c 5000 "$WORK/resumed/state_00000012.bin" > "$WORK/badstate/state_00000012.bin"
+expect_error "truncated state file" "state_00000012.bin" $RUN -x 14 -y 1 -o "$WORK/badstate"
+printf 'XXXX' | dd of="$WORK/badstate/state_00000012.bin" conv=notrunc status=none
+expect_error "state file with a wrong magic number" "state_00000012.bin" $RUN -x 14 -y 1 -o "$WORK/badstate"
+cp "$WORK/resumed/state_00000012.bin" "$WORK/badstate/"
+expect_error "resume with another batch size" "state_00000012.bin" $BIN $MODEL $DATA -b 2 -t 32 -v 0 -s 0 -x 14 -y 1 -o "$WORK/badstate"
+
+echo
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
