@@ -29,9 +29,9 @@ clean:
 	rm -f train_gpt2 test_gpt2 dev/test_llmc
 
 # every test this machine can run; the closing line sums them all
-test: test_gpt2 dev/test_llmc
+test: train_gpt2 test_gpt2 dev/test_llmc
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
-	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc"
+	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)"
 
 # ABFT overhead at a mid-size shape (the lm head dominates), then ms/step at GPT-2 124M shapes
 bench: train_gpt2
