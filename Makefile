@@ -11,10 +11,23 @@ OMP := -fopenmp
 # a Python that imports torch, for the PyTorch reference (Debian's python3-torch)
 PYTHON ?= $(firstword $(foreach p,/usr/bin/python3 python3 python,$(shell $(p) -c 'import torch' >/dev/null 2>&1 && echo $(p))))
 
+# Debian's python3 (the one that apt-get gives packages to)
+PY3 := $(firstword $(wildcard /usr/bin/python3) python3)
+
 HEADERS := abft.cuh $(wildcard llmc/*.h)
 
-.PHONY: all test bench clean
+.PHONY: all train test bench clean
 all: train_gpt2 test_gpt2
+
+# The quick start: installs what is missing, prepares the King James Bible once (cached),
+# builds, trains a small GPT-2 with ATTNChecker on (~5 minutes on 2 cores), plots the loss.
+TRAIN_FLAGS ?= -e L4C256H4 -b 8 -t 64 -x 600 -l 1e-3 -v 100 -s 200 -g 64 -n 200
+train:
+	scripts/install_deps.sh train
+	$(MAKE) train_gpt2
+	$(PY3) scripts/prepare_data.py
+	./train_gpt2 -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' $(TRAIN_FLAGS) -o log_bible
+	$(PY3) scripts/plot_loss.py log_bible/main.jsonl log_bible/loss.png
 
 train_gpt2: train_gpt2.cpp $(HEADERS)
 	$(CXX) $(CXXFLAGS) $(OMP) $(CPPFLAGS) $< -o $@ $(LDLIBS)
@@ -31,7 +44,8 @@ clean:
 # every test this machine can run; the closing line sums them all
 test: train_gpt2 test_gpt2 dev/test_llmc
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
-	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)"
+	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
+		"$(PY3) scripts/test_bpe.py"
 
 # ABFT overhead at a mid-size shape (the lm head dominates), then ms/step at GPT-2 124M shapes
 bench: train_gpt2

@@ -805,8 +805,8 @@ static void abft_print_summary(const Abft& abft, int steps) {
 // command line
 
 struct Options {
-    const char* train_pattern = "data/train_*.bin";
-    const char* val_pattern = "data/val_*.bin";
+    const char* train_pattern = "data/bible/train_*.bin";
+    const char* val_pattern = "data/bible/val_*.bin";
     const char* model = "L4C256H4";
     const char* tokenizer = "data/gpt2_tokenizer.bin";
     const char* log_dir = nullptr;
