@@ -39,13 +39,17 @@ dev/test_llmc: dev/test_llmc.cpp $(wildcard llmc/*.h)
 	$(CXX) $(CXXFLAGS) $(CPPFLAGS) $< -o $@
 
 clean:
-	rm -f train_gpt2 test_gpt2 dev/test_llmc
+	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu dev/harness/test_harness_asan \
+		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90
 
 # every test this machine can run; the closing line sums them all
-test: train_gpt2 test_gpt2 dev/test_llmc
+include dev/harness/Makefile.inc
+NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
+
+test: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu harness-test-nvcc
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
-		"$(PY3) scripts/test_bpe.py"
+		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu"
 
 # ABFT overhead at a mid-size shape (the lm head dominates), then ms/step at GPT-2 124M shapes
 bench: train_gpt2

@@ -65,15 +65,6 @@ enum AbftOp {
 static const char* const abft_op_names[ABFT_NUM_OPS] = {
     "qkv", "qk", "pv", "proj", "proj_dx", "proj_dw", "pv_dp", "pv_dv", "qk_dq", "qk_dk", "qkv_dx", "qkv_dw"};
 
-inline int abft_op_from_name(const char* name) {
-    for (int op = 0; op < ABFT_NUM_OPS; op++) {
-        if (strcmp(name, abft_op_names[op]) == 0) { return op; }
-    }
-    return -1;
-}
-
-inline bool abft_op_is_forward(int op) { return op <= OP_PROJ; }
-
 // ----------------------------------------------------------------------------
 // a protected GEMM: C[b] = alpha · A[b] · B[b] + bias, for b < batch
 
@@ -548,12 +539,6 @@ inline int abft_repair(const AbftConfig& cfg, const AbftGemm& g, int b, long* n_
 // ----------------------------------------------------------------------------
 // verification of one GEMM execution, and the protected GEMM itself
 
-static double abft_now() {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 inline float* abft_scratch(Abft* abft, size_t floats) {
     if (floats > abft->work_floats) {
         free(abft->work);
@@ -566,7 +551,7 @@ inline float* abft_scratch(Abft* abft, size_t floats) {
 // Checks every batch entry of C; repairs what the checksums can. Returns false when an entry is
 // beyond repair (the caller recomputes).
 inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
-    const double t0 = abft_now();
+    const double t0 = wall_seconds();
     const int chunk = 64; // columns per work item
     const int kchunks = (g.K + chunk - 1) / chunk, nchunks = (g.N + chunk - 1) / chunk;
     float* work = abft_scratch(abft, (size_t)g.batch * (2 * g.K + 4 * g.N + 1));
@@ -615,7 +600,7 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
         }
     }
     if (detected) { abft->n.detected[op]++; }
-    abft->n.seconds[op] += abft_now() - t0;
+    abft->n.seconds[op] += wall_seconds() - t0;
     return repaired_all;
 }
 

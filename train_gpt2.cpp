@@ -914,8 +914,6 @@ static void build_model(GPT2* model, const Options& o) {
     abft_init(&model->abft);
 }
 
-static double now_seconds() { return abft_now(); }
-
 // ----------------------------------------------------------------------------
 // benchmark: ABFT off vs on, same binary, same batch, interleaved, medians
 
@@ -928,10 +926,10 @@ static double median(std::vector<double> v) {
 static double timed_step(GPT2* model, const int* x, const int* y, bool abft_on, int step) {
     model->abft.cfg.enabled = abft_on;
     model->abft.step = step;
-    double t0 = now_seconds();
+    double t0 = wall_seconds();
     gpt2_forward_backward(model, x, y);
     gpt2_update(model, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, step + 1);
-    return now_seconds() - t0;
+    return wall_seconds() - t0;
 }
 
 static void run_benchmark(GPT2* model, int repeats, uint64_t seed) {
@@ -1095,7 +1093,14 @@ int main(int argc, char** argv) {
     Tokenizer tokenizer;
     tokenizer_init(&tokenizer, o.tokenizer);
     if (tokenizer.ok && tokenizer.vocab_size != c.vocab_size) {
-        die(o.tokenizer, "use the tokenizer the data was prepared with", "vocab size %d, the model's is %d", tokenizer.vocab_size, c.vocab_size);
+        if (strcmp(o.tokenizer, Options().tokenizer) != 0) { // given with -z: a real mistake
+            die(o.tokenizer, "use the tokenizer the data was prepared with", "vocab size %d, the model's is %d",
+                tokenizer.vocab_size, c.vocab_size);
+        }
+        fprintf(stderr, "warning: %s: vocab size %d, the model's is %d; samples will print token ids (hint: give the right one with -z)\n",
+                o.tokenizer, tokenizer.vocab_size, c.vocab_size);
+        tokenizer_free(&tokenizer);
+        tokenizer.ok = false;
     }
     uint64_t sample_rng = (uint64_t)o.seed + 7;
     int first_step = o.resume ? load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng) : 0;
@@ -1104,32 +1109,30 @@ int main(int argc, char** argv) {
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     int done = first_step; // steps completed
-    for (int step = first_step; step <= o.steps; step++) {
-        const bool last = step == o.steps;
-        float val_loss = -1.0f;
-        if (have_val && (step % o.val_every == 0 || last)) {
-            model.abft.step = step;
-            val_loss = validation_loss(&model, &val_loader, o.val_batches);
-            printf("val loss %.6f\n", val_loss);
-        }
-        if (o.sample_every > 0 && step > 0 && (step % o.sample_every == 0 || last)) {
-            sample_text(&model, tokenizer, o.gen_tokens, &sample_rng);
-        }
-        if (last) { break; }
+    for (int step = first_step; step < o.steps; step++) {
         model.abft.step = step;
         const long detected0 = abft_total_detected(model.abft.n);
-        double t0 = now_seconds();
+        double t0 = wall_seconds();
         dataloader_next_batch(&train_loader);
         gpt2_forward_backward(&model, train_loader.inputs, train_loader.targets);
         gpt2_update(&model, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step + 1);
-        double ms = 1e3 * (now_seconds() - t0);
+        double ms = 1e3 * (wall_seconds() - t0);
         double tok_s = o.B * o.T / (ms * 1e-3);
-        long events = abft_total_detected(model.abft.n) - detected0;
-        printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", step + 1, o.steps, model.mean_loss, ms, tok_s,
-               events ? "  [abft: faults detected and repaired]" : "");
+        const float train_loss = model.mean_loss; // before validation passes overwrite it
         done = step + 1;
-        log_step(log, o.log_dir, done, model.mean_loss, val_loss, ms, tok_s, model.abft.n);
-        const bool stop = g_interrupted != 0;
+        long events = abft_total_detected(model.abft.n) - detected0;
+        printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", done, o.steps, train_loss, ms, tok_s,
+               events ? "  [abft: faults detected and repaired]" : "");
+        const bool last = done == o.steps, stop = g_interrupted != 0;
+        float val_loss = -1.0f; // of the model after this step
+        if (have_val && (done % o.val_every == 0 || last)) {
+            val_loss = validation_loss(&model, &val_loader, o.val_batches);
+            printf("val loss %.6f\n", val_loss);
+        }
+        log_step(log, o.log_dir, done, train_loss, val_loss, ms, tok_s, model.abft.n);
+        if (o.sample_every > 0 && (done % o.sample_every == 0 || last)) {
+            sample_text(&model, tokenizer, o.gen_tokens, &sample_rng);
+        }
         if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
             save_checkpoint(&model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
         }

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 // ----------------------------------------------------------------------------
 // fatal errors
@@ -26,6 +27,15 @@
     if (hint != nullptr && hint[0] != '\0') { fprintf(stderr, " (hint: %s)", hint); }
     fprintf(stderr, "\n");
     exit(EXIT_FAILURE);
+}
+
+// ----------------------------------------------------------------------------
+// time
+
+inline double wall_seconds() {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 // ----------------------------------------------------------------------------

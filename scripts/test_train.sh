@@ -63,6 +63,9 @@ grep -q "resumed from step 6" "$WORK/r2.log"
 check "resume picks the newest complete checkpoint (step 6)" $?
 diff <(cut -d, -f1-3 "$WORK/straight/main.jsonl") <(cut -d, -f1-3 "$WORK/resumed/main.jsonl") > /dev/null
 check "resumed log: one record per step, same losses as the uninterrupted run" $?
+diff <(sed -n 's/^step *[0-9]*\/[0-9]*: train loss \([0-9.]*\).*/\1/p' "$WORK/straight.log") \
+     <(sed -n 's/.*"loss": \([0-9.]*\),.*/\1/p' "$WORK/straight/main.jsonl") > /dev/null
+check "the log records each step's training loss (not a validation pass's)" $?
 [ "$(ls "$WORK/resumed" | grep -c '^DONE_')" -eq 2 ]
 check "only the two newest checkpoints are kept" $?
 
