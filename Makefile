@@ -41,15 +41,33 @@ dev/test_llmc: dev/test_llmc.cpp $(wildcard llmc/*.h)
 clean:
 	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu dev/harness/test_harness_asan \
 		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90
+	rm -rf dev/cuda/build
 
 # every test this machine can run; the closing line sums them all
 include dev/harness/Makefile.inc
 NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
 
-test: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu harness-test-nvcc
+# dev/cuda: every kernel file runs its validations through the CPU harness, and must compile
+# with nvcc for sm_80 and sm_90 (the binaries run only on a GPU: scripts/gpu_check.sh)
+CUDA_DEV_SRCS := $(wildcard dev/cuda/*.cu)
+CUDA_DEV_CPU := $(CUDA_DEV_SRCS:dev/cuda/%.cu=dev/cuda/build/%_cpu)
+CUDA_DEV_NVCC := $(CUDA_DEV_SRCS:dev/cuda/%.cu=dev/cuda/build/%.nvcc)
+CUDA_DEV_DEPS := dev/cuda/common.h abft.cuh llmc/cuda_common.h $(HARNESS_HEADERS)
+
+dev/cuda/build/%_cpu: dev/cuda/%.cu $(CUDA_DEV_DEPS)
+	@mkdir -p $(@D)
+	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) $< -o $@ $(HARNESS_LDLIBS)
+
+dev/cuda/build/%.nvcc: dev/cuda/%.cu $(CUDA_DEV_DEPS)
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) -O3 -arch=sm_80 $< -o dev/cuda/build/$*_sm80 $(NVCC_LDLIBS)
+	$(NVCC) $(NVCC_FLAGS) -O3 -arch=sm_90 $< -o dev/cuda/build/$*_sm90 $(NVCC_LDLIBS)
+	touch $@
+
+test: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu harness-test-nvcc $(CUDA_DEV_CPU) $(CUDA_DEV_NVCC)
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
-		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu"
+		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)")
 
 # ABFT overhead at a mid-size shape (the lm head dominates), then ms/step at GPT-2 124M shapes
 bench: train_gpt2
