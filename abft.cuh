@@ -197,6 +197,13 @@ ABFT_HD inline float abft_fault_value(int type, float x) {
 
 #include "llmc/rand.h"
 
+// OpenMP where the build has it (the CPU trainer); plain loops elsewhere (e.g. the CUDA harness)
+#ifdef _OPENMP
+#define ABFT_PARALLEL_FOR_2D _Pragma("omp parallel for collapse(2) schedule(static)")
+#else
+#define ABFT_PARALLEL_FOR_2D
+#endif
+
 // ----------------------------------------------------------------------------
 // configuration, fault spec, counters
 
@@ -559,7 +566,7 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     float* ua = work + (size_t)g.batch * g.K;               // (batch, K) e·|A|
     float* scratch = work + (size_t)g.batch * 2 * g.K;      // (batch, 4N)
     float* bad = scratch + (size_t)g.batch * 4 * g.N;       // (batch) 1 when the entry failed
-    #pragma omp parallel for collapse(2) schedule(static)
+    ABFT_PARALLEL_FOR_2D
     for (int b = 0; b < g.batch; b++) {
         for (int c = 0; c < kchunks; c++) {
             int k1 = (c + 1) * chunk < g.K ? (c + 1) * chunk : g.K;
@@ -568,7 +575,7 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
         }
     }
     for (int b = 0; b < g.batch; b++) { bad[b] = 0.0f; }
-    #pragma omp parallel for collapse(2) schedule(static)
+    ABFT_PARALLEL_FOR_2D
     for (int b = 0; b < g.batch; b++) {
         for (int c = 0; c < nchunks; c++) {
             int j1 = (c + 1) * chunk < g.N ? (c + 1) * chunk : g.N;
