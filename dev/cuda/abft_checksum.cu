@@ -1,0 +1,809 @@
+// abft_checksum.cu: ATTNChecker's checksum kernels for one protected batched GEMM.
+//
+// The op (abft.cuh, DESIGN.md §4): a GEMM C[b] = alpha·A[b]·B[b] + bias, b < batch, described
+// by an AbftGemm (strided MatView operands in either layout, row-major C with ldc), is checked
+// by column checksums computed from its operands alone:
+//
+//   encode   ue = e·A, ua = e·|A|                       (K)   per batch entry
+//            chk = alpha·ue·B + M·bias                   (N)   what e·C must be
+//            bound = |alpha|·ua·|B| + M·|bias|           (N)   what e·|C| may be at most
+//   verify   column j of C[b] is faulty when |e·C_j − chk_j| > tol or e·|C_j| > bound_j + tol,
+//            tol = abft_tolerance(tau = 2, K, M, bound_j): exactly abft_check_columns' rule, so
+//            the GPU and the CPU agree on what is a fault. Writes flags[b] (columns that failed)
+//            and bumps a device counter once per faulty batch entry.
+//   correct  for flagged entries only (the slow path): fp64 plain and weighted column and row
+//            checksums recomputed from the operands, one thread per column judges its line
+//            (abft_line_init/abft_line_add, abft_judge); when every column is fixable they are
+//            applied (0-D and row patterns); else the same per row (column pattern); else the
+//            entry is reported "beyond checksums" (2-D): the caller recomputes the GEMM.
+//
+// The reference is abft.cuh's HOST path: abft_verify (detection, via abft_check_columns /
+// abft_colsums) and abft_repair (location and correction), plus plain double loops here.
+//
+// Versions (encode + verify; the correction kernels are shared by all: they run only after a
+// fault, so their speed hardly matters):
+//   1  naive: one thread per column (per k for e·A) for everything, a strided loop over rows.
+//   2  coalesced: a (32, 8) block; the 32 lanes of a warp take 32 consecutive columns and the
+//      8 warps split the rows, so each row-major read of a warp is one 128-byte transaction;
+//      the 8 partial sums are reduced through shared memory.
+//   3  fused: version 2's e·A kernel, then ONE kernel per column tile that computes chk/bound
+//      and immediately checks C's columns against them (no round trip of chk/bound through
+//      global memory, one launch less).
+//
+// Build and run:
+//   nvcc -O3 -std=c++17 -I. -arch=sm_90 dev/cuda/abft_checksum.cu -o /tmp/abft_checksum_gpu -lcublas -lcublasLt
+//   /tmp/abft_checksum_gpu [version]          (version 1..3; default: all)
+//   g++ -x c++ -DCUDA_CPU_HARNESS -O2 -std=c++17 -Wall -Wextra -fstack-clash-protection -I.
+//       dev/cuda/abft_checksum.cu -o /tmp/abft_checksum_cpu -lpthread
+//   /tmp/abft_checksum_cpu [version]
+//
+// What is validated (every version, outputs poisoned first):
+//   - ue, ua, chk, bound against plain double loops (signed sums within the fp32 summation bound,
+//     positive sums within 1e-4 relative), and no alarm on fault-free GEMMs, GPU or CPU: five
+//     shapes, odd M, N, K, both operand layouts, with and without bias, magnitudes 1e-3..1e3;
+//   - each fault type (inf, -inf, nan, nearinf, bitflip) x pattern (0-D, row, column, 2-D) written
+//     into C after the GEMM: detected exactly when the host abft_verify detects it; 0-D/row/col
+//     rebuilt to the fault-free C and to the host-repaired C within the line's tolerance, and
+//     clean on re-verification; 2-D reported beyond the checksums, as the host reports it;
+//   - +1e20 and -1e20 in one column that cancel in the plain sum: only the absolute-sum test
+//     sees them (shown on the host path), every version detects them, the rows rebuild them.
+//
+// Shapes: GPT-2 124M's attention on a GPU (B=8, NH=12, T=1024, HS=64, C=768); small odd ones
+// under the harness (B=2, NH=3, T=37, HS=16, plus GEMMs with M, N, K = 29, 23, 19 and 31, 17, 21).
+// On a GPU the validations run first at B=2, T=67 (the references are plain loops), then the
+// benchmark at full size: the GEMM alone (cuBLAS, the baseline), then GEMM + encode + verify.
+#include <string>
+
+#include "dev/cuda/common.h"
+
+#include "abft.cuh"
+
+constexpr float TAU = 2.0f; // abft.cuh's AbftConfig::tau: the safety factor of the tolerance
+
+// ----------------------------------------------------------------------------
+// small device helpers shared by the versions
+
+__device__ inline float bias_at(const float* bias, int j) { return bias ? bias[j] : 0.0f; }
+
+// abft_check_columns' test for one column, in the same fp32 arithmetic. NaN fails it.
+__device__ inline bool column_is_clean(float sum, float abssum, float chk, float bound, int K, int M) {
+    float tol = abft_tolerance(TAU, K, M, bound);
+    return (fabsf(sum - chk) <= tol) && (abssum <= bound + tol);
+}
+
+// Records a failed column of batch entry b: the first failure of an entry bumps the counter.
+__device__ inline void report_fault(int* flags, int* counter, int b) {
+    if (atomicAdd(&flags[b], 1) == 0) { atomicAdd(counter, 1); }
+}
+
+// The expected column checksum and its bound from the two reduced dot products.
+__device__ inline void finish_checksum(float s, float sa, float alpha, float bias, int M, float* chk, float* bound) {
+    *chk = alpha * s + (float)M * bias;
+    *bound = fabsf(alpha) * sa + (float)M * fabsf(bias);
+}
+
+// ----------------------------------------------------------------------------
+// version 1: naive, one thread per column
+
+// ue[b][k] = Σ_i A(i,k), ua[b][k] = Σ_i |A(i,k)|. grid (ceil(K/128), batch), block 128.
+__global__ void encode_a_v1(AbftGemm g, float* ue, float* ua) {
+    int k = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (k >= g.K) { return; }
+    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs};
+    float s = 0.0f, sa = 0.0f;
+    for (int i = 0; i < g.M; i++) { float x = A.at(i, k); s += x; sa += fabsf(x); }
+    ue[(long)b * g.K + k] = s;
+    ua[(long)b * g.K + k] = sa;
+}
+
+// chk[b][j], bound[b][j] from ue, ua. grid (ceil(N/128), batch), block 128.
+__global__ void encode_b_v1(AbftGemm g, const float* ue, const float* ua, float* chk, float* bound) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (j >= g.N) { return; }
+    MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    float s = 0.0f, sa = 0.0f;
+    for (int k = 0; k < g.K; k++) {
+        float x = B.at(k, j);
+        s += ue[(long)b * g.K + k] * x;
+        sa += ua[(long)b * g.K + k] * fabsf(x);
+    }
+    finish_checksum(s, sa, g.alpha, bias_at(g.bias, j), g.M, &chk[(long)b * g.N + j], &bound[(long)b * g.N + j]);
+}
+
+// One thread per column of C[b]. grid (ceil(N/128), batch), block 128.
+__global__ void verify_v1(AbftGemm g, const float* chk, const float* bound, int* flags, int* counter) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (j >= g.N) { return; }
+    const float* C = g.C + b * g.strideC;
+    float s = 0.0f, sa = 0.0f;
+    for (int i = 0; i < g.M; i++) { float x = C[(long)i * g.ldc + j]; s += x; sa += fabsf(x); }
+    if (!column_is_clean(s, sa, chk[(long)b * g.N + j], bound[(long)b * g.N + j], g.K, g.M)) {
+        report_fault(flags, counter, b);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// version 2: coalesced, block (32, ROWS): lanes over consecutive columns, warps over rows
+
+constexpr int TILE = 32; // columns per block: one per lane
+constexpr int ROWS = 8;  // warps per block, each taking every ROWS-th row
+
+// Sums (s, sa) over the ROWS warps of the block; the result is valid in warp 0 (threadIdx.y == 0).
+// Shared memory and not shuffles: the partial sums to combine sit in different warps.
+__device__ inline void reduce_over_warps(float* s, float* sa) {
+    __shared__ float part[2][ROWS][TILE];
+    part[0][threadIdx.y][threadIdx.x] = *s;
+    part[1][threadIdx.y][threadIdx.x] = *sa;
+    __syncthreads();
+    if (threadIdx.y == 0) {
+        for (int r = 1; r < ROWS; r++) { *s += part[0][r][threadIdx.x]; *sa += part[1][r][threadIdx.x]; }
+    }
+    __syncthreads(); // part[] may be reused by a second call in the same kernel (version 3)
+}
+
+// grid (ceil(K/TILE), batch), block (TILE, ROWS). Coalesced when A's rows are contiguous (cs == 1).
+__global__ void encode_a_v2(AbftGemm g, float* ue, float* ua) {
+    int k = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
+    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs};
+    float s = 0.0f, sa = 0.0f;
+    if (k < g.K) { // no early return: every thread must reach the barrier
+        for (int i = threadIdx.y; i < g.M; i += ROWS) { float x = A.at(i, k); s += x; sa += fabsf(x); }
+    }
+    reduce_over_warps(&s, &sa);
+    if (threadIdx.y == 0 && k < g.K) { ue[(long)b * g.K + k] = s; ua[(long)b * g.K + k] = sa; }
+}
+
+// The two dot products of column j of B[b] with (ue, ua), split over the warps and reduced.
+__device__ inline void column_checksum_v2(const AbftGemm& g, int b, int j, const float* ue, const float* ua,
+                                          float* chk, float* bound) {
+    MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    float s = 0.0f, sa = 0.0f;
+    if (j < g.N) {
+        for (int k = threadIdx.y; k < g.K; k += ROWS) {
+            float x = B.at(k, j);
+            s += ue[(long)b * g.K + k] * x;
+            sa += ua[(long)b * g.K + k] * fabsf(x);
+        }
+    }
+    reduce_over_warps(&s, &sa);
+    if (threadIdx.y == 0 && j < g.N) { finish_checksum(s, sa, g.alpha, bias_at(g.bias, j), g.M, chk, bound); }
+}
+
+// The column sums of C[b] compared with (chk, bound), valid in warp 0.
+__device__ inline void column_check_v2(const AbftGemm& g, int b, int j, float chk, float bound, int* flags, int* counter) {
+    const float* C = g.C + b * g.strideC;
+    float s = 0.0f, sa = 0.0f;
+    if (j < g.N) {
+        for (int i = threadIdx.y; i < g.M; i += ROWS) { float x = C[(long)i * g.ldc + j]; s += x; sa += fabsf(x); }
+    }
+    reduce_over_warps(&s, &sa);
+    if (threadIdx.y == 0 && j < g.N && !column_is_clean(s, sa, chk, bound, g.K, g.M)) { report_fault(flags, counter, b); }
+}
+
+// grid (ceil(N/TILE), batch), block (TILE, ROWS)
+__global__ void encode_b_v2(AbftGemm g, const float* ue, const float* ua, float* chk, float* bound) {
+    int j = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
+    float c = 0.0f, bd = 0.0f;
+    column_checksum_v2(g, b, j, ue, ua, &c, &bd);
+    if (threadIdx.y == 0 && j < g.N) { chk[(long)b * g.N + j] = c; bound[(long)b * g.N + j] = bd; }
+}
+
+// grid (ceil(N/TILE), batch), block (TILE, ROWS)
+__global__ void verify_v2(AbftGemm g, const float* chk, const float* bound, int* flags, int* counter) {
+    int j = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
+    float c = 0.0f, bd = 0.0f;
+    if (j < g.N) { c = chk[(long)b * g.N + j]; bd = bound[(long)b * g.N + j]; }
+    column_check_v2(g, b, j, c, bd, flags, counter);
+}
+
+// ----------------------------------------------------------------------------
+// version 3: chk/bound and the check of C in one kernel, per column tile
+
+// grid (ceil(N/TILE), batch), block (TILE, ROWS). chk/bound are still written (for the
+// correction's re-check and for validation), but the check uses the values in registers.
+__global__ void encode_b_verify_v3(AbftGemm g, const float* ue, const float* ua, float* chk, float* bound,
+                                   int* flags, int* counter) {
+    int j = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
+    float c = 0.0f, bd = 0.0f;
+    column_checksum_v2(g, b, j, ue, ua, &c, &bd);
+    if (threadIdx.y == 0 && j < g.N) { chk[(long)b * g.N + j] = c; bound[(long)b * g.N + j] = bd; }
+    column_check_v2(g, b, j, c, bd, flags, counter); // only warp 0's (c, bd) are used, as computed
+}
+
+// ----------------------------------------------------------------------------
+// correction (all versions): fp64 checksums of the flagged entries, then one thread per line
+
+struct CorrectScratch {          // device buffers, sized for the GEMM
+    double* enc;                 // (batch, 6, K): e·A, w·A, e·|A|, B·e, B·w, |B|·e
+    double* biasw;               // (batch, 3): Σ bias, Σ (j+1)·bias, Σ |bias|
+    double* colchk;              // (batch, N, 3): plain, weighted, bound of each column
+    double* rowchk;              // (batch, M, 3): the same for each row
+    AbftVerdict* colv;           // (batch, N)
+    AbftVerdict* rowv;           // (batch, M)
+    int* unfixable;              // (batch, 2): lines beyond one fix, by columns / by rows
+    int* status;                 // (batch): REPAIR_*
+};
+
+enum RepairStatus { REPAIR_NONE = 0, REPAIR_BY_COLUMNS = 1, REPAIR_BY_ROWS = 2, REPAIR_BEYOND = 3 };
+
+// One thread per k: the operand sums the line checksums are made of. grid (ceil(K/128), batch).
+__global__ void correct_encode(AbftGemm g, const int* flags, CorrectScratch s) {
+    int k = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (flags[b] == 0 || k >= g.K) { return; }
+    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    double ae = 0.0, aw = 0.0, aa = 0.0, be = 0.0, bw = 0.0, ba = 0.0;
+    for (int i = 0; i < g.M; i++) { double x = A.at(i, k); ae += x; aw += (i + 1) * x; aa += fabs(x); }
+    for (int j = 0; j < g.N; j++) { double x = B.at(k, j); be += x; bw += (j + 1) * x; ba += fabs(x); }
+    double* e = s.enc + (long)b * 6 * g.K;
+    e[k] = ae; e[g.K + k] = aw; e[2 * g.K + k] = aa; e[3 * g.K + k] = be; e[4 * g.K + k] = bw; e[5 * g.K + k] = ba;
+    if (k == 0) {
+        double bs = 0.0, bws = 0.0, bas = 0.0;
+        for (int j = 0; g.bias && j < g.N; j++) { bs += g.bias[j]; bws += (j + 1.0) * g.bias[j]; bas += fabs(g.bias[j]); }
+        s.biasw[b * 3] = bs; s.biasw[b * 3 + 1] = bws; s.biasw[b * 3 + 2] = bas;
+    }
+}
+
+// One thread per line: t < N is column t, else row t − N (abft_repair's formulas).
+// grid (ceil((N+M)/128), batch).
+__global__ void correct_checksums(AbftGemm g, const int* flags, CorrectScratch s) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (flags[b] == 0 || t >= g.N + g.M) { return; }
+    const double alpha = g.alpha;
+    const double* e = s.enc + (long)b * 6 * g.K;
+    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    double p = 0.0, w = 0.0, a = 0.0;
+    if (t < g.N) {
+        const int j = t;
+        const double bj = g.bias ? g.bias[j] : 0.0;
+        for (int k = 0; k < g.K; k++) { double x = B.at(k, j); p += e[k] * x; w += e[g.K + k] * x; a += e[2 * g.K + k] * fabs(x); }
+        double* c = s.colchk + ((long)b * g.N + j) * 3;
+        c[0] = alpha * p + g.M * bj;
+        c[1] = alpha * w + 0.5 * g.M * (g.M + 1.0) * bj;
+        c[2] = fabs(alpha) * a + g.M * fabs(bj);
+    } else {
+        const int i = t - g.N;
+        for (int k = 0; k < g.K; k++) { double x = A.at(i, k); p += x * e[3 * g.K + k]; w += x * e[4 * g.K + k]; a += fabs(x) * e[5 * g.K + k]; }
+        double* r = s.rowchk + ((long)b * g.M + i) * 3;
+        r[0] = alpha * p + s.biasw[b * 3];
+        r[1] = alpha * w + s.biasw[b * 3 + 1];
+        r[2] = fabs(alpha) * a + s.biasw[b * 3 + 2];
+    }
+}
+
+// One thread per column and per row: the line of C, judged against its checksums.
+// grid (ceil((N+M)/128), batch), like correct_checksums.
+__global__ void correct_judge(AbftGemm g, const int* flags, CorrectScratch s, float extreme) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (flags[b] == 0 || t >= g.N + g.M) { return; }
+    const float* C = g.C + b * g.strideC;
+    const bool is_col = t < g.N;
+    const int l = is_col ? t : t - g.N, len = is_col ? g.M : g.N;
+    AbftLine line;
+    abft_line_init(&line);
+    for (int x = 0; x < len; x++) {
+        abft_line_add(&line, x, is_col ? C[(long)x * g.ldc + l] : C[(long)l * g.ldc + x], extreme);
+    }
+    const double* c = is_col ? s.colchk + ((long)b * g.N + l) * 3 : s.rowchk + ((long)b * g.M + l) * 3;
+    AbftVerdict v = abft_judge(line, c[0], c[1], abft_tolerance(TAU, g.K, len, (float)c[2]), len);
+    (is_col ? s.colv + (long)b * g.N : s.rowv + (long)b * g.M)[l] = v;
+    if (v.kind == LINE_UNFIXABLE) { atomicAdd(&s.unfixable[b * 2 + (is_col ? 0 : 1)], 1); }
+}
+
+// Columns if all are fixable, else rows if all are, else nothing. grid (ceil(max(M,N)/128), batch).
+__global__ void correct_apply(AbftGemm g, const int* flags, CorrectScratch s) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (flags[b] == 0) { return; }
+    const int mode = s.unfixable[b * 2] == 0 ? REPAIR_BY_COLUMNS : s.unfixable[b * 2 + 1] == 0 ? REPAIR_BY_ROWS : REPAIR_BEYOND;
+    if (t == 0) { s.status[b] = mode; }
+    float* C = g.C + b * g.strideC;
+    if (mode == REPAIR_BY_COLUMNS && t < g.N) {
+        AbftVerdict v = s.colv[(long)b * g.N + t];
+        if (v.kind == LINE_FIXABLE) { float* x = &C[(long)v.index * g.ldc + t]; *x = abft_apply(v, *x); }
+    } else if (mode == REPAIR_BY_ROWS && t < g.M) {
+        AbftVerdict v = s.rowv[(long)b * g.M + t];
+        if (v.kind == LINE_FIXABLE) { float* x = &C[(long)t * g.ldc + v.index]; *x = abft_apply(v, *x); }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the bias of the GEMM (cuBLAS computes alpha·A·B)
+
+// C[b][i][j] += bias[j]. grid (ceil(N/128), M, batch).
+__global__ void add_bias(float* C, long ldc, long strideC, const float* bias, int N) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j < N) { C[blockIdx.z * strideC + (long)blockIdx.y * ldc + j] += bias[j]; }
+}
+
+// Everything below is host code (some of it calls abft.cuh's host path, which nvcc's device
+// pass, where __CUDA_ARCH__ is defined, does not see).
+#ifndef __CUDA_ARCH__
+
+// ----------------------------------------------------------------------------
+// host side: buffers and launches of one version
+
+struct Checker {
+    float* ue; float* ua;         // (batch, K)
+    float* chk; float* bound;     // (batch, N)
+    int* flags;                   // (batch) failed columns per entry
+    int* counter;                 // (1) faulty entries detected, cumulative
+    CorrectScratch cs;
+};
+
+static Checker checker_alloc(const AbftGemm& g) {
+    Checker c;
+    c.ue = device_alloc((size_t)g.batch * g.K);
+    c.ua = device_alloc((size_t)g.batch * g.K);
+    c.chk = device_alloc((size_t)g.batch * g.N);
+    c.bound = device_alloc((size_t)g.batch * g.N);
+    cudaCheck(cudaMalloc(&c.flags, g.batch * sizeof(int)));
+    cudaCheck(cudaMalloc(&c.counter, sizeof(int)));
+    cudaCheck(cudaMalloc(&c.cs.enc, (size_t)g.batch * 6 * g.K * sizeof(double)));
+    cudaCheck(cudaMalloc(&c.cs.biasw, (size_t)g.batch * 3 * sizeof(double)));
+    cudaCheck(cudaMalloc(&c.cs.colchk, (size_t)g.batch * g.N * 3 * sizeof(double)));
+    cudaCheck(cudaMalloc(&c.cs.rowchk, (size_t)g.batch * g.M * 3 * sizeof(double)));
+    cudaCheck(cudaMalloc(&c.cs.colv, (size_t)g.batch * g.N * sizeof(AbftVerdict)));
+    cudaCheck(cudaMalloc(&c.cs.rowv, (size_t)g.batch * g.M * sizeof(AbftVerdict)));
+    cudaCheck(cudaMalloc(&c.cs.unfixable, (size_t)g.batch * 2 * sizeof(int)));
+    cudaCheck(cudaMalloc(&c.cs.status, (size_t)g.batch * sizeof(int)));
+    return c;
+}
+
+static void checker_free(Checker& c) {
+    void* ps[] = {c.ue, c.ua, c.chk, c.bound, c.flags, c.counter, c.cs.enc, c.cs.biasw, c.cs.colchk,
+                  c.cs.rowchk, c.cs.colv, c.cs.rowv, c.cs.unfixable, c.cs.status};
+    for (void* p : ps) { cudaCheck(cudaFree(p)); }
+}
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+// Encode (e·A, then chk/bound) and verify C: the fast path every protected GEMM takes.
+static void encode_verify(int version, const AbftGemm& g, Checker& c) {
+    cudaCheck(cudaMemset(c.flags, 0, g.batch * sizeof(int)));
+    if (version == 1) {
+        LAUNCH(encode_a_v1, dim3(ceil_div(g.K, 128), g.batch), dim3(128), 0, 0)(g, c.ue, c.ua);
+        cudaCheckLaunch();
+        LAUNCH(encode_b_v1, dim3(ceil_div(g.N, 128), g.batch), dim3(128), 0, 0)(g, c.ue, c.ua, c.chk, c.bound);
+        cudaCheckLaunch();
+        LAUNCH(verify_v1, dim3(ceil_div(g.N, 128), g.batch), dim3(128), 0, 0)(g, c.chk, c.bound, c.flags, c.counter);
+        cudaCheckLaunch();
+        return;
+    }
+    const dim3 block(TILE, ROWS);
+    LAUNCH(encode_a_v2, dim3(ceil_div(g.K, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua);
+    cudaCheckLaunch();
+    if (version == 2) {
+        LAUNCH(encode_b_v2, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua, c.chk, c.bound);
+        cudaCheckLaunch();
+        LAUNCH(verify_v2, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.chk, c.bound, c.flags, c.counter);
+        cudaCheckLaunch();
+    } else {
+        LAUNCH(encode_b_verify_v3, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua, c.chk, c.bound,
+                                                                                    c.flags, c.counter);
+        cudaCheckLaunch();
+    }
+}
+
+// The slow path, for the entries flags[] marks: status[b] tells what was done.
+static void correct(const AbftGemm& g, Checker& c) {
+    cudaCheck(cudaMemset(c.cs.unfixable, 0, (size_t)g.batch * 2 * sizeof(int)));
+    cudaCheck(cudaMemset(c.cs.status, 0, (size_t)g.batch * sizeof(int)));
+    LAUNCH(correct_encode, dim3(ceil_div(g.K, 128), g.batch), dim3(128), 0, 0)(g, c.flags, c.cs);
+    cudaCheckLaunch();
+    LAUNCH(correct_checksums, dim3(ceil_div(g.N + g.M, 128), g.batch), dim3(128), 0, 0)(g, c.flags, c.cs);
+    cudaCheckLaunch();
+    LAUNCH(correct_judge, dim3(ceil_div(g.N + g.M, 128), g.batch), dim3(128), 0, 0)(g, c.flags, c.cs, AbftConfig().extreme);
+    cudaCheckLaunch();
+    LAUNCH(correct_apply, dim3(ceil_div(std::max(g.M, g.N), 128), g.batch), dim3(128), 0, 0)(g, c.flags, c.cs);
+    cudaCheckLaunch();
+}
+
+// ----------------------------------------------------------------------------
+// the GEMM itself (cuBLAS) and the bias
+
+// Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: a view with contiguous rows (cs == 1) is, read
+// column-major, already its transpose (op N, ld = rs); a transposed view (rs == 1) needs op T, ld = cs.
+static void gemm_cublas(cublasHandle_t handle, const AbftGemm& g) {
+    const float beta = 0.0f;
+    cublasOperation_t opB = g.B.cs == 1 ? CUBLAS_OP_N : CUBLAS_OP_T, opA = g.A.cs == 1 ? CUBLAS_OP_N : CUBLAS_OP_T;
+    int ldb = (int)(g.B.cs == 1 ? g.B.rs : g.B.cs), lda = (int)(g.A.cs == 1 ? g.A.rs : g.A.cs);
+    cublasCheck(cublasSgemmStridedBatched(handle, opB, opA, g.N, g.M, g.K, &g.alpha, g.B.p, ldb, g.strideB, g.A.p, lda,
+                                          g.strideA, &beta, g.C, (int)g.ldc, g.strideC, g.batch));
+    if (g.bias) {
+        LAUNCH(add_bias, dim3(ceil_div(g.N, 128), g.M, g.batch), dim3(128), 0, 0)(g.C, g.ldc, g.strideC, g.bias, g.N);
+        cudaCheckLaunch();
+    }
+}
+
+// ----------------------------------------------------------------------------
+// test problems: host operands, their device copies, and plain-loop references
+
+struct Problem {
+    const char* name;
+    AbftGemm g;                   // device pointers
+    AbftGemm h;                   // the same GEMM on host copies (h.C: a host buffer)
+    std::vector<float> A, B, bias, Cbuf; // host storage behind h
+    float *dA, *dB, *dbias;
+    // plain-loop references (double): C, the encode outputs, and the absolute sums that bound
+    // each signed sum's fp32 rounding error
+    std::vector<double> C_ref, ue_ref, ue_abs, ua_ref, chk_ref, chk_abs, bound_ref;
+    std::vector<double> col_tol, row_tol; // abft_tolerance of each column / row of each entry
+};
+
+// A GEMM of `batch` entries (M, K)·(K, N); a_t / b_t: the operand is a transposed view of a
+// contiguous (K, M) / (N, K) matrix, as Kᵀ in S = Q·Kᵀ or Wᵀ in a linear layer.
+static Problem make_problem(const char* name, int batch, int M, int N, int K, bool a_t, bool b_t, bool with_bias,
+                            float alpha, float scale_a, float scale_b, uint64_t seed) {
+    Problem p;
+    p.name = name;
+    p.A = make_random_float((size_t)batch * M * K, seed);
+    p.B = make_random_float((size_t)batch * K * N, seed + 1);
+    for (float& x : p.A) { x *= scale_a; }
+    for (float& x : p.B) { x *= scale_b; }
+    if (with_bias) {
+        p.bias = make_random_float(N, seed + 2);
+        for (float& x : p.bias) { x *= scale_a * scale_b; }
+    }
+    p.Cbuf.assign((size_t)batch * M * N, 0.0f);
+    p.dA = device_copy(p.A);
+    p.dB = device_copy(p.B);
+    p.dbias = with_bias ? device_copy(p.bias) : nullptr;
+    AbftGemm g;
+    g.M = M; g.N = N; g.K = K; g.batch = batch;
+    g.A = a_t ? MatView{p.dA, 1, M} : MatView{p.dA, K, 1}; g.strideA = (long)M * K;
+    g.B = b_t ? MatView{p.dB, 1, K} : MatView{p.dB, N, 1}; g.strideB = (long)K * N;
+    g.C = device_alloc((size_t)batch * M * N); g.ldc = N; g.strideC = (long)M * N;
+    g.alpha = alpha; g.bias = p.dbias; g.causal = false;
+    p.g = g;
+    p.h = g;
+    p.h.A.p = p.A.data(); p.h.B.p = p.B.data(); p.h.bias = with_bias ? p.bias.data() : nullptr; p.h.C = p.Cbuf.data();
+    return p;
+}
+
+// The plain-loop CPU reference, in double. Only called for the small (harness) problems.
+static void compute_reference(Problem& p) {
+    const AbftGemm& h = p.h;
+    const int M = h.M, N = h.N, K = h.K;
+    p.C_ref.assign((size_t)h.batch * M * N, 0.0);
+    p.ue_ref.assign((size_t)h.batch * K, 0.0); p.ue_abs = p.ue_ref; p.ua_ref = p.ue_ref;
+    p.chk_ref.assign((size_t)h.batch * N, 0.0); p.chk_abs = p.chk_ref; p.bound_ref = p.chk_ref;
+    p.col_tol.assign((size_t)h.batch * N, 0.0); p.row_tol.assign((size_t)h.batch * M, 0.0);
+    for (int b = 0; b < h.batch; b++) {
+        MatView A = abft_entry(h.A, h.strideA, b), B = abft_entry(h.B, h.strideB, b);
+        std::vector<double> rowbound(M, 0.0);
+        for (int i = 0; i < M; i++) {
+            for (int j = 0; j < N; j++) {
+                double bj = h.bias ? h.bias[j] : 0.0, s = 0.0, sa = 0.0;
+                for (int k = 0; k < K; k++) { s += (double)A.at(i, k) * B.at(k, j); sa += fabs((double)A.at(i, k) * B.at(k, j)); }
+                p.C_ref[((size_t)b * M + i) * N + j] = h.alpha * s + bj;
+                rowbound[i] += fabs(h.alpha) * sa + fabs(bj);
+            }
+        }
+        for (int k = 0; k < K; k++) {
+            for (int i = 0; i < M; i++) {
+                double x = A.at(i, k);
+                p.ue_ref[(size_t)b * K + k] += x; p.ue_abs[(size_t)b * K + k] += fabs(x); p.ua_ref[(size_t)b * K + k] += fabs(x);
+            }
+        }
+        for (int j = 0; j < N; j++) {
+            double bj = h.bias ? h.bias[j] : 0.0, s = 0.0, sa = 0.0, sb = 0.0;
+            for (int k = 0; k < K; k++) {
+                double x = B.at(k, j);
+                s += p.ue_ref[(size_t)b * K + k] * x;
+                sa += p.ue_abs[(size_t)b * K + k] * fabs(x);
+                sb += p.ua_ref[(size_t)b * K + k] * fabs(x);
+            }
+            p.chk_ref[(size_t)b * N + j] = h.alpha * s + M * bj;
+            p.chk_abs[(size_t)b * N + j] = fabs(h.alpha) * sa + M * fabs(bj);
+            p.bound_ref[(size_t)b * N + j] = fabs(h.alpha) * sb + M * fabs(bj);
+            p.col_tol[(size_t)b * N + j] = abft_tolerance(TAU, K, M, (float)p.bound_ref[(size_t)b * N + j]);
+        }
+        for (int i = 0; i < M; i++) { p.row_tol[(size_t)b * M + i] = abft_tolerance(TAU, K, N, (float)rowbound[i]); }
+    }
+}
+
+static void free_problem(Problem& p) {
+    cudaCheck(cudaFree(p.dA)); cudaCheck(cudaFree(p.dB)); cudaCheck(cudaFree(p.g.C));
+    if (p.dbias) { cudaCheck(cudaFree(p.dbias)); }
+}
+
+// ----------------------------------------------------------------------------
+// validation helpers
+
+// A signed fp32 sum of n terms is off by at most about n·u·Σ|terms| (u = 2^-24, any order); a
+// factor 2 for the two nested sums of chk, and 1e-30 for underflow. Prints like validate_result.
+static bool validate_signed_sum(const float* d, const std::vector<double>& ref, const std::vector<double>& absref,
+                                int n_terms, const char* name) {
+    std::vector<float> got = host_copy(d, ref.size());
+    size_t bad = 0;
+    for (size_t i = 0; i < ref.size(); i++) {
+        double allowed = 2.0 * (n_terms + 2) * (FLT_EPSILON * 0.5) * absref[i] + 1e-30;
+        if (!(fabs(got[i] - ref[i]) <= allowed)) {
+            if (bad < 5) { printf("  %s[%zu]: got %.7g, expected %.7g (allowed error %.2g)\n", name, i, got[i], ref[i], allowed); }
+            bad++;
+        }
+    }
+    return check(bad == 0, name);
+}
+
+static std::vector<int> host_copy_int(const int* d, size_t n) {
+    std::vector<int> h(n);
+    cudaCheck(cudaMemcpy(h.data(), d, n * sizeof(int), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+// The GEMM's fault-free output, computed on the device and kept on the host.
+static std::vector<float> run_gemm(cublasHandle_t handle, Problem& p) {
+    poison(p.g.C, (size_t)p.g.batch * p.g.M * p.g.N);
+    gemm_cublas(handle, p.g);
+    return host_copy(p.g.C, (size_t)p.g.batch * p.g.M * p.g.N);
+}
+
+// Fault-free: the encode outputs match the plain-loop reference, no alarm on GPU or CPU.
+static void test_fault_free(cublasHandle_t handle, Problem& p, int version) {
+    const AbftGemm& g = p.g;
+    char name[160];
+    std::vector<float> C = run_gemm(handle, p);
+    // cuBLAS's C against the double reference: fp32 dot products of K terms, error ≤ col tolerance
+    size_t bad = 0;
+    for (int b = 0; b < g.batch; b++) {
+        for (int i = 0; i < g.M; i++) {
+            for (int j = 0; j < g.N; j++) {
+                size_t e = ((size_t)b * g.M + i) * g.N + j;
+                if (!(fabs(C[e] - p.C_ref[e]) <= p.col_tol[(size_t)b * g.N + j])) { bad++; }
+            }
+        }
+    }
+    snprintf(name, sizeof(name), "%s: GEMM output matches the plain-loop reference", p.name);
+    if (version == 0) { check(bad == 0, name); return; }
+
+    Checker c = checker_alloc(g);
+    poison(c.ue, (size_t)g.batch * g.K); poison(c.ua, (size_t)g.batch * g.K);
+    poison(c.chk, (size_t)g.batch * g.N); poison(c.bound, (size_t)g.batch * g.N);
+    cudaCheck(cudaMemset(c.counter, 0, sizeof(int)));
+    encode_verify(version, g, c);
+    snprintf(name, sizeof(name), "v%d %s: ue = e·A within the fp32 sum bound", version, p.name);
+    validate_signed_sum(c.ue, p.ue_ref, p.ue_abs, g.M, name);
+    // all-positive sums: relative error ≤ (M + K + 2)·u ≈ 1e-5 for these sizes; 1e-4 leaves room
+    snprintf(name, sizeof(name), "v%d %s: ua = e·|A|", version, p.name);
+    validate_result(c.ua, std::vector<float>(p.ua_ref.begin(), p.ua_ref.end()), name, 1e-4f);
+    snprintf(name, sizeof(name), "v%d %s: chk = alpha·ue·B + M·bias within the fp32 sum bound", version, p.name);
+    validate_signed_sum(c.chk, p.chk_ref, p.chk_abs, g.M + g.K, name);
+    snprintf(name, sizeof(name), "v%d %s: bound = |alpha|·ua·|B| + M·|bias|", version, p.name);
+    validate_result(c.bound, std::vector<float>(p.bound_ref.begin(), p.bound_ref.end()), name, 1e-4f);
+    std::vector<int> flags = host_copy_int(c.flags, g.batch), counter = host_copy_int(c.counter, 1);
+    bool gpu_clean = counter[0] == 0 && std::count(flags.begin(), flags.end(), 0) == g.batch;
+    // the host path on the same C
+    std::copy(C.begin(), C.end(), p.Cbuf.begin());
+    Abft abft; abft.cfg.verbose = false; abft_init(&abft);
+    abft_verify(&abft, p.h, OP_QK, 0);
+    bool cpu_clean = abft.n.detected[OP_QK] == 0;
+    abft_free(&abft);
+    snprintf(name, sizeof(name), "v%d %s: fault-free GEMM raises no alarm (GPU %s, CPU %s)", version, p.name,
+             gpu_clean ? "clean" : "ALARM", cpu_clean ? "clean" : "ALARM");
+    check(gpu_clean && cpu_clean, name);
+    checker_free(c);
+}
+
+// Where a fault lands: entry b, element (i, j); the 2-D pattern is the 2x2 block at (i, j).
+struct FaultSite { int b, i, j; };
+
+static std::vector<std::pair<int, int>> fault_cells(const AbftGemm& g, int pattern, FaultSite s) {
+    std::vector<std::pair<int, int>> cells;
+    if (pattern == PATTERN_0D) { cells.push_back({s.i, s.j}); }
+    if (pattern == PATTERN_ROW) { for (int j = 0; j < g.N; j++) { cells.push_back({s.i, j}); } }
+    if (pattern == PATTERN_COL) { for (int i = 0; i < g.M; i++) { cells.push_back({i, s.j}); } }
+    if (pattern == PATTERN_2D) { for (int d = 0; d < 4; d++) { cells.push_back({s.i + d / 2, s.j + d % 2}); } }
+    return cells;
+}
+
+// What the host path (abft_verify, which calls abft_repair) makes of a faulty C.
+struct HostOutcome { bool detected, repaired; std::vector<float> C; };
+
+static HostOutcome host_outcome(Problem& p, const std::vector<float>& faulty) {
+    std::copy(faulty.begin(), faulty.end(), p.Cbuf.begin());
+    Abft abft; abft.cfg.verbose = false; abft_init(&abft);
+    bool repaired = abft_verify(&abft, p.h, OP_QK, 0);
+    HostOutcome o = {abft.n.detected[OP_QK] > 0, repaired, p.Cbuf};
+    abft_free(&abft);
+    return o;
+}
+
+// Every element of `got` equals `want` within the tolerance of its column or row: a rebuilt
+// element is checksum − (the other elements), accurate to the line's fp32 GEMM error bound.
+static bool close_to(const Problem& p, const std::vector<float>& got, const std::vector<float>& want, double factor) {
+    const AbftGemm& g = p.g;
+    for (int b = 0; b < g.batch; b++) {
+        for (int i = 0; i < g.M; i++) {
+            for (int j = 0; j < g.N; j++) {
+                size_t e = ((size_t)b * g.M + i) * g.N + j;
+                double allowed = factor * std::max(p.col_tol[(size_t)b * g.N + j], p.row_tol[(size_t)b * g.M + i]);
+                if (!(fabs((double)got[e] - want[e]) <= allowed)) { return false; }
+            }
+        }
+    }
+    return true;
+}
+
+// One faulty C through one version: detect, correct, re-verify; compared with the host path.
+// Returns an empty string when all is as it must be, else what went wrong.
+static std::string run_fault_case(int version, Problem& p, Checker& c, const std::vector<float>& clean,
+                                  const std::vector<float>& faulty, bool repairable) {
+    const AbftGemm& g = p.g;
+    const size_t n = clean.size();
+    HostOutcome host = host_outcome(p, faulty);
+    cudaCheck(cudaMemcpy(g.C, faulty.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemset(c.counter, 0, sizeof(int)));
+    encode_verify(version, g, c);
+    bool gpu_detected = host_copy_int(c.counter, 1)[0] > 0;
+    std::string why;
+    if (gpu_detected != host.detected) { why += gpu_detected ? " GPU-only alarm;" : " missed by the GPU, seen by the CPU;"; }
+    if (!host.detected) { why += " the host path missed it;"; }
+    if (!gpu_detected) { return why; }
+    correct(g, c);
+    std::vector<int> status = host_copy_int(c.cs.status, g.batch);
+    std::vector<int> flags_before = host_copy_int(c.flags, g.batch);
+    encode_verify(version, g, c); // the re-check of the repaired output (abft_verify does it too)
+    std::vector<int> flags_after = host_copy_int(c.flags, g.batch);
+    std::vector<float> got = host_copy(g.C, n);
+    bool gpu_repaired = true;
+    for (int b = 0; b < g.batch; b++) {
+        if (flags_before[b] == 0) { continue; }
+        gpu_repaired &= (status[b] == REPAIR_BY_COLUMNS || status[b] == REPAIR_BY_ROWS) && flags_after[b] == 0;
+    }
+    if (gpu_repaired != host.repaired) { why += " GPU and CPU disagree on repairability;"; }
+    if (repairable) {
+        if (!gpu_repaired) { why += " not repaired;"; }
+        if (!close_to(p, got, clean, 1.0)) { why += " repaired C != fault-free C;"; }
+        if (!close_to(p, got, host.C, 2.0)) { why += " repaired C != host-repaired C;"; }
+    } else if (gpu_repaired) {
+        why += " 2-D fault claimed repaired;";
+    }
+    return why;
+}
+
+// Every fault type x pattern, in one entry of the batch, through one version.
+static void test_faults(cublasHandle_t handle, Problem& p, int version, uint64_t seed) {
+    const AbftGemm& g = p.g;
+    std::vector<float> clean = run_gemm(handle, p);
+    Checker c = checker_alloc(g);
+    int cases = 0, failures = 0;
+    for (int type = 0; type < FAULT_NUM_TYPES; type++) {
+        for (int pattern = 0; pattern < PATTERN_NUM; pattern++) {
+            FaultSite s = {(int)(random_u32(&seed) % g.batch), (int)(random_u32(&seed) % (g.M - 1)),
+                           (int)(random_u32(&seed) % (g.N - 1))};
+            std::vector<float> faulty = clean;
+            for (auto cell : fault_cells(g, pattern, s)) {
+                float& x = faulty[((size_t)s.b * g.M + cell.first) * g.N + cell.second];
+                x = abft_fault_value(type, x);
+            }
+            std::string why = run_fault_case(version, p, c, clean, faulty, pattern != PATTERN_2D);
+            cases++;
+            if (!why.empty()) {
+                failures++;
+                printf("  v%d %s: %s %s at batch %d row %d col %d:%s\n", version, p.name, abft_fault_type_names[type],
+                       abft_pattern_names[pattern], s.b, s.i, s.j, why.c_str());
+            }
+        }
+    }
+    // Two opposite extremes in one column (rows 0 and 1): the column cannot rebuild two
+    // elements, the rows can (one each). Exact cancellation is test_cancellation's case.
+    FaultSite s = {g.batch - 1, 0, (int)(random_u32(&seed) % g.N)};
+    std::vector<float> faulty = clean;
+    faulty[((size_t)s.b * g.M + 0) * g.N + s.j] = ABFT_NEAR_INF;
+    faulty[((size_t)s.b * g.M + 1) * g.N + s.j] = -ABFT_NEAR_INF;
+    std::string why = run_fault_case(version, p, c, clean, faulty, true);
+    cases++;
+    if (!why.empty()) { failures++; printf("  v%d %s: opposite extremes in column %d:%s\n", version, p.name, s.j, why.c_str()); }
+    char name[200];
+    snprintf(name, sizeof(name), "v%d %s: %d injected faults (%d types x %d patterns + opposite extremes) detected as the "
+             "host does, 0-D/row/col repaired, 2-D reported", version, p.name, cases, FAULT_NUM_TYPES, PATTERN_NUM);
+    check(failures == 0, name);
+    checker_free(c);
+}
+
+// Two opposite extremes in one column that cancel exactly in the plain sum: rows 0 and 1 of A
+// are zero, so C's rows 0 and 1 are exactly 0 and +1e20, −1e20 written there sum to 0 in the
+// host's row-ordered sum. The host's plain-sum test passes; only the absolute-sum test sees
+// them. Every version must detect them too and rebuild them from the row checksums.
+static void test_cancellation(cublasHandle_t handle, int first, int last) {
+    Problem p = make_problem("cancel", 1, 33, 20, 12, false, false, false, 1.0f, 1.0f, 1.0f, 99);
+    const AbftGemm& h = p.h;
+    std::fill(p.A.begin(), p.A.begin() + 2 * h.K, 0.0f); // rows 0 and 1 of the row-major A
+    cudaCheck(cudaMemcpy(p.dA, p.A.data(), p.A.size() * sizeof(float), cudaMemcpyHostToDevice));
+    compute_reference(p);
+    std::vector<float> clean = run_gemm(handle, p), faulty = clean;
+    const int j = h.N / 2;
+    faulty[j] = ABFT_NEAR_INF;          // row 0
+    faulty[h.N + j] = -ABFT_NEAR_INF;   // row 1
+    // the host's two tests, taken apart
+    std::copy(faulty.begin(), faulty.end(), p.Cbuf.begin());
+    std::vector<float> ue(h.K), ua(h.K), chk(h.N), bound(h.N), sum(h.N), abssum(h.N);
+    abft_colsums(h.A, h.M, 0, h.K, nullptr, nullptr, ue.data(), ua.data());
+    abft_colsums(h.B, h.K, 0, h.N, ue.data(), ua.data(), chk.data(), bound.data());
+    abft_colsums(MatView{h.C, h.ldc, 1}, h.M, 0, h.N, nullptr, nullptr, sum.data(), abssum.data());
+    float expect = h.alpha * chk[j], bnd = fabsf(h.alpha) * bound[j];
+    float tol = abft_tolerance(TAU, h.K, h.M, bnd);
+    check(fabsf(sum[j] - expect) <= tol && !(abssum[j] <= bnd + tol),
+          "cancel: +1e20/-1e20 in one column pass the host's plain-sum test, fail its absolute-sum test");
+    for (int v = first; v <= last; v++) {
+        Checker c = checker_alloc(p.g);
+        std::string why = run_fault_case(v, p, c, clean, faulty, true);
+        if (!why.empty()) { printf("  v%d cancel:%s\n", v, why.c_str()); }
+        char name[120];
+        snprintf(name, sizeof(name), "v%d cancel: cancelling extremes detected as the host does, rebuilt from the rows", v);
+        check(why.empty(), name);
+        checker_free(c);
+    }
+    free_problem(p);
+}
+
+// ----------------------------------------------------------------------------
+// benchmark (a real GPU only): the GEMM alone, then GEMM + encode + verify per version
+
+static void benchmark(cublasHandle_t handle, Problem& p, int first, int last) {
+    const AbftGemm& g = p.g;
+    Checker c = checker_alloc(g);
+    cudaCheck(cudaMemset(c.counter, 0, sizeof(int)));
+    float base = benchmark_kernel(20, [&] { gemm_cublas(handle, g); });
+    char version[64];
+    snprintf(version, sizeof(version), "cublas %s", p.name);
+    report_benchmark("abft_checksum.cu", version, base, base);
+    for (int v = first; v <= last; v++) {
+        float ms = benchmark_kernel(20, [&] { gemm_cublas(handle, g); encode_verify(v, g, c); });
+        snprintf(version, sizeof(version), "v%d %s", v, p.name);
+        report_benchmark("abft_checksum.cu", version, ms, base);
+    }
+    check(host_copy_int(c.counter, 1)[0] == 0, "benchmark runs raised no alarm");
+    checker_free(c);
+}
+
+// ----------------------------------------------------------------------------
+
+int main(int argc, char** argv) {
+    cuda_require_device();
+    int first = 1, last = 3;
+    if (argc > 1) {
+        first = last = atoi(argv[1]);
+        if (first < 1 || first > 3) { fprintf(stderr, "error: version must be 1, 2 or 3, got '%s' (hint: ./abft_checksum [1|2|3])\n", argv[1]); return 1; }
+    }
+    cublasHandle_t handle;
+    cublasCheck(cublasCreate(&handle));
+    const bool gpu = on_real_gpu();
+    // attention shapes: GPT-2 124M on a GPU; small and odd (T = 37, NH = 3) under the harness
+    const int B = gpu ? 8 : 2, NH = gpu ? 12 : 3, T = gpu ? 1024 : 37, HS = gpu ? 64 : 16, C = NH * HS;
+    const float inv_sqrt_hs = 1.0f / sqrtf((float)HS);
+
+    // validation: small problems (references are O(batch·M·N·K) plain loops), magnitudes 1e-3..1e3
+    struct Spec { const char* name; int batch, M, N, K; bool a_t, b_t, bias; float alpha, sa, sb; };
+    const int vb = gpu ? 2 : B, vt = gpu ? 67 : T; // on a GPU the validation shapes stay small and odd too
+    const Spec specs[] = {
+        {"qk S=Q·Kᵀ/√HS", vb * NH, vt, vt, HS, false, true, false, inv_sqrt_hs, 1.0f, 1.0f},
+        {"pv Y=P·V", vb * NH, vt, HS, vt, false, false, false, 1.0f, 1.0f, 1.0f},
+        {"proj Y·Wᵀ+b (1e3)", 1, vb * vt, C, C, false, true, true, 1.0f, 1e3f, 1e3f},
+        {"odd Aᵀ·B+b (1e-3)", 3, 29, 23, 19, true, false, true, -0.5f, 1e-3f, 1e-3f},
+        {"odd Aᵀ·Bᵀ (1e-3·1e3)", 2, 31, 17, 21, true, true, false, 2.0f, 1e-3f, 1e3f},
+    };
+    uint64_t seed = 1234;
+    for (const Spec& s : specs) {
+        Problem p = make_problem(s.name, s.batch, s.M, s.N, s.K, s.a_t, s.b_t, s.bias, s.alpha, s.sa, s.sb, seed += 7);
+        compute_reference(p);
+        test_fault_free(handle, p, 0);
+        for (int v = first; v <= last; v++) { test_fault_free(handle, p, v); }
+        for (int v = first; v <= last; v++) { test_faults(handle, p, v, seed * 31 + v); }
+        free_problem(p);
+    }
+
+    test_cancellation(handle, first, last);
+
+    if (gpu) {
+        // the attention GEMMs at full size: S = Q·Kᵀ/√HS, Y = P·V, and the projection with bias
+        Problem qk = make_problem("qk", B * NH, T, T, HS, false, true, false, inv_sqrt_hs, 1.0f, 1.0f, 11);
+        Problem pv = make_problem("pv", B * NH, T, HS, T, false, false, false, 1.0f, 1.0f, 1.0f, 12);
+        Problem proj = make_problem("proj", 1, B * T, C, C, false, true, true, 1.0f, 1.0f, 1.0f, 13);
+        for (Problem* p : {&qk, &pv, &proj}) { benchmark(handle, *p, first, last); free_problem(*p); }
+    }
+    cublasCheck(cublasDestroy(handle));
+    return finish();
+}
+
+#endif // !__CUDA_ARCH__
