@@ -70,6 +70,20 @@ check "the log records each step's training loss (not a validation pass's)" $?
 check "only the two newest checkpoints are kept" $?
 
 # ----------------------------------------------------------------------------
+# rate mode: random faults over a run; with ABFT the run ends where the fault-free one does
+
+$RUN -x 30 > "$WORK/rate_clean.log" 2>&1
+$RUN -x 30 -fi rate=0.02,type=nan,seed=5 > "$WORK/rate_on.log" 2>&1
+$RUN -x 30 -fi rate=0.02,type=nan,seed=5 -abft 0 > "$WORK/rate_off.log" 2>&1
+final() { sed -n 's/^step *30\/30: train loss \([^ ]*\).*/\1/p' "$1"; }
+injected=$(sed -n 's/.*injected \([0-9]*\),.*/\1/p' "$WORK/rate_on.log")
+awk -v a="$(final "$WORK/rate_on.log")" -v b="$(final "$WORK/rate_clean.log")" -v n="${injected:-0}" \
+    'BEGIN { d = a - b; if (d < 0) d = -d; exit !(n >= 5 && d <= 1e-4 * b) }'
+check "rate mode, ABFT on: ${injected:-0} random NaN faults over 30 steps, final loss $(final "$WORK/rate_on.log") = fault-free $(final "$WORK/rate_clean.log")" $?
+final "$WORK/rate_off.log" | grep -qi nan
+check "rate mode, ABFT off: the same faults end in a NaN loss ($(final "$WORK/rate_off.log"))" $?
+
+# ----------------------------------------------------------------------------
 # Ctrl-C: the step under way finishes, a checkpoint is written, resume continues identically
 
 $RUN -x 400 -o "$WORK/int" > "$WORK/int.log" 2>&1 &
