@@ -751,12 +751,15 @@ static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* tar
     gpt2_run_checked(model, inputs, targets, true);
 }
 
+static void gpt2_allocate_moments(GPT2* model) {
+    if (model->m_memory != nullptr) { return; }
+    model->m_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
+    model->v_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
+}
+
 // AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group).
 static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
-    if (model->m_memory == nullptr) {
-        model->m_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
-        model->v_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
-    }
+    gpt2_allocate_moments(model);
     const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     #pragma omp parallel for
     for (size_t i = 0; i < model->num_parameters; i++) {
@@ -812,7 +815,7 @@ struct Options {
     const char* log_dir = nullptr;
     const char* fault = nullptr;
     int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
-    int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0;
+    int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0;
     float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f;
     long seed = 1337;
 };
@@ -882,6 +885,7 @@ static Options parse_options(int argc, char** argv) {
         {"-abft_quiet", FLAG_INT, &o.abft_quiet, 0, 1, "do not print each ABFT event"},
         {"-n", FLAG_INT, &o.checkpoint_every, 0, 1 << 30, "write a checkpoint to the log directory every N steps (0: never)"},
         {"-y", FLAG_INT, &o.resume, 0, 1, "resume from the newest checkpoint in the log directory (1)"},
+        {"-rollback", FLAG_INT, &o.rollback, 0, 1, "checkpoint/restore recovery: on a non-finite loss reload the last checkpoint (1)"},
         {"-bench", FLAG_INT, &o.bench, 0, 1000, "benchmark: N interleaved repeats of a step with ABFT off and on"},
     };
     const int n = sizeof(flags) / sizeof(flags[0]);
@@ -1042,8 +1046,9 @@ static void save_checkpoint(const GPT2* model, const char* dir, int step, int pr
     printf("checkpoint: step %d written to %s\n", step, dir);
 }
 
-// Loads the newest complete checkpoint of dir into the model; returns its step.
-static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uint64_t* sample_rng) {
+// Loads the newest complete checkpoint of dir into the model; returns its step. A resume also
+// restores the fault injector; a rollback does not (a transient fault does not come back).
+static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uint64_t* sample_rng, bool restore_faults) {
     int step = checkpoint_latest(dir);
     if (step < 0) { die(dir, "train with -o DIR -n N first, then resume with the same -o", "no complete checkpoint to resume from"); }
     std::string model_path = checkpoint_path(dir, "model", step), state_path = checkpoint_path(dir, "state", step);
@@ -1054,17 +1059,25 @@ static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uin
     }
     fread_check(model->params_memory, sizeof(float), model->num_parameters, f, model_path.c_str());
     fclose_check(f, model_path.c_str());
-    model->m_memory = (float*)malloc_check(model->num_parameters * sizeof(float), "AdamW moments");
-    model->v_memory = (float*)malloc_check(model->num_parameters * sizeof(float), "AdamW moments");
+    gpt2_allocate_moments(model);
     TrainState s;
     int state_step = state_read(state_path.c_str(), model->num_parameters, model->B, model->T, &s, model->m_memory, model->v_memory);
     if (state_step != step) { die(state_path.c_str(), "the checkpoint files are mixed up", "holds step %d, expected %d", state_step, step); }
     dataloader_set_state(loader, DataLoaderState{(long)s.train_shard, (long)s.train_position});
     *sample_rng = s.sample_rng;
-    model->abft.fault_rng = s.fault_rng;
-    model->abft.fault_fired = (int)s.fault_fired;
-    printf("resumed from step %d (%s)\n", step, dir);
+    if (restore_faults) {
+        model->abft.fault_rng = s.fault_rng;
+        model->abft.fault_fired = (int)s.fault_fired;
+        printf("resumed from step %d (%s)\n", step, dir);
+    }
     return step;
+}
+
+static bool all_finite(const float* x, size_t n) {
+    bool ok = true;
+    #pragma omp parallel for reduction(&& : ok)
+    for (size_t i = 0; i < n; i++) { ok = ok && std::isfinite(x[i]); }
+    return ok;
 }
 
 // Ctrl-C or a TERM signal: finish the step under way, write a checkpoint, stop.
@@ -1073,9 +1086,10 @@ static void on_interrupt(int) { g_interrupted = 1; }
 
 int main(int argc, char** argv) {
     Options o = parse_options(argc, argv);
-    if ((o.checkpoint_every > 0 || o.resume) && o.log_dir == nullptr) {
-        die(o.resume ? "-y" : "-n", "give a log directory with -o DIR", "checkpoints live in the log directory");
+    if ((o.checkpoint_every > 0 || o.resume || o.rollback) && o.log_dir == nullptr) {
+        die(o.resume ? "-y" : o.rollback ? "-rollback" : "-n", "give a log directory with -o DIR", "checkpoints live in the log directory");
     }
+    if (o.rollback && o.checkpoint_every == 0) { die("-rollback", "give a checkpoint interval with -n N", "rollback needs checkpoints"); }
     GPT2 model;
     build_model(&model, o);
     const GPT2Config& c = model.config;
@@ -1104,12 +1118,19 @@ int main(int argc, char** argv) {
         tokenizer.ok = false;
     }
     uint64_t sample_rng = (uint64_t)o.seed + 7;
-    int first_step = o.resume ? load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng) : 0;
+    int first_step = o.resume ? load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng, true) : 0;
     FILE* log = open_log(o.log_dir, first_step);
     printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
+    if (o.rollback && checkpoint_latest(o.log_dir) < first_step) { // something to roll back to
+        gpt2_allocate_moments(&model);
+        save_checkpoint(&model, o.log_dir, first_step, -1, &train_loader, sample_rng);
+    }
     int done = first_step; // steps completed
+    int rollbacks = 0, rollbacks_in_a_row = 0, steps_redone = 0;
+    double rollback_seconds = 0.0; // time lost to rollbacks: the discarded steps and the reloads
+    double since_checkpoint = 0.0; // training time since the last checkpoint
     for (int step = first_step; step < o.steps; step++) {
         model.abft.step = step;
         const long detected0 = abft_total_detected(model.abft.n);
@@ -1120,6 +1141,30 @@ int main(int argc, char** argv) {
         double ms = 1e3 * (wall_seconds() - t0);
         double tok_s = o.B * o.T / (ms * 1e-3);
         const float train_loss = model.mean_loss; // before validation passes overwrite it
+        since_checkpoint += ms * 1e-3;
+        // the checkpoint/restore baseline of ABFT: a non-finite loss, or parameters made non-finite
+        // by this step's update (which would otherwise be checkpointed), sends training back
+        if (o.rollback && (!std::isfinite(train_loss) || !all_finite(model.params_memory, model.num_parameters))) {
+            if (rollbacks_in_a_row++ == 3) {
+                die("-rollback", "the fault is not transient, or the model diverges: lower the learning rate",
+                    "still non-finite after 3 rollbacks to step %d", checkpoint_latest(o.log_dir));
+            }
+            double t1 = wall_seconds();
+            int back = load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng, false);
+            fclose_check(log, o.log_dir);
+            log = open_log(o.log_dir, back);
+            double lost = since_checkpoint + (wall_seconds() - t1);
+            printf("rollback: non-finite loss or parameters at step %d; reloaded the checkpoint of step %d (%d steps and %.2f s lost)\n",
+                   step + 1, back, step + 1 - back, lost);
+            rollbacks++;
+            steps_redone += step + 1 - back;
+            rollback_seconds += lost;
+            since_checkpoint = 0.0;
+            done = back;
+            step = back - 1; // the loop's increment resumes at step `back`
+            continue;
+        }
+        rollbacks_in_a_row = 0;
         done = step + 1;
         long events = abft_total_detected(model.abft.n) - detected0;
         printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", done, o.steps, train_loss, ms, tok_s,
@@ -1136,6 +1181,7 @@ int main(int argc, char** argv) {
         }
         if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
             save_checkpoint(&model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
+            since_checkpoint = 0.0;
         }
         if (stop) {
             printf("interrupted after step %d%s\n", done, o.log_dir ? "; resume with the same flags and -y 1" : "");
@@ -1143,6 +1189,9 @@ int main(int argc, char** argv) {
         }
     }
     abft_print_summary(model.abft, done - first_step);
+    if (o.rollback) {
+        printf("rollbacks: %d, steps recomputed %d, time lost %.2f s\n", rollbacks, steps_redone, rollback_seconds);
+    }
     if (log != nullptr) {
         fclose_check(log, o.log_dir);
         std::string path = std::string(o.log_dir) + "/model.bin";

@@ -84,6 +84,18 @@ final "$WORK/rate_off.log" | grep -qi nan
 check "rate mode, ABFT off: the same faults end in a NaN loss ($(final "$WORK/rate_off.log"))" $?
 
 # ----------------------------------------------------------------------------
+# checkpoint/restore recovery (the baseline ABFT is compared with): with ABFT off, a fault's
+# non-finite loss (forward fault) or parameters (backward fault) sends training back to the
+# last checkpoint, and the run ends where the fault-free one does
+
+for spec in op=qk,layer=1,step=13,type=inf,pattern=row op=qkv_dw,layer=0,step=9,type=nan,pattern=0d; do
+    rm -rf "$WORK/rb"
+    $RUN -x 30 -abft 0 -fi "$spec" -rollback 1 -n 5 -o "$WORK/rb" > "$WORK/rb.log" 2>&1
+    grep -q "^rollbacks: 1," "$WORK/rb.log" && [ "$(final "$WORK/rb.log")" = "$(final "$WORK/rate_clean.log")" ]
+    check "rollback: ${spec%%,*} fault, one rollback, final loss $(final "$WORK/rb.log") = fault-free" $?
+done
+
+# ----------------------------------------------------------------------------
 # Ctrl-C: the step under way finishes, a checkpoint is written, resume continues identically
 
 $RUN -x 400 -o "$WORK/int" > "$WORK/int.log" 2>&1 &
