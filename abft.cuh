@@ -235,6 +235,7 @@ struct AbftCounters {
     long recomputed_layer, redone_step;    // higher rungs of the ladder
     long injected;                         // faults injected (GEMM executions hit)
     double seconds[ABFT_NUM_OPS];          // time spent in checksums, verification and repair
+    double recovery_seconds;               // of which repairs and recomputations (faults only)
 };
 
 struct Abft {
@@ -587,6 +588,7 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     }
     abft->n.checked[op]++;
     bool repaired_all = true, detected = false;
+    const double t_repair = wall_seconds();
     for (int b = 0; b < g.batch; b++) {
         if (bad[b] == 0.0f) { continue; }
         detected = true;
@@ -606,7 +608,10 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
             }
         }
     }
-    if (detected) { abft->n.detected[op]++; }
+    if (detected) {
+        abft->n.detected[op]++;
+        abft->n.recovery_seconds += wall_seconds() - t_repair;
+    }
     abft->n.seconds[op] += wall_seconds() - t0;
     return repaired_all;
 }
@@ -622,7 +627,9 @@ inline bool abft_gemm(Abft* abft, AbftGemmFn gemm, const AbftGemm& g, int op, in
     if (!abft->cfg.enabled || abft_verify(abft, g, op, layer)) { return true; }
     abft->n.recomputed_op[op]++;
     if (abft->cfg.verbose) { printf("abft: step %d layer %d %s: recomputing the GEMM\n", abft->step, layer, abft_op_names[op]); }
+    const double t0 = wall_seconds();
     gemm(g);
+    abft->n.recovery_seconds += wall_seconds() - t0; // the check that follows counts itself
     abft_inject(abft, g, op, layer);
     return abft_verify(abft, g, op, layer);
 }

@@ -798,7 +798,8 @@ static void abft_print_summary(const Abft& abft, int steps) {
                n.corrected[op][FIX_0D], n.corrected[op][FIX_ROW], n.corrected[op][FIX_COL], n.corrected[op][FIX_SCATTERED],
                n.recomputed_op[op], 1e3 * n.seconds[op]);
     }
-    printf("  injected %ld, layers recomputed %ld, steps redone %ld\n", n.injected, n.recomputed_layer, n.redone_step);
+    printf("  injected %ld, layers recomputed %ld, steps redone %ld, time in repairs and recomputed GEMMs %.3f ms\n",
+           n.injected, n.recomputed_layer, n.redone_step, 1e3 * n.recovery_seconds);
     printf("  (0d/row/col/scat: outputs rebuilt from checksums, by fault pattern; recomp: GEMMs recomputed;\n"
            "   ms: total time in checksums and checks, including validation and sampling passes)\n");
 }
@@ -1035,15 +1036,19 @@ static void log_step(FILE* log, const char* dir, int step, float loss, float val
 }
 
 // Writes the checkpoint of `step` and keeps it and the one before it (previous_step), no older.
-static void save_checkpoint(const GPT2* model, const char* dir, int step, int previous_step, const DataLoader* loader,
-                            uint64_t sample_rng) {
+// Returns the seconds it took.
+static double save_checkpoint(const GPT2* model, const char* dir, int step, int previous_step, const DataLoader* loader,
+                              uint64_t sample_rng) {
+    const double t0 = wall_seconds();
     DataLoaderState ds = dataloader_get_state(loader);
     TrainState s{(int64_t)model->num_parameters, ds.shard, ds.position, sample_rng, model->abft.fault_rng, model->abft.fault_fired};
     model_write(checkpoint_path(dir, "model", step), model->config, model->params_memory);
     state_write(checkpoint_path(dir, "state", step), step, model->B, model->T, s, model->m_memory, model->v_memory);
     checkpoint_mark_done(dir, step);
     checkpoint_remove_older(dir, previous_step >= 0 ? previous_step : step);
-    printf("checkpoint: step %d written to %s\n", step, dir);
+    const double seconds = wall_seconds() - t0;
+    printf("checkpoint: step %d written to %s (%.2f s)\n", step, dir, seconds);
+    return seconds;
 }
 
 // Loads the newest complete checkpoint of dir into the model; returns its step. A resume also
@@ -1123,9 +1128,12 @@ int main(int argc, char** argv) {
     printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
+    double checkpoint_seconds = 0.0; // time spent writing checkpoints
+    int checkpoints = 0;
     if (o.rollback && checkpoint_latest(o.log_dir) < first_step) { // something to roll back to
         gpt2_allocate_moments(&model);
-        save_checkpoint(&model, o.log_dir, first_step, -1, &train_loader, sample_rng);
+        checkpoint_seconds += save_checkpoint(&model, o.log_dir, first_step, -1, &train_loader, sample_rng);
+        checkpoints++;
     }
     int done = first_step; // steps completed
     int rollbacks = 0, rollbacks_in_a_row = 0, steps_redone = 0;
@@ -1180,7 +1188,8 @@ int main(int argc, char** argv) {
             sample_text(&model, tokenizer, o.gen_tokens, &sample_rng);
         }
         if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
-            save_checkpoint(&model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
+            checkpoint_seconds += save_checkpoint(&model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
+            checkpoints++;
             since_checkpoint = 0.0;
         }
         if (stop) {
@@ -1190,7 +1199,8 @@ int main(int argc, char** argv) {
     }
     abft_print_summary(model.abft, done - first_step);
     if (o.rollback) {
-        printf("rollbacks: %d, steps recomputed %d, time lost %.2f s\n", rollbacks, steps_redone, rollback_seconds);
+        printf("rollbacks: %d, steps recomputed %d, time lost %.3f s; %d checkpoints written in %.3f s\n", rollbacks,
+               steps_redone, rollback_seconds, checkpoints, checkpoint_seconds);
     }
     if (log != nullptr) {
         fclose_check(log, o.log_dir);
