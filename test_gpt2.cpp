@@ -485,7 +485,10 @@ static TestConfig random_config(uint64_t seed) {
     TestConfig c;
     c.L = pick(1, 3);
     c.NH = pick(1, 5);
-    c.C = c.NH * pick(2, 12);
+    // At least 8 channels: a layernorm over very few channels is ill-conditioned (over 2, its
+    // output is ±1 whatever the input, and its backward cancels almost entirely). With C=2,
+    // PyTorch's own fp32 gradients differ from its fp64 ones by 4e-5, beyond any fp32 tolerance.
+    c.C = c.NH * pick((8 + c.NH - 1) / c.NH > 2 ? (8 + c.NH - 1) / c.NH : 2, 12);
     c.T = pick(1, 24);
     c.maxT = c.T + pick(0, 8);
     c.V = pick(20, 400);
