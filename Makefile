@@ -16,7 +16,7 @@ PY3 := $(firstword $(wildcard /usr/bin/python3) python3)
 
 HEADERS := abft.cuh $(wildcard llmc/*.h)
 
-.PHONY: all train test bench clean
+.PHONY: all train test run-tests bench clean
 all: train_gpt2 test_gpt2
 
 # The quick start: installs what is missing, prepares the King James Bible once (cached),
@@ -64,7 +64,13 @@ dev/cuda/build/%.nvcc: dev/cuda/%.cu $(CUDA_DEV_DEPS)
 	$(NVCC) $(NVCC_FLAGS) -O3 -arch=sm_90 $< -o dev/cuda/build/$*_sm90 $(NVCC_LDLIBS)
 	touch $@
 
-test: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu harness-test-nvcc $(CUDA_DEV_CPU) $(CUDA_DEV_NVCC)
+# `make test` installs what the tests need first (PyTorch for the reference, ...), then runs them
+# in a fresh make, which finds the Python that imports torch
+test:
+	scripts/install_deps.sh test
+	$(MAKE) --no-print-directory run-tests
+
+run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu harness-test-nvcc $(CUDA_DEV_CPU) $(CUDA_DEV_NVCC)
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
 		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)")
