@@ -24,7 +24,7 @@ all: train_gpt2 test_gpt2
 TRAIN_FLAGS ?= -e L4C256H4 -b 8 -t 64 -x 600 -l 1e-3 -v 100 -s 200 -g 64 -n 200
 train:
 	scripts/install_deps.sh train
-	$(MAKE) train_gpt2
+	$(MAKE) --no-print-directory train_gpt2
 	$(PY3) scripts/prepare_data.py
 	./train_gpt2 -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' $(TRAIN_FLAGS) -o log_bible
 	$(PY3) scripts/plot_loss.py log_bible/main.jsonl log_bible/loss.png
