@@ -212,6 +212,7 @@ struct AbftConfig {
     float extreme = 1e10f; // |x| above this is a fault by itself (the authors' near-INF threshold)
     float tau = 2.0f;      // safety factor over the fp32 error bound of the mismatch tolerance
     bool verbose = true;   // print every event
+    int every[ABFT_NUM_OPS] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}; // check op only every N-th step (-abft_every)
 };
 
 // One fault, or a rate of random faults: `-fi op=qk,layer=3,step=5,type=inf,pattern=row,seed=1`
@@ -257,6 +258,14 @@ inline void abft_init(Abft* abft) {
 
 inline void abft_free(Abft* abft) { free(abft->work); abft->work = nullptr; abft->work_floats = 0; }
 
+// Whether op is checked in the step now running (adaptive detection frequency, -abft_every).
+inline bool abft_due(const Abft* abft, int op) {
+    return abft->cfg.enabled && abft->step % abft->cfg.every[op] == 0;
+}
+
+// "qk=4,pv_dv=8": check those ops every 4th and every 8th step; the others every step.
+inline void abft_parse_every(const char* text, AbftConfig* cfg);
+
 inline long abft_total_detected(const AbftCounters& n) {
     long total = 0;
     for (int op = 0; op < ABFT_NUM_OPS; op++) { total += n.detected[op]; }
@@ -280,7 +289,7 @@ inline long abft_total_recomputed(const AbftCounters& n) {
 // ----------------------------------------------------------------------------
 // parsing -fi
 
-inline int abft_lookup(const char* value, const char* const* names, int count, const char* key) {
+inline int abft_lookup(const char* value, const char* const* names, int count, const char* key, const char* flag = "-fi") {
     for (int i = 0; i < count; i++) {
         if (strcmp(value, names[i]) == 0) { return i; }
     }
@@ -289,15 +298,15 @@ inline int abft_lookup(const char* value, const char* const* names, int count, c
     for (int i = 0; i < count && len < (int)sizeof(hint); i++) {
         len += snprintf(hint + len, sizeof(hint) - len, " %s", names[i]);
     }
-    die("-fi", hint, "unknown %s '%s'", key, value);
+    die(flag, hint, "unknown %s '%s'", key, value);
 }
 
-inline long abft_parse_int(const char* key, const char* value, long lo, long hi) {
+inline long abft_parse_int(const char* key, const char* value, long lo, long hi, const char* flag = "-fi") {
     char* end = nullptr;
     errno = 0;
     long x = strtol(value, &end, 10);
     if (errno != 0 || end == value || *end != '\0' || x < lo || x > hi) {
-        die("-fi", "see the -fi line of ./train_gpt2 -h", "%s must be an integer in [%ld, %ld], got '%s'", key, lo, hi, value);
+        die(flag, "see ./train_gpt2 -h", "%s must be an integer in [%ld, %ld], got '%s'", key, lo, hi, value);
     }
     return x;
 }
@@ -337,6 +346,19 @@ inline AbftFaultSpec abft_parse_fault(const char* text) {
             "a single fault needs op, layer and step");
     }
     return f;
+}
+
+inline void abft_parse_every(const char* text, AbftConfig* cfg) {
+    char buf[512];
+    if (strlen(text) >= sizeof(buf)) { die("-abft_every", "", "spec too long"); }
+    strcpy(buf, text);
+    for (char* item = strtok(buf, ","); item != nullptr; item = strtok(nullptr, ",")) {
+        char* eq = strchr(item, '=');
+        if (eq == nullptr) { die("-abft_every", "write op=N pairs separated by commas, e.g. qk=4,pv_dv=8", "'%s' has no '='", item); }
+        *eq = '\0';
+        int op = abft_lookup(item, abft_op_names, ABFT_NUM_OPS, "op", "-abft_every");
+        cfg->every[op] = (int)abft_parse_int("interval", eq + 1, 1, 1 << 20, "-abft_every");
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -624,7 +646,7 @@ typedef void (*AbftGemmFn)(const AbftGemm& g);
 inline bool abft_gemm(Abft* abft, AbftGemmFn gemm, const AbftGemm& g, int op, int layer) {
     gemm(g);
     abft_inject(abft, g, op, layer);
-    if (!abft->cfg.enabled || abft_verify(abft, g, op, layer)) { return true; }
+    if (!abft_due(abft, op) || abft_verify(abft, g, op, layer)) { return true; }
     abft->n.recomputed_op[op]++;
     if (abft->cfg.verbose) { printf("abft: step %d layer %d %s: recomputing the GEMM\n", abft->step, layer, abft_op_names[op]); }
     const double t0 = wall_seconds();
