@@ -18,11 +18,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "rand.h"
 #include "utils.h"
 
 // ----------------------------------------------------------------------------
@@ -65,6 +67,58 @@ inline void check_config(const GPT2Config& c, const char* where) {
     }
     if (c.channels % c.num_heads != 0) { die(where, hint, "channels %d not divisible by heads %d", c.channels, c.num_heads); }
     if (c.padded_vocab_size < c.vocab_size) { die(where, hint, "padded vocab %d < vocab %d", c.padded_vocab_size, c.vocab_size); }
+}
+
+// "dN" (GPT-2 shapes of depth N, e.g. d12 = 124M) or "L4C256H4" (optionally followed by
+// "V1000T512"). False when s is not a descriptor (then it names a model file).
+inline bool parse_model_descriptor(const char* s, GPT2Config* c) {
+    *c = GPT2Config{1024, 50257, 0, 0, 0, 0};
+    int depth = 0, consumed = 0;
+    if (sscanf(s, "d%d%n", &depth, &consumed) == 1 && s[consumed] == '\0') {
+        const int presets[][3] = {{6, 384, 6}, {12, 768, 12}, {24, 1024, 16}, {36, 1280, 20}, {48, 1600, 25}};
+        for (const auto& pr : presets) {
+            if (pr[0] == depth) { c->num_layers = depth; c->channels = pr[1]; c->num_heads = pr[2]; break; }
+        }
+        if (c->num_layers == 0) {
+            die("-e", "GPT-2 depths are d6, d12, d24, d36 and d48; or describe one as L4C256H4", "no preset of depth %d", depth);
+        }
+    } else {
+        if (sscanf(s, "L%dC%dH%d%n", &c->num_layers, &c->channels, &c->num_heads, &consumed) != 3) { return false; }
+        const char* rest = s + consumed;
+        while (*rest != '\0') {
+            int value = 0, n = 0;
+            char key = *rest;
+            if (sscanf(rest + 1, "%d%n", &value, &n) != 1) { return false; }
+            if (key == 'V') { c->vocab_size = value; } else if (key == 'T') { c->max_seq_len = value; } else { return false; }
+            rest += 1 + n;
+        }
+    }
+    c->padded_vocab_size = (c->vocab_size + 127) / 128 * 128;
+    check_config(*c, "-e");
+    return true;
+}
+
+// GPT-2's init into params (laid out by fill_in_parameter_sizes): N(0, 0.02), the residual
+// projections scaled by 1/sqrt(2L), zero biases, unit layernorm weights. The padded rows of
+// wte stay zero. The same numbers on every backend for a given seed.
+inline void gpt2_init_params(const GPT2Config& c, float* params, uint64_t seed) {
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    fill_in_parameter_sizes(sizes, c);
+    float* t[NUM_PARAMETER_TENSORS];
+    float* p = params;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { t[i] = p; p += sizes[i]; }
+    memset(params, 0, (size_t)(p - params) * sizeof(float));
+    const long L = c.num_layers, C = c.channels;
+    const float residual_std = 0.02f / sqrtf(2.0f * L);
+    uint64_t rng = seed;
+    normal_fill(t[0], (long)c.vocab_size * C, 0.0f, 0.02f, &rng);  // wte
+    normal_fill(t[1], (long)c.max_seq_len * C, 0.0f, 0.02f, &rng); // wpe
+    normal_fill(t[4], L * 3 * C * C, 0.0f, 0.02f, &rng);           // qkvw
+    normal_fill(t[6], L * C * C, 0.0f, residual_std, &rng);        // attprojw
+    normal_fill(t[10], L * 4 * C * C, 0.0f, 0.02f, &rng);          // fcw
+    normal_fill(t[12], L * 4 * C * C, 0.0f, residual_std, &rng);   // fcprojw
+    for (long i = 0; i < L * C; i++) { t[2][i] = 1.0f; t[8][i] = 1.0f; } // ln1w, ln2w
+    for (long i = 0; i < C; i++) { t[14][i] = 1.0f; }                  // lnfw
 }
 
 // ----------------------------------------------------------------------------

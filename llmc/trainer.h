@@ -1,0 +1,474 @@
+// trainer.h: the training program around a GPT-2 model, shared by the CPU trainer
+// (train_gpt2.cpp) and the CUDA trainer (train_gpt2.cu): flags, data, the training loop,
+// validation, sampling, the JSONL log, checkpoints and resume, Ctrl-C, the checkpoint/restore
+// baseline (-rollback), the ABFT on/off benchmark and the ABFT report.
+//
+// Included at the end of a trainer, which provides the model and its passes:
+//   struct GPT2 { GPT2Config config; size_t num_parameters; int B, T; float mean_loss; Abft abft; ... }
+//   gpt2_build_from_checkpoint(GPT2*, path)    gpt2_build_from_random(GPT2*, config, seed)
+//   gpt2_allocate_activations(GPT2*, B, T)     gpt2_allocate_moments(GPT2*)
+//   gpt2_forward_backward(GPT2*, inputs, targets)      (host arrays (B,T); sets mean_loss)
+//   gpt2_run_checked(GPT2*, inputs, targets, backward) (backward false: a forward pass)
+//   gpt2_update(GPT2*, lr, beta1, beta2, eps, weight_decay, t)       gpt2_free(GPT2*)
+//   HostView gpt2_host_view(GPT2*), gpt2_to_host(GPT2*), gpt2_from_host(GPT2*)
+//                                              (host arrays of parameters and AdamW moments)
+//   gpt2_logits_row(GPT2*, bt, out)            (the V logits of position bt)
+//   gpt2_params_finite(GPT2*), gpt2_describe_backend(out, size), gpt2_set_tf32(GPT2*, on)
+#pragma once
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "abft.cuh"
+#include "llmc/checkpoint.h"
+#include "llmc/dataloader.h"
+#include "llmc/rand.h"
+#include "llmc/tokenizer.h"
+#include "llmc/utils.h"
+
+static const char* g_program = "./train_gpt2"; // argv[0], for the usage line
+
+// ----------------------------------------------------------------------------
+// ABFT report
+
+static void abft_print_summary(const Abft& abft, int steps) {
+    const AbftCounters& n = abft.n;
+    printf("abft summary over %d step%s (%s):\n", steps, steps == 1 ? "" : "s", abft.cfg.enabled ? "on" : "off");
+    printf("  %-8s %8s %8s %6s %6s %6s %6s %8s %10s\n", "op", "checked", "detected", "0d", "row", "col", "scat", "recomp", "ms");
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        printf("  %-8s %8ld %8ld %6ld %6ld %6ld %6ld %8ld %10.3f\n", abft_op_names[op], n.checked[op], n.detected[op],
+               n.corrected[op][FIX_0D], n.corrected[op][FIX_ROW], n.corrected[op][FIX_COL], n.corrected[op][FIX_SCATTERED],
+               n.recomputed_op[op], 1e3 * n.seconds[op]);
+    }
+    printf("  injected %ld, layers recomputed %ld, steps redone %ld, time in repairs and recomputed GEMMs %.3f ms\n",
+           n.injected, n.recomputed_layer, n.redone_step, 1e3 * n.recovery_seconds);
+    printf("  (0d/row/col/scat: outputs rebuilt from checksums, by fault pattern; recomp: GEMMs recomputed;\n"
+           "   ms: total time in checksums and checks, including validation and sampling passes)\n");
+}
+
+// ----------------------------------------------------------------------------
+// command line
+
+struct Options {
+    const char* train_pattern = "data/bible/train_*.bin";
+    const char* val_pattern = "data/bible/val_*.bin";
+    const char* model = "L4C256H4";
+    const char* tokenizer = "data/gpt2_tokenizer.bin";
+    const char* log_dir = nullptr;
+    const char* fault = nullptr;
+    const char* abft_every = nullptr;
+    int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
+    int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0, tf32 = 0;
+    float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f;
+    long seed = 1337;
+};
+
+enum FlagKind { FLAG_INT, FLAG_LONG, FLAG_FLOAT, FLAG_STRING };
+struct Flag {
+    const char* name;
+    FlagKind kind;
+    void* target;
+    double lo, hi;
+    const char* help;
+};
+
+static void print_usage(const Flag* flags, int n) {
+    printf("usage: %s [-flag value]...\n", g_program);
+    for (int i = 0; i < n; i++) {
+        const Flag& f = flags[i];
+        char value[64];
+        if (f.kind == FLAG_INT) { snprintf(value, sizeof(value), "%d", *(int*)f.target); }
+        else if (f.kind == FLAG_LONG) { snprintf(value, sizeof(value), "%ld", *(long*)f.target); }
+        else if (f.kind == FLAG_FLOAT) { snprintf(value, sizeof(value), "%g", *(float*)f.target); }
+        else { snprintf(value, sizeof(value), "%s", *(const char**)f.target ? *(const char**)f.target : "none"); }
+        printf("  %-14s %s (default %s)\n", f.name, f.help, value);
+    }
+    printf("  %-14s %s\n", "-fi", "e.g. op=qk,layer=0,step=3,type=inf,pattern=row,seed=1[,count=2]; or rate=1e-4[,type=..]");
+    printf("                 layers and steps count from 0 (step=3 is the 4th training step)\n");
+    printf("                 ops: qkv qk pv proj proj_dx proj_dw pv_dp pv_dv qk_dq qk_dk qkv_dx qkv_dw\n");
+    printf("                 types: inf -inf nan nearinf bitflip; patterns: 0d row col 2d\n");
+}
+
+static void parse_flag_value(const Flag& f, const char* value) {
+    char* end = nullptr;
+    errno = 0;
+    if (f.kind == FLAG_STRING) { *(const char**)f.target = value; return; }
+    double x = f.kind == FLAG_FLOAT ? strtod(value, &end) : (double)strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || !(x >= f.lo && x <= f.hi)) {
+        char hint[128];
+        snprintf(hint, sizeof(hint), "%s; a %s in [%g, %g]", f.help, f.kind == FLAG_FLOAT ? "number" : "whole number", f.lo, f.hi);
+        die(f.name, hint, "bad value '%s'", value);
+    }
+    if (f.kind == FLAG_INT) { *(int*)f.target = (int)x; }
+    else if (f.kind == FLAG_LONG) { *(long*)f.target = (long)x; }
+    else { *(float*)f.target = (float)x; }
+}
+
+static Options parse_options(int argc, char** argv) {
+    static Options o;
+    const Flag flags[] = {
+        {"-i", FLAG_STRING, &o.train_pattern, 0, 0, "train token shards (glob)"},
+        {"-j", FLAG_STRING, &o.val_pattern, 0, 0, "validation token shards (glob)"},
+        {"-e", FLAG_STRING, &o.model, 0, 0, "model: an llm.c .bin file, dN (GPT-2 depth N) or L4C256H4[V..][T..]"},
+        {"-z", FLAG_STRING, &o.tokenizer, 0, 0, "tokenizer file for decoding samples"},
+        {"-o", FLAG_STRING, &o.log_dir, 0, 0, "log directory (main.jsonl, model.bin)"},
+        {"-b", FLAG_INT, &o.B, 1, 1 << 16, "batch size"},
+        {"-t", FLAG_INT, &o.T, 1, 1 << 16, "sequence length"},
+        {"-l", FLAG_FLOAT, &o.lr, 0, 10, "learning rate"},
+        {"-w", FLAG_FLOAT, &o.weight_decay, 0, 10, "AdamW weight decay"},
+        {"-x", FLAG_INT, &o.steps, 0, 1 << 30, "training steps"},
+        {"-v", FLAG_INT, &o.val_every, 0, 1 << 30, "validation loss every N steps (0: never)"},
+        {"-m", FLAG_INT, &o.val_batches, 1, 1 << 30, "validation batches"},
+        {"-s", FLAG_INT, &o.sample_every, 0, 1 << 30, "sample text every N steps (0: never)"},
+        {"-g", FLAG_INT, &o.gen_tokens, 1, 1 << 16, "tokens to generate per sample"},
+        {"-seed", FLAG_LONG, &o.seed, 0, 1e15, "seed of the random init and of sampling"},
+        {"-abft", FLAG_INT, &o.abft, 0, 1, "ATTNChecker on (1) or off (0)"},
+        {"-abft_extreme", FLAG_FLOAT, &o.abft_extreme, 1, 3e38, "|x| above this is a fault by itself"},
+        {"-abft_tau", FLAG_FLOAT, &o.abft_tau, 1, 1e6, "safety factor over the fp32 error bound of checksums"},
+        {"-abft_every", FLAG_STRING, &o.abft_every, 0, 0, "check some ops only every N-th step, e.g. qk=4,pv_dv=8 (others: every step)"},
+        {"-abft_quiet", FLAG_INT, &o.abft_quiet, 0, 1, "do not print each ABFT event"},
+        {"-n", FLAG_INT, &o.checkpoint_every, 0, 1 << 30, "write a checkpoint to the log directory every N steps (0: never)"},
+        {"-y", FLAG_INT, &o.resume, 0, 1, "resume from the newest checkpoint in the log directory (1)"},
+        {"-rollback", FLAG_INT, &o.rollback, 0, 1, "checkpoint/restore recovery: on a non-finite loss reload the last checkpoint (1)"},
+        {"-tf32", FLAG_INT, &o.tf32, 0, 1, "TF32 tensor-core math for the GEMMs (1; CUDA trainer only)"},
+        {"-bench", FLAG_INT, &o.bench, 0, 1000, "benchmark: N interleaved repeats of a step with ABFT off and on"},
+    };
+    const int n = sizeof(flags) / sizeof(flags[0]);
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { print_usage(flags, n); exit(EXIT_SUCCESS); }
+        if (i + 1 >= argc) { die(argv[i], "flags come in pairs: -flag value; see -h", "missing value"); }
+        if (strcmp(argv[i], "-fi") == 0) { o.fault = argv[i + 1]; continue; }
+        int f = 0;
+        while (f < n && strcmp(argv[i], flags[f].name) != 0) { f++; }
+        if (f == n) { die(argv[i], "see -h", "unknown flag"); }
+        parse_flag_value(flags[f], argv[i + 1]);
+    }
+    return o;
+}
+
+static void build_model(GPT2* model, const Options& o) {
+    GPT2Config config;
+    if (parse_model_descriptor(o.model, &config)) {
+        gpt2_build_from_random(model, config, (uint64_t)o.seed);
+    } else {
+        gpt2_build_from_checkpoint(model, o.model);
+    }
+    gpt2_set_tf32(model, o.tf32 != 0);
+    model->abft.cfg.enabled = o.abft != 0;
+    model->abft.cfg.extreme = o.abft_extreme;
+    model->abft.cfg.tau = o.abft_tau;
+    model->abft.cfg.verbose = o.abft_quiet == 0;
+    if (o.abft_every != nullptr) { abft_parse_every(o.abft_every, &model->abft.cfg); }
+    if (o.fault != nullptr) { model->abft.fault = abft_parse_fault(o.fault); }
+    if (model->abft.fault.layer >= model->config.num_layers) {
+        die("-fi", "layers count from 0", "layer %d, but the model has %d", model->abft.fault.layer, model->config.num_layers);
+    }
+    abft_init(&model->abft);
+}
+
+// ----------------------------------------------------------------------------
+// benchmark: ABFT off vs on, same binary, same batch, interleaved, medians
+
+static double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double timed_step(GPT2* model, const int* x, const int* y, bool abft_on, int step) {
+    model->abft.cfg.enabled = abft_on;
+    model->abft.step = step;
+    double t0 = wall_seconds();
+    gpt2_forward_backward(model, x, y);
+    gpt2_update(model, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, step + 1);
+    return wall_seconds() - t0;
+}
+
+static void run_benchmark(GPT2* model, int repeats, uint64_t seed) {
+    const int B = model->B, T = model->T, V = model->config.vocab_size;
+    std::vector<int> tokens((size_t)B * T + 1);
+    for (int& t : tokens) { t = (int)(random_u32(&seed) % (uint32_t)V); }
+    const int* x = tokens.data();
+    const int* y = tokens.data() + 1;
+    char backend[256];
+    gpt2_describe_backend(backend, sizeof(backend));
+    printf("benchmark: %d repeats, B=%d T=%d, %s\n", repeats, B, T, backend);
+    int step = 0;
+    timed_step(model, x, y, false, step++); // warm up: first touch of every buffer
+    timed_step(model, x, y, true, step++);
+    memset(&model->abft.n, 0, sizeof(model->abft.n));
+    std::vector<double> off, on;
+    for (int r = 0; r < repeats; r++) { // alternate the order so that drift hits both alike
+        bool first_on = r % 2 == 1;
+        double a = timed_step(model, x, y, first_on, step++);
+        double b = timed_step(model, x, y, !first_on, step++);
+        (first_on ? on : off).push_back(a);
+        (first_on ? off : on).push_back(b);
+    }
+    double off_ms = 1e3 * median(off), on_ms = 1e3 * median(on);
+    printf("step time: abft off %.1f ms, abft on %.1f ms (median of %d)\n", off_ms, on_ms, repeats);
+    printf("abft time per step, by op (mean over the ABFT-on steps):\n");
+    double total = 0.0;
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        double ms = 1e3 * model->abft.n.seconds[op] / repeats;
+        total += ms;
+        printf("  %-8s %8.3f ms  %5.2f%% of the step\n", abft_op_names[op], ms, 100.0 * ms / off_ms);
+    }
+    printf("  %-8s %8.3f ms  %5.2f%% of the step\n", "all", total, 100.0 * total / off_ms);
+    printf("abft overhead: %.1f%%\n", 100.0 * (on_ms / off_ms - 1.0));
+}
+
+// ----------------------------------------------------------------------------
+// training
+
+static void sample_text(GPT2* model, const Tokenizer& tokenizer, int gen_tokens, uint64_t* rng) {
+    const int B = model->B, T = model->T, V = model->config.vocab_size;
+    const int eot = tokenizer.ok ? tokenizer.eot_token : V - 1;
+    std::vector<int> tokens((size_t)B * T, eot);
+    std::vector<float> probs(V);
+    int n = gen_tokens < T ? gen_tokens : T;
+    printf("generating:\n---\n");
+    for (int t = 1; t < n; t++) {
+        gpt2_run_checked(model, tokens.data(), nullptr, false);
+        gpt2_logits_row(model, t - 1, probs.data()); // batch row 0
+        float maxval = -INFINITY, sum = 0.0f;
+        for (float l : probs) { maxval = fmaxf(maxval, l); }
+        for (float& l : probs) { l = expf(l - maxval); sum += l; }
+        for (float& l : probs) { l /= sum; }
+        int next = sample_mult(probs.data(), V, random_f32(rng));
+        tokens[t] = next;
+        if (tokenizer.ok) { safe_print(tokenizer_decode(&tokenizer, next)); } else { printf("%d ", next); }
+        fflush(stdout);
+    }
+    printf("\n---\n");
+}
+
+static float validation_loss(GPT2* model, DataLoader* loader, int batches) {
+    dataloader_reset(loader);
+    double sum = 0.0;
+    for (int i = 0; i < batches; i++) {
+        dataloader_next_batch(loader);
+        gpt2_run_checked(model, loader->inputs, loader->targets, false);
+        sum += model->mean_loss;
+    }
+    return (float)(sum / batches);
+}
+
+// ----------------------------------------------------------------------------
+// log, checkpoints, resume, interruption
+
+// Opens DIR/main.jsonl. On resume, keeps the records of steps up to the checkpoint and drops
+// those a killed run wrote after it, which the resumed run is about to redo.
+static FILE* open_log(const char* dir, int resume_step) {
+    if (dir == nullptr) { return nullptr; }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) { die(dir, "choose a writable directory for -o", "cannot create (%s)", strerror(errno)); }
+    std::string path = std::string(dir) + "/main.jsonl";
+    std::string kept;
+    FILE* old = resume_step > 0 ? fopen(path.c_str(), "r") : nullptr;
+    if (old != nullptr) {
+        char line[1024];
+        int step = 0;
+        while (fgets(line, sizeof(line), old) != nullptr) {
+            if (sscanf(line, "{\"step\": %d", &step) == 1 && step <= resume_step) { kept += line; }
+        }
+        fclose(old);
+    }
+    FILE* f = fopen_check(path.c_str(), "w", "choose a writable directory for -o");
+    fwrite_check(kept.data(), 1, kept.size(), f, path.c_str());
+    return f;
+}
+
+static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, double ms, double tok_s, const AbftCounters& n) {
+    if (log == nullptr) { return; }
+    char val[32] = "null";
+    if (val_loss >= 0.0f) { snprintf(val, sizeof(val), "%.6f", val_loss); }
+    fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"ms\": %.2f, \"tok_s\": %.1f, "
+                 "\"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
+            step, loss, val, ms, tok_s, abft_total_detected(n), abft_total_corrected(n), abft_total_recomputed(n));
+    if (fflush(log) != 0) { die(dir, "check free disk space", "cannot write the log"); }
+}
+
+// Writes the checkpoint of `step` and keeps it and the one before it (previous_step), no older.
+// Returns the seconds it took.
+static double save_checkpoint(GPT2* model, const char* dir, int step, int previous_step, const DataLoader* loader,
+                              uint64_t sample_rng) {
+    const double t0 = wall_seconds();
+    DataLoaderState ds = dataloader_get_state(loader);
+    TrainState s{(int64_t)model->num_parameters, ds.shard, ds.position, sample_rng, model->abft.fault_rng, model->abft.fault_fired};
+    gpt2_to_host(model);
+    const HostView h = gpt2_host_view(model);
+    model_write(checkpoint_path(dir, "model", step), model->config, h.params);
+    state_write(checkpoint_path(dir, "state", step), step, model->B, model->T, s, h.m, h.v);
+    checkpoint_mark_done(dir, step);
+    checkpoint_remove_older(dir, previous_step >= 0 ? previous_step : step);
+    const double seconds = wall_seconds() - t0;
+    printf("checkpoint: step %d written to %s (%.2f s)\n", step, dir, seconds);
+    return seconds;
+}
+
+// Loads the newest complete checkpoint of dir into the model; returns its step. A resume also
+// restores the fault injector; a rollback does not (a transient fault does not come back).
+static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uint64_t* sample_rng, bool restore_faults) {
+    int step = checkpoint_latest(dir);
+    if (step < 0) { die(dir, "train with -o DIR -n N first, then resume with the same -o", "no complete checkpoint to resume from"); }
+    std::string model_path = checkpoint_path(dir, "model", step), state_path = checkpoint_path(dir, "state", step);
+    GPT2Config config;
+    FILE* f = model_open(model_path.c_str(), &config);
+    if (memcmp(&config, &model->config, sizeof(config)) != 0) {
+        die(model_path.c_str(), "resume with the same -e as the run that wrote it", "the checkpoint holds another model shape");
+    }
+    gpt2_allocate_moments(model);
+    const HostView h = gpt2_host_view(model);
+    fread_check(h.params, sizeof(float), model->num_parameters, f, model_path.c_str());
+    fclose_check(f, model_path.c_str());
+    TrainState s;
+    int state_step = state_read(state_path.c_str(), model->num_parameters, model->B, model->T, &s, h.m, h.v);
+    gpt2_from_host(model);
+    if (state_step != step) { die(state_path.c_str(), "the checkpoint files are mixed up", "holds step %d, expected %d", state_step, step); }
+    dataloader_set_state(loader, DataLoaderState{(long)s.train_shard, (long)s.train_position});
+    *sample_rng = s.sample_rng;
+    if (restore_faults) {
+        model->abft.fault_rng = s.fault_rng;
+        model->abft.fault_fired = (int)s.fault_fired;
+        printf("resumed from step %d (%s)\n", step, dir);
+    }
+    return step;
+}
+
+// Ctrl-C or a TERM signal: finish the step under way, write a checkpoint, stop.
+static volatile sig_atomic_t g_interrupted = 0;
+static void on_interrupt(int) { g_interrupted = 1; }
+
+int main(int argc, char** argv) {
+    g_program = argv[0];
+    Options o = parse_options(argc, argv);
+    if ((o.checkpoint_every > 0 || o.resume || o.rollback) && o.log_dir == nullptr) {
+        die(o.resume ? "-y" : o.rollback ? "-rollback" : "-n", "give a log directory with -o DIR", "checkpoints live in the log directory");
+    }
+    if (o.rollback && o.checkpoint_every == 0) { die("-rollback", "give a checkpoint interval with -n N", "rollback needs checkpoints"); }
+    GPT2 model;
+    build_model(&model, o);
+    const GPT2Config& c = model.config;
+    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,
+           c.max_seq_len, c.vocab_size, c.padded_vocab_size, model.num_parameters);
+    gpt2_allocate_activations(&model, o.B, o.T);
+    if (o.bench > 0) {
+        run_benchmark(&model, o.bench, (uint64_t)o.seed);
+        gpt2_free(&model);
+        return 0;
+    }
+    DataLoader train_loader, val_loader;
+    dataloader_init(&train_loader, o.train_pattern, o.B, o.T, c.vocab_size);
+    const bool have_val = o.val_every > 0;
+    if (have_val) { dataloader_init(&val_loader, o.val_pattern, o.B, o.T, c.vocab_size); }
+    Tokenizer tokenizer;
+    tokenizer_init(&tokenizer, o.tokenizer);
+    if (tokenizer.ok && tokenizer.vocab_size != c.vocab_size) {
+        if (strcmp(o.tokenizer, Options().tokenizer) != 0) { // given with -z: a real mistake
+            die(o.tokenizer, "use the tokenizer the data was prepared with", "vocab size %d, the model's is %d",
+                tokenizer.vocab_size, c.vocab_size);
+        }
+        fprintf(stderr, "warning: %s: vocab size %d, the model's is %d; samples will print token ids (hint: give the right one with -z)\n",
+                o.tokenizer, tokenizer.vocab_size, c.vocab_size);
+        tokenizer_free(&tokenizer);
+        tokenizer.ok = false;
+    }
+    uint64_t sample_rng = (uint64_t)o.seed + 7;
+    int first_step = o.resume ? load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng, true) : 0;
+    FILE* log = open_log(o.log_dir, first_step);
+    printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    double checkpoint_seconds = 0.0; // time spent writing checkpoints
+    int checkpoints = 0;
+    if (o.rollback && checkpoint_latest(o.log_dir) < first_step) { // something to roll back to
+        gpt2_allocate_moments(&model);
+        checkpoint_seconds += save_checkpoint(&model, o.log_dir, first_step, -1, &train_loader, sample_rng);
+        checkpoints++;
+    }
+    int done = first_step; // steps completed
+    int rollbacks = 0, rollbacks_in_a_row = 0, steps_redone = 0;
+    double rollback_seconds = 0.0; // time lost to rollbacks: the discarded steps and the reloads
+    double since_checkpoint = 0.0; // training time since the last checkpoint
+    for (int step = first_step; step < o.steps; step++) {
+        model.abft.step = step;
+        const long detected0 = abft_total_detected(model.abft.n);
+        double t0 = wall_seconds();
+        dataloader_next_batch(&train_loader);
+        gpt2_forward_backward(&model, train_loader.inputs, train_loader.targets);
+        gpt2_update(&model, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step + 1);
+        double ms = 1e3 * (wall_seconds() - t0);
+        double tok_s = o.B * o.T / (ms * 1e-3);
+        const float train_loss = model.mean_loss; // before validation passes overwrite it
+        since_checkpoint += ms * 1e-3;
+        // the checkpoint/restore baseline of ABFT: a non-finite loss, or parameters made non-finite
+        // by this step's update (which would otherwise be checkpointed), sends training back
+        if (o.rollback && (!std::isfinite(train_loss) || !gpt2_params_finite(&model))) {
+            if (rollbacks_in_a_row++ == 3) {
+                die("-rollback", "the fault is not transient, or the model diverges: lower the learning rate",
+                    "still non-finite after 3 rollbacks to step %d", checkpoint_latest(o.log_dir));
+            }
+            double t1 = wall_seconds();
+            int back = load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng, false);
+            fclose_check(log, o.log_dir);
+            log = open_log(o.log_dir, back);
+            double lost = since_checkpoint + (wall_seconds() - t1);
+            printf("rollback: non-finite loss or parameters at step %d; reloaded the checkpoint of step %d (%d steps and %.2f s lost)\n",
+                   step + 1, back, step + 1 - back, lost);
+            rollbacks++;
+            steps_redone += step + 1 - back;
+            rollback_seconds += lost;
+            since_checkpoint = 0.0;
+            done = back;
+            step = back - 1; // the loop's increment resumes at step `back`
+            continue;
+        }
+        rollbacks_in_a_row = 0;
+        done = step + 1;
+        long events = abft_total_detected(model.abft.n) - detected0;
+        printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", done, o.steps, train_loss, ms, tok_s,
+               events ? "  [abft: faults detected and repaired]" : "");
+        const bool last = done == o.steps, stop = g_interrupted != 0;
+        float val_loss = -1.0f; // of the model after this step
+        if (have_val && (done % o.val_every == 0 || last)) {
+            val_loss = validation_loss(&model, &val_loader, o.val_batches);
+            printf("val loss %.6f\n", val_loss);
+        }
+        log_step(log, o.log_dir, done, train_loss, val_loss, ms, tok_s, model.abft.n);
+        if (o.sample_every > 0 && (done % o.sample_every == 0 || last)) {
+            sample_text(&model, tokenizer, o.gen_tokens, &sample_rng);
+        }
+        if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
+            checkpoint_seconds += save_checkpoint(&model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
+            checkpoints++;
+            since_checkpoint = 0.0;
+        }
+        if (stop) {
+            printf("interrupted after step %d%s\n", done, o.log_dir ? "; resume with the same flags and -y 1" : "");
+            break;
+        }
+    }
+    abft_print_summary(model.abft, done - first_step);
+    if (o.rollback) {
+        printf("rollbacks: %d, steps recomputed %d, time lost %.3f s; %d checkpoints written in %.3f s\n", rollbacks,
+               steps_redone, rollback_seconds, checkpoints, checkpoint_seconds);
+    }
+    if (log != nullptr) {
+        fclose_check(log, o.log_dir);
+        std::string path = std::string(o.log_dir) + "/model.bin";
+        gpt2_to_host(&model);
+        model_write(path, model.config, gpt2_host_view(&model).params);
+        printf("wrote %s\n", path.c_str());
+    }
+    dataloader_free(&train_loader);
+    if (have_val) { dataloader_free(&val_loader); }
+    tokenizer_free(&tokenizer);
+    gpt2_free(&model);
+    return g_interrupted ? 130 : 0;
+}
