@@ -20,9 +20,10 @@
 // tol = tau·(K+2)·u·(|alpha|·|A|·|B| + |bias|), computed alongside the checksums, so
 // fault-free training raises no alarm whatever the magnitudes and reduction lengths.
 //
-// This header is shared by the CPU trainer (train_gpt2.cpp) and the CUDA code: the per-line
-// logic (what an element is, how a line is judged, what a fault does) is host+device; the
-// checksum encoding and verification loops below it are the host (CPU) path.
+// This header is shared by the CPU trainer (train_gpt2.cpp) and the CUDA trainer
+// (train_gpt2.cu): the per-line logic (what an element is, how a line is judged, what a fault
+// does) is host+device; then come the device path (checksum kernels, for CUDA builds and the
+// CPU harness) and the host path (the CPU trainer's loops, fault injection, counters).
 #pragma once
 
 #include <cfloat>
@@ -84,6 +85,32 @@ struct AbftGemm {
     const float* bias;        // (N) added to every row, or nullptr
     bool causal;              // only C[i][j] with j <= i is read downstream (S and dP)
 };
+
+// Views and descriptors of the model's GEMMs (row-major buffers), for both trainers.
+inline MatView row_major(const float* p, long ld) { return MatView{p, ld, 1}; }
+// the transpose of a row-major matrix with leading dimension ld
+inline MatView transposed(const float* p, long ld) { return MatView{p, 1, ld}; }
+
+// A linear layer: out (rows, OC) = inp (rows, IC) · weightᵀ + bias, weight (OC, IC).
+inline AbftGemm linear_gemm(float* out, const float* inp, const float* weight, const float* bias, int rows, int IC, int OC) {
+    return AbftGemm{rows, OC, IC, 1, row_major(inp, IC), 0, transposed(weight, IC), 0, out, OC, 0, 1.0f, bias, false};
+}
+
+// its input gradient: dinp (rows, IC) = dout (rows, OC) · weight (OC, IC)
+inline AbftGemm linear_dinp_gemm(float* dinp, const float* dout, const float* weight, int rows, int IC, int OC) {
+    return AbftGemm{rows, IC, OC, 1, row_major(dout, OC), 0, row_major(weight, IC), 0, dinp, IC, 0, 1.0f, nullptr, false};
+}
+
+// its weight gradient: dweight (OC, IC) = doutᵀ (OC, rows) · inp (rows, IC)
+inline AbftGemm linear_dweight_gemm(float* dweight, const float* dout, const float* inp, int rows, int IC, int OC) {
+    return AbftGemm{OC, IC, rows, 1, transposed(dout, OC), 0, row_major(inp, IC), 0, dweight, IC, 0, 1.0f, nullptr, false};
+}
+
+// A batched attention GEMM over the B·NH heads: C[h] = alpha · A[h] · B[h], one matrix per head.
+inline AbftGemm heads_gemm(int BNH, int M, int N, int K, MatView A, long sA, MatView Bm, long sB, float* out, long sC,
+                           float alpha, bool causal) {
+    return AbftGemm{M, N, K, BNH, A, sA, Bm, sB, out, N, sC, alpha, nullptr, causal};
+}
 
 // ----------------------------------------------------------------------------
 // per-element and per-line logic (host + device)
@@ -156,10 +183,14 @@ ABFT_HD inline float abft_apply(const AbftVerdict& v, float x) {
 // The mismatch tolerance of one line: the fp32 error bound of a length-K dot product, summed
 // over the line's n elements and compared with a checksum encoded in fp32 (DESIGN.md §4.4).
 // `bound` is |alpha|·Σ(|A|·|B|) + n·|bias| over the line; the floor covers underflow.
-ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound) {
+// operand_u is the unit roundoff the GEMM rounds its operands to before multiplying: 0 in
+// fp32, 2^-11 with TF32 tensor cores (each product then carries up to 2·operand_u of error).
+ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u = 0.0f) {
     const float u = FLT_EPSILON * 0.5f; // unit roundoff of fp32
-    return tau * (float)(K + n + 2) * u * bound + (float)(K + n + 2) * FLT_MIN;
+    return tau * ((float)(K + n + 2) * u + 2.0f * operand_u) * bound + (float)(K + n + 2) * FLT_MIN;
 }
+
+constexpr float ABFT_TF32_UNIT_ROUNDOFF = 1.0f / 2048.0f; // TF32 keeps 10 of fp32's 23 fraction bits
 
 // ----------------------------------------------------------------------------
 // fault injection (DESIGN.md §5): the same spec and the same faulty values on CPU and GPU
@@ -191,9 +222,274 @@ ABFT_HD inline float abft_fault_value(int type, float x) {
 }
 
 // ============================================================================
-// Host path: what the CPU trainer runs (the CUDA trainer uses the helpers above in kernels)
+// Device path: the checksum kernels of the CUDA trainer (and of dev/cuda/abft_checksum.cu,
+// which holds the slower variants they were chosen from and validates them against the host
+// path above). Detection runs after every protected GEMM; correction only after a detection.
 // ============================================================================
-#ifndef __CUDA_ARCH__
+#if defined(__CUDACC__) || defined(CUDA_CPU_HARNESS)
+#include "llmc/cuda_common.h"
+
+constexpr int ABFT_TILE = 32; // columns per block: one per lane
+constexpr int ABFT_ROWS = 8;  // warps per block, each taking every ABFT_ROWS-th row
+
+// Sums (s, sa) over the ABFT_ROWS warps of the block; valid in warp 0 (threadIdx.y == 0).
+// Shared memory and not shuffles: the partial sums to combine sit in different warps.
+__device__ inline void abft_reduce_over_warps(float* s, float* sa) {
+    __shared__ float part[2][ABFT_ROWS][ABFT_TILE];
+    part[0][threadIdx.y][threadIdx.x] = *s;
+    part[1][threadIdx.y][threadIdx.x] = *sa;
+    __syncthreads();
+    if (threadIdx.y == 0) {
+        for (int r = 1; r < ABFT_ROWS; r++) { *s += part[0][r][threadIdx.x]; *sa += part[1][r][threadIdx.x]; }
+    }
+    __syncthreads(); // part[] is reused by the next call in the same kernel
+}
+
+// ue[b][k] = Σ_i A(i,k), ua[b][k] = Σ_i |A(i,k)|: the lanes of a warp take consecutive k, the
+// warps split the rows. grid (ceil(K/ABFT_TILE), batch), block (ABFT_TILE, ABFT_ROWS).
+__global__ void abft_encode_a_kernel(AbftGemm g, float* ue, float* ua) {
+    int k = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
+    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs};
+    float s = 0.0f, sa = 0.0f;
+    if (k < g.K) { // no early return: every thread must reach the barrier
+        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { float x = A.at(i, k); s += x; sa += fabsf(x); }
+    }
+    abft_reduce_over_warps(&s, &sa);
+    if (threadIdx.y == 0 && k < g.K) { ue[(long)b * g.K + k] = s; ua[(long)b * g.K + k] = sa; }
+}
+
+// What e·C_j must be (chk) and what e·|C_j| may be at most (bound), for column j of C[b]:
+// alpha·ue·B_j + M·bias_j and |alpha|·ua·|B_j| + M·|bias_j|. Valid in warp 0.
+__device__ inline void abft_column_checksum(const AbftGemm& g, int b, int j, const float* ue, const float* ua,
+                                            float* chk, float* bound) {
+    MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    float s = 0.0f, sa = 0.0f;
+    if (j < g.N) {
+        for (int k = threadIdx.y; k < g.K; k += ABFT_ROWS) {
+            float x = B.at(k, j);
+            s += ue[(long)b * g.K + k] * x;
+            sa += ua[(long)b * g.K + k] * fabsf(x);
+        }
+    }
+    abft_reduce_over_warps(&s, &sa);
+    const float bias = (g.bias != nullptr && j < g.N) ? g.bias[j] : 0.0f;
+    *chk = g.alpha * s + (float)g.M * bias;
+    *bound = fabsf(g.alpha) * sa + (float)g.M * fabsf(bias);
+}
+
+// Records a failed column of batch entry b: the first failure of an entry bumps the counter.
+__device__ inline void abft_report_fault(int* flags, int* counter, int b) {
+    if (atomicAdd(&flags[b], 1) == 0) { atomicAdd(counter, 1); }
+}
+
+// The column sums of C[b] against (chk, bound): abft_check_columns' rule in the same fp32
+// arithmetic, so the GPU and the CPU agree on what is a fault. NaN fails it.
+__device__ inline void abft_column_check(const AbftGemm& g, int b, int j, float chk, float bound, float tau,
+                                         float operand_u, int* flags, int* counter) {
+    const float* C = g.C + b * g.strideC;
+    float s = 0.0f, sa = 0.0f;
+    if (j < g.N) {
+        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { float x = C[(long)i * g.ldc + j]; s += x; sa += fabsf(x); }
+    }
+    abft_reduce_over_warps(&s, &sa);
+    if (threadIdx.y == 0 && j < g.N) {
+        float tol = abft_tolerance(tau, g.K, g.M, bound, operand_u);
+        if (!((fabsf(s - chk) <= tol) && (sa <= bound + tol))) { abft_report_fault(flags, counter, b); }
+    }
+}
+
+// Checksums of a column tile and the check of C against them, in one kernel: chk/bound stay in
+// registers (they are also written out, for validation). grid (ceil(N/ABFT_TILE), batch),
+// block (ABFT_TILE, ABFT_ROWS).
+__global__ void abft_encode_verify_kernel(AbftGemm g, const float* ue, const float* ua, float* chk, float* bound,
+                                          float tau, float operand_u, int* flags, int* counter) {
+    int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
+    float c = 0.0f, bd = 0.0f;
+    abft_column_checksum(g, b, j, ue, ua, &c, &bd);
+    if (threadIdx.y == 0 && j < g.N) { chk[(long)b * g.N + j] = c; bound[(long)b * g.N + j] = bd; }
+    abft_column_check(g, b, j, c, bd, tau, operand_u, flags, counter); // warp 0's (c, bd) are the ones used
+}
+
+// ----------------------------------------------------------------------------
+// correction, for the entries flags[] marks: fp64 checksums, then one thread per line
+
+struct AbftCorrectScratch {      // device buffers
+    double* enc;                 // (batch, 6, K): e·A, w·A, e·|A|, B·e, B·w, |B|·e
+    double* biasw;               // (batch, 3): Σ bias, Σ (j+1)·bias, Σ |bias|
+    double* colchk;              // (batch, N, 3): plain, weighted, bound of each column
+    double* rowchk;              // (batch, M, 3): the same for each row
+    AbftVerdict* colv;           // (batch, N)
+    AbftVerdict* rowv;           // (batch, M)
+    int* unfixable;              // (batch, 2): lines beyond one fix, by columns / by rows
+    int* status;                 // (batch): REPAIR_*
+};
+
+enum AbftRepairStatus { REPAIR_NONE = 0, REPAIR_BY_COLUMNS = 1, REPAIR_BY_ROWS = 2, REPAIR_BEYOND = 3 };
+
+// One thread per k: the operand sums the line checksums are made of. grid (ceil(K/128), batch).
+__global__ void abft_correct_encode_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s) {
+    int k = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (flags[b] == 0 || k >= g.K) { return; }
+    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    double ae = 0.0, aw = 0.0, aa = 0.0, be = 0.0, bw = 0.0, ba = 0.0;
+    for (int i = 0; i < g.M; i++) { double x = A.at(i, k); ae += x; aw += (i + 1) * x; aa += fabs(x); }
+    for (int j = 0; j < g.N; j++) { double x = B.at(k, j); be += x; bw += (j + 1) * x; ba += fabs(x); }
+    double* e = s.enc + (long)b * 6 * g.K;
+    e[k] = ae; e[g.K + k] = aw; e[2 * g.K + k] = aa; e[3 * g.K + k] = be; e[4 * g.K + k] = bw; e[5 * g.K + k] = ba;
+    if (k == 0) {
+        double bs = 0.0, bws = 0.0, bas = 0.0;
+        for (int j = 0; g.bias && j < g.N; j++) { bs += g.bias[j]; bws += (j + 1.0) * g.bias[j]; bas += fabs(g.bias[j]); }
+        s.biasw[b * 3] = bs; s.biasw[b * 3 + 1] = bws; s.biasw[b * 3 + 2] = bas;
+    }
+}
+
+// One thread per line: t < N is column t, else row t − N (abft_repair's formulas).
+// grid (ceil((N+M)/128), batch).
+__global__ void abft_correct_checksums_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (flags[b] == 0 || t >= g.N + g.M) { return; }
+    const double alpha = g.alpha;
+    const double* e = s.enc + (long)b * 6 * g.K;
+    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    double p = 0.0, w = 0.0, a = 0.0;
+    if (t < g.N) {
+        const int j = t;
+        const double bj = g.bias ? g.bias[j] : 0.0;
+        for (int k = 0; k < g.K; k++) { double x = B.at(k, j); p += e[k] * x; w += e[g.K + k] * x; a += e[2 * g.K + k] * fabs(x); }
+        double* c = s.colchk + ((long)b * g.N + j) * 3;
+        c[0] = alpha * p + g.M * bj;
+        c[1] = alpha * w + 0.5 * g.M * (g.M + 1.0) * bj;
+        c[2] = fabs(alpha) * a + g.M * fabs(bj);
+    } else {
+        const int i = t - g.N;
+        for (int k = 0; k < g.K; k++) { double x = A.at(i, k); p += x * e[3 * g.K + k]; w += x * e[4 * g.K + k]; a += fabs(x) * e[5 * g.K + k]; }
+        double* r = s.rowchk + ((long)b * g.M + i) * 3;
+        r[0] = alpha * p + s.biasw[b * 3];
+        r[1] = alpha * w + s.biasw[b * 3 + 1];
+        r[2] = fabs(alpha) * a + s.biasw[b * 3 + 2];
+    }
+}
+
+// One thread per column and per row: the line of C, judged against its checksums.
+// grid (ceil((N+M)/128), batch), like abft_correct_checksums_kernel.
+__global__ void abft_correct_judge_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s, float extreme, float tau,
+                                          float operand_u) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (flags[b] == 0 || t >= g.N + g.M) { return; }
+    const float* C = g.C + b * g.strideC;
+    const bool is_col = t < g.N;
+    const int l = is_col ? t : t - g.N, len = is_col ? g.M : g.N;
+    AbftLine line;
+    abft_line_init(&line);
+    for (int x = 0; x < len; x++) {
+        abft_line_add(&line, x, is_col ? C[(long)x * g.ldc + l] : C[(long)l * g.ldc + x], extreme);
+    }
+    const double* c = is_col ? s.colchk + ((long)b * g.N + l) * 3 : s.rowchk + ((long)b * g.M + l) * 3;
+    AbftVerdict v = abft_judge(line, c[0], c[1], abft_tolerance(tau, g.K, len, (float)c[2], operand_u), len);
+    (is_col ? s.colv + (long)b * g.N : s.rowv + (long)b * g.M)[l] = v;
+    if (v.kind == LINE_UNFIXABLE) { atomicAdd(&s.unfixable[b * 2 + (is_col ? 0 : 1)], 1); }
+}
+
+// Columns if all are fixable, else rows if all are, else nothing. grid (ceil(max(M,N)/128), batch).
+__global__ void abft_correct_apply_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s) {
+    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (flags[b] == 0) { return; }
+    const int mode = s.unfixable[b * 2] == 0 ? REPAIR_BY_COLUMNS : s.unfixable[b * 2 + 1] == 0 ? REPAIR_BY_ROWS : REPAIR_BEYOND;
+    if (t == 0) { s.status[b] = mode; }
+    float* C = g.C + b * g.strideC;
+    if (mode == REPAIR_BY_COLUMNS && t < g.N) {
+        AbftVerdict v = s.colv[(long)b * g.N + t];
+        if (v.kind == LINE_FIXABLE) { float* x = &C[(long)v.index * g.ldc + t]; *x = abft_apply(v, *x); }
+    } else if (mode == REPAIR_BY_ROWS && t < g.M) {
+        AbftVerdict v = s.rowv[(long)b * g.M + t];
+        if (v.kind == LINE_FIXABLE) { float* x = &C[(long)t * g.ldc + v.index]; *x = abft_apply(v, *x); }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// host side of the device path: scratch buffers and the two launch sequences
+
+struct AbftGpuScratch {
+    float *ue, *ua;              // (batch, K)
+    float *chk, *bound;          // (batch, N)
+    int* flags;                  // (batch) failed columns per entry
+    int* counter;                // (1) faulty entries detected, cumulative until reset
+    AbftCorrectScratch cs;
+    long cap_bk, cap_bn, cap_bm, cap_b; // capacities: batch·K, batch·N, batch·M, batch
+};
+
+inline void abft_gpu_free(AbftGpuScratch* s);
+
+inline int abft_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+// Grows the scratch to fit g (buffers are only ever reallocated upward).
+inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
+    const long bk = (long)g.batch * g.K, bn = (long)g.batch * g.N, bm = (long)g.batch * g.M, b = g.batch;
+    if (bk <= s->cap_bk && bn <= s->cap_bn && bm <= s->cap_bm && b <= s->cap_b) { return; }
+    if (s->cap_b > 0) { abft_gpu_free(s); }
+    s->cap_bk = bk > s->cap_bk ? bk : s->cap_bk;
+    s->cap_bn = bn > s->cap_bn ? bn : s->cap_bn;
+    s->cap_bm = bm > s->cap_bm ? bm : s->cap_bm;
+    s->cap_b = b > s->cap_b ? b : s->cap_b;
+    cudaCheck(cudaMalloc(&s->ue, s->cap_bk * sizeof(float)));
+    cudaCheck(cudaMalloc(&s->ua, s->cap_bk * sizeof(float)));
+    cudaCheck(cudaMalloc(&s->chk, s->cap_bn * sizeof(float)));
+    cudaCheck(cudaMalloc(&s->bound, s->cap_bn * sizeof(float)));
+    cudaCheck(cudaMalloc(&s->flags, s->cap_b * sizeof(int)));
+    cudaCheck(cudaMalloc(&s->counter, sizeof(int)));
+    cudaCheck(cudaMalloc(&s->cs.enc, s->cap_bk * 6 * sizeof(double)));
+    cudaCheck(cudaMalloc(&s->cs.biasw, s->cap_b * 3 * sizeof(double)));
+    cudaCheck(cudaMalloc(&s->cs.colchk, s->cap_bn * 3 * sizeof(double)));
+    cudaCheck(cudaMalloc(&s->cs.rowchk, s->cap_bm * 3 * sizeof(double)));
+    cudaCheck(cudaMalloc(&s->cs.colv, s->cap_bn * sizeof(AbftVerdict)));
+    cudaCheck(cudaMalloc(&s->cs.rowv, s->cap_bm * sizeof(AbftVerdict)));
+    cudaCheck(cudaMalloc(&s->cs.unfixable, s->cap_b * 2 * sizeof(int)));
+    cudaCheck(cudaMalloc(&s->cs.status, s->cap_b * sizeof(int)));
+}
+
+inline void abft_gpu_free(AbftGpuScratch* s) {
+    if (s->cap_b == 0) { return; }
+    void* ps[] = {s->ue, s->ua, s->chk, s->bound, s->flags, s->counter, s->cs.enc, s->cs.biasw, s->cs.colchk,
+                  s->cs.rowchk, s->cs.colv, s->cs.rowv, s->cs.unfixable, s->cs.status};
+    for (void* p : ps) { cudaCheck(cudaFree(p)); }
+    s->cap_bk = s->cap_bn = s->cap_bm = s->cap_b = 0;
+}
+
+// The fast path, after every protected GEMM: e·A, then the column checksums and the check of
+// C. Resets flags first; adds the faulty entries to *counter (reset it to read one GEMM's).
+inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream) {
+    abft_gpu_reserve(s, g);
+    cudaCheck(cudaMemsetAsync(s->flags, 0, g.batch * sizeof(int), stream));
+    const dim3 block(ABFT_TILE, ABFT_ROWS);
+    LAUNCH(abft_encode_a_kernel, dim3(abft_ceil_div(g.K, ABFT_TILE), g.batch), block, 0, stream)(g, s->ue, s->ua);
+    cudaCheckLaunch();
+    LAUNCH(abft_encode_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), block, 0, stream)(
+        g, s->ue, s->ua, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+    cudaCheckLaunch();
+}
+
+// The slow path, for the entries flags[] marks: status[b] tells what was done.
+inline void abft_gpu_correct(const AbftGemm& g, AbftGpuScratch* s, float extreme, float tau, float operand_u,
+                             cudaStream_t stream) {
+    cudaCheck(cudaMemsetAsync(s->cs.unfixable, 0, (size_t)g.batch * 2 * sizeof(int), stream));
+    cudaCheck(cudaMemsetAsync(s->cs.status, 0, (size_t)g.batch * sizeof(int), stream));
+    const int lines = abft_ceil_div(g.N + g.M, 128), longest = abft_ceil_div(g.M > g.N ? g.M : g.N, 128);
+    LAUNCH(abft_correct_encode_kernel, dim3(abft_ceil_div(g.K, 128), g.batch), dim3(128), 0, stream)(g, s->flags, s->cs);
+    cudaCheckLaunch();
+    LAUNCH(abft_correct_checksums_kernel, dim3(lines, g.batch), dim3(128), 0, stream)(g, s->flags, s->cs);
+    cudaCheckLaunch();
+    LAUNCH(abft_correct_judge_kernel, dim3(lines, g.batch), dim3(128), 0, stream)(g, s->flags, s->cs, extreme, tau, operand_u);
+    cudaCheckLaunch();
+    LAUNCH(abft_correct_apply_kernel, dim3(longest, g.batch), dim3(128), 0, stream)(g, s->flags, s->cs);
+    cudaCheckLaunch();
+}
+
+#endif // __CUDACC__ || CUDA_CPU_HARNESS
+
+// ============================================================================
+// Host path: the CPU trainer's checks, and what both trainers share on the host (config,
+// fault injection, counters, reports)
+// ============================================================================
 
 #include "llmc/rand.h"
 
@@ -378,6 +674,9 @@ inline bool abft_fault_fires(Abft* abft, int op, int layer) {
     return true;
 }
 
+// Writes the fault into element (i, j) of C[b]; a GPU trainer passes its own (C in GPU memory).
+typedef void (*AbftCorruptFn)(const AbftGemm& g, int b, int i, int j, int type);
+
 inline void abft_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
     float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
     *x = abft_fault_value(type, *x);
@@ -385,21 +684,21 @@ inline void abft_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
 
 // Picks where the fault lands: a live element (j <= i where only the causal part is read, so
 // that the fault matters), a whole row, a whole column, or a 2x2 block (2-D).
-inline void abft_inject(Abft* abft, const AbftGemm& g, int op, int layer) {
+inline void abft_inject(Abft* abft, const AbftGemm& g, int op, int layer, AbftCorruptFn corrupt = abft_corrupt) {
     if (!abft_fault_fires(abft, op, layer)) { return; }
     const int type = abft->fault.type;
     int b = abft_pick(abft, g.batch);
     int i = abft_pick(abft, g.M);
     int j = g.causal ? abft_pick(abft, (i < g.N ? i : g.N - 1) + 1) : abft_pick(abft, g.N);
     switch (abft->fault.pattern) {
-        case PATTERN_0D: abft_corrupt(g, b, i, j, type); break;
-        case PATTERN_ROW: for (int jj = 0; jj < g.N; jj++) { abft_corrupt(g, b, i, jj, type); } break;
-        case PATTERN_COL: for (int ii = 0; ii < g.M; ii++) { abft_corrupt(g, b, ii, j, type); } break;
+        case PATTERN_0D: corrupt(g, b, i, j, type); break;
+        case PATTERN_ROW: for (int jj = 0; jj < g.N; jj++) { corrupt(g, b, i, jj, type); } break;
+        case PATTERN_COL: for (int ii = 0; ii < g.M; ii++) { corrupt(g, b, ii, j, type); } break;
         default: {
             int i0 = g.M < 3 ? 0 : 1 + abft_pick(abft, g.M - 2);      // rows i0, i0+1
             int j0 = g.causal ? abft_pick(abft, i0) : abft_pick(abft, g.N - 1); // cols j0, j0+1 <= i0
             for (int ii = i0; ii < i0 + 2 && ii < g.M; ii++) {
-                for (int jj = j0; jj < j0 + 2 && jj < g.N; jj++) { abft_corrupt(g, b, ii, jj, type); }
+                for (int jj = j0; jj < j0 + 2 && jj < g.N; jj++) { corrupt(g, b, ii, jj, type); }
             }
         }
     }
@@ -485,6 +784,24 @@ struct AbftChecksums {
     double plain, weighted, bound;
 };
 
+// The pattern of the elements that the verdicts of `lines` columns (or rows) rebuild: one
+// element, one row, one column or scattered; their number goes to n_fixed.
+inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool by_rows, long* n_fixed) {
+    long fixed = 0;
+    int first_i = -1, first_j = -1;
+    bool same_row = true, same_col = true;
+    for (int l = 0; l < lines; l++) {
+        if (verdicts[l].kind != LINE_FIXABLE) { continue; }
+        int i = by_rows ? l : verdicts[l].index, j = by_rows ? verdicts[l].index : l;
+        if (fixed == 0) { first_i = i; first_j = j; }
+        same_row &= (i == first_i);
+        same_col &= (j == first_j);
+        fixed++;
+    }
+    *n_fixed = fixed;
+    return fixed <= 1 ? FIX_0D : same_row ? FIX_ROW : same_col ? FIX_COL : FIX_SCATTERED;
+}
+
 // Rebuilds the faulty elements of C[b]: first from the column checksums (0-D and row
 // patterns), else from the row checksums (column patterns). Returns the pattern repaired, or
 // -1 when the checksums cannot do it (2-D, or bad operands).
@@ -543,21 +860,13 @@ inline int abft_repair(const AbftConfig& cfg, const AbftGemm& g, int b, long* n_
             fixable = verdicts[l].kind != LINE_UNFIXABLE;
         }
         if (fixable) {
-            long fixed = 0;
-            int first_i = -1, first_j = -1;
-            bool same_row = true, same_col = true;
             for (int l = 0; l < lines; l++) {
                 if (verdicts[l].kind != LINE_FIXABLE) { continue; }
                 int i = by_rows ? l : verdicts[l].index, j = by_rows ? verdicts[l].index : l;
                 float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
                 *x = abft_apply(verdicts[l], *x);
-                if (fixed == 0) { first_i = i; first_j = j; }
-                same_row &= (i == first_i);
-                same_col &= (j == first_j);
-                fixed++;
             }
-            *n_fixed = fixed;
-            pattern = fixed <= 1 ? FIX_0D : same_row ? FIX_ROW : same_col ? FIX_COL : FIX_SCATTERED;
+            pattern = abft_fix_pattern(verdicts, lines, by_rows, n_fixed);
         }
         free(verdicts);
     }
@@ -576,6 +885,19 @@ inline float* abft_scratch(Abft* abft, size_t floats) {
         abft->work_floats = floats;
     }
     return abft->work;
+}
+
+// Counts (and prints) the outcome of one faulty batch entry: rebuilt, or beyond the checksums.
+inline void abft_count_repair(Abft* abft, int op, int layer, int b, bool ok, long fixed, int pattern) {
+    if (ok) { abft->n.corrected[op][pattern]++; }
+    if (!abft->cfg.verbose) { return; }
+    if (ok) {
+        printf("abft: step %d layer %d %s: fault detected in batch entry %d, corrected %ld element%s (%s pattern)\n",
+               abft->step, layer, abft_op_names[op], b, fixed, fixed == 1 ? "" : "s", abft_fix_names[pattern]);
+    } else {
+        printf("abft: step %d layer %d %s: fault detected in batch entry %d, beyond the checksums (2-D or bad operands)\n",
+               abft->step, layer, abft_op_names[op], b);
+    }
 }
 
 // Checks every batch entry of C; repairs what the checksums can. Returns false when an entry is
@@ -618,17 +940,8 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
         int pattern = abft_repair(abft->cfg, g, b, &fixed);
         bool ok = pattern >= 0 && abft_check_columns(abft->cfg, g, b, 0, g.N, ue + (size_t)b * g.K,
                                                      ua + (size_t)b * g.K, scratch + (size_t)b * 4 * g.N);
-        if (ok) { abft->n.corrected[op][pattern]++; }
+        abft_count_repair(abft, op, layer, b, ok, fixed, pattern);
         repaired_all &= ok;
-        if (abft->cfg.verbose) {
-            if (ok) {
-                printf("abft: step %d layer %d %s: fault detected in batch entry %d, corrected %ld element%s (%s pattern)\n",
-                       abft->step, layer, abft_op_names[op], b, fixed, fixed == 1 ? "" : "s", abft_fix_names[pattern]);
-            } else {
-                printf("abft: step %d layer %d %s: fault detected in batch entry %d, beyond the checksums (2-D or bad operands)\n",
-                       abft->step, layer, abft_op_names[op], b);
-            }
-        }
     }
     if (detected) {
         abft->n.detected[op]++;
@@ -639,21 +952,23 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
 }
 
 typedef void (*AbftGemmFn)(const AbftGemm& g);
+typedef bool (*AbftVerifyFn)(Abft* abft, const AbftGemm& g, int op, int layer);
 
 // One protected GEMM: compute, (inject a fault), verify, repair from checksums, and recompute
 // once when the checksums cannot repair. Returns false when even the recomputed output is
 // faulty: its inputs must be bad, and the caller climbs the ladder (layer, then step).
-inline bool abft_gemm(Abft* abft, AbftGemmFn gemm, const AbftGemm& g, int op, int layer) {
+// The CUDA trainer passes its own corrupt and verify (C in GPU memory, checks in kernels).
+inline bool abft_gemm(Abft* abft, AbftGemmFn gemm, const AbftGemm& g, int op, int layer,
+                      AbftCorruptFn corrupt = abft_corrupt, AbftVerifyFn verify = abft_verify) {
     gemm(g);
-    abft_inject(abft, g, op, layer);
-    if (!abft_due(abft, op) || abft_verify(abft, g, op, layer)) { return true; }
+    abft_inject(abft, g, op, layer, corrupt);
+    if (!abft_due(abft, op) || verify(abft, g, op, layer)) { return true; }
     abft->n.recomputed_op[op]++;
     if (abft->cfg.verbose) { printf("abft: step %d layer %d %s: recomputing the GEMM\n", abft->step, layer, abft_op_names[op]); }
     const double t0 = wall_seconds();
     gemm(g);
     abft->n.recovery_seconds += wall_seconds() - t0; // the check that follows counts itself
-    abft_inject(abft, g, op, layer);
-    return abft_verify(abft, g, op, layer);
+    abft_inject(abft, g, op, layer, corrupt);
+    return verify(abft, g, op, layer);
 }
 
-#endif // !__CUDA_ARCH__

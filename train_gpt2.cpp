@@ -27,6 +27,7 @@
 
 #include "abft.cuh"
 #include "llmc/checkpoint.h"
+#include "llmc/gpt2_model.h"
 #include "llmc/dataloader.h"
 #include "llmc/rand.h"
 #include "llmc/tokenizer.h"
@@ -34,10 +35,6 @@
 
 // ----------------------------------------------------------------------------
 // the GEMM primitive: C[b] = alpha · A[b] · B[b] + bias, every matmul of the model goes here
-
-static MatView row_major(const float* p, long ld) { return MatView{p, ld, 1}; }
-// the transpose of a row-major matrix with leading dimension ld
-static MatView transposed(const float* p, long ld) { return MatView{p, 1, ld}; }
 
 static void gemm_one(const AbftGemm& g, int b) {
     const MatView A = abft_entry(g.A, g.strideA, b), B = abft_entry(g.B, g.strideB, b);
@@ -57,22 +54,6 @@ static void gemm_cpu(const AbftGemm& g) {
     if (g.batch == 1) { gemm_one(g, 0); return; } // OpenBLAS threads inside
     #pragma omp parallel for schedule(static)
     for (int b = 0; b < g.batch; b++) { gemm_one(g, b); } // one thread per entry
-}
-
-// A linear layer's GEMM: out (rows, OC) = inp (rows, IC) · weightᵀ + bias, weight (OC, IC).
-static AbftGemm linear_gemm(float* out, const float* inp, const float* weight, const float* bias,
-                            int rows, int IC, int OC) {
-    return AbftGemm{rows, OC, IC, 1, row_major(inp, IC), 0, transposed(weight, IC), 0, out, OC, 0, 1.0f, bias, false};
-}
-
-// dinp (rows, IC) = dout (rows, OC) · weight (OC, IC)
-static AbftGemm linear_dinp_gemm(float* dinp, const float* dout, const float* weight, int rows, int IC, int OC) {
-    return AbftGemm{rows, IC, OC, 1, row_major(dout, OC), 0, row_major(weight, IC), 0, dinp, IC, 0, 1.0f, nullptr, false};
-}
-
-// dweight (OC, IC) = doutᵀ (OC, rows) · inp (rows, IC)
-static AbftGemm linear_dweight_gemm(float* dweight, const float* dout, const float* inp, int rows, int IC, int OC) {
-    return AbftGemm{OC, IC, rows, 1, transposed(dout, OC), 0, row_major(inp, IC), 0, dweight, IC, 0, 1.0f, nullptr, false};
 }
 
 // ----------------------------------------------------------------------------
@@ -358,73 +339,6 @@ static void softmax_crossentropy_backward(float* dlogits, const float* probs, co
 // ----------------------------------------------------------------------------
 // the model: config, parameters (one buffer), activations (one buffer)
 
-struct ParameterTensors {
-    float* wte;      // (Vp, C)
-    float* wpe;      // (maxT, C)
-    float* ln1w;     // (L, C)
-    float* ln1b;     // (L, C)
-    float* qkvw;     // (L, 3C, C)
-    float* qkvb;     // (L, 3C)
-    float* attprojw; // (L, C, C)
-    float* attprojb; // (L, C)
-    float* ln2w;     // (L, C)
-    float* ln2b;     // (L, C)
-    float* fcw;      // (L, 4C, C)
-    float* fcb;      // (L, 4C)
-    float* fcprojw;  // (L, C, 4C)
-    float* fcprojb;  // (L, C)
-    float* lnfw;     // (C)
-    float* lnfb;     // (C)
-};
-
-// Points the tensors of a struct of float pointers into one buffer, in declaration order.
-template <typename Tensors, int N>
-static void point_tensors(Tensors* t, const size_t* sizes, float* memory) {
-    static_assert(sizeof(Tensors) == N * sizeof(float*), "a tensor struct holds only float pointers");
-    float** ptrs = reinterpret_cast<float**>(t);
-    for (int i = 0; i < N; i++) { ptrs[i] = memory; memory += sizes[i]; }
-}
-
-constexpr int NUM_ACTIVATION_TENSORS = 26;
-struct ActivationTensors {
-    float* encoded;   // (B, T, C)
-    float* ln1;       // (L, B, T, C)
-    float* ln1_mean;  // (L, B, T)
-    float* ln1_rstd;  // (L, B, T)
-    float* qkv;       // (L, B, T, 3C)   protected GEMM output
-    float* q;         // (L, B, NH, T, HS)
-    float* k;         // (L, B, NH, T, HS)
-    float* v;         // (L, B, NH, T, HS)
-    float* preatt;    // (L, B, NH, T, T) S, protected GEMM output
-    float* att;       // (L, B, NH, T, T) P
-    float* yh;        // (L, B, NH, T, HS) protected GEMM output
-    float* atty;      // (L, B, T, C)
-    float* attproj;   // (L, B, T, C)    protected GEMM output
-    float* residual2; // (L, B, T, C)
-    float* ln2;       // (L, B, T, C)
-    float* ln2_mean;  // (L, B, T)
-    float* ln2_rstd;  // (L, B, T)
-    float* fch;       // (L, B, T, 4C)
-    float* fch_gelu;  // (L, B, T, 4C)
-    float* fcproj;    // (L, B, T, C)
-    float* residual3; // (L, B, T, C)
-    float* lnf;       // (B, T, C)
-    float* lnf_mean;  // (B, T)
-    float* lnf_rstd;  // (B, T)
-    float* logits;    // (B, T, Vp)
-    float* probs;     // (B, T, Vp)
-};
-
-static void fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int B, int T) {
-    const size_t C = cfg.channels, NH = cfg.num_heads, L = cfg.num_layers, Vp = cfg.padded_vocab_size;
-    const size_t BT = (size_t)B * T, BTC = BT * C, att = (size_t)B * NH * T * T;
-    const size_t table[NUM_ACTIVATION_TENSORS] = {
-        BTC, L * BTC, L * BT, L * BT, L * BTC * 3, L * BTC, L * BTC, L * BTC, L * att, L * att, L * BTC,
-        L * BTC, L * BTC, L * BTC, L * BTC, L * BT, L * BT, L * BTC * 4, L * BTC * 4, L * BTC, L * BTC,
-        BTC, BT, BT, BT * Vp, BT * Vp};
-    memcpy(sizes, table, sizeof(table));
-}
-
 struct GPT2 {
     GPT2Config config;
     ParameterTensors params;
@@ -493,7 +407,7 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     }
     model->B = B;
     model->T = T;
-    fill_in_activation_sizes(model->act_sizes, model->config, B, T);
+    fill_in_activation_sizes(model->act_sizes, model->config, B, T, true);
     size_t n = 0;
     for (size_t s : model->act_sizes) { n += s; }
     model->acts_memory = (float*)malloc_check(n * sizeof(float), "activations");
@@ -505,97 +419,25 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     model->losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
 }
 
-// Pointers to one layer's slice of the activations (or of their gradients).
-struct LayerActs {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *q, *k, *v, *preatt, *att, *yh, *atty, *attproj, *residual2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
-};
-
-static LayerActs layer_acts(const ActivationTensors& a, const GPT2* model, int l) {
-    const long B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads;
-    const long BT = B * T, BTC = BT * C, att = B * NH * T * T;
-    return LayerActs{a.ln1 + l * BTC, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, a.qkv + l * 3 * BTC,
-                     a.q + l * BTC, a.k + l * BTC, a.v + l * BTC, a.preatt + l * att, a.att + l * att,
-                     a.yh + l * BTC, a.atty + l * BTC, a.attproj + l * BTC, a.residual2 + l * BTC,
-                     a.ln2 + l * BTC, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, a.fch + l * 4 * BTC,
-                     a.fch_gelu + l * 4 * BTC, a.fcproj + l * BTC, a.residual3 + l * BTC};
+// A GEMM under ATTNChecker (abft.cuh): compute, check, repair from checksums or recompute.
+static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
+    return abft_gemm(&model->abft, gemm_cpu, g, op, layer);
 }
 
-// Pointers to one layer's slice of the parameters (or of their gradients).
-struct LayerParams {
-    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
-};
-
-static LayerParams layer_params(const ParameterTensors& p, const GPT2Config& c, int l) {
-    const long C = c.channels;
-    return LayerParams{p.ln1w + l * C, p.ln1b + l * C, p.qkvw + l * 3 * C * C, p.qkvb + l * 3 * C,
-                       p.attprojw + l * C * C, p.attprojb + l * C, p.ln2w + l * C, p.ln2b + l * C,
-                       p.fcw + l * 4 * C * C, p.fcb + l * 4 * C, p.fcprojw + l * 4 * C * C, p.fcprojb + l * C};
-}
-
-// A batched attention GEMM over the B·NH heads: C[h] = alpha · A[h] · B[h], one matrix per head.
-static AbftGemm heads_gemm(int BNH, int M, int N, int K, MatView A, long sA, MatView Bm, long sB,
-                           float* out, long sC, float alpha, bool causal) {
-    return AbftGemm{M, N, K, BNH, A, sA, Bm, sB, out, N, sC, alpha, nullptr, causal};
-}
-
-// The attention half of a block, ln1 -> attproj: four protected GEMMs. False when a GEMM stays
-// faulty after recomputation (the caller recomputes the layer, then redoes the step).
-static bool attention_forward(GPT2* model, int l, const float* residual) {
-    const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
-    const LayerActs a = layer_acts(model->acts, model, l);
-    const LayerParams p = layer_params(model->params, model->config, l);
-    Abft* abft = &model->abft;
-    const long hd = (long)T * HS, tt = (long)T * T; // per-head matrix sizes
-    const float scale = 1.0f / sqrtf((float)HS);
-    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C);
-    if (!abft_gemm(abft, gemm_cpu, linear_gemm(a.qkv, a.ln1, p.qkvw, p.qkvb, B * T, C, 3 * C), OP_QKV, l)) { return false; }
-    permute_forward(a.q, a.k, a.v, a.qkv, B, T, NH, HS);
-    // S = Q·Kᵀ/√HS (T,T) per head
-    AbftGemm qk = heads_gemm(B * NH, T, T, HS, row_major(a.q, HS), hd, transposed(a.k, HS), hd, a.preatt, tt, scale, true);
-    if (!abft_gemm(abft, gemm_cpu, qk, OP_QK, l)) { return false; }
-    softmax_forward(a.att, a.preatt, B, NH, T);
-    // Y = P·V (T,HS) per head
-    AbftGemm pv = heads_gemm(B * NH, T, HS, T, row_major(a.att, T), tt, row_major(a.v, HS), hd, a.yh, hd, 1.0f, false);
-    if (!abft_gemm(abft, gemm_cpu, pv, OP_PV, l)) { return false; }
-    unpermute_forward(a.atty, a.yh, B, T, NH, HS);
-    return abft_gemm(abft, gemm_cpu, linear_gemm(a.attproj, a.atty, p.attprojw, p.attprojb, B * T, C, C), OP_PROJ, l);
-}
-
-static bool block_forward(GPT2* model, int l) {
-    const int B = model->B, T = model->T, C = model->config.channels;
-    const LayerActs a = layer_acts(model->acts, model, l);
-    const LayerParams p = layer_params(model->params, model->config, l);
-    const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
-    if (!attention_forward(model, l, residual)) { return false; }
-    residual_forward(a.residual2, residual, a.attproj, (long)B * T * C);
-    layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, B, T, C);
-    matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, B * T, C, 4 * C);
-    gelu_forward(a.fch_gelu, a.fch, (long)B * T * 4 * C);
-    matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, B * T, 4 * C, C);
-    residual_forward(a.residual3, a.residual2, a.fcproj, (long)B * T * C);
-    return true;
-}
+// the transformer block, forward and backward, and the top of the ABFT ladder: shared with the
+// CUDA trainer, over the layer functions above
+#include "llmc/gpt2_block.h"
 
 // Forward pass over inputs (B,T); with targets, also the losses and their mean. False when a
 // fault survived the layer's recomputation (the caller redoes the step).
-static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets) {
+static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool /*for_backward*/) {
     const GPT2Config& c = model->config;
     const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, V = c.vocab_size, Vp = c.padded_vocab_size;
-    for (int i = 0; i < B * T; i++) {
-        if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V))) {
-            die("input tokens", "the data was tokenized for another vocabulary", "token out of range [0, %d) at position %d", V, i);
-        }
-    }
+    check_tokens(inputs, targets, B * T, V);
     memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
     if (targets != nullptr) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
     encoder_forward(model->acts.encoded, inputs, model->params.wte, model->params.wpe, B, T, C);
-    for (int l = 0; l < L; l++) {
-        if (block_forward(model, l)) { continue; }
-        model->abft.n.recomputed_layer++;
-        if (model->abft.cfg.verbose) { printf("abft: step %d layer %d: recomputing the layer\n", model->abft.step, l); }
-        if (!block_forward(model, l)) { return false; }
-    }
+    if (!blocks_forward(model)) { return false; }
     const ActivationTensors& a = model->acts;
     const float* residual = layer_acts(a, model, L - 1).residual3;
     layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C);
@@ -612,61 +454,6 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets) {
 
 // ----------------------------------------------------------------------------
 // the backward pass
-
-// The attention half of a block, backward: dattproj -> dln1, eight protected GEMMs.
-// dresidual is added to (through the layernorm), every other gradient is written.
-static bool attention_backward(GPT2* model, int l, const float* residual, float* dresidual) {
-    const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
-    const LayerActs a = layer_acts(model->acts, model, l);
-    const LayerActs d = layer_acts(model->grads_acts, model, l);
-    const LayerParams p = layer_params(model->params, model->config, l);
-    const LayerParams dp = layer_params(model->grads, model->config, l);
-    Abft* abft = &model->abft;
-    const long hd = (long)T * HS, tt = (long)T * T;
-    const float scale = 1.0f / sqrtf((float)HS);
-    const int BT = B * T;
-    // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
-    if (!abft_gemm(abft, gemm_cpu, linear_dinp_gemm(d.atty, d.attproj, p.attprojw, BT, C, C), OP_PROJ_DX, l)) { return false; }
-    if (!abft_gemm(abft, gemm_cpu, linear_dweight_gemm(dp.attprojw, d.attproj, a.atty, BT, C, C), OP_PROJ_DW, l)) { return false; }
-    bias_backward(dp.attprojb, d.attproj, BT, C);
-    unpermute_backward(d.yh, d.atty, B, T, NH, HS);
-    // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head
-    AbftGemm dpg = heads_gemm(B * NH, T, T, HS, row_major(d.yh, HS), hd, transposed(a.v, HS), hd, d.att, tt, 1.0f, true);
-    if (!abft_gemm(abft, gemm_cpu, dpg, OP_PV_DP, l)) { return false; }
-    AbftGemm dvg = heads_gemm(B * NH, T, HS, T, transposed(a.att, T), tt, row_major(d.yh, HS), hd, d.v, hd, 1.0f, false);
-    if (!abft_gemm(abft, gemm_cpu, dvg, OP_PV_DV, l)) { return false; }
-    softmax_backward(d.preatt, d.att, a.att, B, NH, T);
-    // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head
-    AbftGemm dqg = heads_gemm(B * NH, T, HS, T, row_major(d.preatt, T), tt, row_major(a.k, HS), hd, d.q, hd, scale, false);
-    if (!abft_gemm(abft, gemm_cpu, dqg, OP_QK_DQ, l)) { return false; }
-    AbftGemm dkg = heads_gemm(B * NH, T, HS, T, transposed(d.preatt, T), tt, row_major(a.q, HS), hd, d.k, hd, scale, false);
-    if (!abft_gemm(abft, gemm_cpu, dkg, OP_QK_DK, l)) { return false; }
-    permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS);
-    // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
-    if (!abft_gemm(abft, gemm_cpu, linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C), OP_QKV_DX, l)) { return false; }
-    if (!abft_gemm(abft, gemm_cpu, linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C), OP_QKV_DW, l)) { return false; }
-    bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
-    layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
-    return true;
-}
-
-static bool block_backward(GPT2* model, int l) {
-    const int B = model->B, T = model->T, C = model->config.channels;
-    const long BTC = (long)B * T * C;
-    const LayerActs a = layer_acts(model->acts, model, l);
-    const LayerActs d = layer_acts(model->grads_acts, model, l);
-    const LayerParams p = layer_params(model->params, model->config, l);
-    const LayerParams dp = layer_params(model->grads, model->config, l);
-    const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
-    float* dresidual = l == 0 ? model->grads_acts.encoded : layer_acts(model->grads_acts, model, l - 1).residual3;
-    residual_backward(d.residual2, d.fcproj, d.residual3, BTC);
-    matmul_backward(d.fch_gelu, dp.fcprojw, dp.fcprojb, d.fcproj, a.fch_gelu, p.fcprojw, B * T, 4 * C, C);
-    gelu_backward(d.fch, a.fch, d.fch_gelu, BTC * 4);
-    matmul_backward(d.ln2, dp.fcw, dp.fcb, d.fch, a.ln2, p.fcw, B * T, C, 4 * C);
-    layernorm_backward(d.residual2, dp.ln2w, dp.ln2b, d.ln2, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, B, T, C);
-    residual_backward(dresidual, d.attproj, d.residual2, BTC);
-    return attention_backward(model, l, residual, dresidual);
-}
 
 // Backward pass of the last forward pass (which must have had targets). False when a fault
 // survived a GEMM's recomputation (the caller redoes the step).
@@ -686,26 +473,9 @@ static bool gpt2_backward(GPT2* model) {
     const float* residual = layer_acts(a, model, L - 1).residual3;
     layernorm_backward(dresidual, model->grads.lnfw, model->grads.lnfb, d.lnf, residual, model->params.lnfw,
                        a.lnf_mean, a.lnf_rstd, B, T, C);
-    for (int l = L - 1; l >= 0; l--) {
-        if (!block_backward(model, l)) { return false; }
-    }
+    if (!blocks_backward(model)) { return false; }
     encoder_backward(model->grads.wte, model->grads.wpe, d.encoded, model->inputs, B, T, C);
     return true;
-}
-
-// A forward (and, with `backward`, backward) pass under the top of the escalation ladder: a
-// pass whose fault survived every lower rung is redone once from the pre-step state (the
-// parameters only change in the update that follows). A fault that survives that is not transient.
-static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets, bool backward) {
-    for (int attempt = 0;; attempt++) {
-        if (gpt2_forward(model, inputs, targets) && (!backward || gpt2_backward(model))) { return; }
-        if (attempt == 1) {
-            die("abft", "the inputs of a protected GEMM are themselves bad: the model has diverged or memory is failing",
-                "step %d still faulty after it was redone", model->abft.step);
-        }
-        model->abft.n.redone_step++;
-        if (model->abft.cfg.verbose) { printf("abft: step %d: redoing the step\n", model->abft.step); }
-    }
 }
 
 static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {

@@ -28,7 +28,9 @@
 //      the 8 partial sums are reduced through shared memory.
 //   3  fused: version 2's e·A kernel, then ONE kernel per column tile that computes chk/bound
 //      and immediately checks C's columns against them (no round trip of chk/bound through
-//      global memory, one launch less).
+//      global memory, one launch less). The trainer's path: its kernels, and the correction
+//      kernels, live in abft.cuh (abft_gpu_encode_verify, abft_gpu_correct); this file
+//      validates and times them next to the slower versions.
 //
 // Build and run:
 //   nvcc -O3 -std=c++17 -I. -arch=sm_90 dev/cuda/abft_checksum.cu -o /tmp/abft_checksum_gpu -lcublas -lcublasLt
@@ -69,11 +71,6 @@ __device__ inline float bias_at(const float* bias, int j) { return bias ? bias[j
 __device__ inline bool column_is_clean(float sum, float abssum, float chk, float bound, int K, int M) {
     float tol = abft_tolerance(TAU, K, M, bound);
     return (fabsf(sum - chk) <= tol) && (abssum <= bound + tol);
-}
-
-// Records a failed column of batch entry b: the first failure of an entry bumps the counter.
-__device__ inline void report_fault(int* flags, int* counter, int b) {
-    if (atomicAdd(&flags[b], 1) == 0) { atomicAdd(counter, 1); }
 }
 
 // The expected column checksum and its bound from the two reduced dot products.
@@ -118,192 +115,38 @@ __global__ void verify_v1(AbftGemm g, const float* chk, const float* bound, int*
     float s = 0.0f, sa = 0.0f;
     for (int i = 0; i < g.M; i++) { float x = C[(long)i * g.ldc + j]; s += x; sa += fabsf(x); }
     if (!column_is_clean(s, sa, chk[(long)b * g.N + j], bound[(long)b * g.N + j], g.K, g.M)) {
-        report_fault(flags, counter, b);
+        abft_report_fault(flags, counter, b);
     }
 }
 
 // ----------------------------------------------------------------------------
-// version 2: coalesced, block (32, ROWS): lanes over consecutive columns, warps over rows
+// version 2: coalesced, block (32, ABFT_ROWS): lanes over consecutive columns, warps over rows
 
-constexpr int TILE = 32; // columns per block: one per lane
-constexpr int ROWS = 8;  // warps per block, each taking every ROWS-th row
+// The kernels of this version's building blocks live in abft.cuh (the trainer uses them):
+// abft_reduce_over_warps, abft_encode_a_kernel (e·A), abft_column_checksum, abft_column_check.
+constexpr int TILE = ABFT_TILE;
 
-// Sums (s, sa) over the ROWS warps of the block; the result is valid in warp 0 (threadIdx.y == 0).
-// Shared memory and not shuffles: the partial sums to combine sit in different warps.
-__device__ inline void reduce_over_warps(float* s, float* sa) {
-    __shared__ float part[2][ROWS][TILE];
-    part[0][threadIdx.y][threadIdx.x] = *s;
-    part[1][threadIdx.y][threadIdx.x] = *sa;
-    __syncthreads();
-    if (threadIdx.y == 0) {
-        for (int r = 1; r < ROWS; r++) { *s += part[0][r][threadIdx.x]; *sa += part[1][r][threadIdx.x]; }
-    }
-    __syncthreads(); // part[] may be reused by a second call in the same kernel (version 3)
-}
-
-// grid (ceil(K/TILE), batch), block (TILE, ROWS). Coalesced when A's rows are contiguous (cs == 1).
-__global__ void encode_a_v2(AbftGemm g, float* ue, float* ua) {
-    int k = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
-    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs};
-    float s = 0.0f, sa = 0.0f;
-    if (k < g.K) { // no early return: every thread must reach the barrier
-        for (int i = threadIdx.y; i < g.M; i += ROWS) { float x = A.at(i, k); s += x; sa += fabsf(x); }
-    }
-    reduce_over_warps(&s, &sa);
-    if (threadIdx.y == 0 && k < g.K) { ue[(long)b * g.K + k] = s; ua[(long)b * g.K + k] = sa; }
-}
-
-// The two dot products of column j of B[b] with (ue, ua), split over the warps and reduced.
-__device__ inline void column_checksum_v2(const AbftGemm& g, int b, int j, const float* ue, const float* ua,
-                                          float* chk, float* bound) {
-    MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    float s = 0.0f, sa = 0.0f;
-    if (j < g.N) {
-        for (int k = threadIdx.y; k < g.K; k += ROWS) {
-            float x = B.at(k, j);
-            s += ue[(long)b * g.K + k] * x;
-            sa += ua[(long)b * g.K + k] * fabsf(x);
-        }
-    }
-    reduce_over_warps(&s, &sa);
-    if (threadIdx.y == 0 && j < g.N) { finish_checksum(s, sa, g.alpha, bias_at(g.bias, j), g.M, chk, bound); }
-}
-
-// The column sums of C[b] compared with (chk, bound), valid in warp 0.
-__device__ inline void column_check_v2(const AbftGemm& g, int b, int j, float chk, float bound, int* flags, int* counter) {
-    const float* C = g.C + b * g.strideC;
-    float s = 0.0f, sa = 0.0f;
-    if (j < g.N) {
-        for (int i = threadIdx.y; i < g.M; i += ROWS) { float x = C[(long)i * g.ldc + j]; s += x; sa += fabsf(x); }
-    }
-    reduce_over_warps(&s, &sa);
-    if (threadIdx.y == 0 && j < g.N && !column_is_clean(s, sa, chk, bound, g.K, g.M)) { report_fault(flags, counter, b); }
-}
-
-// grid (ceil(N/TILE), batch), block (TILE, ROWS)
+// grid (ceil(N/TILE), batch), block (TILE, ABFT_ROWS)
 __global__ void encode_b_v2(AbftGemm g, const float* ue, const float* ua, float* chk, float* bound) {
     int j = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
     float c = 0.0f, bd = 0.0f;
-    column_checksum_v2(g, b, j, ue, ua, &c, &bd);
+    abft_column_checksum(g, b, j, ue, ua, &c, &bd);
     if (threadIdx.y == 0 && j < g.N) { chk[(long)b * g.N + j] = c; bound[(long)b * g.N + j] = bd; }
 }
 
-// grid (ceil(N/TILE), batch), block (TILE, ROWS)
+// grid (ceil(N/TILE), batch), block (TILE, ABFT_ROWS)
 __global__ void verify_v2(AbftGemm g, const float* chk, const float* bound, int* flags, int* counter) {
     int j = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
     float c = 0.0f, bd = 0.0f;
     if (j < g.N) { c = chk[(long)b * g.N + j]; bd = bound[(long)b * g.N + j]; }
-    column_check_v2(g, b, j, c, bd, flags, counter);
+    abft_column_check(g, b, j, c, bd, TAU, 0.0f, flags, counter);
 }
 
 // ----------------------------------------------------------------------------
-// version 3: chk/bound and the check of C in one kernel, per column tile
-
-// grid (ceil(N/TILE), batch), block (TILE, ROWS). chk/bound are still written (for the
-// correction's re-check and for validation), but the check uses the values in registers.
-__global__ void encode_b_verify_v3(AbftGemm g, const float* ue, const float* ua, float* chk, float* bound,
-                                   int* flags, int* counter) {
-    int j = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
-    float c = 0.0f, bd = 0.0f;
-    column_checksum_v2(g, b, j, ue, ua, &c, &bd);
-    if (threadIdx.y == 0 && j < g.N) { chk[(long)b * g.N + j] = c; bound[(long)b * g.N + j] = bd; }
-    column_check_v2(g, b, j, c, bd, flags, counter); // only warp 0's (c, bd) are used, as computed
-}
-
-// ----------------------------------------------------------------------------
-// correction (all versions): fp64 checksums of the flagged entries, then one thread per line
-
-struct CorrectScratch {          // device buffers, sized for the GEMM
-    double* enc;                 // (batch, 6, K): e·A, w·A, e·|A|, B·e, B·w, |B|·e
-    double* biasw;               // (batch, 3): Σ bias, Σ (j+1)·bias, Σ |bias|
-    double* colchk;              // (batch, N, 3): plain, weighted, bound of each column
-    double* rowchk;              // (batch, M, 3): the same for each row
-    AbftVerdict* colv;           // (batch, N)
-    AbftVerdict* rowv;           // (batch, M)
-    int* unfixable;              // (batch, 2): lines beyond one fix, by columns / by rows
-    int* status;                 // (batch): REPAIR_*
-};
-
-enum RepairStatus { REPAIR_NONE = 0, REPAIR_BY_COLUMNS = 1, REPAIR_BY_ROWS = 2, REPAIR_BEYOND = 3 };
-
-// One thread per k: the operand sums the line checksums are made of. grid (ceil(K/128), batch).
-__global__ void correct_encode(AbftGemm g, const int* flags, CorrectScratch s) {
-    int k = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (flags[b] == 0 || k >= g.K) { return; }
-    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    double ae = 0.0, aw = 0.0, aa = 0.0, be = 0.0, bw = 0.0, ba = 0.0;
-    for (int i = 0; i < g.M; i++) { double x = A.at(i, k); ae += x; aw += (i + 1) * x; aa += fabs(x); }
-    for (int j = 0; j < g.N; j++) { double x = B.at(k, j); be += x; bw += (j + 1) * x; ba += fabs(x); }
-    double* e = s.enc + (long)b * 6 * g.K;
-    e[k] = ae; e[g.K + k] = aw; e[2 * g.K + k] = aa; e[3 * g.K + k] = be; e[4 * g.K + k] = bw; e[5 * g.K + k] = ba;
-    if (k == 0) {
-        double bs = 0.0, bws = 0.0, bas = 0.0;
-        for (int j = 0; g.bias && j < g.N; j++) { bs += g.bias[j]; bws += (j + 1.0) * g.bias[j]; bas += fabs(g.bias[j]); }
-        s.biasw[b * 3] = bs; s.biasw[b * 3 + 1] = bws; s.biasw[b * 3 + 2] = bas;
-    }
-}
-
-// One thread per line: t < N is column t, else row t − N (abft_repair's formulas).
-// grid (ceil((N+M)/128), batch).
-__global__ void correct_checksums(AbftGemm g, const int* flags, CorrectScratch s) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (flags[b] == 0 || t >= g.N + g.M) { return; }
-    const double alpha = g.alpha;
-    const double* e = s.enc + (long)b * 6 * g.K;
-    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    double p = 0.0, w = 0.0, a = 0.0;
-    if (t < g.N) {
-        const int j = t;
-        const double bj = g.bias ? g.bias[j] : 0.0;
-        for (int k = 0; k < g.K; k++) { double x = B.at(k, j); p += e[k] * x; w += e[g.K + k] * x; a += e[2 * g.K + k] * fabs(x); }
-        double* c = s.colchk + ((long)b * g.N + j) * 3;
-        c[0] = alpha * p + g.M * bj;
-        c[1] = alpha * w + 0.5 * g.M * (g.M + 1.0) * bj;
-        c[2] = fabs(alpha) * a + g.M * fabs(bj);
-    } else {
-        const int i = t - g.N;
-        for (int k = 0; k < g.K; k++) { double x = A.at(i, k); p += x * e[3 * g.K + k]; w += x * e[4 * g.K + k]; a += fabs(x) * e[5 * g.K + k]; }
-        double* r = s.rowchk + ((long)b * g.M + i) * 3;
-        r[0] = alpha * p + s.biasw[b * 3];
-        r[1] = alpha * w + s.biasw[b * 3 + 1];
-        r[2] = fabs(alpha) * a + s.biasw[b * 3 + 2];
-    }
-}
-
-// One thread per column and per row: the line of C, judged against its checksums.
-// grid (ceil((N+M)/128), batch), like correct_checksums.
-__global__ void correct_judge(AbftGemm g, const int* flags, CorrectScratch s, float extreme) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (flags[b] == 0 || t >= g.N + g.M) { return; }
-    const float* C = g.C + b * g.strideC;
-    const bool is_col = t < g.N;
-    const int l = is_col ? t : t - g.N, len = is_col ? g.M : g.N;
-    AbftLine line;
-    abft_line_init(&line);
-    for (int x = 0; x < len; x++) {
-        abft_line_add(&line, x, is_col ? C[(long)x * g.ldc + l] : C[(long)l * g.ldc + x], extreme);
-    }
-    const double* c = is_col ? s.colchk + ((long)b * g.N + l) * 3 : s.rowchk + ((long)b * g.M + l) * 3;
-    AbftVerdict v = abft_judge(line, c[0], c[1], abft_tolerance(TAU, g.K, len, (float)c[2]), len);
-    (is_col ? s.colv + (long)b * g.N : s.rowv + (long)b * g.M)[l] = v;
-    if (v.kind == LINE_UNFIXABLE) { atomicAdd(&s.unfixable[b * 2 + (is_col ? 0 : 1)], 1); }
-}
-
-// Columns if all are fixable, else rows if all are, else nothing. grid (ceil(max(M,N)/128), batch).
-__global__ void correct_apply(AbftGemm g, const int* flags, CorrectScratch s) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (flags[b] == 0) { return; }
-    const int mode = s.unfixable[b * 2] == 0 ? REPAIR_BY_COLUMNS : s.unfixable[b * 2 + 1] == 0 ? REPAIR_BY_ROWS : REPAIR_BEYOND;
-    if (t == 0) { s.status[b] = mode; }
-    float* C = g.C + b * g.strideC;
-    if (mode == REPAIR_BY_COLUMNS && t < g.N) {
-        AbftVerdict v = s.colv[(long)b * g.N + t];
-        if (v.kind == LINE_FIXABLE) { float* x = &C[(long)v.index * g.ldc + t]; *x = abft_apply(v, *x); }
-    } else if (mode == REPAIR_BY_ROWS && t < g.M) {
-        AbftVerdict v = s.rowv[(long)b * g.M + t];
-        if (v.kind == LINE_FIXABLE) { float* x = &C[(long)t * g.ldc + v.index]; *x = abft_apply(v, *x); }
-    }
-}
+// version 3: chk/bound and the check of C in one kernel per column tile: abft.cuh's
+// abft_encode_verify_kernel (after abft_encode_a_kernel), the one the trainer runs.
+// Correction (all versions): abft.cuh's abft_gpu_correct, fp64 checksums of the flagged
+// entries, then one thread per line.
 
 // ----------------------------------------------------------------------------
 // the bias of the GEMM (cuBLAS computes alpha·A·B)
@@ -321,38 +164,15 @@ __global__ void add_bias(float* C, long ldc, long strideC, const float* bias, in
 // ----------------------------------------------------------------------------
 // host side: buffers and launches of one version
 
-struct Checker {
-    float* ue; float* ua;         // (batch, K)
-    float* chk; float* bound;     // (batch, N)
-    int* flags;                   // (batch) failed columns per entry
-    int* counter;                 // (1) faulty entries detected, cumulative
-    CorrectScratch cs;
-};
+typedef AbftGpuScratch Checker;
 
 static Checker checker_alloc(const AbftGemm& g) {
-    Checker c;
-    c.ue = device_alloc((size_t)g.batch * g.K);
-    c.ua = device_alloc((size_t)g.batch * g.K);
-    c.chk = device_alloc((size_t)g.batch * g.N);
-    c.bound = device_alloc((size_t)g.batch * g.N);
-    cudaCheck(cudaMalloc(&c.flags, g.batch * sizeof(int)));
-    cudaCheck(cudaMalloc(&c.counter, sizeof(int)));
-    cudaCheck(cudaMalloc(&c.cs.enc, (size_t)g.batch * 6 * g.K * sizeof(double)));
-    cudaCheck(cudaMalloc(&c.cs.biasw, (size_t)g.batch * 3 * sizeof(double)));
-    cudaCheck(cudaMalloc(&c.cs.colchk, (size_t)g.batch * g.N * 3 * sizeof(double)));
-    cudaCheck(cudaMalloc(&c.cs.rowchk, (size_t)g.batch * g.M * 3 * sizeof(double)));
-    cudaCheck(cudaMalloc(&c.cs.colv, (size_t)g.batch * g.N * sizeof(AbftVerdict)));
-    cudaCheck(cudaMalloc(&c.cs.rowv, (size_t)g.batch * g.M * sizeof(AbftVerdict)));
-    cudaCheck(cudaMalloc(&c.cs.unfixable, (size_t)g.batch * 2 * sizeof(int)));
-    cudaCheck(cudaMalloc(&c.cs.status, (size_t)g.batch * sizeof(int)));
+    Checker c = {};
+    abft_gpu_reserve(&c, g);
     return c;
 }
 
-static void checker_free(Checker& c) {
-    void* ps[] = {c.ue, c.ua, c.chk, c.bound, c.flags, c.counter, c.cs.enc, c.cs.biasw, c.cs.colchk,
-                  c.cs.rowchk, c.cs.colv, c.cs.rowv, c.cs.unfixable, c.cs.status};
-    for (void* p : ps) { cudaCheck(cudaFree(p)); }
-}
+static void checker_free(Checker& c) { abft_gpu_free(&c); }
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
@@ -368,34 +188,21 @@ static void encode_verify(int version, const AbftGemm& g, Checker& c) {
         cudaCheckLaunch();
         return;
     }
-    const dim3 block(TILE, ROWS);
-    LAUNCH(encode_a_v2, dim3(ceil_div(g.K, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua);
-    cudaCheckLaunch();
-    if (version == 2) {
-        LAUNCH(encode_b_v2, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua, c.chk, c.bound);
-        cudaCheckLaunch();
-        LAUNCH(verify_v2, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.chk, c.bound, c.flags, c.counter);
-        cudaCheckLaunch();
-    } else {
-        LAUNCH(encode_b_verify_v3, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua, c.chk, c.bound,
-                                                                                    c.flags, c.counter);
-        cudaCheckLaunch();
+    if (version == 3) { // the trainer's path
+        abft_gpu_encode_verify(g, &c, TAU, 0.0f, 0);
+        return;
     }
+    const dim3 block(TILE, ABFT_ROWS);
+    LAUNCH(abft_encode_a_kernel, dim3(ceil_div(g.K, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua);
+    cudaCheckLaunch();
+    LAUNCH(encode_b_v2, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua, c.chk, c.bound);
+    cudaCheckLaunch();
+    LAUNCH(verify_v2, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.chk, c.bound, c.flags, c.counter);
+    cudaCheckLaunch();
 }
 
 // The slow path, for the entries flags[] marks: status[b] tells what was done.
-static void correct(const AbftGemm& g, Checker& c) {
-    cudaCheck(cudaMemset(c.cs.unfixable, 0, (size_t)g.batch * 2 * sizeof(int)));
-    cudaCheck(cudaMemset(c.cs.status, 0, (size_t)g.batch * sizeof(int)));
-    LAUNCH(correct_encode, dim3(ceil_div(g.K, 128), g.batch), dim3(128), 0, 0)(g, c.flags, c.cs);
-    cudaCheckLaunch();
-    LAUNCH(correct_checksums, dim3(ceil_div(g.N + g.M, 128), g.batch), dim3(128), 0, 0)(g, c.flags, c.cs);
-    cudaCheckLaunch();
-    LAUNCH(correct_judge, dim3(ceil_div(g.N + g.M, 128), g.batch), dim3(128), 0, 0)(g, c.flags, c.cs, AbftConfig().extreme);
-    cudaCheckLaunch();
-    LAUNCH(correct_apply, dim3(ceil_div(std::max(g.M, g.N), 128), g.batch), dim3(128), 0, 0)(g, c.flags, c.cs);
-    cudaCheckLaunch();
-}
+static void correct(const AbftGemm& g, Checker& c) { abft_gpu_correct(g, &c, AbftConfig().extreme, TAU, 0.0f, 0); }
 
 // ----------------------------------------------------------------------------
 // the GEMM itself (cuBLAS) and the bias

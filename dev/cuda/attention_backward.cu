@@ -99,10 +99,7 @@ struct Buffers {
 
 static int max_dim(const Shape& s) { return s.T > s.HS ? s.T : s.HS; }
 
-// The four GEMMs as train_gpt2.cpp describes them: row-major views, a transpose swaps the strides.
-static MatView row_major(const float* p, long ld) { return MatView{p, ld, 1}; }
-static MatView transposed(const float* p, long ld) { return MatView{p, 1, ld}; }
-
+// The four GEMMs as the trainers describe them (abft.cuh's row_major/transposed views).
 static AbftGemm backward_gemm(const Shape& s, const Buffers& d, int which) {
     const float scale = 1.0f / sqrtf((float)s.HS);
     const int T = s.T, HS = s.HS, BH = s.heads();

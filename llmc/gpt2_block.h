@@ -1,0 +1,151 @@
+// gpt2_block.h: a transformer block, forward and backward, as both trainers run it, and the
+// top of the ABFT escalation ladder. The composition lives here once; the layers it calls are
+// each trainer's own, with the same signatures (plain loops in train_gpt2.cpp, kernels in
+// train_gpt2.cu): layernorm_, matmul_, gelu_, residual_, permute_, unpermute_, softmax_
+// forward/backward, bias_backward, and protected_gemm (a GEMM under ATTNChecker: compute,
+// check, repair or recompute; false when the output stays faulty), gpt2_forward, gpt2_backward.
+// Included by a trainer after those definitions and its struct GPT2.
+#pragma once
+
+#include "abft.cuh"
+#include "llmc/gpt2_model.h"
+
+// defined by the trainer after this header (the ladder below calls them)
+static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool for_backward);
+static bool gpt2_backward(GPT2* model);
+
+// ----------------------------------------------------------------------------
+// forward: the four protected GEMMs of the attention, then the MLP
+
+// The attention half of a block, ln1 -> attproj: four protected GEMMs. False when a GEMM stays
+// faulty after recomputation (the caller recomputes the layer, then redoes the step).
+static bool attention_forward(GPT2* model, int l, const float* residual) {
+    const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
+    const LayerActs a = layer_acts(model->acts, model, l);
+    const LayerParams p = layer_params(model->params, model->config, l);
+    const long hd = (long)T * HS, tt = (long)T * T; // per-head matrix sizes
+    const float scale = 1.0f / sqrtf((float)HS);
+    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C);
+    if (!protected_gemm(model, linear_gemm(a.qkv, a.ln1, p.qkvw, p.qkvb, B * T, C, 3 * C), OP_QKV, l)) { return false; }
+    permute_forward(a.q, a.k, a.v, a.qkv, B, T, NH, HS);
+    // S = Q·Kᵀ/√HS (T,T) per head
+    AbftGemm qk = heads_gemm(B * NH, T, T, HS, row_major(a.q, HS), hd, transposed(a.k, HS), hd, a.preatt, tt, scale, true);
+    if (!protected_gemm(model, qk, OP_QK, l)) { return false; }
+    softmax_forward(a.att, a.preatt, B, NH, T);
+    // Y = P·V (T,HS) per head
+    AbftGemm pv = heads_gemm(B * NH, T, HS, T, row_major(a.att, T), tt, row_major(a.v, HS), hd, a.yh, hd, 1.0f, false);
+    if (!protected_gemm(model, pv, OP_PV, l)) { return false; }
+    unpermute_forward(a.atty, a.yh, B, T, NH, HS);
+    return protected_gemm(model, linear_gemm(a.attproj, a.atty, p.attprojw, p.attprojb, B * T, C, C), OP_PROJ, l);
+}
+
+static bool block_forward(GPT2* model, int l) {
+    const int B = model->B, T = model->T, C = model->config.channels;
+    const LayerActs a = layer_acts(model->acts, model, l);
+    const LayerParams p = layer_params(model->params, model->config, l);
+    const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
+    if (!attention_forward(model, l, residual)) { return false; }
+    residual_forward(a.residual2, residual, a.attproj, (long)B * T * C);
+    layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, B, T, C);
+    matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, B * T, C, 4 * C);
+    gelu_forward(a.fch_gelu, a.fch, (long)B * T * 4 * C);
+    matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, B * T, 4 * C, C);
+    residual_forward(a.residual3, a.residual2, a.fcproj, (long)B * T * C);
+    return true;
+}
+
+// All L blocks. A block whose fault survived its GEMM's recomputation is recomputed once, the
+// second rung of the ladder; false when that fails too (the caller redoes the step).
+static bool blocks_forward(GPT2* model) {
+    for (int l = 0; l < model->config.num_layers; l++) {
+        if (block_forward(model, l)) { continue; }
+        model->abft.n.recomputed_layer++;
+        if (model->abft.cfg.verbose) { printf("abft: step %d layer %d: recomputing the layer\n", model->abft.step, l); }
+        if (!block_forward(model, l)) { return false; }
+    }
+    return true;
+}
+
+// ----------------------------------------------------------------------------
+// backward: the eight protected GEMMs of the attention
+
+// The attention half of a block, backward: dattproj -> dln1, eight protected GEMMs.
+// dresidual is added to (through the layernorm), every other gradient is written.
+static bool attention_backward(GPT2* model, int l, const float* residual, float* dresidual) {
+    const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
+    const LayerActs a = layer_acts(model->acts, model, l);
+    const LayerActs d = layer_acts(model->grads_acts, model, l);
+    const LayerParams p = layer_params(model->params, model->config, l);
+    const LayerParams dp = layer_params(model->grads, model->config, l);
+    const long hd = (long)T * HS, tt = (long)T * T;
+    const float scale = 1.0f / sqrtf((float)HS);
+    const int BT = B * T;
+    // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
+    if (!protected_gemm(model, linear_dinp_gemm(d.atty, d.attproj, p.attprojw, BT, C, C), OP_PROJ_DX, l)) { return false; }
+    if (!protected_gemm(model, linear_dweight_gemm(dp.attprojw, d.attproj, a.atty, BT, C, C), OP_PROJ_DW, l)) { return false; }
+    bias_backward(dp.attprojb, d.attproj, BT, C);
+    unpermute_backward(d.yh, d.atty, B, T, NH, HS);
+    // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head
+    AbftGemm dpg = heads_gemm(B * NH, T, T, HS, row_major(d.yh, HS), hd, transposed(a.v, HS), hd, d.att, tt, 1.0f, true);
+    if (!protected_gemm(model, dpg, OP_PV_DP, l)) { return false; }
+    AbftGemm dvg = heads_gemm(B * NH, T, HS, T, transposed(a.att, T), tt, row_major(d.yh, HS), hd, d.v, hd, 1.0f, false);
+    if (!protected_gemm(model, dvg, OP_PV_DV, l)) { return false; }
+    softmax_backward(d.preatt, d.att, a.att, B, NH, T);
+    // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head
+    AbftGemm dqg = heads_gemm(B * NH, T, HS, T, row_major(d.preatt, T), tt, row_major(a.k, HS), hd, d.q, hd, scale, false);
+    if (!protected_gemm(model, dqg, OP_QK_DQ, l)) { return false; }
+    AbftGemm dkg = heads_gemm(B * NH, T, HS, T, transposed(d.preatt, T), tt, row_major(a.q, HS), hd, d.k, hd, scale, false);
+    if (!protected_gemm(model, dkg, OP_QK_DK, l)) { return false; }
+    permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS);
+    // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
+    if (!protected_gemm(model, linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C), OP_QKV_DX, l)) { return false; }
+    if (!protected_gemm(model, linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C), OP_QKV_DW, l)) { return false; }
+    bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
+    layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
+    return true;
+}
+
+static bool block_backward(GPT2* model, int l) {
+    const int B = model->B, T = model->T, C = model->config.channels;
+    const long BTC = (long)B * T * C;
+    const LayerActs a = layer_acts(model->acts, model, l);
+    const LayerActs d = layer_acts(model->grads_acts, model, l);
+    const LayerParams p = layer_params(model->params, model->config, l);
+    const LayerParams dp = layer_params(model->grads, model->config, l);
+    const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
+    float* dresidual = l == 0 ? model->grads_acts.encoded : layer_acts(model->grads_acts, model, l - 1).residual3;
+    residual_backward(d.residual2, d.fcproj, d.residual3, BTC);
+    matmul_backward(d.fch_gelu, dp.fcprojw, dp.fcprojb, d.fcproj, a.fch_gelu, p.fcprojw, B * T, 4 * C, C);
+    gelu_backward(d.fch, a.fch, d.fch_gelu, BTC * 4);
+    matmul_backward(d.ln2, dp.fcw, dp.fcb, d.fch, a.ln2, p.fcw, B * T, C, 4 * C);
+    layernorm_backward(d.residual2, dp.ln2w, dp.ln2b, d.ln2, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, B, T, C);
+    residual_backward(dresidual, d.attproj, d.residual2, BTC);
+    return attention_backward(model, l, residual, dresidual);
+}
+
+// All L blocks, last to first; false when a fault survived a GEMM's recomputation.
+static bool blocks_backward(GPT2* model) {
+    for (int l = model->config.num_layers - 1; l >= 0; l--) {
+        if (!block_backward(model, l)) { return false; }
+    }
+    return true;
+}
+
+// ----------------------------------------------------------------------------
+// the top of the ladder
+
+// A forward (and, with `backward`, backward) pass under the top of the escalation ladder: a
+// pass whose fault survived every lower rung is redone once from the pre-step state (the
+// parameters only change in the update that follows). A fault that survives that is not transient.
+static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets, bool backward) {
+    for (int attempt = 0;; attempt++) {
+        if (gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model))) { return; }
+        if (attempt == 1) {
+            die("abft", "the inputs of a protected GEMM are themselves bad: the model has diverged or memory is failing",
+                "step %d still faulty after it was redone", model->abft.step);
+        }
+        model->abft.n.redone_step++;
+        if (model->abft.cfg.verbose) { printf("abft: step %d: redoing the step\n", model->abft.step); }
+    }
+}
+
