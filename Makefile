@@ -16,7 +16,7 @@ PY3 := $(firstword $(wildcard /usr/bin/python3) python3)
 
 HEADERS := abft.cuh $(wildcard llmc/*.h)
 
-.PHONY: all train test run-tests bench clean
+.PHONY: all train test run-tests bench clean refs
 all: train_gpt2 test_gpt2
 
 # The quick start: installs what is missing, prepares the King James Bible once (cached),
@@ -40,6 +40,7 @@ dev/test_llmc: dev/test_llmc.cpp $(wildcard llmc/*.h)
 
 clean:
 	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu dev/harness/test_harness_asan \
+		train_gpt2cu test_gpt2cu train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan \
 		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90
 	rm -rf dev/cuda/build
 
@@ -47,6 +48,36 @@ clean:
 include dev/harness/Makefile.inc
 NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) nvcc)
 
+# ----------------------------------------------------------------------------
+# the CUDA trainer and its test
+#   train_gpt2cu, test_gpt2cu          nvcc, for the local GPU's architecture (nvidia-smi), or for
+#                                      sm_80 and sm_90 where there is none; override: CUDA_ARCHS="86"
+#   train_gpt2cu_cpu, test_gpt2cu_cpu  the same sources with every kernel on the CPU (dev/harness)
+#   test_gpt2cu_asan                   that, under AddressSanitizer and UBSan
+GPU_ARCH := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '.')
+CUDA_ARCHS ?= $(if $(GPU_ARCH),$(GPU_ARCH),80 90)
+# unused static functions are normal in a build that includes a trainer for its tests (as
+# -Wno-unused-function in CXXFLAGS)
+NVCC_TRAINER_FLAGS := -O3 -std=c++17 -I. $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+                      -Xcudafe --diag_suppress=declared_but_not_referenced
+CUDA_TRAINER_DEPS := train_gpt2.cu $(HEADERS)
+
+train_gpt2cu: $(CUDA_TRAINER_DEPS)
+	$(NVCC) $(NVCC_TRAINER_FLAGS) $< -o $@ $(NVCC_LDLIBS)
+
+test_gpt2cu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS)
+	$(NVCC) $(NVCC_TRAINER_FLAGS) $< -o $@ $(NVCC_LDLIBS)
+
+train_gpt2cu_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
+	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
+
+test_gpt2cu_cpu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
+	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
+
+test_gpt2cu_asan: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
+	$(HARNESS_CXX) $(HARNESS_ASAN_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
+
+# ----------------------------------------------------------------------------
 # dev/cuda: every kernel file runs its validations through the CPU harness, and must compile
 # with nvcc for sm_80 and sm_90 (the binaries run only on a GPU: scripts/gpu_check.sh)
 CUDA_DEV_SRCS := $(wildcard dev/cuda/*.cu)
@@ -64,15 +95,28 @@ dev/cuda/build/%.nvcc: dev/cuda/%.cu $(CUDA_DEV_DEPS)
 	$(NVCC) $(NVCC_FLAGS) -O3 -arch=sm_90 $< -o dev/cuda/build/$*_sm90 $(NVCC_LDLIBS)
 	touch $@
 
+# The sanitizer run: any UBSan report fails it; 128 KiB of stack per simulated CUDA thread (the
+# harness's ASan default is 1 MiB, and ASan clears a stack's shadow at every thread's end: 9x
+# slower, for kernels that use a few hundred bytes).
+ASAN_ENV := CUDA_HARNESS_STACK_KB=128 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+# The PyTorch reference files of test_gpt2(cu) -seed 1, kept in refs/: for a GPU machine
+# without PyTorch (scripts/gpu_check.sh runs test_gpt2cu on them).
+refs: test_gpt2
+	./test_gpt2 -python $(PYTHON) -seed 1 -refs refs
+
 # `make test` installs what the tests need first (PyTorch for the reference, ...), then runs them
 # in a fresh make, which finds the Python that imports torch
 test:
 	scripts/install_deps.sh test
 	$(MAKE) --no-print-directory run-tests
 
-run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu harness-test-nvcc $(CUDA_DEV_CPU) $(CUDA_DEV_NVCC)
+run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu harness-test-nvcc $(CUDA_DEV_CPU) $(CUDA_DEV_NVCC) \
+           train_gpt2cu test_gpt2cu train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
+		"./test_gpt2cu_cpu -python $(PYTHON)" "$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
+		"scripts/test_train.sh ./train_gpt2cu_cpu $(PYTHON)" \
 		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)")
 
 # ABFT overhead at a mid-size shape (the lm head dominates), then ms/step at GPT-2 124M shapes

@@ -343,22 +343,22 @@ struct GPT2 {
     GPT2Config config;
     ParameterTensors params;
     size_t param_sizes[NUM_PARAMETER_TENSORS];
-    float* params_memory;
-    size_t num_parameters;
+    float* params_memory = nullptr;
+    size_t num_parameters = 0;
     ParameterTensors grads;
-    float* grads_memory;
-    float* m_memory; // AdamW first moments
-    float* v_memory; // AdamW second moments
-    int B, T;        // the batch shape the activations were laid out for
+    float* grads_memory = nullptr;
+    float* m_memory = nullptr; // AdamW first moments
+    float* v_memory = nullptr; // AdamW second moments
+    int B = 0, T = 0;          // the batch shape the activations were laid out for
     ActivationTensors acts;
     size_t act_sizes[NUM_ACTIVATION_TENSORS];
-    float* acts_memory;
+    float* acts_memory = nullptr;
     ActivationTensors grads_acts;
-    float* grads_acts_memory;
-    int* inputs;      // (B, T)
-    int* targets;     // (B, T)
-    float* losses;    // (B, T)
-    float mean_loss;  // -1 when the forward pass had no targets
+    float* grads_acts_memory = nullptr;
+    int* inputs = nullptr;     // (B, T)
+    int* targets = nullptr;    // (B, T)
+    float* losses = nullptr;   // (B, T)
+    float mean_loss = -1.0f;   // -1 when the forward pass had no targets
     Abft abft;
 };
 
@@ -366,21 +366,9 @@ struct GPT2 {
 // building a model: from an llm.c file, or a fresh GPT-2 init
 
 static void gpt2_allocate_parameters(GPT2* model) {
-    fill_in_parameter_sizes(model->param_sizes, model->config);
-    model->num_parameters = 0;
-    for (size_t s : model->param_sizes) { model->num_parameters += s; }
+    model->num_parameters = layout_parameters(model->param_sizes, model->config);
     model->params_memory = (float*)malloc_check(model->num_parameters * sizeof(float), "parameters");
     point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->params, model->param_sizes, model->params_memory);
-    model->grads_memory = nullptr;
-    model->m_memory = nullptr;
-    model->v_memory = nullptr;
-    model->acts_memory = nullptr;
-    model->grads_acts_memory = nullptr;
-    model->inputs = nullptr;
-    model->targets = nullptr;
-    model->losses = nullptr;
-    model->mean_loss = -1.0f;
-    model->B = model->T = 0;
     abft_init(&model->abft);
 }
 
@@ -401,15 +389,9 @@ static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64
 // activations and the forward pass
 
 static void gpt2_allocate_activations(GPT2* model, int B, int T) {
-    if (T > model->config.max_seq_len) {
-        die("-t", "use a sequence length no longer than the model's", "sequence length %d exceeds the model's maximum %d",
-            T, model->config.max_seq_len);
-    }
+    const size_t n = layout_activations(model->act_sizes, model->config, B, T, true);
     model->B = B;
     model->T = T;
-    fill_in_activation_sizes(model->act_sizes, model->config, B, T, true);
-    size_t n = 0;
-    for (size_t s : model->act_sizes) { n += s; }
     model->acts_memory = (float*)malloc_check(n * sizeof(float), "activations");
     model->grads_acts_memory = (float*)malloc_check(n * sizeof(float), "activation gradients");
     point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
@@ -518,7 +500,7 @@ static void gpt2_free(GPT2* model) {
 }
 
 // ----------------------------------------------------------------------------
-// what llmc/trainer.h needs besides the passes: host views, sampling, a finiteness check
+// what llmc/trainer.h and the tests need besides the passes: host views, logits, gradients
 
 // The parameters and AdamW moments as host arrays, for checkpoints: on the CPU, the model's own.
 struct HostView {
@@ -527,6 +509,17 @@ struct HostView {
 static HostView gpt2_host_view(GPT2* model) { return HostView{model->params_memory, model->m_memory, model->v_memory}; }
 static void gpt2_to_host(GPT2*) {}   // the host view is the model itself: nothing to copy
 static void gpt2_from_host(GPT2*) {}
+
+// For the tests: the gradients of the last backward pass; a fresh optimizer.
+static void gpt2_copy_grads(const GPT2* model, float* out) {
+    memcpy(out, model->grads_memory, model->num_parameters * sizeof(float));
+}
+
+static void gpt2_zero_moments(GPT2* model) {
+    if (model->m_memory == nullptr) { return; }
+    memset(model->m_memory, 0, model->num_parameters * sizeof(float));
+    memset(model->v_memory, 0, model->num_parameters * sizeof(float));
+}
 
 // The V logits of position bt of the last forward pass.
 static void gpt2_logits_row(const GPT2* model, long bt, float* out) {

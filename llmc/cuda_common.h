@@ -46,6 +46,19 @@ namespace cg = cooperative_groups;
 #endif
 
 // ----------------------------------------------------------------------------
+// warp reductions (every lane of a full warp takes part and gets the result)
+
+__device__ inline float warp_sum(float x) {
+    for (int offset = 16; offset > 0; offset /= 2) { x += __shfl_xor_sync(0xffffffffu, x, offset); }
+    return x;
+}
+
+__device__ inline float warp_max(float x) {
+    for (int offset = 16; offset > 0; offset /= 2) { x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, offset)); }
+    return x;
+}
+
+// ----------------------------------------------------------------------------
 // error checks
 
 inline const char* cuda_error_hint(cudaError_t err) {

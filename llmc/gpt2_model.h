@@ -80,6 +80,26 @@ inline void fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int B
     memcpy(sizes, table, sizeof(table));
 }
 
+// The size table of the parameters; returns their number.
+inline size_t layout_parameters(size_t* sizes, const GPT2Config& c) {
+    fill_in_parameter_sizes(sizes, c);
+    size_t n = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { n += sizes[i]; }
+    return n;
+}
+
+// The size table of the activations for batches of (B, T); returns their number of floats.
+inline size_t layout_activations(size_t* sizes, const GPT2Config& c, int B, int T, bool probs) {
+    if (T > c.max_seq_len) {
+        die("-t", "use a sequence length no longer than the model's", "sequence length %d exceeds the model's maximum %d",
+            T, c.max_seq_len);
+    }
+    fill_in_activation_sizes(sizes, c, B, T, probs);
+    size_t n = 0;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { n += sizes[i]; }
+    return n;
+}
+
 // ----------------------------------------------------------------------------
 // one layer's slices
 

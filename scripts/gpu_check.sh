@@ -2,9 +2,16 @@
 # gpu_check.sh OUTDIR: everything GPU-side in one short run, for the few sessions that have a GPU.
 #
 # Builds every dev/cuda file and the harness's own tests with nvcc for the local GPU, runs their
-# validations natively, then the benchmarks, and writes OUTDIR/summary.md (per file: passed and
-# failed checks; per kernel version: median ms and the ratio to its baseline) plus every log.
-# Meant to finish in a few minutes; each program is capped at 120 s.
+# validations natively, then the benchmarks; then the CUDA trainer: test_gpt2cu (reference
+# checks, determinism, the full fault table) and the ABFT on/off benchmark at GPT-2 124M shapes
+# (L=12 C=768 NH=12 T=1024 B=8, random init) in fp32 and in TF32; and, when data/bible exists,
+# 600 steps of the `make train` run on the GPU, next to the CPU run's log if there is one.
+# Writes OUTDIR/summary.md plus every log. Meant to finish in a few minutes; each program is
+# capped at 120 s (the training run at 240 s).
+#
+# test_gpt2cu needs the PyTorch reference files: where this machine has no torch, make them
+# first on one that has (`./test_gpt2 -python /usr/bin/python3 -seed 1 -refs refs`, or
+# `make refs`) and bring the refs/ directory along.
 #
 #   scripts/gpu_check.sh /tmp/gpu_out
 set -u
@@ -49,11 +56,55 @@ for src in dev/harness/test_harness.cu dev/cuda/*.cu; do
     bench_rows+=$'\n'
     echo "$name: ${line:-no closing line} (exit $status)"
 done
+# ----------------------------------------------------------------------------
+# the CUDA trainer
+arch_num=${arch#sm_}
+if make --no-print-directory train_gpt2cu test_gpt2cu CUDA_ARCHS="$arch_num" NVCC="$NVCC" > "$out/trainer.build.log" 2>&1; then
+    py=$(for p in /usr/bin/python3 python3; do "$p" -c 'import torch' > /dev/null 2>&1 && echo "$p" && break; done)
+    timeout 120 ./test_gpt2cu -python "${py:-/usr/bin/python3}" -seed 1 -refs refs > "$out/test_gpt2cu.log" 2>&1
+    status=$?
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/test_gpt2cu.log" | tail -1)
+    [ "$status" -ne 0 ] && failures=$((failures + 1))
+    echo "| test_gpt2cu | $(echo "$line" | awk '{print $1}') | $(echo "$line" | awk '{print $3}') | exit $status |" >> "$summary"
+    echo "test_gpt2cu: ${line:-no closing line} (exit $status)"
+    for tf32 in 0 1; do
+        timeout 120 ./train_gpt2cu -e d12 -b 8 -t 1024 -bench 5 -tf32 $tf32 > "$out/bench_124M_tf32_$tf32.log" 2>&1
+        echo "bench 124M tf32=$tf32: exit $?"
+    done
+    if ls data/bible/train_*.bin > /dev/null 2>&1; then
+        timeout 240 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 600 \
+            -l 1e-3 -v 100 -s 0 -o "$out/log_bible_gpu" > "$out/train_bible_gpu.log" 2>&1
+        echo "train bible on the GPU: exit $?"
+    fi
+else
+    echo "| train_gpt2cu, test_gpt2cu | - | - | build failed (see trainer.build.log) |" >> "$summary"
+    failures=$((failures + 1))
+fi
+
 {
     echo
     echo "| file | version | median ms | ratio to baseline |"
     echo "|---|---|---|---|"
     printf '%s' "$bench_rows" | grep -v '^$'
+    for f in "$out"/bench_124M_tf32_*.log; do
+        [ -f "$f" ] || continue
+        echo
+        echo "## $(basename "$f" .log)"
+        echo '```'
+        cat "$f"
+        echo '```'
+    done
+    if [ -f "$out/log_bible_gpu/main.jsonl" ]; then
+        echo
+        echo "## make train's run on the GPU (loss every 100 steps; the CPU run's beside it when log_bible/ exists)"
+        echo '```'
+        for step in 1 100 200 300 400 500 600; do
+            gpu=$(grep "\"step\": $step," "$out/log_bible_gpu/main.jsonl" | head -1)
+            cpu=$(grep "\"step\": $step," log_bible/main.jsonl 2> /dev/null | head -1)
+            echo "step $step: gpu ${gpu:-?} | cpu ${cpu:-?}"
+        done
+        echo '```'
+    fi
 } >> "$summary"
 cat "$summary"
 [ "$failures" -eq 0 ]

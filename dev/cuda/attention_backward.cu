@@ -575,11 +575,6 @@ __global__ void abft_vsum_kernel(const float* v, float* vsum, float* vabs, int h
     vabs[idx] = abssum;
 }
 
-__device__ inline float warp_sum(float x) {
-    for (int offset = 16; offset > 0; offset /= 2) { x += __shfl_xor_sync(0xffffffffu, x, offset); }
-    return x;
-}
-
 // One warp per row of dP: checks the whole row against dY_i·(e·V) (abft_line_clean's rule, the
 // sums taken across lanes), keeps the checksum for the recheck after a repair, flags the head,
 // and writes the row of dS as softmax_backward_kernel2 does.

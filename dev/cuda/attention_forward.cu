@@ -55,7 +55,6 @@
 
 constexpr float kExtreme = 1e10f;    // AbftConfig::extreme: |x| above it is bad by itself
 constexpr float kTau = 2.0f;         // AbftConfig::tau: safety factor of the mismatch tolerance
-constexpr unsigned kFullMask = 0xffffffffu;
 
 // device counters (one int each) of the ABFT versions
 enum Counter { CNT_DETECTED, CNT_CORRECTED, CNT_UNFIXABLE, CNT_NUM };
@@ -110,15 +109,7 @@ static std::vector<float> attention_reference(const std::vector<float>& qkv, Sha
 // ----------------------------------------------------------------------------
 // small device helpers
 
-__device__ inline float warp_sum(float x) {
-    for (int offset = 16; offset > 0; offset /= 2) { x += __shfl_xor_sync(kFullMask, x, offset); }
-    return x;
-}
-
-__device__ inline float warp_max(float x) {
-    for (int offset = 16; offset > 0; offset /= 2) { x = fmaxf(x, __shfl_xor_sync(kFullMask, x, offset)); }
-    return x;
-}
+// (warp_sum and warp_max: llmc/cuda_common.h)
 
 inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 

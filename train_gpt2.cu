@@ -1,0 +1,887 @@
+// train_gpt2.cu: GPT-2 training on one GPU with ATTNChecker inside the attention passes.
+//
+// The same model, flags, file formats and training program as the CPU trainer
+// (train_gpt2.cpp): handwritten kernels for the layers, cuBLASLt for the linear layers (the
+// bias fused as an epilogue), cuBLAS strided batched GEMMs for the attention heads, fp32
+// (TF32 tensor-core math with -tf32 1). The 4 forward and 8 backward GEMMs of every attention
+// layer run under ATTNChecker: after each GEMM two kernels encode the operands' column
+// checksums and check the output against them (abft.cuh's device path); a detection launches
+// the correction kernels, which rebuild the bad elements in place in GPU memory; what
+// checksums cannot rebuild climbs the ladder shared with the CPU trainer (llmc/gpt2_block.h):
+// recompute the GEMM, recompute the layer, redo the step.
+//
+//   make train_gpt2cu && ./train_gpt2cu -h
+//
+// One source, two builds (llmc/cuda_common.h): nvcc for a GPU, and g++ -DCUDA_CPU_HARNESS,
+// where every kernel runs on the CPU through dev/harness with CUDA's semantics; that is how
+// test_gpt2.cu checks this file in CI, where there is no GPU.
+//
+// Every kernel writes its outputs without atomics on floats, so that two runs are
+// bit-identical. Parameter gradients are written, not accumulated, as on the CPU; wte is
+// written by the LM head and then added to by the embedding backward.
+#include "llmc/cuda_common.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "abft.cuh"
+#include "llmc/checkpoint.h"
+#include "llmc/gpt2_model.h"
+#include "llmc/utils.h"
+
+// ----------------------------------------------------------------------------
+// small device helpers
+
+constexpr int BLOCK = 256;        // threads per block of the elementwise kernels
+
+static int blocks_for(long n, int per_block) { return (int)((n + per_block - 1) / per_block); }
+
+// Sum (or max) over a block whose size is a multiple of 32 (warp_sum, warp_max: cuda_common.h);
+// every thread gets the result.
+// A fixed reduction tree, so the result does not depend on timing.
+__device__ inline float block_reduce(float x, bool is_max) {
+    __shared__ float part[32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+    x = is_max ? warp_max(x) : warp_sum(x);
+    if (lane == 0) { part[warp] = x; }
+    __syncthreads();
+    float y = lane < warps ? part[lane] : (is_max ? -INFINITY : 0.0f);
+    y = is_max ? warp_max(y) : warp_sum(y);
+    __syncthreads(); // part[] is reused by the next call
+    return y;
+}
+
+// The index of the warp this thread belongs to over the whole grid, and its lane.
+__device__ inline long global_warp() { return ((long)blockIdx.x * blockDim.x + threadIdx.x) / 32; }
+
+// ----------------------------------------------------------------------------
+// kernels: embedding, layernorm, GELU, residual, bias gradient
+// B = batch, T = sequence length, C = channels, V = vocab, NH = heads, HS = head size
+
+// out (B,T,C) = wte[inp] + wpe[t]. One thread per element.
+__global__ void encoder_forward_kernel(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)B * T * C) { return; }
+    const long bt = idx / C;
+    const int c = (int)(idx % C), t = (int)(bt % T);
+    out[idx] = wte[(long)inp[bt] * C + c] + wpe[(long)t * C + c];
+}
+
+// dwpe (T,C) = Σ_b dout[b,t]: written. One thread per element of dwpe.
+__global__ void encoder_backward_wpe_kernel(float* dwpe, const float* dout, int B, int T, int C) {
+    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)T * C) { return; }
+    float s = 0.0f;
+    for (int b = 0; b < B; b++) { s += dout[(long)b * T * C + idx]; }
+    dwpe[idx] = s;
+}
+
+// dwte[inp[bt]] += dout[bt], one thread per channel walking the positions in order: two
+// positions may hold the same token, and a fixed order keeps the sums bit-reproducible.
+__global__ void encoder_backward_wte_kernel(float* dwte, const float* dout, const int* inp, int BT, int C) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) { return; }
+    for (int bt = 0; bt < BT; bt++) { dwte[(long)inp[bt] * C + c] += dout[(long)bt * C + c]; }
+}
+
+// One warp per row of C: out = (x - mean) · rstd · weight + bias; mean and rstd kept.
+__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                         const float* bias, int rows, int C) {
+    const long row = global_warp();
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) { return; } // whole warps leave together: blockDim is a multiple of 32
+    const float* x = inp + row * C;
+    float s = 0.0f;
+    for (int i = lane; i < C; i += 32) { s += x[i]; }
+    const float m = warp_sum(s) / C;
+    float v = 0.0f;
+    for (int i = lane; i < C; i += 32) { float d = x[i] - m; v += d * d; }
+    const float r = 1.0f / sqrtf(warp_sum(v) / C + 1e-5f);
+    float* o = out + row * C;
+    for (int i = lane; i < C; i += 32) { o[i] = (r * (x[i] - m)) * weight[i] + bias[i]; }
+    if (lane == 0) { mean[row] = m; rstd[row] = r; }
+}
+
+// One warp per row: dinp += (weight·dout − mean(weight·dout) − norm·mean(weight·dout·norm))·rstd.
+__global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
+                                               const float* mean, const float* rstd, int rows, int C) {
+    const long row = global_warp();
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) { return; }
+    const float* d = dout + row * C;
+    const float* x = inp + row * C;
+    const float m = mean[row], s = rstd[row];
+    float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+    for (int i = lane; i < C; i += 32) {
+        float dnorm = weight[i] * d[i];
+        dnorm_mean += dnorm;
+        dnorm_norm_mean += dnorm * (x[i] - m) * s;
+    }
+    dnorm_mean = warp_sum(dnorm_mean) / C;
+    dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
+    float* di = dinp + row * C;
+    for (int i = lane; i < C; i += 32) {
+        float norm = (x[i] - m) * s;
+        di[i] += (weight[i] * d[i] - dnorm_mean - norm * dnorm_norm_mean) * s;
+    }
+}
+
+// Sums over the rows of (rows, C) matrices, for the bias and layernorm parameter gradients, in
+// two deterministic stages: blocks of (32 columns x ROW_CHUNK rows) write partial sums, then
+// one thread per column adds its partials in order. (One thread per column over all the rows
+// would leave most of a GPU idle: C is 768 where rows are B·T = 8192.)
+constexpr int ROW_CHUNK = 256;
+
+// partial_b[chunk][c] = Σ_r dout[r][c] and, with inp, partial_w[chunk][c] = Σ_r dout[r][c] ·
+// (inp[r][c] − mean[r]) · rstd[r] (the layernorm weight gradient), over the chunk's rows.
+// grid (ceil(C/32), chunks), block (32, 8).
+__global__ void column_sums_partial_kernel(float* partial_w, float* partial_b, const float* dout, const float* inp,
+                                           const float* mean, const float* rstd, int rows, int C) {
+    __shared__ float part[2][8][32];
+    const int c = blockIdx.x * 32 + threadIdx.x, chunk = blockIdx.y;
+    const int r1 = min((chunk + 1) * ROW_CHUNK, rows);
+    float sw = 0.0f, sb = 0.0f;
+    for (int r = chunk * ROW_CHUNK + threadIdx.y; c < C && r < r1; r += 8) {
+        float d = dout[(long)r * C + c];
+        sb += d;
+        if (inp != nullptr) { sw += (inp[(long)r * C + c] - mean[r]) * rstd[r] * d; }
+    }
+    part[0][threadIdx.y][threadIdx.x] = sw;
+    part[1][threadIdx.y][threadIdx.x] = sb;
+    __syncthreads();
+    if (threadIdx.y != 0 || c >= C) { return; }
+    for (int y = 1; y < 8; y++) { sw += part[0][y][threadIdx.x]; sb += part[1][y][threadIdx.x]; }
+    if (inp != nullptr) { partial_w[(long)chunk * C + c] = sw; }
+    partial_b[(long)chunk * C + c] = sb;
+}
+
+// out[c] = Σ_chunk partial[chunk][c], for dweight (if given) and dbias: written.
+__global__ void column_sums_final_kernel(float* dweight, float* dbias, const float* partial_w, const float* partial_b,
+                                         int chunks, int C) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) { return; }
+    float sw = 0.0f, sb = 0.0f;
+    for (int k = 0; k < chunks; k++) {
+        if (dweight != nullptr) { sw += partial_w[(long)k * C + c]; }
+        sb += partial_b[(long)k * C + c];
+    }
+    if (dweight != nullptr) { dweight[c] = sw; }
+    dbias[c] = sb;
+}
+
+#define GELU_SCALING_FACTOR 0.7978845608028654f // sqrt(2/pi)
+
+__global__ void gelu_forward_kernel(float* out, const float* inp, long N) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N) { return; }
+    float x = inp[i];
+    out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x)));
+}
+
+__global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, long N) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= N) { return; }
+    float x = inp[i];
+    float th = tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x));
+    float sech2 = 1.0f - th * th;
+    float local = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALING_FACTOR * (1.0f + 3.0f * 0.044715f * x * x);
+    dinp[i] = local * dout[i];
+}
+
+__global__ void residual_forward_kernel(float* out, const float* a, const float* b, long N) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < N) { out[i] = a[i] + b[i]; }
+}
+
+// Both inputs of a residual add receive its output gradient (written, not accumulated).
+__global__ void residual_backward_kernel(float* da, float* db, const float* dout, long N) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < N) { da[i] = dout[i]; db[i] = dout[i]; }
+}
+
+// ----------------------------------------------------------------------------
+// kernels: attention's memory ops and softmax around the protected GEMMs
+
+// qkv (B,T,3,NH,HS) -> q, k, v (B,NH,T,HS). One thread per element of q: the writes are
+// coalesced, the reads coalesced within a head.
+__global__ void permute_forward_kernel(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS) {
+    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)B * NH * T * HS) { return; }
+    const int i = (int)(idx % HS), t = (int)(idx / HS % T), h = (int)(idx / ((long)HS * T) % NH);
+    const int b = (int)(idx / ((long)HS * T * NH)), C = NH * HS;
+    const float* src = qkv + ((long)b * T + t) * 3 * C + h * HS + i;
+    q[idx] = src[0];
+    k[idx] = src[C];
+    v[idx] = src[2 * C];
+}
+
+// dq, dk, dv (B,NH,T,HS) -> dqkv (B,T,3C). One thread per element of dqkv.
+__global__ void permute_backward_kernel(float* dqkv, const float* dq, const float* dk, const float* dv,
+                                        int B, int T, int NH, int HS) {
+    const int C = NH * HS;
+    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)B * T * 3 * C) { return; }
+    const int r = (int)(idx % (3 * C)), t = (int)(idx / (3 * C) % T), b = (int)(idx / (3L * C * T));
+    const int which = r / C, h = r % C / HS, i = r % HS;
+    const float* src = which == 0 ? dq : which == 1 ? dk : dv;
+    dqkv[idx] = src[(((long)b * NH + h) * T + t) * HS + i];
+}
+
+// y (B,NH,T,HS) -> out (B,T,C). One thread per element of out.
+__global__ void unpermute_forward_kernel(float* out, const float* y, int B, int T, int NH, int HS) {
+    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    const int C = NH * HS;
+    if (idx >= (long)B * T * C) { return; }
+    const int c = (int)(idx % C), t = (int)(idx / C % T), b = (int)(idx / ((long)C * T));
+    out[idx] = y[(((long)b * NH + c / HS) * T + t) * HS + c % HS];
+}
+
+// dout (B,T,C) -> dy (B,NH,T,HS). One thread per element of dy.
+__global__ void unpermute_backward_kernel(float* dy, const float* dout, int B, int T, int NH, int HS) {
+    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (long)B * NH * T * HS) { return; }
+    const int i = (int)(idx % HS), t = (int)(idx / HS % T), h = (int)(idx / ((long)HS * T) % NH);
+    const int b = (int)(idx / ((long)HS * T * NH));
+    dy[idx] = dout[((long)b * T + t) * NH * HS + h * HS + i];
+}
+
+// P = causal softmax of each row of S (B,NH,T,T), one warp per row; zeros above the diagonal
+// so that P·V can run over whole rows.
+__global__ void softmax_forward_kernel(float* att, const float* preatt, int rows, int T) {
+    const long row = global_warp();
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) { return; }
+    const int t = (int)(row % T);
+    const float* s = preatt + row * T;
+    float* p = att + row * T;
+    float maxval = -INFINITY;
+    for (int j = lane; j <= t; j += 32) { maxval = fmaxf(maxval, s[j]); }
+    maxval = warp_max(maxval);
+    float sum = 0.0f;
+    for (int j = lane; j <= t; j += 32) { sum += expf(s[j] - maxval); }
+    const float inv = 1.0f / warp_sum(sum);
+    for (int j = lane; j < T; j += 32) { p[j] = j <= t ? expf(s[j] - maxval) * inv : 0.0f; }
+}
+
+// dS = P · (dP − Σ_k P·dP) on and below the diagonal, 0 above; one warp per row.
+__global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const float* att, int rows, int T) {
+    const long row = global_warp();
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) { return; }
+    const int t = (int)(row % T);
+    const float* p = att + row * T;
+    const float* dp = datt + row * T;
+    float dot = 0.0f;
+    for (int j = lane; j <= t; j += 32) { dot += p[j] * dp[j]; }
+    dot = warp_sum(dot);
+    for (int j = lane; j < T; j += 32) { dpreatt[row * T + j] = j <= t ? p[j] * (dp[j] - dot) : 0.0f; }
+}
+
+// ----------------------------------------------------------------------------
+// kernels: the fused classifier, AdamW, a finiteness check
+
+// One block per position: softmax over the V real logits and the cross-entropy loss, and, when
+// dlogits is given, the loss gradient (p − onehot)/(B·T) right away, so that the (B,T,Vp)
+// probabilities are never stored. Padded columns [V, Vp) get a zero gradient.
+__global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const float* logits, const int* targets,
+                                            int BT, int V, int Vp) {
+    const long row = blockIdx.x;
+    const float* l = logits + row * Vp;
+    float maxval = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) { maxval = fmaxf(maxval, l[i]); }
+    maxval = block_reduce(maxval, true);
+    float sum = 0.0f;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) { sum += expf(l[i] - maxval); }
+    sum = block_reduce(sum, false);
+    const int target = targets[row];
+    if (threadIdx.x == 0) { losses[row] = logf(sum) - (l[target] - maxval); }
+    if (dlogits == nullptr) { return; }
+    const float dloss = 1.0f / BT, inv = 1.0f / sum;
+    float* d = dlogits + row * Vp;
+    for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
+        float p = i < V ? expf(l[i] - maxval) * inv : 0.0f;
+        d[i] = (p - (i == target ? 1.0f : 0.0f)) * dloss;
+    }
+}
+
+// AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group);
+// bc1, bc2 are the bias corrections 1 − beta^t.
+__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, float lr, float beta1,
+                             float beta2, float bc1, float bc2, float eps, float weight_decay) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) { return; }
+    float p = params[i], g = grads[i];
+    float mi = beta1 * m[i] + (1.0f - beta1) * g;
+    float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    float mhat = mi / bc1, vhat = vi / bc2;
+    params[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+}
+
+__global__ void count_nonfinite_kernel(int* count, const float* x, long n) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n && !isfinite(x[i])) { atomicAdd(count, 1); }
+}
+
+// ----------------------------------------------------------------------------
+// the GPU: handles, and the GEMM primitive every matmul of the model goes through
+
+static cublasHandle_t g_cublas;
+static cublasLtHandle_t g_cublaslt;
+static void* g_workspace;                        // cuBLASLt's
+static const size_t WORKSPACE_BYTES = 32u << 20;
+static bool g_tf32 = false;                      // -tf32: TF32 tensor-core math in every GEMM
+static cudaEvent_t g_check_start, g_check_stop;  // time the ABFT checks on the GPU's clock
+
+static void cuda_init() {
+    static bool done = false;
+    if (done) { return; }
+    done = true;
+    cuda_require_device();
+    cublasCheck(cublasCreate(&g_cublas));
+    cublasCheck(cublasLtCreate(&g_cublaslt));
+    cudaCheck(cudaMalloc(&g_workspace, WORKSPACE_BYTES));
+    cudaCheck(cudaEventCreate(&g_check_start));
+    cudaCheck(cudaEventCreate(&g_check_stop));
+}
+
+// The largest power of two (at most 256) that divides the address: cuBLASLt must not pick an
+// algorithm that assumes more alignment than a layer's slice of a buffer has.
+static uint32_t alignment_of(const void* p) {
+    uint32_t a = 256;
+    while (a > 4 && (uintptr_t)p % a != 0) { a /= 2; }
+    return a;
+}
+
+// cuBLAS and cuBLASLt are column-major: the row-major C (M, N) they must write is the
+// column-major Cᵀ (N, M) = Bᵀ·Aᵀ. A row-major view with unit column stride (cs = 1, ld = rs)
+// is, read column-major, already the transpose needed (op N); a transposed view (rs = 1,
+// ld = cs) needs op T.
+static cublasOperation_t op_of(const MatView& v) { return v.cs == 1 ? CUBLAS_OP_N : CUBLAS_OP_T; }
+static int ld_of(const MatView& v) { return (int)(v.cs == 1 ? v.rs : v.cs); }
+
+// One matrix (a linear layer): cuBLASLt, with the bias added by the epilogue.
+static void gemm_lt(const AbftGemm& g) {
+    const cublasOperation_t opB = op_of(g.B), opA = op_of(g.A);
+    cublasLtMatmulDesc_t desc;
+    cublasCheck(cublasLtMatmulDescCreate(&desc, g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof(opB)));
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof(opA)));
+    if (g.bias != nullptr) {
+        cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+    }
+    // the stored shapes: Bᵀ is (N, K) for op N, else B's memory is (K, N); likewise Aᵀ
+    cublasLtMatrixLayout_t lb, la, lc;
+    cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, opB == CUBLAS_OP_N ? g.N : g.K, opB == CUBLAS_OP_N ? g.K : g.N, ld_of(g.B)));
+    cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, opA == CUBLAS_OP_N ? g.K : g.M, opA == CUBLAS_OP_N ? g.M : g.K, ld_of(g.A)));
+    cublasCheck(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, g.N, g.M, g.ldc));
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    const uint32_t align[4] = {alignment_of(g.B.p), alignment_of(g.A.p), alignment_of(g.C), alignment_of(g.C)};
+    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++) { cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align[i], sizeof(align[i]))); }
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &WORKSPACE_BYTES,
+                                                     sizeof(WORKSPACE_BYTES)));
+    cublasLtMatmulHeuristicResult_t heuristic;
+    int found = 0;
+    cublasCheck(cublasLtMatmulAlgoGetHeuristic(g_cublaslt, desc, lb, la, lc, lc, pref, 1, &heuristic, &found));
+    if (found == 0) {
+        die("cublasLtMatmulAlgoGetHeuristic", "try another batch size (-b) or sequence length (-t), or -tf32 0",
+            "no algorithm for a (%d x %d x %d) GEMM%s", g.M, g.N, g.K, g.bias ? " with a bias" : "");
+    }
+    const float beta = 0.0f;
+    cublasCheck(cublasLtMatmul(g_cublaslt, desc, &g.alpha, g.B.p, lb, g.A.p, la, &beta, g.C, lc, g.C, lc, &heuristic.algo,
+                               g_workspace, WORKSPACE_BYTES, 0));
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    cublasCheck(cublasLtMatrixLayoutDestroy(lc));
+    cublasCheck(cublasLtMatrixLayoutDestroy(la));
+    cublasCheck(cublasLtMatrixLayoutDestroy(lb));
+    cublasCheck(cublasLtMatmulDescDestroy(desc));
+}
+
+// C[b] = alpha · A[b] · B[b] + bias: cuBLASLt for one matrix, a strided batched cuBLAS GEMM over
+// the attention heads (which have no bias).
+static void gemm_gpu(const AbftGemm& g) {
+    if (g.batch == 1) { gemm_lt(g); return; }
+    if (g.bias != nullptr) { die("gemm_gpu", "a batched GEMM takes no bias", "internal error"); }
+    cublasCheck(cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    const float beta = 0.0f;
+    cublasCheck(cublasSgemmStridedBatched(g_cublas, op_of(g.B), op_of(g.A), g.N, g.M, g.K, &g.alpha, g.B.p, ld_of(g.B),
+                                          g.strideB, g.A.p, ld_of(g.A), g.strideA, &beta, g.C, (int)g.ldc, g.strideC, g.batch));
+}
+
+// ----------------------------------------------------------------------------
+// ATTNChecker on the GPU: what abft_gemm (abft.cuh) runs here instead of its CPU loops
+
+static AbftGpuScratch g_abft_scratch; // checksum buffers, grown to the largest protected GEMM
+
+// A fault lands in GPU memory: read the element, write what a faulty unit would have written.
+static void corrupt_gpu(const AbftGemm& g, int b, int i, int j, int type) {
+    float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
+    float value = 0.0f;
+    cudaCheck(cudaMemcpy(&value, x, sizeof(float), cudaMemcpyDeviceToHost));
+    value = abft_fault_value(type, value);
+    cudaCheck(cudaMemcpy(x, &value, sizeof(float), cudaMemcpyHostToDevice));
+}
+
+static float operand_roundoff() { return g_tf32 ? ABFT_TF32_UNIT_ROUNDOFF : 0.0f; }
+
+// Encodes, checks, and returns the number of faulty batch entries (this waits for the GPU:
+// the one synchronization a protected GEMM costs).
+static int check_on_gpu(const Abft* abft, const AbftGemm& g) {
+    AbftGpuScratch* s = &g_abft_scratch;
+    abft_gpu_reserve(s, g);
+    cudaCheck(cudaMemsetAsync(s->counter, 0, sizeof(int), 0));
+    abft_gpu_encode_verify(g, s, abft->cfg.tau, operand_roundoff(), 0);
+    int faulty = 0;
+    cudaCheck(cudaMemcpy(&faulty, s->counter, sizeof(int), cudaMemcpyDeviceToHost));
+    return faulty;
+}
+
+static std::vector<int> copy_ints(const int* device, int n) {
+    std::vector<int> host(n);
+    cudaCheck(cudaMemcpy(host.data(), device, n * sizeof(int), cudaMemcpyDeviceToHost));
+    return host;
+}
+
+// The pattern the correction kernels rebuilt in entry b (from their verdicts), for the counters.
+static int repaired_pattern(const AbftGemm& g, int b, int status, long* fixed) {
+    const bool by_rows = status == REPAIR_BY_ROWS;
+    const int lines = by_rows ? g.M : g.N;
+    std::vector<AbftVerdict> v(lines);
+    const AbftVerdict* src = by_rows ? g_abft_scratch.cs.rowv + (long)b * g.M : g_abft_scratch.cs.colv + (long)b * g.N;
+    cudaCheck(cudaMemcpy(v.data(), src, lines * sizeof(AbftVerdict), cudaMemcpyDeviceToHost));
+    return abft_fix_pattern(v.data(), lines, by_rows, fixed);
+}
+
+// abft_verify's GPU counterpart: checks every batch entry of C and repairs in place what the
+// checksums can. False when an entry is beyond repair (the caller recomputes).
+static bool verify_gpu(Abft* abft, const AbftGemm& g, int op, int layer) {
+    cudaCheck(cudaEventRecord(g_check_start, 0));
+    const int faulty = check_on_gpu(abft, g);
+    cudaCheck(cudaEventRecord(g_check_stop, 0));
+    cudaCheck(cudaEventSynchronize(g_check_stop));
+    float ms = 0.0f;
+    cudaCheck(cudaEventElapsedTime(&ms, g_check_start, g_check_stop));
+    abft->n.seconds[op] += 1e-3 * ms;
+    abft->n.checked[op]++;
+    if (faulty == 0) { return true; }
+    // the slow path: rebuild, then check again
+    const double t0 = wall_seconds();
+    AbftGpuScratch* s = &g_abft_scratch;
+    const std::vector<int> flagged = copy_ints(s->flags, g.batch);
+    abft_gpu_correct(g, s, abft->cfg.extreme, abft->cfg.tau, operand_roundoff(), 0);
+    const std::vector<int> status = copy_ints(s->cs.status, g.batch);
+    std::vector<long> fixed(g.batch, 0);
+    std::vector<int> pattern(g.batch, -1);
+    for (int b = 0; b < g.batch; b++) {
+        if (flagged[b] != 0 && (status[b] == REPAIR_BY_COLUMNS || status[b] == REPAIR_BY_ROWS)) {
+            pattern[b] = repaired_pattern(g, b, status[b], &fixed[b]);
+        }
+    }
+    check_on_gpu(abft, g); // overwrites the flags with the repaired output's
+    const std::vector<int> still = copy_ints(s->flags, g.batch);
+    bool repaired_all = true;
+    for (int b = 0; b < g.batch; b++) {
+        if (flagged[b] == 0) { continue; }
+        const bool ok = pattern[b] >= 0 && still[b] == 0;
+        abft_count_repair(abft, op, layer, b, ok, fixed[b], ok ? pattern[b] : 0);
+        repaired_all &= ok;
+    }
+    abft->n.detected[op]++;
+    const double seconds = wall_seconds() - t0;
+    abft->n.recovery_seconds += seconds;
+    abft->n.seconds[op] += seconds;
+    return repaired_all;
+}
+
+// ----------------------------------------------------------------------------
+// the layers: launches with the CPU trainer's signatures (llmc/gpt2_block.h composes them)
+
+static float* g_partials;        // (chunks, 2, widest C) partial column sums
+static long g_partials_floats;
+
+// dbias (and, with inp, the layernorm's dweight) from dout (rows, C): the two stages above.
+static void column_sums(float* dweight, float* dbias, const float* dout, const float* inp, const float* mean,
+                        const float* rstd, int rows, int C) {
+    const int chunks = blocks_for(rows, ROW_CHUNK);
+    if ((long)chunks * 2 * C > g_partials_floats) { // sized for the widest layer on first use
+        cudaCheck(cudaFree(g_partials));
+        g_partials_floats = (long)chunks * 2 * C;
+        cudaCheck(cudaMalloc(&g_partials, g_partials_floats * sizeof(float)));
+    }
+    float *pw = g_partials, *pb = g_partials + (long)chunks * C;
+    LAUNCH(column_sums_partial_kernel, dim3(blocks_for(C, 32), chunks), dim3(32, 8), 0, 0)(pw, pb, dout, inp, mean, rstd, rows, C);
+    cudaCheckLaunch();
+    LAUNCH(column_sums_final_kernel, blocks_for(C, BLOCK), BLOCK, 0, 0)(dweight, dbias, pw, pb, chunks, C);
+    cudaCheckLaunch();
+}
+
+static void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+    LAUNCH(encoder_forward_kernel, blocks_for((long)B * T * C, BLOCK), BLOCK, 0, 0)(out, inp, wte, wpe, B, T, C);
+    cudaCheckLaunch();
+}
+
+static void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C) {
+    LAUNCH(encoder_backward_wpe_kernel, blocks_for((long)T * C, BLOCK), BLOCK, 0, 0)(dwpe, dout, B, T, C);
+    cudaCheckLaunch();
+    LAUNCH(encoder_backward_wte_kernel, blocks_for(C, BLOCK), BLOCK, 0, 0)(dwte, dout, inp, B * T, C);
+    cudaCheckLaunch();
+}
+
+static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                              const float* bias, int B, int T, int C) {
+    LAUNCH(layernorm_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, mean, rstd, inp, weight, bias, B * T, C);
+    cudaCheckLaunch();
+}
+
+// dinp is added to (the residual stream's gradient has two paths); dweight, dbias are written
+static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                               const float* weight, const float* mean, const float* rstd, int B, int T, int C) {
+    LAUNCH(layernorm_backward_dinp_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dinp, dout, inp, weight, mean,
+                                                                                            rstd, B * T, C);
+    cudaCheckLaunch();
+    column_sums(dweight, dbias, dout, inp, mean, rstd, B * T, C);
+}
+
+static void bias_backward(float* dbias, const float* dout, int rows, int OC) {
+    column_sums(nullptr, dbias, dout, nullptr, nullptr, nullptr, rows, OC);
+}
+
+static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int rows, int IC, int OC) {
+    gemm_gpu(linear_gemm(out, inp, weight, bias, rows, IC, OC));
+}
+
+static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                            const float* weight, int rows, int IC, int OC) {
+    gemm_gpu(linear_dinp_gemm(dinp, dout, weight, rows, IC, OC));
+    gemm_gpu(linear_dweight_gemm(dweight, dout, inp, rows, IC, OC));
+    if (dbias != nullptr) { bias_backward(dbias, dout, rows, OC); }
+}
+
+static void gelu_forward(float* out, const float* inp, long N) {
+    LAUNCH(gelu_forward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(out, inp, N);
+    cudaCheckLaunch();
+}
+
+static void gelu_backward(float* dinp, const float* inp, const float* dout, long N) {
+    LAUNCH(gelu_backward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(dinp, inp, dout, N);
+    cudaCheckLaunch();
+}
+
+static void residual_forward(float* out, const float* a, const float* b, long N) {
+    LAUNCH(residual_forward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(out, a, b, N);
+    cudaCheckLaunch();
+}
+
+static void residual_backward(float* da, float* db, const float* dout, long N) {
+    LAUNCH(residual_backward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(da, db, dout, N);
+    cudaCheckLaunch();
+}
+
+static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS) {
+    LAUNCH(permute_forward_kernel, blocks_for((long)B * T * NH * HS, BLOCK), BLOCK, 0, 0)(q, k, v, qkv, B, T, NH, HS);
+    cudaCheckLaunch();
+}
+
+static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS) {
+    LAUNCH(permute_backward_kernel, blocks_for((long)B * T * 3 * NH * HS, BLOCK), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS);
+    cudaCheckLaunch();
+}
+
+static void unpermute_forward(float* out, const float* y, int B, int T, int NH, int HS) {
+    LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T * NH * HS, BLOCK), BLOCK, 0, 0)(out, y, B, T, NH, HS);
+    cudaCheckLaunch();
+}
+
+static void unpermute_backward(float* dy, const float* dout, int B, int T, int NH, int HS) {
+    LAUNCH(unpermute_backward_kernel, blocks_for((long)B * T * NH * HS, BLOCK), BLOCK, 0, 0)(dy, dout, B, T, NH, HS);
+    cudaCheckLaunch();
+}
+
+static void softmax_forward(float* att, const float* preatt, int B, int NH, int T) {
+    const long rows = (long)B * NH * T;
+    LAUNCH(softmax_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(att, preatt, (int)rows, T);
+    cudaCheckLaunch();
+}
+
+static void softmax_backward(float* dpreatt, const float* datt, const float* att, int B, int NH, int T) {
+    const long rows = (long)B * NH * T;
+    LAUNCH(softmax_backward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(dpreatt, datt, att, (int)rows, T);
+    cudaCheckLaunch();
+}
+
+// ----------------------------------------------------------------------------
+// the model: config, parameters (one GPU buffer), activations (one GPU buffer)
+
+// The parameters and AdamW moments as host arrays, for checkpoints (copies of the GPU's).
+struct HostView {
+    float *params, *m, *v;
+};
+
+struct GPT2 {
+    GPT2Config config;
+    ParameterTensors params;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    float* params_memory = nullptr;
+    size_t num_parameters = 0;
+    ParameterTensors grads;
+    float* grads_memory = nullptr;
+    float* m_memory = nullptr; // AdamW first moments
+    float* v_memory = nullptr; // AdamW second moments
+    int B = 0, T = 0;          // the batch shape the activations were laid out for
+    ActivationTensors acts;       // acts.probs is empty: the fused classifier stores none
+    size_t act_sizes[NUM_ACTIVATION_TENSORS];
+    float* acts_memory = nullptr;
+    ActivationTensors grads_acts; // grads_acts.logits holds dlogits
+    float* grads_acts_memory = nullptr;
+    int* inputs = nullptr;       // (B, T) on the GPU
+    int* targets = nullptr;      // (B, T) on the GPU
+    float* losses = nullptr;     // (B, T) on the GPU
+    float* cpu_losses = nullptr; // (B, T)
+    float mean_loss = -1.0f;     // -1 when the forward pass had no targets
+    HostView host = {nullptr, nullptr, nullptr}; // host copies of params, m, v (allocated on first use)
+    Abft abft;
+};
+
+static float* gpu_alloc(size_t floats, const char* what) {
+    float* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, floats * sizeof(float));
+    if (err != cudaSuccess) {
+        die(what, "reduce the batch size (-b), the sequence length (-t) or the model size; nvidia-smi shows what else uses the GPU",
+            "cannot allocate %.1f MiB of GPU memory (%s)", floats * sizeof(float) / 1048576.0, cudaGetErrorString(err));
+    }
+    return p;
+}
+
+// ----------------------------------------------------------------------------
+// building a model: from an llm.c file, or a fresh GPT-2 init (made on the host, as on the CPU)
+
+static void gpt2_allocate_parameters(GPT2* model) {
+    cuda_init();
+    model->num_parameters = layout_parameters(model->param_sizes, model->config);
+    model->params_memory = gpu_alloc(model->num_parameters, "parameters");
+    point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->params, model->param_sizes, model->params_memory);
+    abft_init(&model->abft);
+}
+
+static void upload(float* device, const float* host, size_t n) {
+    cudaCheck(cudaMemcpy(device, host, n * sizeof(float), cudaMemcpyHostToDevice));
+}
+
+static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
+    FILE* f = model_open(path, &model->config);
+    gpt2_allocate_parameters(model);
+    std::vector<float> params(model->num_parameters);
+    fread_check(params.data(), sizeof(float), params.size(), f, path);
+    fclose_check(f, path);
+    upload(model->params_memory, params.data(), params.size());
+}
+
+static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64_t seed) {
+    model->config = config;
+    gpt2_allocate_parameters(model);
+    std::vector<float> params(model->num_parameters);
+    gpt2_init_params(model->config, params.data(), seed);
+    upload(model->params_memory, params.data(), params.size());
+}
+
+// ----------------------------------------------------------------------------
+// activations and the forward pass
+
+static void gpt2_allocate_activations(GPT2* model, int B, int T) {
+    const size_t n = layout_activations(model->act_sizes, model->config, B, T, false);
+    model->B = B;
+    model->T = T;
+    model->acts_memory = gpu_alloc(n, "activations");
+    model->grads_acts_memory = gpu_alloc(n, "activation gradients");
+    point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
+    point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->grads_acts, model->act_sizes, model->grads_acts_memory);
+    cudaCheck(cudaMalloc(&model->inputs, (size_t)B * T * sizeof(int)));
+    cudaCheck(cudaMalloc(&model->targets, (size_t)B * T * sizeof(int)));
+    model->losses = gpu_alloc((size_t)B * T, "losses");
+    model->cpu_losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
+}
+
+// A GEMM under ATTNChecker: compute, check, repair in GPU memory, or recompute.
+static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
+    return abft_gemm(&model->abft, gemm_gpu, g, op, layer, corrupt_gpu, verify_gpu);
+}
+
+// the transformer block, forward and backward, and the top of the ABFT ladder: shared with the
+// CPU trainer, over the layer functions above
+#include "llmc/gpt2_block.h"
+
+// Forward pass over inputs (B,T) (host arrays); with targets, also the losses and their mean,
+// and with for_backward the loss gradient dlogits (the fused classifier). False when a fault
+// survived the layer's recomputation (the caller redoes the step).
+static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool for_backward) {
+    const GPT2Config& c = model->config;
+    const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, V = c.vocab_size, Vp = c.padded_vocab_size;
+    check_tokens(inputs, targets, B * T, V);
+    cudaCheck(cudaMemcpy(model->inputs, inputs, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice));
+    if (targets != nullptr) { cudaCheck(cudaMemcpy(model->targets, targets, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice)); }
+    encoder_forward(model->acts.encoded, model->inputs, model->params.wte, model->params.wpe, B, T, C);
+    if (!blocks_forward(model)) { return false; }
+    const ActivationTensors& a = model->acts;
+    const float* residual = layer_acts(a, model, L - 1).residual3;
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C);
+    matmul_forward(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
+    model->mean_loss = -1.0f;
+    if (targets == nullptr) { return true; }
+    float* dlogits = for_backward ? model->grads_acts.logits : nullptr;
+    LAUNCH(crossentropy_forward_kernel, B * T, 512, 0, 0)(model->losses, dlogits, a.logits, model->targets, B * T, V, Vp);
+    cudaCheckLaunch();
+    cudaCheck(cudaMemcpy(model->cpu_losses, model->losses, (size_t)B * T * sizeof(float), cudaMemcpyDeviceToHost));
+    double sum = 0.0;
+    for (int i = 0; i < B * T; i++) { sum += model->cpu_losses[i]; }
+    model->mean_loss = (float)(sum / (B * T));
+    return true;
+}
+
+// ----------------------------------------------------------------------------
+// the backward pass
+
+// Backward pass of the last forward pass (which must have had targets and for_backward).
+// False when a fault survived a GEMM's recomputation (the caller redoes the step).
+static bool gpt2_backward(GPT2* model) {
+    const GPT2Config& c = model->config;
+    const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, Vp = c.padded_vocab_size;
+    if (model->grads_memory == nullptr) {
+        model->grads_memory = gpu_alloc(model->num_parameters, "gradients");
+        // zeros where no pass writes: the rows of wpe beyond T, and the padded rows of wte
+        cudaCheck(cudaMemset(model->grads_memory, 0, model->num_parameters * sizeof(float)));
+        point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
+    }
+    const ActivationTensors& a = model->acts;
+    const ActivationTensors& d = model->grads_acts;
+    matmul_backward(d.lnf, model->grads.wte, nullptr, d.logits, a.lnf, model->params.wte, B * T, C, Vp);
+    float* dresidual = layer_acts(d, model, L - 1).residual3;
+    cudaCheck(cudaMemset(dresidual, 0, (size_t)B * T * C * sizeof(float))); // the layernorm adds into it
+    const float* residual = layer_acts(a, model, L - 1).residual3;
+    layernorm_backward(dresidual, model->grads.lnfw, model->grads.lnfb, d.lnf, residual, model->params.lnfw,
+                       a.lnf_mean, a.lnf_rstd, B, T, C);
+    if (!blocks_backward(model)) { return false; }
+    encoder_backward(model->grads.wte, model->grads.wpe, d.encoded, model->inputs, B, T, C);
+    return true;
+}
+
+static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {
+    gpt2_run_checked(model, inputs, targets, true);
+}
+
+static void gpt2_allocate_moments(GPT2* model) {
+    if (model->m_memory != nullptr) { return; }
+    model->m_memory = gpu_alloc(model->num_parameters, "AdamW moments");
+    model->v_memory = gpu_alloc(model->num_parameters, "AdamW moments");
+    cudaCheck(cudaMemset(model->m_memory, 0, model->num_parameters * sizeof(float)));
+    cudaCheck(cudaMemset(model->v_memory, 0, model->num_parameters * sizeof(float)));
+}
+
+static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+    gpt2_allocate_moments(model);
+    const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+    const long n = (long)model->num_parameters;
+    LAUNCH(adamw_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->params_memory, model->grads_memory, model->m_memory,
+                                                             model->v_memory, n, lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+    cudaCheckLaunch();
+}
+
+static void gpt2_free(GPT2* model) {
+    float* device[] = {model->params_memory, model->grads_memory, model->m_memory, model->v_memory,
+                       model->acts_memory, model->grads_acts_memory, model->losses};
+    for (float* p : device) { cudaCheck(cudaFree(p)); }
+    cudaCheck(cudaFree(model->inputs));
+    cudaCheck(cudaFree(model->targets));
+    free(model->cpu_losses);
+    free(model->host.params);
+    free(model->host.m);
+    free(model->host.v);
+    abft_free(&model->abft);
+}
+
+// ----------------------------------------------------------------------------
+// what llmc/trainer.h and the tests need besides the passes: host copies, logits, gradients
+
+// Host arrays for the parameters and (once they exist) the moments; their contents are those
+// of the last gpt2_to_host, or what the caller writes before gpt2_from_host.
+static HostView gpt2_host_view(GPT2* model) {
+    HostView& h = model->host;
+    const size_t bytes = model->num_parameters * sizeof(float);
+    if (h.params == nullptr) { h.params = (float*)malloc_check(bytes, "host copy of the parameters"); }
+    if (model->m_memory != nullptr && h.m == nullptr) {
+        h.m = (float*)malloc_check(bytes, "host copy of the AdamW moments");
+        h.v = (float*)malloc_check(bytes, "host copy of the AdamW moments");
+    }
+    return h;
+}
+
+static void gpt2_to_host(GPT2* model) {
+    const HostView h = gpt2_host_view(model);
+    const size_t bytes = model->num_parameters * sizeof(float);
+    cudaCheck(cudaMemcpy(h.params, model->params_memory, bytes, cudaMemcpyDeviceToHost));
+    if (h.m != nullptr) {
+        cudaCheck(cudaMemcpy(h.m, model->m_memory, bytes, cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(h.v, model->v_memory, bytes, cudaMemcpyDeviceToHost));
+    }
+}
+
+static void gpt2_from_host(GPT2* model) {
+    const HostView h = gpt2_host_view(model);
+    upload(model->params_memory, h.params, model->num_parameters);
+    if (h.m != nullptr) {
+        upload(model->m_memory, h.m, model->num_parameters);
+        upload(model->v_memory, h.v, model->num_parameters);
+    }
+}
+
+// For the tests: the gradients of the last backward pass; a fresh optimizer.
+static void gpt2_copy_grads(const GPT2* model, float* out) {
+    cudaCheck(cudaMemcpy(out, model->grads_memory, model->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+static void gpt2_zero_moments(GPT2* model) {
+    if (model->m_memory == nullptr) { return; }
+    cudaCheck(cudaMemset(model->m_memory, 0, model->num_parameters * sizeof(float)));
+    cudaCheck(cudaMemset(model->v_memory, 0, model->num_parameters * sizeof(float)));
+}
+
+// The V logits of position bt of the last forward pass.
+static void gpt2_logits_row(const GPT2* model, long bt, float* out) {
+    const float* row = model->acts.logits + bt * model->config.padded_vocab_size;
+    cudaCheck(cudaMemcpy(out, row, model->config.vocab_size * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+static bool gpt2_params_finite(const GPT2* model) {
+    int* count = nullptr;
+    cudaCheck(cudaMalloc(&count, sizeof(int)));
+    cudaCheck(cudaMemset(count, 0, sizeof(int)));
+    const long n = (long)model->num_parameters;
+    LAUNCH(count_nonfinite_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(count, model->params_memory, n);
+    cudaCheckLaunch();
+    int bad = 0;
+    cudaCheck(cudaMemcpy(&bad, count, sizeof(int), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaFree(count));
+    return bad == 0;
+}
+
+static void gpt2_describe_backend(char* out, size_t size) {
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    snprintf(out, size, "%.120s (sm_%d%d), %s", prop.name, prop.major, prop.minor, g_tf32 ? "TF32 tensor cores" : "fp32");
+}
+
+static void gpt2_set_tf32(GPT2*, bool on) { g_tf32 = on; }
+
+#ifndef TESTING
+#include "llmc/trainer.h"
+#endif
