@@ -14,6 +14,7 @@ trap 'rm -rf "$WORK"' EXIT
 passed=0
 failed=0
 
+# A NAME with $(...) in it resets $? before check sees it: there, save it first (status=$?).
 check() { # check NAME CONDITION-EXIT-STATUS [DETAIL]
     if [ "$2" -eq 0 ]; then echo "PASS $1"; passed=$((passed + 1)); else echo "FAIL $1${3:+: $3}"; failed=$((failed + 1)); fi
 }
@@ -79,9 +80,11 @@ final() { sed -n 's/^step *30\/30: train loss \([^ ]*\).*/\1/p' "$1"; }
 injected=$(sed -n 's/.*injected \([0-9]*\),.*/\1/p' "$WORK/rate_on.log")
 awk -v a="$(final "$WORK/rate_on.log")" -v b="$(final "$WORK/rate_clean.log")" -v n="${injected:-0}" \
     'BEGIN { d = a - b; if (d < 0) d = -d; exit !(n >= 5 && d <= 1e-4 * b) }'
-check "rate mode, ABFT on: ${injected:-0} random NaN faults over 30 steps, final loss $(final "$WORK/rate_on.log") = fault-free $(final "$WORK/rate_clean.log")" $?
+status=$?
+check "rate mode, ABFT on: ${injected:-0} random NaN faults over 30 steps, final loss $(final "$WORK/rate_on.log") = fault-free $(final "$WORK/rate_clean.log")" $status
 final "$WORK/rate_off.log" | grep -qi nan
-check "rate mode, ABFT off: the same faults end in a NaN loss ($(final "$WORK/rate_off.log"))" $?
+status=$?
+check "rate mode, ABFT off: the same faults end in a NaN loss ($(final "$WORK/rate_off.log"))" $status
 
 # ----------------------------------------------------------------------------
 # checkpoint/restore recovery (the baseline ABFT is compared with): with ABFT off, a fault's
@@ -92,7 +95,8 @@ for spec in op=qk,layer=1,step=13,type=inf,pattern=row op=qkv_dw,layer=0,step=9,
     rm -rf "$WORK/rb"
     $RUN -x 30 -abft 0 -fi "$spec" -rollback 1 -n 5 -o "$WORK/rb" > "$WORK/rb.log" 2>&1
     grep -q "^rollbacks: 1," "$WORK/rb.log" && [ "$(final "$WORK/rb.log")" = "$(final "$WORK/rate_clean.log")" ]
-    check "rollback: ${spec%%,*} fault, one rollback, final loss $(final "$WORK/rb.log") = fault-free" $?
+    status=$?
+    check "rollback: ${spec%%,*} fault, one rollback, final loss $(final "$WORK/rb.log") = fault-free" $status
 done
 
 # ----------------------------------------------------------------------------
