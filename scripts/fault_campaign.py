@@ -127,15 +127,65 @@ def model_layers(model):
     return None
 
 
+def resolve_trainer(path):
+    """The trainer binary as an absolute path: as given, on PATH, or relative to the repository."""
+    trainer = path
+    if os.sep not in trainer and shutil.which(trainer):
+        trainer = shutil.which(trainer)
+    if not os.path.isfile(trainer):
+        alt = os.path.join(REPO, trainer)
+        if not os.path.isabs(trainer) and os.path.isfile(alt):
+            trainer = alt
+        else:
+            fail(path, "trainer binary not found", "build it with `make train_gpt2` in %s, or pass --trainer PATH" % REPO)
+    if not os.access(trainer, os.X_OK):
+        fail(path, "not executable", "chmod +x it, or rebuild with `make train_gpt2`")
+    return os.path.abspath(trainer)
+
+
+def resolve_shards(pattern, what):
+    """A token-shard glob as an absolute glob that matches files (relative ones also from the repository)."""
+    g = pattern
+    if not glob.glob(g) and not os.path.isabs(g) and glob.glob(os.path.join(REPO, g)):
+        g = os.path.join(REPO, g)
+    if not glob.glob(g):
+        hint = ("run `/usr/bin/python3 scripts/prepare_data.py` in %s to make the Bible shards" % REPO
+                if "data/bible/" in g else "check the path, or make shards with scripts/prepare_data.py --text FILE")
+        fail(pattern, "no %s shards match" % what, hint)
+    return os.path.abspath(g)
+
+
+def add_trainer_args(p, out):
+    """The flags every study script shares: which trainer, where its output goes, model and data."""
+    p.add_argument("--trainer", default="./train_gpt2", help="trainer binary (train_gpt2 flags)")
+    p.add_argument("--out", default=out, help="output directory")
+    p.add_argument("--model", default="L2C128H4", help="trainer -e")
+    p.add_argument("--batch", type=int, default=4, help="trainer -b")
+    p.add_argument("--seq", type=int, default=32, help="trainer -t")
+    p.add_argument("--train", default="data/bible/train_*.bin", help="trainer -i (glob)")
+    p.add_argument("--val", default="data/bible/val_*.bin", help="trainer -j (glob)")
+
+
+def resolve_trainer_args(a):
+    """Checks and resolves add_trainer_args' flags: absolute trainer and shard paths."""
+    for flag, v in (("--batch", a.batch), ("--seq", a.seq)):
+        if v < 1:
+            fail(flag, "%d is not positive" % v, "give a number >= 1")
+    a.trainer = resolve_trainer(a.trainer)
+    a.train = resolve_shards(a.train, "train")
+    a.val = resolve_shards(a.val, "val")
+
+
+def trainer_cmd(a, *extra):
+    """The trainer's command line for add_trainer_args' flags, then extra flags."""
+    return [a.trainer, "-e", a.model, "-b", str(a.batch), "-t", str(a.seq), "-i", a.train, "-j", a.val] + list(extra)
+
+
 def get_args(argv):
     p = Parser(prog="fault_campaign.py", description="Fault propagation campaign on train_gpt2 "
                "(see the docstring at the top of this file).",
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--trainer", default="./train_gpt2", help="trainer binary (train_gpt2 flags)")
-    p.add_argument("--out", default="log_campaign", help="output directory")
-    p.add_argument("--model", default="L2C128H4", help="trainer -e")
-    p.add_argument("--batch", type=int, default=4, help="trainer -b")
-    p.add_argument("--seq", type=int, default=32, help="trainer -t")
+    add_trainer_args(p, "log_campaign")
     p.add_argument("--steps", type=int, default=20, help="training steps K per run")
     p.add_argument("--layers", default="0,1", help="layers to inject into (from 0)")
     p.add_argument("--inject-steps", default="2,10", help="steps to inject at (from 0, < --steps)")
@@ -143,8 +193,6 @@ def get_args(argv):
     p.add_argument("--types", default=",".join(TYPES), help="fault types")
     p.add_argument("--pattern", default="0d", help="fault pattern: " + " ".join(PATTERNS))
     p.add_argument("--seed", type=int, default=1, help="fault seed (-fi seed=)")
-    p.add_argument("--train", default="data/bible/train_*.bin", help="trainer -i (glob)")
-    p.add_argument("--val", default="data/bible/val_*.bin", help="trainer -j (glob)")
     p.add_argument("--margin", type=float, default=0.01, help="relative final-loss margin for 'degraded'")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     p.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS per run (0: cores / jobs)")
@@ -172,7 +220,7 @@ def get_args(argv):
         bad = [l for l in a.layers if l >= n_layers]
         if bad:
             fail("--layers", "layer %d does not exist in %s (%d layers)" % (bad[0], a.model, n_layers), "layers count from 0")
-    for flag, v in (("--batch", a.batch), ("--seq", a.seq), ("--jobs", a.jobs)):
+    for flag, v in (("--jobs", a.jobs),):
         if v < 1:
             fail(flag, "%d is not positive" % v, "give a number >= 1")
     if a.threads < 0:
@@ -184,28 +232,7 @@ def get_args(argv):
     if a.threads == 0:
         a.threads = max(1, (os.cpu_count() or 1) // a.jobs)
 
-    trainer = a.trainer
-    if os.sep not in trainer and shutil.which(trainer):
-        trainer = shutil.which(trainer)
-    if not os.path.isfile(trainer):
-        alt = os.path.join(REPO, trainer)
-        if not os.path.isabs(trainer) and os.path.isfile(alt):
-            trainer = alt
-        else:
-            fail(a.trainer, "trainer binary not found", "build it with `make train_gpt2` in %s, or pass --trainer PATH" % REPO)
-    if not os.access(trainer, os.X_OK):
-        fail(a.trainer, "not executable", "chmod +x it, or rebuild with `make train_gpt2`")
-    a.trainer = os.path.abspath(trainer)
-
-    for flag, pat in (("--train", "train"), ("--val", "val")):
-        g = getattr(a, pat)
-        if not glob.glob(g) and not os.path.isabs(g) and glob.glob(os.path.join(REPO, g)):
-            g = os.path.join(REPO, g)
-        if not glob.glob(g):
-            hint = ("run `/usr/bin/python3 scripts/prepare_data.py` in %s to make the Bible shards" % REPO
-                    if "data/bible/" in g else "check the path, or make shards with scripts/prepare_data.py --text FILE")
-            fail(getattr(a, pat), "no %s shards match" % pat, hint)
-        setattr(a, pat, os.path.abspath(g))
+    resolve_trainer_args(a)
     return a
 
 
@@ -254,8 +281,7 @@ class Runner:
     def cmd(self, key, logdir):
         op, typ, layer, step, ab = key
         a = self.a
-        c = [a.trainer, "-e", a.model, "-b", str(a.batch), "-t", str(a.seq), "-x", str(a.steps),
-             "-i", a.train, "-j", a.val, "-v", "0", "-s", "0", "-abft_quiet", "1", "-abft", str(ab), "-o", logdir]
+        c = trainer_cmd(a, "-x", str(a.steps), "-v", "0", "-s", "0", "-abft_quiet", "1", "-abft", str(ab), "-o", logdir)
         if op != "none":
             c += ["-fi", "op=%s,layer=%d,step=%d,type=%s,pattern=%s,seed=%d" % (op, layer, step, typ, a.pattern, a.seed)]
         return c
