@@ -87,6 +87,30 @@ status=$?
 check "rate mode, ABFT off: the same faults end in a NaN loss ($(final "$WORK/rate_off.log"))" $status
 
 # ----------------------------------------------------------------------------
+# adaptive detection frequency: -abft_every qk=2 checks qk at steps 0, 2, 4, ... only
+
+EVERY="$BIN $MODEL $DATA -b 4 -t 32 -v 0 -s 0 -l 3e-3 -abft_quiet 1 -x 8"
+summary_row() { sed -n "s/^  $2  *\([0-9]*\)  *\([0-9]*\)  *\([0-9]*\) .*/\1 \2 \3/p" "$1"; } # checked detected 0d
+total_detected() { awk '/^abft summary/ { on = 1; next } on && NF == 9 && $2 ~ /^[0-9]+$/ { n += $3 } END { print n + 0 }' "$1"; }
+$EVERY > "$WORK/every_clean.log" 2>&1
+$EVERY -abft_every qk=2 -fi op=qk,layer=0,step=3,type=-inf > "$WORK/every_odd.log" 2>&1
+$EVERY -abft 0 -fi op=qk,layer=0,step=3,type=-inf > "$WORK/every_off.log" 2>&1
+$EVERY -abft_every qk=2 -fi op=qk,layer=0,step=4,type=-inf > "$WORK/every_even.log" 2>&1
+$EVERY -abft_every qk=2 -fi op=qk,layer=0,step=3,type=nan > "$WORK/every_nan.log" 2>&1
+final8() { sed -n 's/^step *8\/8: train loss \([^ ]*\).*/\1/p' "$1"; }
+[ "$(summary_row "$WORK/every_odd.log" qk)" = "8 0 0" ] && [ "$(summary_row "$WORK/every_odd.log" pv)" = "16 0 0" ] &&
+    [ "$(total_detected "$WORK/every_odd.log")" = 0 ] && grep -q "injected 1," "$WORK/every_odd.log" &&
+    [ -n "$(final8 "$WORK/every_odd.log")" ] && [ "$(final8 "$WORK/every_odd.log")" = "$(final8 "$WORK/every_off.log")" ]
+status=$?
+check "-abft_every qk=2: qk checked at 4 of 8 steps; a -inf fault at step 3 goes through unseen, as with ABFT off (loss $(final8 "$WORK/every_odd.log"))" $status
+[ "$(summary_row "$WORK/every_even.log" qk)" = "8 1 1" ] && [ "$(total_detected "$WORK/every_even.log")" = 1 ] &&
+    [ "$(final8 "$WORK/every_even.log")" = "$(final8 "$WORK/every_clean.log")" ]
+check "-abft_every qk=2: the same fault at step 4 is detected and corrected, final loss = fault-free" $?
+[ "$(summary_row "$WORK/every_nan.log" qk | cut -d' ' -f2)" = 0 ] && [ "$(total_detected "$WORK/every_nan.log")" -ge 1 ] &&
+    grep -q "layers recomputed 1," "$WORK/every_nan.log" && [ "$(final8 "$WORK/every_nan.log")" = "$(final8 "$WORK/every_clean.log")" ]
+check "-abft_every qk=2: a NaN at step 3 skips qk's check, is caught downstream (pv), the layer is recomputed, final loss = fault-free" $?
+
+# ----------------------------------------------------------------------------
 # checkpoint/restore recovery (the baseline ABFT is compared with): with ABFT off, a fault's
 # non-finite loss (forward fault) or parameters (backward fault) sends training back to the
 # last checkpoint, and the run ends where the fault-free one does
@@ -192,6 +216,8 @@ expect_error "sequence longer than the model's maximum" "-t" $RUN -x 1 -t 65
 expect_error "unknown flag" "-q" $RUN -x 1 -q 3
 expect_error "flag without a value" "-x" $RUN -x
 expect_error "bad fault spec" "-fi" $RUN -x 1 -fi op=attention,layer=0,step=0
+expect_error "bad -abft_every spec" "-abft_every" $RUN -x 1 -abft_every qk=0
+expect_error "-abft_every with an unknown op" "-abft_every" $RUN -x 1 -abft_every attention=2
 expect_error "resume without a log directory" "-y" $RUN -x 1 -y 1
 expect_error "resume from a directory without checkpoints" "$WORK/empty" $RUN -x 1 -y 1 -o "$WORK/empty"
 # a corrupted state file in the newest checkpoint
