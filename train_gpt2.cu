@@ -21,6 +21,7 @@
 // written by the LM head and then added to by the embedding backward.
 #include "llmc/cuda_common.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -80,12 +81,15 @@ __global__ void encoder_backward_wpe_kernel(float* dwpe, const float* dout, int 
     dwpe[idx] = s;
 }
 
-// dwte[inp[bt]] += dout[bt], one thread per channel walking the positions in order: two
-// positions may hold the same token, and a fixed order keeps the sums bit-reproducible.
-__global__ void encoder_backward_wte_kernel(float* dwte, const float* dout, const int* inp, int BT, int C) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+// dwte[token] += Σ dout[p] over the positions p holding the token. Two positions may hold the
+// same token: each token's positions are added by one thread per channel, in increasing order,
+// so the sums are bit-reproducible without atomics. grid (ceil(C/BLOCK), distinct tokens).
+__global__ void encoder_backward_wte_kernel(float* dwte, const float* dout, const int* tokens, const int* offsets,
+                                            const int* positions, int C) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x, u = blockIdx.y;
     if (c >= C) { return; }
-    for (int bt = 0; bt < BT; bt++) { dwte[(long)inp[bt] * C + c] += dout[(long)bt * C + c]; }
+    float* d = dwte + (long)tokens[u] * C + c;
+    for (int i = offsets[u]; i < offsets[u + 1]; i++) { *d += dout[(long)positions[i] * C + c]; }
 }
 
 // One warp per row of C: out = (x - mean) · rstd · weight + bias; mean and rstd kept.
@@ -365,6 +369,25 @@ static uint32_t alignment_of(const void* p) {
 static cublasOperation_t op_of(const MatView& v) { return v.cs == 1 ? CUBLAS_OP_N : CUBLAS_OP_T; }
 static int ld_of(const MatView& v) { return (int)(v.cs == 1 ? v.rs : v.cs); }
 
+// cuBLASLt's algorithm for each GEMM shape, asked for once: the heuristic query costs more host
+// time than the GEMM's launch, and a training step has a dozen distinct shapes.
+struct LtKey {
+    int M, N, K, lda, ldb, ldc, opA, opB, bias, tf32;
+    uint32_t align[4];
+};
+struct LtAlgo {
+    LtKey key;
+    cublasLtMatmulAlgo_t algo;
+};
+static std::vector<LtAlgo> g_lt_algos;
+
+static bool lt_find(const LtKey& key, cublasLtMatmulAlgo_t* algo) {
+    for (const LtAlgo& a : g_lt_algos) {
+        if (memcmp(&a.key, &key, sizeof(key)) == 0) { *algo = a.algo; return true; }
+    }
+    return false;
+}
+
 // One matrix (a linear layer): cuBLASLt, with the bias added by the epilogue.
 static void gemm_lt(const AbftGemm& g) {
     const cublasOperation_t opB = op_of(g.B), opA = op_of(g.A);
@@ -382,26 +405,34 @@ static void gemm_lt(const AbftGemm& g) {
     cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, opB == CUBLAS_OP_N ? g.N : g.K, opB == CUBLAS_OP_N ? g.K : g.N, ld_of(g.B)));
     cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, opA == CUBLAS_OP_N ? g.K : g.M, opA == CUBLAS_OP_N ? g.M : g.K, ld_of(g.A)));
     cublasCheck(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, g.N, g.M, g.ldc));
-    cublasLtMatmulPreference_t pref;
-    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
-    const uint32_t align[4] = {alignment_of(g.B.p), alignment_of(g.A.p), alignment_of(g.C), alignment_of(g.C)};
-    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4; i++) { cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &align[i], sizeof(align[i]))); }
-    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &WORKSPACE_BYTES,
-                                                     sizeof(WORKSPACE_BYTES)));
-    cublasLtMatmulHeuristicResult_t heuristic;
-    int found = 0;
-    cublasCheck(cublasLtMatmulAlgoGetHeuristic(g_cublaslt, desc, lb, la, lc, lc, pref, 1, &heuristic, &found));
-    if (found == 0) {
-        die("cublasLtMatmulAlgoGetHeuristic", "try another batch size (-b) or sequence length (-t), or -tf32 0",
-            "no algorithm for a (%d x %d x %d) GEMM%s", g.M, g.N, g.K, g.bias ? " with a bias" : "");
+    LtKey key = {g.M, g.N, g.K, ld_of(g.A), ld_of(g.B), (int)g.ldc, (int)opA, (int)opB, g.bias != nullptr, g_tf32,
+                 {alignment_of(g.B.p), alignment_of(g.A.p), alignment_of(g.C), alignment_of(g.C)}};
+    cublasLtMatmulAlgo_t algo;
+    if (!lt_find(key, &algo)) {
+        cublasLtMatmulPreference_t pref;
+        cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+        const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+        for (int i = 0; i < 4; i++) {
+            cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &key.align[i], sizeof(key.align[i])));
+        }
+        cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &WORKSPACE_BYTES,
+                                                         sizeof(WORKSPACE_BYTES)));
+        cublasLtMatmulHeuristicResult_t heuristic;
+        int found = 0;
+        cublasCheck(cublasLtMatmulAlgoGetHeuristic(g_cublaslt, desc, lb, la, lc, lc, pref, 1, &heuristic, &found));
+        if (found == 0) {
+            die("cublasLtMatmulAlgoGetHeuristic", "try another batch size (-b) or sequence length (-t), or -tf32 0",
+                "no algorithm for a (%d x %d x %d) GEMM%s", g.M, g.N, g.K, g.bias ? " with a bias" : "");
+        }
+        cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+        algo = heuristic.algo;
+        g_lt_algos.push_back(LtAlgo{key, algo});
     }
     const float beta = 0.0f;
-    cublasCheck(cublasLtMatmul(g_cublaslt, desc, &g.alpha, g.B.p, lb, g.A.p, la, &beta, g.C, lc, g.C, lc, &heuristic.algo,
+    cublasCheck(cublasLtMatmul(g_cublaslt, desc, &g.alpha, g.B.p, lb, g.A.p, la, &beta, g.C, lc, g.C, lc, &algo,
                                g_workspace, WORKSPACE_BYTES, 0));
-    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
     cublasCheck(cublasLtMatrixLayoutDestroy(lc));
     cublasCheck(cublasLtMatrixLayoutDestroy(la));
     cublasCheck(cublasLtMatrixLayoutDestroy(lb));
@@ -531,10 +562,37 @@ static void encoder_forward(float* out, const int* inp, const float* wte, const 
     cudaCheckLaunch();
 }
 
-static void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C) {
+// The positions of a batch grouped by token, for the embedding backward: the distinct tokens,
+// and for the u-th, positions[offsets[u] .. offsets[u+1]) in increasing order. Built on the host
+// from the inputs (B·T ints), uploaded with them.
+struct TokenBuckets {
+    int* tokens;     // (count) on the GPU
+    int* offsets;    // (count + 1)
+    int* positions;  // (B·T)
+    int count;
+};
+
+static void token_buckets_build(TokenBuckets* tb, const int* inputs, int n) {
+    std::vector<int> order(n);
+    for (int i = 0; i < n; i++) { order[i] = i; }
+    std::stable_sort(order.begin(), order.end(), [inputs](int a, int b) { return inputs[a] < inputs[b]; });
+    std::vector<int> tokens, offsets;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || inputs[order[i]] != inputs[order[i - 1]]) { tokens.push_back(inputs[order[i]]); offsets.push_back(i); }
+    }
+    offsets.push_back(n);
+    tb->count = (int)tokens.size();
+    cudaCheck(cudaMemcpy(tb->tokens, tokens.data(), tokens.size() * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(tb->offsets, offsets.data(), offsets.size() * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(tb->positions, order.data(), n * sizeof(int), cudaMemcpyHostToDevice));
+}
+
+// dwpe is written; dwte is added to (the LM head wrote it first)
+static void encoder_backward(float* dwte, float* dwpe, const float* dout, const TokenBuckets& tb, int B, int T, int C) {
     LAUNCH(encoder_backward_wpe_kernel, blocks_for((long)T * C, BLOCK), BLOCK, 0, 0)(dwpe, dout, B, T, C);
     cudaCheckLaunch();
-    LAUNCH(encoder_backward_wte_kernel, blocks_for(C, BLOCK), BLOCK, 0, 0)(dwte, dout, inp, B * T, C);
+    LAUNCH(encoder_backward_wte_kernel, dim3(blocks_for(C, BLOCK), tb.count), BLOCK, 0, 0)(dwte, dout, tb.tokens, tb.offsets,
+                                                                                           tb.positions, C);
     cudaCheckLaunch();
 }
 
@@ -649,6 +707,7 @@ struct GPT2 {
     float* losses = nullptr;     // (B, T) on the GPU
     float* cpu_losses = nullptr; // (B, T)
     float mean_loss = -1.0f;     // -1 when the forward pass had no targets
+    TokenBuckets buckets = {};   // the inputs grouped by token, for the embedding backward
     HostView host = {nullptr, nullptr, nullptr}; // host copies of params, m, v (allocated on first use)
     Abft abft;
 };
@@ -707,6 +766,9 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
     point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->grads_acts, model->act_sizes, model->grads_acts_memory);
     cudaCheck(cudaMalloc(&model->inputs, (size_t)B * T * sizeof(int)));
+    cudaCheck(cudaMalloc(&model->buckets.tokens, (size_t)B * T * sizeof(int)));
+    cudaCheck(cudaMalloc(&model->buckets.offsets, ((size_t)B * T + 1) * sizeof(int)));
+    cudaCheck(cudaMalloc(&model->buckets.positions, (size_t)B * T * sizeof(int)));
     cudaCheck(cudaMalloc(&model->targets, (size_t)B * T * sizeof(int)));
     model->losses = gpu_alloc((size_t)B * T, "losses");
     model->cpu_losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
@@ -729,6 +791,7 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, V = c.vocab_size, Vp = c.padded_vocab_size;
     check_tokens(inputs, targets, B * T, V);
     cudaCheck(cudaMemcpy(model->inputs, inputs, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice));
+    if (for_backward) { token_buckets_build(&model->buckets, inputs, B * T); }
     if (targets != nullptr) { cudaCheck(cudaMemcpy(model->targets, targets, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice)); }
     encoder_forward(model->acts.encoded, model->inputs, model->params.wte, model->params.wpe, B, T, C);
     if (!blocks_forward(model)) { return false; }
@@ -771,7 +834,7 @@ static bool gpt2_backward(GPT2* model) {
     layernorm_backward(dresidual, model->grads.lnfw, model->grads.lnfb, d.lnf, residual, model->params.lnfw,
                        a.lnf_mean, a.lnf_rstd, B, T, C);
     if (!blocks_backward(model)) { return false; }
-    encoder_backward(model->grads.wte, model->grads.wpe, d.encoded, model->inputs, B, T, C);
+    encoder_backward(model->grads.wte, model->grads.wpe, d.encoded, model->buckets, B, T, C);
     return true;
 }
 
@@ -801,6 +864,9 @@ static void gpt2_free(GPT2* model) {
                        model->acts_memory, model->grads_acts_memory, model->losses};
     for (float* p : device) { cudaCheck(cudaFree(p)); }
     cudaCheck(cudaFree(model->inputs));
+    cudaCheck(cudaFree(model->buckets.tokens));
+    cudaCheck(cudaFree(model->buckets.offsets));
+    cudaCheck(cudaFree(model->buckets.positions));
     cudaCheck(cudaFree(model->targets));
     free(model->cpu_losses);
     free(model->host.params);
