@@ -245,19 +245,6 @@ __device__ inline void abft_reduce_over_warps(float* s, float* sa) {
     __syncthreads(); // part[] is reused by the next call in the same kernel
 }
 
-// ue[b][k] = Σ_i A(i,k), ua[b][k] = Σ_i |A(i,k)|: the lanes of a warp take consecutive k, the
-// warps split the rows. grid (ceil(K/ABFT_TILE), batch), block (ABFT_TILE, ABFT_ROWS).
-__global__ void abft_encode_a_kernel(AbftGemm g, float* ue, float* ua) {
-    int k = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
-    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs};
-    float s = 0.0f, sa = 0.0f;
-    if (k < g.K) { // no early return: every thread must reach the barrier
-        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { float x = A.at(i, k); s += x; sa += fabsf(x); }
-    }
-    abft_reduce_over_warps(&s, &sa);
-    if (threadIdx.y == 0 && k < g.K) { ue[(long)b * g.K + k] = s; ua[(long)b * g.K + k] = sa; }
-}
-
 // What e·C_j must be (chk) and what e·|C_j| may be at most (bound), for column j of C[b]:
 // alpha·ue·B_j + M·bias_j and |alpha|·ua·|B_j| + M·|bias_j|. Valid in warp 0.
 __device__ inline void abft_column_checksum(const AbftGemm& g, int b, int j, const float* ue, const float* ua,
@@ -282,32 +269,61 @@ __device__ inline void abft_report_fault(int* flags, int* counter, int b) {
     if (atomicAdd(&flags[b], 1) == 0) { atomicAdd(counter, 1); }
 }
 
-// The column sums of C[b] against (chk, bound): abft_check_columns' rule in the same fp32
-// arithmetic, so the GPU and the CPU agree on what is a fault. NaN fails it.
-__device__ inline void abft_column_check(const AbftGemm& g, int b, int j, float chk, float bound, float tau,
-                                         float operand_u, int* flags, int* counter) {
-    const float* C = g.C + b * g.strideC;
+// Column sums of tall matrices in two stages, so that a GEMM with one batch entry and
+// thousands of rows (a linear layer: B·T rows) still fills the GPU: blocks of 32 columns x
+// ABFT_ROW_CHUNK rows write partial sums, then one thread per column adds them in order.
+constexpr int ABFT_ROW_CHUNK = 256;
+
+// part[b][chunk][j] = Σ X_b(i, j), part_abs likewise of |X_b(i, j)|, over the chunk's rows.
+// grid (ceil(cols/ABFT_TILE), batch, chunks), block (ABFT_TILE, ABFT_ROWS).
+__global__ void abft_colsums_partial_kernel(MatView X, long strideX, int rows, int cols, float* part, float* part_abs) {
+    const int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y, chunk = blockIdx.z;
+    const int i1 = min((chunk + 1) * ABFT_ROW_CHUNK, rows);
+    const MatView V = {X.p + b * strideX, X.rs, X.cs};
     float s = 0.0f, sa = 0.0f;
-    if (j < g.N) {
-        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { float x = C[(long)i * g.ldc + j]; s += x; sa += fabsf(x); }
+    for (int i = chunk * ABFT_ROW_CHUNK + threadIdx.y; j < cols && i < i1; i += ABFT_ROWS) {
+        float x = V.at(i, j);
+        s += x;
+        sa += fabsf(x);
     }
     abft_reduce_over_warps(&s, &sa);
-    if (threadIdx.y == 0 && j < g.N) {
-        float tol = abft_tolerance(tau, g.K, g.M, bound, operand_u);
-        if (!((fabsf(s - chk) <= tol) && (sa <= bound + tol))) { abft_report_fault(flags, counter, b); }
+    if (threadIdx.y == 0 && j < cols) {
+        const long at = ((long)b * gridDim.z + chunk) * cols + j;
+        part[at] = s;
+        part_abs[at] = sa;
     }
 }
 
-// Checksums of a column tile and the check of C against them, in one kernel: chk/bound stay in
-// registers (they are also written out, for validation). grid (ceil(N/ABFT_TILE), batch),
-// block (ABFT_TILE, ABFT_ROWS).
-__global__ void abft_encode_verify_kernel(AbftGemm g, const float* ue, const float* ua, float* chk, float* bound,
-                                          float tau, float operand_u, int* flags, int* counter) {
+// sum[b][j] = Σ_chunk part[b][chunk][j] in order, abssum likewise. grid (ceil(cols/128), batch).
+__global__ void abft_colsums_reduce_kernel(const float* part, const float* part_abs, int chunks, int cols, float* sum,
+                                           float* abssum) {
+    const int j = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (j >= cols) { return; }
+    float s = 0.0f, sa = 0.0f;
+    for (int c = 0; c < chunks; c++) {
+        const long at = ((long)b * chunks + c) * cols + j;
+        s += part[at];
+        sa += part_abs[at];
+    }
+    sum[(long)b * cols + j] = s;
+    abssum[(long)b * cols + j] = sa;
+}
+
+// The checksums of a column tile (from ue = e·A, ua = e·|A|) against the column sums of C
+// (csum, cabs): abft_check_columns' rule in the same fp32 arithmetic, so the GPU and the CPU
+// agree on what is a fault; NaN fails it. chk/bound are written out too (for validation).
+// grid (ceil(N/ABFT_TILE), batch), block (ABFT_TILE, ABFT_ROWS).
+__global__ void abft_encode_verify_kernel(AbftGemm g, const float* ue, const float* ua, const float* csum, const float* cabs,
+                                          float* chk, float* bound, float tau, float operand_u, int* flags, int* counter) {
     int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
     float c = 0.0f, bd = 0.0f;
     abft_column_checksum(g, b, j, ue, ua, &c, &bd);
-    if (threadIdx.y == 0 && j < g.N) { chk[(long)b * g.N + j] = c; bound[(long)b * g.N + j] = bd; }
-    abft_column_check(g, b, j, c, bd, tau, operand_u, flags, counter); // warp 0's (c, bd) are the ones used
+    if (threadIdx.y != 0 || j >= g.N) { return; }
+    const long at = (long)b * g.N + j;
+    chk[at] = c;
+    bound[at] = bd;
+    const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
+    if (!((fabsf(csum[at] - c) <= tol) && (cabs[at] <= bd + tol))) { abft_report_fault(flags, counter, b); }
 }
 
 // ----------------------------------------------------------------------------
@@ -412,11 +428,15 @@ __global__ void abft_correct_apply_kernel(AbftGemm g, const int* flags, AbftCorr
 struct AbftGpuScratch {
     float *ue, *ua;              // (batch, K)
     float *chk, *bound;          // (batch, N)
+    float *csum, *cabs;          // (batch, N) column sums of C and of |C|
+    float *part, *part_abs;      // (batch, row chunks, max(K, N)) partial column sums
     int* flags;                  // (batch) failed columns per entry
     int* counter;                // (1) faulty entries detected, cumulative until reset
     AbftCorrectScratch cs;
-    long cap_bk, cap_bn, cap_bm, cap_b; // capacities: batch·K, batch·N, batch·M, batch
+    long cap_bk, cap_bn, cap_bm, cap_b, cap_part; // capacities: batch·K, batch·N, batch·M, batch, partials
 };
+
+inline int abft_row_chunks(int rows) { return (rows + ABFT_ROW_CHUNK - 1) / ABFT_ROW_CHUNK; }
 
 inline void abft_gpu_free(AbftGpuScratch* s);
 
@@ -425,16 +445,22 @@ inline int abft_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 // Grows the scratch to fit g (buffers are only ever reallocated upward).
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     const long bk = (long)g.batch * g.K, bn = (long)g.batch * g.N, bm = (long)g.batch * g.M, b = g.batch;
-    if (bk <= s->cap_bk && bn <= s->cap_bn && bm <= s->cap_bm && b <= s->cap_b) { return; }
+    const long part = (long)g.batch * abft_row_chunks(g.M) * (g.K > g.N ? g.K : g.N);
+    if (bk <= s->cap_bk && bn <= s->cap_bn && bm <= s->cap_bm && b <= s->cap_b && part <= s->cap_part) { return; }
     if (s->cap_b > 0) { abft_gpu_free(s); }
     s->cap_bk = bk > s->cap_bk ? bk : s->cap_bk;
     s->cap_bn = bn > s->cap_bn ? bn : s->cap_bn;
     s->cap_bm = bm > s->cap_bm ? bm : s->cap_bm;
     s->cap_b = b > s->cap_b ? b : s->cap_b;
+    s->cap_part = part > s->cap_part ? part : s->cap_part;
     cudaCheck(cudaMalloc(&s->ue, s->cap_bk * sizeof(float)));
     cudaCheck(cudaMalloc(&s->ua, s->cap_bk * sizeof(float)));
     cudaCheck(cudaMalloc(&s->chk, s->cap_bn * sizeof(float)));
     cudaCheck(cudaMalloc(&s->bound, s->cap_bn * sizeof(float)));
+    cudaCheck(cudaMalloc(&s->csum, s->cap_bn * sizeof(float)));
+    cudaCheck(cudaMalloc(&s->cabs, s->cap_bn * sizeof(float)));
+    cudaCheck(cudaMalloc(&s->part, s->cap_part * sizeof(float)));
+    cudaCheck(cudaMalloc(&s->part_abs, s->cap_part * sizeof(float)));
     cudaCheck(cudaMalloc(&s->flags, s->cap_b * sizeof(int)));
     cudaCheck(cudaMalloc(&s->counter, sizeof(int)));
     cudaCheck(cudaMalloc(&s->cs.enc, s->cap_bk * 6 * sizeof(double)));
@@ -449,22 +475,34 @@ inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
 
 inline void abft_gpu_free(AbftGpuScratch* s) {
     if (s->cap_b == 0) { return; }
-    void* ps[] = {s->ue, s->ua, s->chk, s->bound, s->flags, s->counter, s->cs.enc, s->cs.biasw, s->cs.colchk,
+    void* ps[] = {s->ue, s->ua, s->chk, s->bound, s->csum, s->cabs, s->part, s->part_abs, s->flags, s->counter, s->cs.enc, s->cs.biasw, s->cs.colchk,
                   s->cs.rowchk, s->cs.colv, s->cs.rowv, s->cs.unfixable, s->cs.status};
     for (void* p : ps) { cudaCheck(cudaFree(p)); }
-    s->cap_bk = s->cap_bn = s->cap_bm = s->cap_b = 0;
+    s->cap_bk = s->cap_bn = s->cap_bm = s->cap_b = s->cap_part = 0;
 }
 
-// The fast path, after every protected GEMM: e·A, then the column checksums and the check of
-// C. Resets flags first; adds the faulty entries to *counter (reset it to read one GEMM's).
+// Column sums of the (rows, cols) views X[b] into sum, abssum (batch, cols): the two stages.
+inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
+                             float* abssum, cudaStream_t stream) {
+    const int chunks = abft_row_chunks(rows);
+    LAUNCH(abft_colsums_partial_kernel, dim3(abft_ceil_div(cols, ABFT_TILE), batch, chunks), dim3(ABFT_TILE, ABFT_ROWS), 0,
+           stream)(X, strideX, rows, cols, s->part, s->part_abs);
+    cudaCheckLaunch();
+    LAUNCH(abft_colsums_reduce_kernel, dim3(abft_ceil_div(cols, 128), batch), dim3(128), 0, stream)(s->part, s->part_abs,
+                                                                                                   chunks, cols, sum, abssum);
+    cudaCheckLaunch();
+}
+
+// The fast path, after every protected GEMM: e·A and e·|A|, the column sums of C, then the
+// column checksums and the check. Resets flags first; adds the faulty entries to *counter
+// (reset it to read one GEMM's).
 inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream) {
     abft_gpu_reserve(s, g);
     cudaCheck(cudaMemsetAsync(s->flags, 0, g.batch * sizeof(int), stream));
-    const dim3 block(ABFT_TILE, ABFT_ROWS);
-    LAUNCH(abft_encode_a_kernel, dim3(abft_ceil_div(g.K, ABFT_TILE), g.batch), block, 0, stream)(g, s->ue, s->ua);
-    cudaCheckLaunch();
-    LAUNCH(abft_encode_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), block, 0, stream)(
-        g, s->ue, s->ua, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+    abft_gpu_colsums(s, g.A, g.strideA, g.batch, g.M, g.K, s->ue, s->ua, stream);
+    abft_gpu_colsums(s, MatView{g.C, g.ldc, 1}, g.strideC, g.batch, g.M, g.N, s->csum, s->cabs, stream);
+    LAUNCH(abft_encode_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
+        g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     cudaCheckLaunch();
 }
 

@@ -26,11 +26,13 @@
 //   2  coalesced: a (32, 8) block; the 32 lanes of a warp take 32 consecutive columns and the
 //      8 warps split the rows, so each row-major read of a warp is one 128-byte transaction;
 //      the 8 partial sums are reduced through shared memory.
-//   3  fused: version 2's e·A kernel, then ONE kernel per column tile that computes chk/bound
-//      and immediately checks C's columns against them (no round trip of chk/bound through
-//      global memory, one launch less). The trainer's path: its kernels, and the correction
-//      kernels, live in abft.cuh (abft_gpu_encode_verify, abft_gpu_correct); this file
-//      validates and times them next to the slower versions.
+//   3  split rows: version 2 gives each 32 columns one block, which leaves most of a GPU idle
+//      for a linear layer's GEMM (batch 1, N/32 blocks, each summing B·T = 8192 rows). Here the
+//      column sums of A and of C run in two stages (blocks of 32 columns x 256 rows write
+//      partial sums, one thread per column adds them in order), then one kernel per column
+//      tile computes chk/bound and compares. The trainer's path: its kernels, and the
+//      correction kernels, live in abft.cuh (abft_gpu_encode_verify, abft_gpu_correct); this
+//      file validates and times them next to the slower versions.
 //
 // Build and run:
 //   nvcc -O3 -std=c++17 -I. -arch=sm_90 dev/cuda/abft_checksum.cu -o /tmp/abft_checksum_gpu -lcublas -lcublasLt
@@ -122,9 +124,37 @@ __global__ void verify_v1(AbftGemm g, const float* chk, const float* bound, int*
 // ----------------------------------------------------------------------------
 // version 2: coalesced, block (32, ABFT_ROWS): lanes over consecutive columns, warps over rows
 
-// The kernels of this version's building blocks live in abft.cuh (the trainer uses them):
-// abft_reduce_over_warps, abft_encode_a_kernel (e·A), abft_column_checksum, abft_column_check.
+// abft.cuh has the shared pieces: abft_reduce_over_warps, abft_column_checksum (chk, bound).
 constexpr int TILE = ABFT_TILE;
+
+// ue[b][k] = Σ_i A(i,k), ua[b][k] = Σ_i |A(i,k)|: the lanes of a warp take consecutive k, the
+// warps split the rows. grid (ceil(K/ABFT_TILE), batch), block (ABFT_TILE, ABFT_ROWS).
+__global__ void encode_a_v2(AbftGemm g, float* ue, float* ua) {
+    int k = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
+    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs};
+    float s = 0.0f, sa = 0.0f;
+    if (k < g.K) { // no early return: every thread must reach the barrier
+        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { float x = A.at(i, k); s += x; sa += fabsf(x); }
+    }
+    abft_reduce_over_warps(&s, &sa);
+    if (threadIdx.y == 0 && k < g.K) { ue[(long)b * g.K + k] = s; ua[(long)b * g.K + k] = sa; }
+}
+
+// The column sums of C[b] against (chk, bound): abft_check_columns' rule in the same fp32
+// arithmetic, so the GPU and the CPU agree on what is a fault. NaN fails it.
+__device__ inline void column_check_v2(const AbftGemm& g, int b, int j, float chk, float bound, float tau,
+                                       float operand_u, int* flags, int* counter) {
+    const float* C = g.C + b * g.strideC;
+    float s = 0.0f, sa = 0.0f;
+    if (j < g.N) {
+        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { float x = C[(long)i * g.ldc + j]; s += x; sa += fabsf(x); }
+    }
+    abft_reduce_over_warps(&s, &sa);
+    if (threadIdx.y == 0 && j < g.N) {
+        float tol = abft_tolerance(tau, g.K, g.M, bound, operand_u);
+        if (!((fabsf(s - chk) <= tol) && (sa <= bound + tol))) { abft_report_fault(flags, counter, b); }
+    }
+}
 
 // grid (ceil(N/TILE), batch), block (TILE, ABFT_ROWS)
 __global__ void encode_b_v2(AbftGemm g, const float* ue, const float* ua, float* chk, float* bound) {
@@ -139,12 +169,12 @@ __global__ void verify_v2(AbftGemm g, const float* chk, const float* bound, int*
     int j = blockIdx.x * TILE + threadIdx.x, b = blockIdx.y;
     float c = 0.0f, bd = 0.0f;
     if (j < g.N) { c = chk[(long)b * g.N + j]; bd = bound[(long)b * g.N + j]; }
-    abft_column_check(g, b, j, c, bd, TAU, 0.0f, flags, counter);
+    column_check_v2(g, b, j, c, bd, TAU, 0.0f, flags, counter);
 }
 
 // ----------------------------------------------------------------------------
-// version 3: chk/bound and the check of C in one kernel per column tile: abft.cuh's
-// abft_encode_verify_kernel (after abft_encode_a_kernel), the one the trainer runs.
+// version 3: row-split column sums, then chk/bound and the check per column tile: abft.cuh's
+// abft_gpu_encode_verify, the one the trainer runs.
 // Correction (all versions): abft.cuh's abft_gpu_correct, fp64 checksums of the flagged
 // entries, then one thread per line.
 
@@ -193,7 +223,7 @@ static void encode_verify(int version, const AbftGemm& g, Checker& c) {
         return;
     }
     const dim3 block(TILE, ABFT_ROWS);
-    LAUNCH(abft_encode_a_kernel, dim3(ceil_div(g.K, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua);
+    LAUNCH(encode_a_v2, dim3(ceil_div(g.K, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua);
     cudaCheckLaunch();
     LAUNCH(encode_b_v2, dim3(ceil_div(g.N, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua, c.chk, c.bound);
     cudaCheckLaunch();
@@ -589,6 +619,9 @@ int main(int argc, char** argv) {
         {"proj Y·Wᵀ+b (1e3)", 1, vb * vt, C, C, false, true, true, 1.0f, 1e3f, 1e3f},
         {"odd Aᵀ·B+b (1e-3)", 3, 29, 23, 19, true, false, true, -0.5f, 1e-3f, 1e-3f},
         {"odd Aᵀ·Bᵀ (1e-3·1e3)", 2, 31, 17, 21, true, true, false, 2.0f, 1e-3f, 1e3f},
+        // taller than one row chunk (256 rows): version 3's two-stage column sums
+        {"tall linear X·Wᵀ+b, M=600", 1, 600, 40, 24, false, true, true, 1.0f, 1.0f, 1.0f},
+        {"tall batched Aᵀ·B, M=300", 2, 300, 20, 16, true, false, false, 0.5f, 1.0f, 1.0f},
     };
     uint64_t seed = 1234;
     for (const Spec& s : specs) {
