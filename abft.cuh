@@ -183,14 +183,17 @@ ABFT_HD inline float abft_apply(const AbftVerdict& v, float x) {
 // The mismatch tolerance of one line: the fp32 error bound of a length-K dot product, summed
 // over the line's n elements and compared with a checksum encoded in fp32 (DESIGN.md §4.4).
 // `bound` is |alpha|·Σ(|A|·|B|) + n·|bias| over the line; the floor covers underflow.
-// operand_u is the unit roundoff the GEMM rounds its operands to before multiplying: 0 in
-// fp32, 2^-11 with TF32 tensor cores (each product then carries up to 2·operand_u of error).
+// operand_u bounds the relative error of the GEMM's conversion of its operands before they are
+// multiplied: 0 in fp32, 2^-10 with TF32 tensor cores (each product then carries up to
+// 2·operand_u of error).
 ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u = 0.0f) {
     const float u = FLT_EPSILON * 0.5f; // unit roundoff of fp32
     return tau * ((float)(K + n + 2) * u + 2.0f * operand_u) * bound + (float)(K + n + 2) * FLT_MIN;
 }
 
-constexpr float ABFT_TF32_UNIT_ROUNDOFF = 1.0f / 2048.0f; // TF32 keeps 10 of fp32's 23 fraction bits
+// TF32 keeps 10 of fp32's 23 fraction bits: 2^-11 if the conversion rounds, 2^-10 if it
+// truncates (which hardware may do); the safe one.
+constexpr float ABFT_TF32_UNIT_ROUNDOFF = 1.0f / 1024.0f;
 
 // ----------------------------------------------------------------------------
 // fault injection (DESIGN.md §5): the same spec and the same faulty values on CPU and GPU
