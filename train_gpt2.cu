@@ -4,11 +4,11 @@
 // (train_gpt2.cpp): handwritten kernels for the layers, cuBLASLt for the linear layers (the
 // bias fused as an epilogue), cuBLAS strided batched GEMMs for the attention heads, fp32
 // (TF32 tensor-core math with -tf32 1). The 4 forward and 8 backward GEMMs of every attention
-// layer run under ATTNChecker: after each GEMM two kernels encode the operands' column
-// checksums and check the output against them (abft.cuh's device path); a detection launches
-// the correction kernels, which rebuild the bad elements in place in GPU memory; what
-// checksums cannot rebuild climbs the ladder shared with the CPU trainer (llmc/gpt2_block.h):
-// recompute the GEMM, recompute the layer, redo the step.
+// layer run under ATTNChecker: after each GEMM, abft.cuh's device path sums the columns of the
+// operand A and of the output, encodes the expected column sums from them and checks; a
+// detection launches the correction kernels, which rebuild the bad elements in place in GPU
+// memory; what checksums cannot rebuild climbs the ladder shared with the CPU trainer
+// (llmc/gpt2_block.h): recompute the GEMM, recompute the layer, redo the step.
 //
 //   make train_gpt2cu && ./train_gpt2cu -h
 //

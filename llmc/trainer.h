@@ -286,8 +286,8 @@ static FILE* open_log(const char* dir, int resume_step) {
 
 static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, double ms, double tok_s, const AbftCounters& n) {
     if (log == nullptr) { return; }
-    char val[32] = "null";
-    if (val_loss >= 0.0f) { snprintf(val, sizeof(val), "%.6f", val_loss); }
+    char val[32] = "null"; // no validation at this step (val_loss -1); a non-finite one prints as nan
+    if (val_loss != -1.0f) { snprintf(val, sizeof(val), "%.6f", val_loss); }
     fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"ms\": %.2f, \"tok_s\": %.1f, "
                  "\"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
             step, loss, val, ms, tok_s, abft_total_detected(n), abft_total_corrected(n), abft_total_recomputed(n));
