@@ -9,13 +9,15 @@
 //
 //   make train_gpt2 && ./train_gpt2 -h
 //
+// What the CUDA trainer (train_gpt2.cu) shares with this file lives in headers: the model's
+// memory layout (llmc/gpt2_model.h), the composition of a transformer block from the layers
+// below and the top of the ladder (llmc/gpt2_block.h), and the training program around the
+// model: flags, loop, log, checkpoints (llmc/trainer.h). This file is the layers themselves.
+//
 // Parameter gradients are written, not accumulated (no zeroing pass); the one exception is
 // wte, written by the LM head and then added to by the embedding backward.
 #include <cblas.h>
 #include <omp.h>
-#include <sys/stat.h>
-
-#include <csignal>
 
 #include <algorithm>
 #include <cmath>
@@ -28,9 +30,7 @@
 #include "abft.cuh"
 #include "llmc/checkpoint.h"
 #include "llmc/gpt2_model.h"
-#include "llmc/dataloader.h"
 #include "llmc/rand.h"
-#include "llmc/tokenizer.h"
 #include "llmc/utils.h"
 
 // ----------------------------------------------------------------------------
