@@ -65,7 +65,9 @@ if make --no-print-directory train_gpt2cu test_gpt2cu CUDA_ARCHS="$arch_num" NVC
     status=$?
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/test_gpt2cu.log" | tail -1)
     [ "$status" -ne 0 ] && failures=$((failures + 1))
-    echo "| test_gpt2cu | $(echo "$line" | awk '{print $1}') | $(echo "$line" | awk '{print $3}') | exit $status |" >> "$summary"
+    p=$(echo "$line" | awk '{print $1}')
+    f=$(echo "$line" | awk '{print $3}')
+    echo "| test_gpt2cu | ${p:--} | ${f:--} | exit $status |" >> "$summary"
     echo "test_gpt2cu: ${line:-no closing line} (exit $status)"
     for tf32 in 0 1; do
         timeout 120 ./train_gpt2cu -e d12 -b 8 -t 1024 -bench 5 -tf32 $tf32 > "$out/bench_124M_tf32_$tf32.log" 2>&1
