@@ -312,9 +312,36 @@ __global__ void abft_colsums_reduce_kernel(const float* part, const float* part_
     abssum[(long)b * cols + j] = sa;
 }
 
-// The checksums of a column tile (from ue = e·A, ua = e·|A|) against the column sums of C
-// (csum, cabs): abft_check_columns' rule in the same fp32 arithmetic, so the GPU and the CPU
-// agree on what is a fault; NaN fails it. chk/bound are written out too (for validation).
+// Column sums of a view whose columns are contiguous in memory (rs == 1: the transpose of a
+// row-major matrix, e.g. Pᵀ or dSᵀ): one warp per column, its lanes over the column's
+// elements, so the reads are coalesced where the row-chunk kernel's would stride by a row.
+// grid (ceil(cols/8), batch), block 256.
+__global__ void abft_colsums_contiguous_kernel(MatView X, long strideX, int rows, int cols, float* sum, float* abssum) {
+    const int j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
+    if (j >= cols) { return; } // whole warps leave together
+    const float* col = X.p + b * strideX + j * X.cs;
+    float s = 0.0f, sa = 0.0f;
+    for (int i = lane; i < rows; i += 32) { s += col[i]; sa += fabsf(col[i]); }
+    s = warp_sum(s);
+    sa = warp_sum(sa);
+    if (lane == 0) { sum[(long)b * cols + j] = s; abssum[(long)b * cols + j] = sa; }
+}
+
+// Column j of C[b] against its checksum c and bound bd (computed from the operands), given the
+// column sums of C and of |C|: abft_check_columns' rule in the same fp32 arithmetic, so the GPU
+// and the CPU agree on what is a fault; NaN fails it. chk/bound are written out (validation).
+__device__ inline void abft_compare_column(const AbftGemm& g, int b, int j, float c, float bd, const float* csum,
+                                           const float* cabs, float* chk, float* bound, float tau, float operand_u,
+                                           int* flags, int* counter) {
+    const long at = (long)b * g.N + j;
+    chk[at] = c;
+    bound[at] = bd;
+    const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
+    if (!((fabsf(csum[at] - c) <= tol) && (cabs[at] <= bd + tol))) { abft_report_fault(flags, counter, b); }
+}
+
+// The checksums of a column tile (alpha·ue·B_j + M·bias_j, from ue = e·A, ua = e·|A|) compared
+// with C's column sums, for a B with contiguous rows (cs == 1): lanes over consecutive columns.
 // grid (ceil(N/ABFT_TILE), batch), block (ABFT_TILE, ABFT_ROWS).
 __global__ void abft_encode_verify_kernel(AbftGemm g, const float* ue, const float* ua, const float* csum, const float* cabs,
                                           float* chk, float* bound, float tau, float operand_u, int* flags, int* counter) {
@@ -322,11 +349,27 @@ __global__ void abft_encode_verify_kernel(AbftGemm g, const float* ue, const flo
     float c = 0.0f, bd = 0.0f;
     abft_column_checksum(g, b, j, ue, ua, &c, &bd);
     if (threadIdx.y != 0 || j >= g.N) { return; }
-    const long at = (long)b * g.N + j;
-    chk[at] = c;
-    bound[at] = bd;
-    const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
-    if (!((fabsf(csum[at] - c) <= tol) && (cabs[at] <= bd + tol))) { abft_report_fault(flags, counter, b); }
+    abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
+}
+
+// The same for a B with contiguous columns (rs == 1: Wᵀ of a linear layer, Kᵀ, Vᵀ): one warp
+// per column of B, its lanes over k. grid (ceil(N/8), batch), block 256.
+__global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue, const float* ua, const float* csum,
+                                                     const float* cabs, float* chk, float* bound, float tau,
+                                                     float operand_u, int* flags, int* counter) {
+    const int j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
+    if (j >= g.N) { return; }
+    const float* col = g.B.p + b * g.strideB + j * g.B.cs;
+    const float* e = ue + (long)b * g.K;
+    const float* ea = ua + (long)b * g.K;
+    float s = 0.0f, sa = 0.0f;
+    for (int k = lane; k < g.K; k += 32) { s += e[k] * col[k]; sa += ea[k] * fabsf(col[k]); }
+    s = warp_sum(s);
+    sa = warp_sum(sa);
+    if (lane != 0) { return; }
+    const float bias = g.bias != nullptr ? g.bias[j] : 0.0f;
+    const float c = g.alpha * s + (float)g.M * bias, bd = fabsf(g.alpha) * sa + (float)g.M * fabsf(bias);
+    abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
 }
 
 // ----------------------------------------------------------------------------
@@ -484,9 +527,16 @@ inline void abft_gpu_free(AbftGpuScratch* s) {
     s->cap_bk = s->cap_bn = s->cap_bm = s->cap_b = s->cap_part = 0;
 }
 
-// Column sums of the (rows, cols) views X[b] into sum, abssum (batch, cols): the two stages.
+// Column sums of the (rows, cols) views X[b] into sum, abssum (batch, cols): a warp per column
+// when columns are contiguous, else the two stages over row chunks.
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
                              float* abssum, cudaStream_t stream) {
+    if (X.rs == 1 && X.cs != 1) {
+        LAUNCH(abft_colsums_contiguous_kernel, dim3(abft_ceil_div(cols, 8), batch), dim3(256), 0, stream)(X, strideX, rows,
+                                                                                                     cols, sum, abssum);
+        cudaCheckLaunch();
+        return;
+    }
     const int chunks = abft_row_chunks(rows);
     LAUNCH(abft_colsums_partial_kernel, dim3(abft_ceil_div(cols, ABFT_TILE), batch, chunks), dim3(ABFT_TILE, ABFT_ROWS), 0,
            stream)(X, strideX, rows, cols, s->part, s->part_abs);
@@ -504,8 +554,13 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
     cudaCheck(cudaMemsetAsync(s->flags, 0, g.batch * sizeof(int), stream));
     abft_gpu_colsums(s, g.A, g.strideA, g.batch, g.M, g.K, s->ue, s->ua, stream);
     abft_gpu_colsums(s, MatView{g.C, g.ldc, 1}, g.strideC, g.batch, g.M, g.N, s->csum, s->cabs, stream);
-    LAUNCH(abft_encode_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
-        g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+    if (g.B.rs == 1 && g.B.cs != 1) {
+        LAUNCH(abft_encode_verify_contiguous_kernel, dim3(abft_ceil_div(g.N, 8), g.batch), dim3(256), 0, stream)(
+            g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+    } else {
+        LAUNCH(abft_encode_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
+            g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+    }
     cudaCheckLaunch();
 }
 

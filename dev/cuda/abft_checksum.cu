@@ -30,7 +30,9 @@
 //      for a linear layer's GEMM (batch 1, N/32 blocks, each summing B·T = 8192 rows). Here the
 //      column sums of A and of C run in two stages (blocks of 32 columns x 256 rows write
 //      partial sums, one thread per column adds them in order), then one kernel per column
-//      tile computes chk/bound and compares. The trainer's path: its kernels, and the
+//      tile computes chk/bound and compares. Operands stored transposed (columns contiguous:
+//      Pᵀ, Wᵀ, Kᵀ) are read a warp per column instead, coalesced, where versions 1 and 2 stride
+//      by a whole row between lanes. The trainer's path: its kernels, and the
 //      correction kernels, live in abft.cuh (abft_gpu_encode_verify, abft_gpu_correct); this
 //      file validates and times them next to the slower versions.
 //
