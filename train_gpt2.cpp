@@ -190,6 +190,8 @@ static void gelu_backward(float* dinp, const float* inp, const float* dout, long
     }
 }
 
+static void zero_floats(float* p, size_t n) { memset(p, 0, n * sizeof(float)); }
+
 static void residual_forward(float* out, const float* a, const float* b, long N) {
     #pragma omp parallel for
     for (long i = 0; i < N; i++) { out[i] = a[i] + b[i]; }
@@ -414,16 +416,14 @@ static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
 // fault survived the layer's recomputation (the caller redoes the step).
 static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool /*for_backward*/) {
     const GPT2Config& c = model->config;
-    const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, V = c.vocab_size, Vp = c.padded_vocab_size;
+    const int B = model->B, T = model->T, C = c.channels, V = c.vocab_size, Vp = c.padded_vocab_size;
     check_tokens(inputs, targets, B * T, V);
     memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
     if (targets != nullptr) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
     encoder_forward(model->acts.encoded, inputs, model->params.wte, model->params.wpe, B, T, C);
     if (!blocks_forward(model)) { return false; }
+    head_forward(model);
     const ActivationTensors& a = model->acts;
-    const float* residual = layer_acts(a, model, L - 1).residual3;
-    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C);
-    matmul_forward(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
     softmax_crossentropy_forward(a.probs, model->losses, a.logits, targets, B, T, V, Vp);
     model->mean_loss = -1.0f;
     if (targets != nullptr) {
@@ -441,27 +441,16 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
 // survived a GEMM's recomputation (the caller redoes the step).
 static bool gpt2_backward(GPT2* model) {
     const GPT2Config& c = model->config;
-    const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, V = c.vocab_size, Vp = c.padded_vocab_size;
+    const int B = model->B, T = model->T, C = c.channels, V = c.vocab_size, Vp = c.padded_vocab_size;
     if (model->grads_memory == nullptr) {
         model->grads_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "gradients");
         point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
     }
-    const ActivationTensors& a = model->acts;
-    const ActivationTensors& d = model->grads_acts;
-    softmax_crossentropy_backward(d.logits, a.probs, model->targets, B, T, V, Vp);
-    matmul_backward(d.lnf, model->grads.wte, nullptr, d.logits, a.lnf, model->params.wte, B * T, C, Vp);
-    float* dresidual = layer_acts(d, model, L - 1).residual3;
-    memset(dresidual, 0, (size_t)B * T * C * sizeof(float)); // the layernorm adds into it
-    const float* residual = layer_acts(a, model, L - 1).residual3;
-    layernorm_backward(dresidual, model->grads.lnfw, model->grads.lnfb, d.lnf, residual, model->params.lnfw,
-                       a.lnf_mean, a.lnf_rstd, B, T, C);
+    softmax_crossentropy_backward(model->grads_acts.logits, model->acts.probs, model->targets, B, T, V, Vp);
+    head_backward(model);
     if (!blocks_backward(model)) { return false; }
-    encoder_backward(model->grads.wte, model->grads.wpe, d.encoded, model->inputs, B, T, C);
+    encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.encoded, model->inputs, B, T, C);
     return true;
-}
-
-static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {
-    gpt2_run_checked(model, inputs, targets, true);
 }
 
 static void gpt2_allocate_moments(GPT2* model) {

@@ -636,6 +636,8 @@ static void gelu_backward(float* dinp, const float* inp, const float* dout, long
     cudaCheckLaunch();
 }
 
+static void zero_floats(float* p, size_t n) { cudaCheck(cudaMemset(p, 0, n * sizeof(float))); }
+
 static void residual_forward(float* out, const float* a, const float* b, long N) {
     LAUNCH(residual_forward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(out, a, b, N);
     cudaCheckLaunch();
@@ -788,21 +790,19 @@ static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
 // survived the layer's recomputation (the caller redoes the step).
 static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool for_backward) {
     const GPT2Config& c = model->config;
-    const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, V = c.vocab_size, Vp = c.padded_vocab_size;
+    const int B = model->B, T = model->T, C = c.channels, V = c.vocab_size, Vp = c.padded_vocab_size;
     check_tokens(inputs, targets, B * T, V);
     cudaCheck(cudaMemcpy(model->inputs, inputs, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice));
     if (for_backward) { token_buckets_build(&model->buckets, inputs, B * T); }
     if (targets != nullptr) { cudaCheck(cudaMemcpy(model->targets, targets, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice)); }
     encoder_forward(model->acts.encoded, model->inputs, model->params.wte, model->params.wpe, B, T, C);
     if (!blocks_forward(model)) { return false; }
-    const ActivationTensors& a = model->acts;
-    const float* residual = layer_acts(a, model, L - 1).residual3;
-    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C);
-    matmul_forward(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
+    head_forward(model);
     model->mean_loss = -1.0f;
     if (targets == nullptr) { return true; }
     float* dlogits = for_backward ? model->grads_acts.logits : nullptr;
-    LAUNCH(crossentropy_forward_kernel, B * T, 512, 0, 0)(model->losses, dlogits, a.logits, model->targets, B * T, V, Vp);
+    LAUNCH(crossentropy_forward_kernel, B * T, 512, 0, 0)(model->losses, dlogits, model->acts.logits, model->targets, B * T,
+                                                         V, Vp);
     cudaCheckLaunch();
     cudaCheck(cudaMemcpy(model->cpu_losses, model->losses, (size_t)B * T * sizeof(float), cudaMemcpyDeviceToHost));
     double sum = 0.0;
@@ -818,28 +818,17 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
 // False when a fault survived a GEMM's recomputation (the caller redoes the step).
 static bool gpt2_backward(GPT2* model) {
     const GPT2Config& c = model->config;
-    const int B = model->B, T = model->T, C = c.channels, L = c.num_layers, Vp = c.padded_vocab_size;
+    const int B = model->B, T = model->T, C = c.channels;
     if (model->grads_memory == nullptr) {
         model->grads_memory = gpu_alloc(model->num_parameters, "gradients");
         // zeros where no pass writes: the rows of wpe beyond T, and the padded rows of wte
         cudaCheck(cudaMemset(model->grads_memory, 0, model->num_parameters * sizeof(float)));
         point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
     }
-    const ActivationTensors& a = model->acts;
-    const ActivationTensors& d = model->grads_acts;
-    matmul_backward(d.lnf, model->grads.wte, nullptr, d.logits, a.lnf, model->params.wte, B * T, C, Vp);
-    float* dresidual = layer_acts(d, model, L - 1).residual3;
-    cudaCheck(cudaMemset(dresidual, 0, (size_t)B * T * C * sizeof(float))); // the layernorm adds into it
-    const float* residual = layer_acts(a, model, L - 1).residual3;
-    layernorm_backward(dresidual, model->grads.lnfw, model->grads.lnfb, d.lnf, residual, model->params.lnfw,
-                       a.lnf_mean, a.lnf_rstd, B, T, C);
+    head_backward(model);
     if (!blocks_backward(model)) { return false; }
-    encoder_backward(model->grads.wte, model->grads.wpe, d.encoded, model->buckets, B, T, C);
+    encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.encoded, model->buckets, B, T, C);
     return true;
-}
-
-static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {
-    gpt2_run_checked(model, inputs, targets, true);
 }
 
 static void gpt2_allocate_moments(GPT2* model) {

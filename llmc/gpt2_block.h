@@ -2,8 +2,9 @@
 // top of the ABFT escalation ladder. The composition lives here once; the layers it calls are
 // each trainer's own, with the same signatures (plain loops in train_gpt2.cpp, kernels in
 // train_gpt2.cu): layernorm_, matmul_, gelu_, residual_, permute_, unpermute_, softmax_
-// forward/backward, bias_backward, and protected_gemm (a GEMM under ATTNChecker: compute,
-// check, repair or recompute; false when the output stays faulty), gpt2_forward, gpt2_backward.
+// forward/backward, bias_backward, zero_floats, and protected_gemm (a GEMM under ATTNChecker:
+// compute, check, repair or recompute; false when the output stays faulty), gpt2_forward,
+// gpt2_backward.
 // Included by a trainer after those definitions and its struct GPT2.
 #pragma once
 
@@ -69,6 +70,15 @@ static bool blocks_forward(GPT2* model) {
 // ----------------------------------------------------------------------------
 // backward: the eight protected GEMMs of the attention
 
+// The top of the model, forward: the final layernorm and the LM head, logits (B,T,Vp) = lnf · wteᵀ.
+static void head_forward(GPT2* model) {
+    const int B = model->B, T = model->T, C = model->config.channels, Vp = model->config.padded_vocab_size;
+    const ActivationTensors& a = model->acts;
+    const float* residual = layer_acts(a, model, model->config.num_layers - 1).residual3;
+    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C);
+    matmul_forward(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
+}
+
 // The attention half of a block, backward: dattproj -> dln1, eight protected GEMMs.
 // dresidual is added to (through the layernorm), every other gradient is written.
 static bool attention_backward(GPT2* model, int l, const float* residual, float* dresidual) {
@@ -123,6 +133,20 @@ static bool block_backward(GPT2* model, int l) {
     return attention_backward(model, l, residual, dresidual);
 }
 
+// From dlogits (grads_acts.logits) down through the LM head and the final layernorm to the last
+// block's output; wte's gradient is written here (the embedding backward adds to it).
+static void head_backward(GPT2* model) {
+    const int B = model->B, T = model->T, C = model->config.channels, Vp = model->config.padded_vocab_size;
+    const ActivationTensors& a = model->acts;
+    const ActivationTensors& d = model->grads_acts;
+    const int L = model->config.num_layers;
+    matmul_backward(d.lnf, model->grads.wte, nullptr, d.logits, a.lnf, model->params.wte, B * T, C, Vp);
+    float* dresidual = layer_acts(d, model, L - 1).residual3;
+    zero_floats(dresidual, (size_t)B * T * C); // the layernorm adds into it
+    layernorm_backward(dresidual, model->grads.lnfw, model->grads.lnfb, d.lnf, layer_acts(a, model, L - 1).residual3,
+                       model->params.lnfw, a.lnf_mean, a.lnf_rstd, B, T, C);
+}
+
 // All L blocks, last to first; false when a fault survived a GEMM's recomputation.
 static bool blocks_backward(GPT2* model) {
     for (int l = model->config.num_layers - 1; l >= 0; l--) {
@@ -149,3 +173,7 @@ static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets,
     }
 }
 
+// One training pass: forward with targets, backward, under the whole ladder.
+static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {
+    gpt2_run_checked(model, inputs, targets, true);
+}
