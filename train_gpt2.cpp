@@ -425,12 +425,7 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     head_forward(model);
     const ActivationTensors& a = model->acts;
     softmax_crossentropy_forward(a.probs, model->losses, a.logits, targets, B, T, V, Vp);
-    model->mean_loss = -1.0f;
-    if (targets != nullptr) {
-        double sum = 0.0;
-        for (int i = 0; i < B * T; i++) { sum += model->losses[i]; }
-        model->mean_loss = (float)(sum / (B * T));
-    }
+    model->mean_loss = targets != nullptr ? mean_loss_of(model->losses, B * T) : -1.0f;
     return true;
 }
 
@@ -491,12 +486,9 @@ static void gpt2_free(GPT2* model) {
 // ----------------------------------------------------------------------------
 // what llmc/trainer.h and the tests need besides the passes: host views, logits, gradients
 
-// The parameters and AdamW moments as host arrays, for checkpoints: on the CPU, the model's own.
-struct HostView {
-    float *params, *m, *v;
-};
+// The host view (llmc/gpt2_model.h) is the model's own memory: nothing to copy.
 static HostView gpt2_host_view(GPT2* model) { return HostView{model->params_memory, model->m_memory, model->v_memory}; }
-static void gpt2_to_host(GPT2*) {}   // the host view is the model itself: nothing to copy
+static void gpt2_to_host(GPT2*) {}
 static void gpt2_from_host(GPT2*) {}
 
 // For the tests: the gradients of the last backward pass; a fresh optimizer.

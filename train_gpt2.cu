@@ -444,7 +444,6 @@ static void gemm_lt(const AbftGemm& g) {
 static void gemm_gpu(const AbftGemm& g) {
     if (g.batch == 1) { gemm_lt(g); return; }
     if (g.bias != nullptr) { die("gemm_gpu", "a batched GEMM takes no bias", "internal error"); }
-    cublasCheck(cublasSetMathMode(g_cublas, g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     const float beta = 0.0f;
     cublasCheck(cublasSgemmStridedBatched(g_cublas, op_of(g.B), op_of(g.A), g.N, g.M, g.K, &g.alpha, g.B.p, ld_of(g.B),
                                           g.strideB, g.A.p, ld_of(g.A), g.strideA, &beta, g.C, (int)g.ldc, g.strideC, g.batch));
@@ -683,11 +682,6 @@ static void softmax_backward(float* dpreatt, const float* datt, const float* att
 // ----------------------------------------------------------------------------
 // the model: config, parameters (one GPU buffer), activations (one GPU buffer)
 
-// The parameters and AdamW moments as host arrays, for checkpoints (copies of the GPU's).
-struct HostView {
-    float *params, *m, *v;
-};
-
 struct GPT2 {
     GPT2Config config;
     ParameterTensors params;
@@ -805,9 +799,7 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
                                                          V, Vp);
     cudaCheckLaunch();
     cudaCheck(cudaMemcpy(model->cpu_losses, model->losses, (size_t)B * T * sizeof(float), cudaMemcpyDeviceToHost));
-    double sum = 0.0;
-    for (int i = 0; i < B * T; i++) { sum += model->cpu_losses[i]; }
-    model->mean_loss = (float)(sum / (B * T));
+    model->mean_loss = mean_loss_of(model->cpu_losses, B * T);
     return true;
 }
 
@@ -916,16 +908,16 @@ static void gpt2_logits_row(const GPT2* model, long bt, float* out) {
     cudaCheck(cudaMemcpy(out, row, model->config.vocab_size * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
+// Checked after every step under -rollback: the counter is allocated once.
 static bool gpt2_params_finite(const GPT2* model) {
-    int* count = nullptr;
-    cudaCheck(cudaMalloc(&count, sizeof(int)));
+    static int* count = nullptr;
+    if (count == nullptr) { cudaCheck(cudaMalloc(&count, sizeof(int))); }
     cudaCheck(cudaMemset(count, 0, sizeof(int)));
     const long n = (long)model->num_parameters;
     LAUNCH(count_nonfinite_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(count, model->params_memory, n);
     cudaCheckLaunch();
     int bad = 0;
     cudaCheck(cudaMemcpy(&bad, count, sizeof(int), cudaMemcpyDeviceToHost));
-    cudaCheck(cudaFree(count));
     return bad == 0;
 }
 
@@ -935,7 +927,12 @@ static void gpt2_describe_backend(char* out, size_t size) {
     snprintf(out, size, "%.120s (sm_%d%d), %s", prop.name, prop.major, prop.minor, g_tf32 ? "TF32 tensor cores" : "fp32");
 }
 
-static void gpt2_set_tf32(GPT2*, bool on) { g_tf32 = on; }
+// -tf32: cuBLASLt takes its compute type per call (gemm_lt), cuBLAS a math mode per handle
+static void gpt2_set_tf32(GPT2*, bool on) {
+    cuda_init();
+    g_tf32 = on;
+    cublasCheck(cublasSetMathMode(g_cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+}
 
 #ifndef TESTING
 #include "llmc/trainer.h"

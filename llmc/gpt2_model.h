@@ -100,6 +100,19 @@ inline size_t layout_activations(size_t* sizes, const GPT2Config& c, int B, int 
     return n;
 }
 
+// The parameters and AdamW moments as host arrays, for checkpoints and tests: on the CPU the
+// model's own memory, on the GPU host copies (m and v null until the optimizer has run).
+struct HostView {
+    float *params, *m, *v;
+};
+
+// The mean of the B·T position losses, summed in double in order (the same on every backend).
+inline float mean_loss_of(const float* losses, int n) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) { sum += losses[i]; }
+    return (float)(sum / n);
+}
+
 // ----------------------------------------------------------------------------
 // one layer's slices
 
