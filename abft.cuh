@@ -484,9 +484,15 @@ struct AbftGpuScratch {
 
 inline int abft_row_chunks(int rows) { return (rows + ABFT_ROW_CHUNK - 1) / ABFT_ROW_CHUNK; }
 
-inline void abft_gpu_free(AbftGpuScratch* s);
-
 inline int abft_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
+
+inline void abft_gpu_free(AbftGpuScratch* s) {
+    if (s->cap_b == 0) { return; }
+    void* ps[] = {s->ue, s->ua, s->chk, s->bound, s->csum, s->cabs, s->part, s->part_abs, s->flags, s->counter,
+                  s->cs.enc, s->cs.biasw, s->cs.colchk, s->cs.rowchk, s->cs.colv, s->cs.rowv, s->cs.unfixable, s->cs.status};
+    for (void* p : ps) { cudaCheck(cudaFree(p)); }
+    s->cap_bk = s->cap_bn = s->cap_bm = s->cap_b = s->cap_part = 0;
+}
 
 // Grows the scratch to fit g (buffers are only ever reallocated upward).
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
@@ -519,13 +525,6 @@ inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     cudaCheck(cudaMalloc(&s->cs.status, s->cap_b * sizeof(int)));
 }
 
-inline void abft_gpu_free(AbftGpuScratch* s) {
-    if (s->cap_b == 0) { return; }
-    void* ps[] = {s->ue, s->ua, s->chk, s->bound, s->csum, s->cabs, s->part, s->part_abs, s->flags, s->counter, s->cs.enc, s->cs.biasw, s->cs.colchk,
-                  s->cs.rowchk, s->cs.colv, s->cs.rowv, s->cs.unfixable, s->cs.status};
-    for (void* p : ps) { cudaCheck(cudaFree(p)); }
-    s->cap_bk = s->cap_bn = s->cap_bm = s->cap_b = s->cap_part = 0;
-}
 
 // Column sums of the (rows, cols) views X[b] into sum, abssum (batch, cols): a warp per column
 // when columns are contiguous, else the two stages over row chunks.
