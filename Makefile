@@ -14,7 +14,7 @@ PYTHON ?= $(firstword $(foreach p,/usr/bin/python3 python3 python,$(shell $(p) -
 # Debian's python3 (the one that apt-get gives packages to)
 PY3 := $(firstword $(wildcard /usr/bin/python3) python3)
 
-HEADERS := abft.cuh $(wildcard llmc/*.h)
+HEADERS := abft.cuh $(wildcard llmc/*.h llmc/*.cuh)
 
 .PHONY: all train test run-tests bench clean refs
 all: train_gpt2 test_gpt2
@@ -85,7 +85,7 @@ test_gpt2cu_asan: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) $(HARNESS_HEAD
 CUDA_DEV_SRCS := $(wildcard dev/cuda/*.cu)
 CUDA_DEV_CPU := $(CUDA_DEV_SRCS:dev/cuda/%.cu=dev/cuda/build/%_cpu)
 CUDA_DEV_NVCC := $(CUDA_DEV_SRCS:dev/cuda/%.cu=dev/cuda/build/%.nvcc)
-CUDA_DEV_DEPS := dev/cuda/common.h abft.cuh llmc/cuda_common.h $(HARNESS_HEADERS)
+CUDA_DEV_DEPS := dev/cuda/common.h $(HEADERS) $(HARNESS_HEADERS)
 
 dev/cuda/build/%_cpu: dev/cuda/%.cu $(CUDA_DEV_DEPS)
 	@mkdir -p $(@D)

@@ -456,8 +456,12 @@ static CoreGemm core_gemm(int M, int N, int K, float magnitude, bool with_bias, 
     for (float& x : t.A) { x = magnitude * random_normal(&seed); }
     for (float& x : t.B) { x = magnitude * random_normal(&seed); }
     for (float& x : t.bias) { x = magnitude * random_normal(&seed); }
-    t.g = AbftGemm{M, N, K, 1, row_major(t.A.data(), K), 0, row_major(t.B.data(), N), 0, t.C.data(), N, 0, 0.7f,
-                   with_bias ? t.bias.data() : nullptr, false};
+    t.g.M = M; t.g.N = N; t.g.K = K;
+    t.g.A = row_major(t.A.data(), K);
+    t.g.B = row_major(t.B.data(), N);
+    t.g.C = t.C.data(); t.g.ldc = N;
+    t.g.alpha = 0.7f;
+    t.g.bias = with_bias ? t.bias.data() : nullptr;
     gemm_cpu(t.g);
     t.clean = t.C;
     return t;

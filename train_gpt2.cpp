@@ -368,7 +368,7 @@ struct GPT2 {
 // building a model: from an llm.c file, or a fresh GPT-2 init
 
 static void gpt2_allocate_parameters(GPT2* model) {
-    model->num_parameters = layout_parameters(model->param_sizes, model->config);
+    model->num_parameters = fill_in_parameter_sizes(model->param_sizes, model->config);
     model->params_memory = (float*)malloc_check(model->num_parameters * sizeof(float), "parameters");
     point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->params, model->param_sizes, model->params_memory);
     abft_init(&model->abft);
@@ -391,7 +391,7 @@ static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64
 // activations and the forward pass
 
 static void gpt2_allocate_activations(GPT2* model, int B, int T) {
-    const size_t n = layout_activations(model->act_sizes, model->config, B, T, true);
+    const size_t n = fill_in_activation_sizes(model->act_sizes, model->config, B, T, true);
     model->B = B;
     model->T = T;
     model->acts_memory = (float*)malloc_check(n * sizeof(float), "activations");
@@ -522,6 +522,19 @@ static void gpt2_set_tf32(GPT2*, bool on) {
     if (on) { die("-tf32", "TF32 tensor-core math is for the CUDA trainer (train_gpt2cu); the CPU computes in fp32", "not available on the CPU"); }
 }
 
-#ifndef TESTING
+// ----------------------------------------------------------------------------
+// main: the training program of llmc/trainer.h on this model
+
 #include "llmc/trainer.h"
+
+#ifndef TESTING
+int main(int argc, char** argv) {
+    const Options o = parse_options(argc, argv);
+    GPT2 model;
+    build_model(&model, o);
+    gpt2_allocate_activations(&model, o.B, o.T);
+    const int status = o.bench > 0 ? run_benchmark(&model, o.bench, (uint64_t)o.seed) : train(&model, o);
+    gpt2_free(&model);
+    return status;
+}
 #endif

@@ -340,7 +340,6 @@ static cublasLtHandle_t g_cublaslt;
 static void* g_workspace;                        // cuBLASLt's
 static const size_t WORKSPACE_BYTES = 32u << 20;
 static bool g_tf32 = false;                      // -tf32: TF32 tensor-core math in every GEMM
-static cudaEvent_t g_check_start, g_check_stop;  // time the ABFT checks on the GPU's clock
 
 static void cuda_init() {
     static bool done = false;
@@ -350,8 +349,6 @@ static void cuda_init() {
     cublasCheck(cublasCreate(&g_cublas));
     cublasCheck(cublasLtCreate(&g_cublaslt));
     cudaCheck(cudaMalloc(&g_workspace, WORKSPACE_BYTES));
-    cudaCheck(cudaEventCreate(&g_check_start));
-    cudaCheck(cudaEventCreate(&g_check_stop));
 }
 
 // The largest power of two (at most 256) that divides the address: cuBLASLt must not pick an
@@ -447,91 +444,6 @@ static void gemm_gpu(const AbftGemm& g) {
     const float beta = 0.0f;
     cublasCheck(cublasSgemmStridedBatched(g_cublas, op_of(g.B), op_of(g.A), g.N, g.M, g.K, &g.alpha, g.B.p, ld_of(g.B),
                                           g.strideB, g.A.p, ld_of(g.A), g.strideA, &beta, g.C, (int)g.ldc, g.strideC, g.batch));
-}
-
-// ----------------------------------------------------------------------------
-// ATTNChecker on the GPU: what abft_gemm (abft.cuh) runs here instead of its CPU loops
-
-static AbftGpuScratch g_abft_scratch; // checksum buffers, grown to the largest protected GEMM
-
-// A fault lands in GPU memory: read the element, write what a faulty unit would have written.
-static void corrupt_gpu(const AbftGemm& g, int b, int i, int j, int type) {
-    float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
-    float value = 0.0f;
-    cudaCheck(cudaMemcpy(&value, x, sizeof(float), cudaMemcpyDeviceToHost));
-    value = abft_fault_value(type, value);
-    cudaCheck(cudaMemcpy(x, &value, sizeof(float), cudaMemcpyHostToDevice));
-}
-
-static float operand_roundoff() { return g_tf32 ? ABFT_TF32_UNIT_ROUNDOFF : 0.0f; }
-
-// Encodes, checks, and returns the number of faulty batch entries (this waits for the GPU:
-// the one synchronization a protected GEMM costs).
-static int check_on_gpu(const Abft* abft, const AbftGemm& g) {
-    AbftGpuScratch* s = &g_abft_scratch;
-    abft_gpu_reserve(s, g);
-    cudaCheck(cudaMemsetAsync(s->counter, 0, sizeof(int), 0));
-    abft_gpu_encode_verify(g, s, abft->cfg.tau, operand_roundoff(), 0);
-    int faulty = 0;
-    cudaCheck(cudaMemcpy(&faulty, s->counter, sizeof(int), cudaMemcpyDeviceToHost));
-    return faulty;
-}
-
-static std::vector<int> copy_ints(const int* device, int n) {
-    std::vector<int> host(n);
-    cudaCheck(cudaMemcpy(host.data(), device, n * sizeof(int), cudaMemcpyDeviceToHost));
-    return host;
-}
-
-// The pattern the correction kernels rebuilt in entry b (from their verdicts), for the counters.
-static int repaired_pattern(const AbftGemm& g, int b, int status, long* fixed) {
-    const bool by_rows = status == REPAIR_BY_ROWS;
-    const int lines = by_rows ? g.M : g.N;
-    std::vector<AbftVerdict> v(lines);
-    const AbftVerdict* src = by_rows ? g_abft_scratch.cs.rowv + (long)b * g.M : g_abft_scratch.cs.colv + (long)b * g.N;
-    cudaCheck(cudaMemcpy(v.data(), src, lines * sizeof(AbftVerdict), cudaMemcpyDeviceToHost));
-    return abft_fix_pattern(v.data(), lines, by_rows, fixed);
-}
-
-// abft_verify's GPU counterpart: checks every batch entry of C and repairs in place what the
-// checksums can. False when an entry is beyond repair (the caller recomputes).
-static bool verify_gpu(Abft* abft, const AbftGemm& g, int op, int layer) {
-    cudaCheck(cudaEventRecord(g_check_start, 0));
-    const int faulty = check_on_gpu(abft, g);
-    cudaCheck(cudaEventRecord(g_check_stop, 0));
-    cudaCheck(cudaEventSynchronize(g_check_stop));
-    float ms = 0.0f;
-    cudaCheck(cudaEventElapsedTime(&ms, g_check_start, g_check_stop));
-    abft->n.seconds[op] += 1e-3 * ms;
-    abft->n.checked[op]++;
-    if (faulty == 0) { return true; }
-    // the slow path: rebuild, then check again
-    const double t0 = wall_seconds();
-    AbftGpuScratch* s = &g_abft_scratch;
-    const std::vector<int> flagged = copy_ints(s->flags, g.batch);
-    abft_gpu_correct(g, s, abft->cfg.extreme, abft->cfg.tau, operand_roundoff(), 0);
-    const std::vector<int> status = copy_ints(s->cs.status, g.batch);
-    std::vector<long> fixed(g.batch, 0);
-    std::vector<int> pattern(g.batch, -1);
-    for (int b = 0; b < g.batch; b++) {
-        if (flagged[b] != 0 && (status[b] == REPAIR_BY_COLUMNS || status[b] == REPAIR_BY_ROWS)) {
-            pattern[b] = repaired_pattern(g, b, status[b], &fixed[b]);
-        }
-    }
-    check_on_gpu(abft, g); // overwrites the flags with the repaired output's
-    const std::vector<int> still = copy_ints(s->flags, g.batch);
-    bool repaired_all = true;
-    for (int b = 0; b < g.batch; b++) {
-        if (flagged[b] == 0) { continue; }
-        const bool ok = pattern[b] >= 0 && still[b] == 0;
-        abft_count_repair(abft, op, layer, b, ok, fixed[b], ok ? pattern[b] : 0);
-        repaired_all &= ok;
-    }
-    abft->n.detected[op]++;
-    const double seconds = wall_seconds() - t0;
-    abft->n.recovery_seconds += seconds;
-    abft->n.seconds[op] += seconds;
-    return repaired_all;
 }
 
 // ----------------------------------------------------------------------------
@@ -723,7 +635,7 @@ static float* gpu_alloc(size_t floats, const char* what) {
 
 static void gpt2_allocate_parameters(GPT2* model) {
     cuda_init();
-    model->num_parameters = layout_parameters(model->param_sizes, model->config);
+    model->num_parameters = fill_in_parameter_sizes(model->param_sizes, model->config);
     model->params_memory = gpu_alloc(model->num_parameters, "parameters");
     point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->params, model->param_sizes, model->params_memory);
     abft_init(&model->abft);
@@ -754,7 +666,7 @@ static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64
 // activations and the forward pass
 
 static void gpt2_allocate_activations(GPT2* model, int B, int T) {
-    const size_t n = layout_activations(model->act_sizes, model->config, B, T, false);
+    const size_t n = fill_in_activation_sizes(model->act_sizes, model->config, B, T, false);
     model->B = B;
     model->T = T;
     model->acts_memory = gpu_alloc(n, "activations");
@@ -770,9 +682,10 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     model->cpu_losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
 }
 
-// A GEMM under ATTNChecker: compute, check, repair in GPU memory, or recompute.
+// A GEMM under ATTNChecker (abft.cuh): compute, check, repair in GPU memory (llmc/abft_gpu.cuh),
+// or recompute.
 static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
-    return abft_gemm(&model->abft, gemm_gpu, g, op, layer, corrupt_gpu, verify_gpu);
+    return abft_gemm(&model->abft, gemm_gpu, g, op, layer, abft_gpu_corrupt, abft_gpu_verify);
 }
 
 // the transformer block, forward and backward, and the top of the ABFT ladder: shared with the
@@ -927,13 +840,28 @@ static void gpt2_describe_backend(char* out, size_t size) {
     snprintf(out, size, "%.120s (sm_%d%d), %s", prop.name, prop.major, prop.minor, g_tf32 ? "TF32 tensor cores" : "fp32");
 }
 
-// -tf32: cuBLASLt takes its compute type per call (gemm_lt), cuBLAS a math mode per handle
-static void gpt2_set_tf32(GPT2*, bool on) {
+// -tf32: cuBLASLt takes its compute type per call (gemm_lt), cuBLAS a math mode per handle;
+// the checks widen their tolerance by TF32's operand rounding
+static void gpt2_set_tf32(GPT2* model, bool on) {
     cuda_init();
     g_tf32 = on;
     cublasCheck(cublasSetMathMode(g_cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    model->abft.cfg.operand_u = on ? ABFT_TF32_UNIT_ROUNDOFF : 0.0f;
 }
 
-#ifndef TESTING
+// ----------------------------------------------------------------------------
+// main: the training program of llmc/trainer.h on this model
+
 #include "llmc/trainer.h"
+
+#ifndef TESTING
+int main(int argc, char** argv) {
+    const Options o = parse_options(argc, argv);
+    GPT2 model;
+    build_model(&model, o);
+    gpt2_allocate_activations(&model, o.B, o.T);
+    const int status = o.bench > 0 ? run_benchmark(&model, o.bench, (uint64_t)o.seed) : train(&model, o);
+    gpt2_free(&model);
+    return status;
+}
 #endif

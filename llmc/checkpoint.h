@@ -2,7 +2,7 @@
 //
 // Model file (llm.c's format, version 3, fp32): a 256-int32 header
 //     [0]=20240326 magic, [1]=3, [2]=maxT, [3]=V, [4]=L, [5]=NH, [6]=C, [7]=Vp
-// then the 16 parameter tensors in the order of fill_in_parameter_sizes.
+// then the 16 parameter tensors in the order of fill_in_parameter_sizes (llmc/gpt2_model.h).
 //
 // State file (this project's, the rest of what a bit-identical resume needs): a 256-int32
 // header [0]=20240331 magic, [1]=1, [2]=step (steps completed), [3]=B, [4]=T, then a
@@ -24,102 +24,11 @@
 #include <cstring>
 #include <string>
 
-#include "rand.h"
-#include "utils.h"
-
-// ----------------------------------------------------------------------------
-// the model config and the layout of its parameters
-
-struct GPT2Config {
-    int max_seq_len;        // maxT, e.g. 1024
-    int vocab_size;         // V, e.g. 50257
-    int padded_vocab_size;  // Vp, V rounded up to a multiple of 128
-    int num_layers;         // L
-    int num_heads;          // NH
-    int channels;           // C
-};
+#include "llmc/gpt2_model.h"
+#include "llmc/utils.h"
 
 constexpr int MODEL_MAGIC = 20240326;
 constexpr int STATE_MAGIC = 20240331;
-constexpr int NUM_PARAMETER_TENSORS = 16;
-
-inline void fill_in_parameter_sizes(size_t* sizes, const GPT2Config& cfg) {
-    const size_t Vp = cfg.padded_vocab_size, C = cfg.channels, maxT = cfg.max_seq_len, L = cfg.num_layers;
-    const size_t table[NUM_PARAMETER_TENSORS] = {
-        Vp * C, maxT * C, L * C, L * C, L * 3 * C * C, L * 3 * C, L * C * C, L * C,
-        L * C, L * C, L * 4 * C * C, L * 4 * C, L * C * 4 * C, L * C, C, C};
-    memcpy(sizes, table, sizeof(table));
-}
-
-inline size_t count_parameters(const GPT2Config& cfg) {
-    size_t sizes[NUM_PARAMETER_TENSORS];
-    fill_in_parameter_sizes(sizes, cfg);
-    size_t n = 0;
-    for (size_t s : sizes) { n += s; }
-    return n;
-}
-
-inline void check_config(const GPT2Config& c, const char* where) {
-    const char* hint = "regenerate the model file with scripts/train_gpt2.py";
-    if (c.max_seq_len < 1 || c.vocab_size < 1 || c.num_layers < 1 || c.num_heads < 1 || c.channels < 1) {
-        die(where, hint, "nonpositive size (maxT %d, V %d, L %d, NH %d, C %d)",
-            c.max_seq_len, c.vocab_size, c.num_layers, c.num_heads, c.channels);
-    }
-    if (c.channels % c.num_heads != 0) { die(where, hint, "channels %d not divisible by heads %d", c.channels, c.num_heads); }
-    if (c.padded_vocab_size < c.vocab_size) { die(where, hint, "padded vocab %d < vocab %d", c.padded_vocab_size, c.vocab_size); }
-}
-
-// "dN" (GPT-2 shapes of depth N, e.g. d12 = 124M) or "L4C256H4" (optionally followed by
-// "V1000T512"). False when s is not a descriptor (then it names a model file).
-inline bool parse_model_descriptor(const char* s, GPT2Config* c) {
-    *c = GPT2Config{1024, 50257, 0, 0, 0, 0};
-    int depth = 0, consumed = 0;
-    if (sscanf(s, "d%d%n", &depth, &consumed) == 1 && s[consumed] == '\0') {
-        const int presets[][3] = {{6, 384, 6}, {12, 768, 12}, {24, 1024, 16}, {36, 1280, 20}, {48, 1600, 25}};
-        for (const auto& pr : presets) {
-            if (pr[0] == depth) { c->num_layers = depth; c->channels = pr[1]; c->num_heads = pr[2]; break; }
-        }
-        if (c->num_layers == 0) {
-            die("-e", "GPT-2 depths are d6, d12, d24, d36 and d48; or describe one as L4C256H4", "no preset of depth %d", depth);
-        }
-    } else {
-        if (sscanf(s, "L%dC%dH%d%n", &c->num_layers, &c->channels, &c->num_heads, &consumed) != 3) { return false; }
-        const char* rest = s + consumed;
-        while (*rest != '\0') {
-            int value = 0, n = 0;
-            char key = *rest;
-            if (sscanf(rest + 1, "%d%n", &value, &n) != 1) { return false; }
-            if (key == 'V') { c->vocab_size = value; } else if (key == 'T') { c->max_seq_len = value; } else { return false; }
-            rest += 1 + n;
-        }
-    }
-    c->padded_vocab_size = (c->vocab_size + 127) / 128 * 128;
-    check_config(*c, "-e");
-    return true;
-}
-
-// GPT-2's init into params (laid out by fill_in_parameter_sizes): N(0, 0.02), the residual
-// projections scaled by 1/sqrt(2L), zero biases, unit layernorm weights. The padded rows of
-// wte stay zero. The same numbers on every backend for a given seed.
-inline void gpt2_init_params(const GPT2Config& c, float* params, uint64_t seed) {
-    size_t sizes[NUM_PARAMETER_TENSORS];
-    fill_in_parameter_sizes(sizes, c);
-    float* t[NUM_PARAMETER_TENSORS];
-    float* p = params;
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { t[i] = p; p += sizes[i]; }
-    memset(params, 0, (size_t)(p - params) * sizeof(float));
-    const long L = c.num_layers, C = c.channels;
-    const float residual_std = 0.02f / sqrtf(2.0f * L);
-    uint64_t rng = seed;
-    normal_fill(t[0], (long)c.vocab_size * C, 0.0f, 0.02f, &rng);  // wte
-    normal_fill(t[1], (long)c.max_seq_len * C, 0.0f, 0.02f, &rng); // wpe
-    normal_fill(t[4], L * 3 * C * C, 0.0f, 0.02f, &rng);           // qkvw
-    normal_fill(t[6], L * C * C, 0.0f, residual_std, &rng);        // attprojw
-    normal_fill(t[10], L * 4 * C * C, 0.0f, 0.02f, &rng);          // fcw
-    normal_fill(t[12], L * 4 * C * C, 0.0f, residual_std, &rng);   // fcprojw
-    for (long i = 0; i < L * C; i++) { t[2][i] = 1.0f; t[8][i] = 1.0f; } // ln1w, ln2w
-    for (long i = 0; i < C; i++) { t[14][i] = 1.0f; }                  // lnfw
-}
 
 // ----------------------------------------------------------------------------
 // atomic files: write to PATH.tmp, flush to disk, rename over PATH

@@ -1,19 +1,18 @@
-// gpt2_block.h: a transformer block, forward and backward, as both trainers run it, and the
-// top of the ABFT escalation ladder. The composition lives here once; the layers it calls are
-// each trainer's own, with the same signatures (plain loops in train_gpt2.cpp, kernels in
-// train_gpt2.cu): layernorm_, matmul_, gelu_, residual_, permute_, unpermute_, softmax_
-// forward/backward, bias_backward, zero_floats, and protected_gemm (a GEMM under ATTNChecker:
-// compute, check, repair or recompute; false when the output stays faulty), gpt2_forward,
-// gpt2_backward.
-// Included by a trainer after those definitions and its struct GPT2.
+// gpt2_block.h: a transformer block, forward and backward, as both trainers run it, with the
+// ATTNChecker-protected GEMMs of its attention, and the second rung of the escalation ladder
+// (recompute a layer). The composition lives here once; the layers it calls are each
+// trainer's own, with the same signatures (plain loops in train_gpt2.cpp, kernels in
+// train_gpt2.cu), defined before this header is included:
+//   layernorm_, matmul_, gelu_, residual_, permute_, unpermute_, softmax_ forward/backward,
+//   bias_backward, zero_floats, and protected_gemm(model, gemm, op, layer): a GEMM under
+//   ATTNChecker (compute, check, repair or recompute; false when the output stays faulty).
+//
+// Reading path: blocks_forward → block_forward → attention_forward → protected_gemm; the
+// backward pass mirrors it (blocks_backward → block_backward → attention_backward).
 #pragma once
 
 #include "abft.cuh"
 #include "llmc/gpt2_model.h"
-
-// defined by the trainer after this header (the ladder below calls them)
-static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool for_backward);
-static bool gpt2_backward(GPT2* model);
 
 // ----------------------------------------------------------------------------
 // forward: the four protected GEMMs of the attention, then the MLP
@@ -24,17 +23,18 @@ static bool attention_forward(GPT2* model, int l, const float* residual) {
     const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
     const LayerActs a = layer_acts(model->acts, model, l);
     const LayerParams p = layer_params(model->params, model->config, l);
-    const long hd = (long)T * HS, tt = (long)T * T; // per-head matrix sizes
     const float scale = 1.0f / sqrtf((float)HS);
     layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C);
     if (!protected_gemm(model, linear_gemm(a.qkv, a.ln1, p.qkvw, p.qkvb, B * T, C, 3 * C), OP_QKV, l)) { return false; }
     permute_forward(a.q, a.k, a.v, a.qkv, B, T, NH, HS);
-    // S = Q·Kᵀ/√HS (T,T) per head
-    AbftGemm qk = heads_gemm(B * NH, T, T, HS, row_major(a.q, HS), hd, transposed(a.k, HS), hd, a.preatt, tt, scale, true);
+    // S = Q·Kᵀ/√HS: per head (T, T) = (T, HS)·(HS, T); only j <= i is read by the softmax
+    AbftGemm qk = heads_gemm(B * NH, T, T, HS);
+    qk.A = row_major(a.q, HS); qk.B = transposed(a.k, HS); qk.C = a.preatt; qk.alpha = scale; qk.causal = true;
     if (!protected_gemm(model, qk, OP_QK, l)) { return false; }
     softmax_forward(a.att, a.preatt, B, NH, T);
-    // Y = P·V (T,HS) per head
-    AbftGemm pv = heads_gemm(B * NH, T, HS, T, row_major(a.att, T), tt, row_major(a.v, HS), hd, a.yh, hd, 1.0f, false);
+    // Y = P·V: per head (T, HS) = (T, T)·(T, HS)
+    AbftGemm pv = heads_gemm(B * NH, T, HS, T);
+    pv.A = row_major(a.att, T); pv.B = row_major(a.v, HS); pv.C = a.yh;
     if (!protected_gemm(model, pv, OP_PV, l)) { return false; }
     unpermute_forward(a.atty, a.yh, B, T, NH, HS);
     return protected_gemm(model, linear_gemm(a.attproj, a.atty, p.attprojw, p.attprojb, B * T, C, C), OP_PROJ, l);
@@ -87,7 +87,6 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     const LayerActs d = layer_acts(model->grads_acts, model, l);
     const LayerParams p = layer_params(model->params, model->config, l);
     const LayerParams dp = layer_params(model->grads, model->config, l);
-    const long hd = (long)T * HS, tt = (long)T * T;
     const float scale = 1.0f / sqrtf((float)HS);
     const int BT = B * T;
     // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
@@ -96,15 +95,19 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     bias_backward(dp.attprojb, d.attproj, BT, C);
     unpermute_backward(d.yh, d.atty, B, T, NH, HS);
     // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head
-    AbftGemm dpg = heads_gemm(B * NH, T, T, HS, row_major(d.yh, HS), hd, transposed(a.v, HS), hd, d.att, tt, 1.0f, true);
+    AbftGemm dpg = heads_gemm(B * NH, T, T, HS);
+    dpg.A = row_major(d.yh, HS); dpg.B = transposed(a.v, HS); dpg.C = d.att; dpg.causal = true;
     if (!protected_gemm(model, dpg, OP_PV_DP, l)) { return false; }
-    AbftGemm dvg = heads_gemm(B * NH, T, HS, T, transposed(a.att, T), tt, row_major(d.yh, HS), hd, d.v, hd, 1.0f, false);
+    AbftGemm dvg = heads_gemm(B * NH, T, HS, T);
+    dvg.A = transposed(a.att, T); dvg.B = row_major(d.yh, HS); dvg.C = d.v;
     if (!protected_gemm(model, dvg, OP_PV_DV, l)) { return false; }
     softmax_backward(d.preatt, d.att, a.att, B, NH, T);
     // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head
-    AbftGemm dqg = heads_gemm(B * NH, T, HS, T, row_major(d.preatt, T), tt, row_major(a.k, HS), hd, d.q, hd, scale, false);
+    AbftGemm dqg = heads_gemm(B * NH, T, HS, T);
+    dqg.A = row_major(d.preatt, T); dqg.B = row_major(a.k, HS); dqg.C = d.q; dqg.alpha = scale;
     if (!protected_gemm(model, dqg, OP_QK_DQ, l)) { return false; }
-    AbftGemm dkg = heads_gemm(B * NH, T, HS, T, transposed(d.preatt, T), tt, row_major(a.q, HS), hd, d.k, hd, scale, false);
+    AbftGemm dkg = heads_gemm(B * NH, T, HS, T);
+    dkg.A = transposed(d.preatt, T); dkg.B = row_major(a.q, HS); dkg.C = d.k; dkg.alpha = scale;
     if (!protected_gemm(model, dkg, OP_QK_DK, l)) { return false; }
     permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS);
     // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
@@ -153,27 +156,4 @@ static bool blocks_backward(GPT2* model) {
         if (!block_backward(model, l)) { return false; }
     }
     return true;
-}
-
-// ----------------------------------------------------------------------------
-// the top of the ladder
-
-// A forward (and, with `backward`, backward) pass under the top of the escalation ladder: a
-// pass whose fault survived every lower rung is redone once from the pre-step state (the
-// parameters only change in the update that follows). A fault that survives that is not transient.
-static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets, bool backward) {
-    for (int attempt = 0;; attempt++) {
-        if (gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model))) { return; }
-        if (attempt == 1) {
-            die("abft", "the inputs of a protected GEMM are themselves bad: the model has diverged or memory is failing",
-                "step %d still faulty after it was redone", model->abft.step);
-        }
-        model->abft.n.redone_step++;
-        if (model->abft.cfg.verbose) { printf("abft: step %d: redoing the step\n", model->abft.step); }
-    }
-}
-
-// One training pass: forward with targets, backward, under the whole ladder.
-static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {
-    gpt2_run_checked(model, inputs, targets, true);
 }

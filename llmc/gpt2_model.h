@@ -1,16 +1,76 @@
-// gpt2_model.h: the memory layout of a GPT-2 model, shared by the CPU and CUDA trainers: the
-// parameters in one buffer and the activations in another, each cut into tensors by a size
-// table, and the slices of one layer.
+// gpt2_model.h: the GPT-2 model, as both trainers define it: its config (and the short
+// descriptors that name one: d12, L4C256H4...), GPT-2's initialization, and its memory
+// layout: the parameters in one buffer and the activations in another, each cut into tensors
+// by a size table (one labelled line per tensor), plus the slices of one layer.
+//
+// B = batch, T = sequence length, C = channels, L = layers, NH = heads, HS = C/NH head size,
+// V = vocabulary, Vp = V padded to a multiple of 128 (llm.c's layout), maxT = longest sequence.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 
-#include "llmc/checkpoint.h"
+#include "llmc/rand.h"
+#include "llmc/utils.h"
 
 // ----------------------------------------------------------------------------
-// parameters and activations, one buffer each
+// the config
 
+struct GPT2Config {
+    int max_seq_len;        // maxT, e.g. 1024
+    int vocab_size;         // V, e.g. 50257
+    int padded_vocab_size;  // Vp, V rounded up to a multiple of 128
+    int num_layers;         // L
+    int num_heads;          // NH
+    int channels;           // C
+};
+
+inline void check_config(const GPT2Config& c, const char* where) {
+    const char* hint = "regenerate the model file with scripts/train_gpt2.py";
+    if (c.max_seq_len < 1 || c.vocab_size < 1 || c.num_layers < 1 || c.num_heads < 1 || c.channels < 1) {
+        die(where, hint, "nonpositive size (maxT %d, V %d, L %d, NH %d, C %d)",
+            c.max_seq_len, c.vocab_size, c.num_layers, c.num_heads, c.channels);
+    }
+    if (c.channels % c.num_heads != 0) { die(where, hint, "channels %d not divisible by heads %d", c.channels, c.num_heads); }
+    if (c.padded_vocab_size < c.vocab_size) { die(where, hint, "padded vocab %d < vocab %d", c.padded_vocab_size, c.vocab_size); }
+}
+
+// "dN" (GPT-2 shapes of depth N, e.g. d12 = 124M) or "L4C256H4" (optionally followed by
+// "V1000T512"). False when s is not a descriptor (then it names a model file).
+inline bool parse_model_descriptor(const char* s, GPT2Config* c) {
+    *c = GPT2Config{1024, 50257, 0, 0, 0, 0};
+    int depth = 0, consumed = 0;
+    if (sscanf(s, "d%d%n", &depth, &consumed) == 1 && s[consumed] == '\0') {
+        const int presets[][3] = {{6, 384, 6}, {12, 768, 12}, {24, 1024, 16}, {36, 1280, 20}, {48, 1600, 25}};
+        for (const auto& pr : presets) {
+            if (pr[0] == depth) { c->num_layers = depth; c->channels = pr[1]; c->num_heads = pr[2]; break; }
+        }
+        if (c->num_layers == 0) {
+            die("-e", "GPT-2 depths are d6, d12, d24, d36 and d48; or describe one as L4C256H4", "no preset of depth %d", depth);
+        }
+    } else {
+        if (sscanf(s, "L%dC%dH%d%n", &c->num_layers, &c->channels, &c->num_heads, &consumed) != 3) { return false; }
+        const char* rest = s + consumed;
+        while (*rest != '\0') {
+            int value = 0, n = 0;
+            char key = *rest;
+            if (sscanf(rest + 1, "%d%n", &value, &n) != 1) { return false; }
+            if (key == 'V') { c->vocab_size = value; } else if (key == 'T') { c->max_seq_len = value; } else { return false; }
+            rest += 1 + n;
+        }
+    }
+    c->padded_vocab_size = (c->vocab_size + 127) / 128 * 128;
+    check_config(*c, "-e");
+    return true;
+}
+
+// ----------------------------------------------------------------------------
+// parameters: one buffer, cut into 16 tensors in llm.c's order (the model file's)
+
+constexpr int NUM_PARAMETER_TENSORS = 16;
 struct ParameterTensors {
     float* wte;      // (Vp, C)
     float* wpe;      // (maxT, C)
@@ -30,6 +90,35 @@ struct ParameterTensors {
     float* lnfb;     // (C)
 };
 
+// The parameters' size table; returns their number (the one place where they are counted).
+inline size_t fill_in_parameter_sizes(size_t* sizes, const GPT2Config& cfg) {
+    const size_t Vp = cfg.padded_vocab_size, C = cfg.channels, maxT = cfg.max_seq_len, L = cfg.num_layers;
+    sizes[0] = Vp * C;           // wte
+    sizes[1] = maxT * C;         // wpe
+    sizes[2] = L * C;            // ln1w
+    sizes[3] = L * C;            // ln1b
+    sizes[4] = L * (3 * C) * C;  // qkvw
+    sizes[5] = L * (3 * C);      // qkvb
+    sizes[6] = L * C * C;        // attprojw
+    sizes[7] = L * C;            // attprojb
+    sizes[8] = L * C;            // ln2w
+    sizes[9] = L * C;            // ln2b
+    sizes[10] = L * (4 * C) * C; // fcw
+    sizes[11] = L * (4 * C);     // fcb
+    sizes[12] = L * C * (4 * C); // fcprojw
+    sizes[13] = L * C;           // fcprojb
+    sizes[14] = C;               // lnfw
+    sizes[15] = C;               // lnfb
+    size_t total = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { total += sizes[i]; }
+    return total;
+}
+
+inline size_t count_parameters(const GPT2Config& cfg) {
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    return fill_in_parameter_sizes(sizes, cfg);
+}
+
 // Points the tensors of a struct of float pointers into one buffer, in declaration order.
 template <typename Tensors, int N>
 inline void point_tensors(Tensors* t, const size_t* sizes, float* memory) {
@@ -37,6 +126,30 @@ inline void point_tensors(Tensors* t, const size_t* sizes, float* memory) {
     float** ptrs = reinterpret_cast<float**>(t);
     for (int i = 0; i < N; i++) { ptrs[i] = memory; memory += sizes[i]; }
 }
+
+// GPT-2's init into params (laid out by fill_in_parameter_sizes): N(0, 0.02), the residual
+// projections scaled by 1/sqrt(2L), zero biases, unit layernorm weights. The padded rows of
+// wte stay zero. The same numbers on every backend for a given seed.
+inline void gpt2_init_params(const GPT2Config& c, float* params, uint64_t seed) {
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    memset(params, 0, fill_in_parameter_sizes(sizes, c) * sizeof(float));
+    ParameterTensors p;
+    point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&p, sizes, params);
+    const long L = c.num_layers, C = c.channels;
+    const float residual_std = 0.02f / sqrtf(2.0f * L);
+    uint64_t rng = seed;
+    normal_fill(p.wte, (long)c.vocab_size * C, 0.0f, 0.02f, &rng);
+    normal_fill(p.wpe, (long)c.max_seq_len * C, 0.0f, 0.02f, &rng);
+    normal_fill(p.qkvw, L * 3 * C * C, 0.0f, 0.02f, &rng);
+    normal_fill(p.attprojw, L * C * C, 0.0f, residual_std, &rng);
+    normal_fill(p.fcw, L * 4 * C * C, 0.0f, 0.02f, &rng);
+    normal_fill(p.fcprojw, L * 4 * C * C, 0.0f, residual_std, &rng);
+    for (long i = 0; i < L * C; i++) { p.ln1w[i] = 1.0f; p.ln2w[i] = 1.0f; }
+    for (long i = 0; i < C; i++) { p.lnfw[i] = 1.0f; }
+}
+
+// ----------------------------------------------------------------------------
+// activations: one buffer (and one more of the same layout for their gradients)
 
 constexpr int NUM_ACTIVATION_TENSORS = 26;
 struct ActivationTensors {
@@ -68,49 +181,45 @@ struct ActivationTensors {
     float* probs;     // (B, T, Vp)
 };
 
+// The activations' size table for batches of (B, T); returns their number of floats.
 // probs: whether the (B, T, Vp) probabilities are kept (the CPU trainer); the CUDA trainer's
 // fused classifier never stores them.
-inline void fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int B, int T, bool probs) {
-    const size_t C = cfg.channels, NH = cfg.num_heads, L = cfg.num_layers, Vp = cfg.padded_vocab_size;
-    const size_t BT = (size_t)B * T, BTC = BT * C, att = (size_t)B * NH * T * T;
-    const size_t table[NUM_ACTIVATION_TENSORS] = {
-        BTC, L * BTC, L * BT, L * BT, L * BTC * 3, L * BTC, L * BTC, L * BTC, L * att, L * att, L * BTC,
-        L * BTC, L * BTC, L * BTC, L * BTC, L * BT, L * BT, L * BTC * 4, L * BTC * 4, L * BTC, L * BTC,
-        BTC, BT, BT, BT * Vp, probs ? BT * Vp : 0};
-    memcpy(sizes, table, sizeof(table));
-}
-
-// The size table of the parameters; returns their number.
-inline size_t layout_parameters(size_t* sizes, const GPT2Config& c) {
-    fill_in_parameter_sizes(sizes, c);
-    size_t n = 0;
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { n += sizes[i]; }
-    return n;
-}
-
-// The size table of the activations for batches of (B, T); returns their number of floats.
-inline size_t layout_activations(size_t* sizes, const GPT2Config& c, int B, int T, bool probs) {
-    if (T > c.max_seq_len) {
+inline size_t fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int B, int T, bool probs) {
+    if (T > cfg.max_seq_len) {
         die("-t", "use a sequence length no longer than the model's", "sequence length %d exceeds the model's maximum %d",
-            T, c.max_seq_len);
+            T, cfg.max_seq_len);
     }
-    fill_in_activation_sizes(sizes, c, B, T, probs);
-    size_t n = 0;
-    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { n += sizes[i]; }
-    return n;
-}
-
-// The parameters and AdamW moments as host arrays, for checkpoints and tests: on the CPU the
-// model's own memory, on the GPU host copies (m and v null until the optimizer has run).
-struct HostView {
-    float *params, *m, *v;
-};
-
-// The mean of the B·T position losses, summed in double in order (the same on every backend).
-inline float mean_loss_of(const float* losses, int n) {
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) { sum += losses[i]; }
-    return (float)(sum / n);
+    const size_t C = cfg.channels, NH = cfg.num_heads, L = cfg.num_layers, Vp = cfg.padded_vocab_size;
+    const size_t BT = (size_t)B * T;
+    sizes[0] = BT * C;               // encoded
+    sizes[1] = L * BT * C;           // ln1
+    sizes[2] = L * BT;               // ln1_mean
+    sizes[3] = L * BT;               // ln1_rstd
+    sizes[4] = L * BT * 3 * C;       // qkv
+    sizes[5] = L * BT * C;           // q
+    sizes[6] = L * BT * C;           // k
+    sizes[7] = L * BT * C;           // v
+    sizes[8] = L * B * NH * T * T;   // preatt
+    sizes[9] = L * B * NH * T * T;   // att
+    sizes[10] = L * BT * C;          // yh
+    sizes[11] = L * BT * C;          // atty
+    sizes[12] = L * BT * C;          // attproj
+    sizes[13] = L * BT * C;          // residual2
+    sizes[14] = L * BT * C;          // ln2
+    sizes[15] = L * BT;              // ln2_mean
+    sizes[16] = L * BT;              // ln2_rstd
+    sizes[17] = L * BT * 4 * C;      // fch
+    sizes[18] = L * BT * 4 * C;      // fch_gelu
+    sizes[19] = L * BT * C;          // fcproj
+    sizes[20] = L * BT * C;          // residual3
+    sizes[21] = BT * C;              // lnf
+    sizes[22] = BT;                  // lnf_mean
+    sizes[23] = BT;                  // lnf_rstd
+    sizes[24] = BT * Vp;             // logits
+    sizes[25] = probs ? BT * Vp : 0; // probs
+    size_t total = 0;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { total += sizes[i]; }
+    return total;
 }
 
 // ----------------------------------------------------------------------------
@@ -145,6 +254,21 @@ inline LayerParams layer_params(const ParameterTensors& p, const GPT2Config& c, 
                        p.fcw + l * 4 * C * C, p.fcb + l * 4 * C, p.fcprojw + l * 4 * C * C, p.fcprojb + l * C};
 }
 
+// ----------------------------------------------------------------------------
+// what both trainers expose to the training program and the tests
+
+// The parameters and AdamW moments as host arrays, for checkpoints and tests: on the CPU the
+// model's own memory, on the GPU host copies (m and v null until the optimizer has run).
+struct HostView {
+    float *params, *m, *v;
+};
+
+// The mean of the B·T position losses, summed in double in order (the same on every backend).
+inline float mean_loss_of(const float* losses, int n) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) { sum += losses[i]; }
+    return (float)(sum / n);
+}
 
 // Every token of inputs (and targets, if any) must be an id of the model's vocabulary.
 inline void check_tokens(const int* inputs, const int* targets, int n, int V) {

@@ -1,14 +1,18 @@
 // trainer.h: the training program around a GPT-2 model, shared by the CPU trainer
-// (train_gpt2.cpp) and the CUDA trainer (train_gpt2.cu): flags, data, the training loop,
-// validation, sampling, the JSONL log, checkpoints and resume, Ctrl-C, the checkpoint/restore
-// baseline (-rollback), the ABFT on/off benchmark and the ABFT report.
+// (train_gpt2.cpp) and the CUDA trainer (train_gpt2.cu), whose main calls it: flags, the top
+// of the ABFT escalation ladder (redo a step), the training loop with validation, sampling,
+// the JSONL log, checkpoints and resume, Ctrl-C, the checkpoint/restore baseline
+// (-rollback), and the ABFT on/off benchmark.
 //
-// Included at the end of a trainer, which provides the model and its passes:
+// Reading path: main (the trainer's) → train → train_step → gpt2_forward_backward → the
+// trainer's gpt2_forward / gpt2_backward.
+//
+// Included by a trainer after it has defined the model and its passes, which this file calls:
 //   struct GPT2 { GPT2Config config; size_t num_parameters; int B, T; float mean_loss; Abft abft; ... }
 //   gpt2_build_from_checkpoint(GPT2*, path)    gpt2_build_from_random(GPT2*, config, seed)
 //   gpt2_allocate_activations(GPT2*, B, T)     gpt2_allocate_moments(GPT2*)
-//   gpt2_forward_backward(GPT2*, inputs, targets)      (host arrays (B,T); sets mean_loss)
-//   gpt2_run_checked(GPT2*, inputs, targets, backward) (backward false: a forward pass)
+//   gpt2_forward(GPT2*, inputs, targets, for_backward), gpt2_backward(GPT2*)
+//                                              (false when a fault survived the lower rungs)
 //   gpt2_update(GPT2*, lr, beta1, beta2, eps, weight_decay, t)       gpt2_free(GPT2*)
 //   HostView gpt2_host_view(GPT2*), gpt2_to_host(GPT2*), gpt2_from_host(GPT2*)
 //                                              (host arrays of parameters and AdamW moments)
@@ -28,29 +32,12 @@
 #include "abft.cuh"
 #include "llmc/checkpoint.h"
 #include "llmc/dataloader.h"
+#include "llmc/gpt2_model.h"
 #include "llmc/rand.h"
 #include "llmc/tokenizer.h"
 #include "llmc/utils.h"
 
 static const char* g_program = "./train_gpt2"; // argv[0], for the usage line
-
-// ----------------------------------------------------------------------------
-// ABFT report
-
-static void abft_print_summary(const Abft& abft, int steps) {
-    const AbftCounters& n = abft.n;
-    printf("abft summary over %d step%s (%s):\n", steps, steps == 1 ? "" : "s", abft.cfg.enabled ? "on" : "off");
-    printf("  %-8s %8s %8s %6s %6s %6s %6s %8s %10s\n", "op", "checked", "detected", "0d", "row", "col", "scat", "recomp", "ms");
-    for (int op = 0; op < ABFT_NUM_OPS; op++) {
-        printf("  %-8s %8ld %8ld %6ld %6ld %6ld %6ld %8ld %10.3f\n", abft_op_names[op], n.checked[op], n.detected[op],
-               n.corrected[op][FIX_0D], n.corrected[op][FIX_ROW], n.corrected[op][FIX_COL], n.corrected[op][FIX_SCATTERED],
-               n.recomputed_op[op], 1e3 * n.seconds[op]);
-    }
-    printf("  injected %ld, layers recomputed %ld, steps redone %ld, time in repairs and recomputed GEMMs %.3f ms\n",
-           n.injected, n.recomputed_layer, n.redone_step, 1e3 * n.recovery_seconds);
-    printf("  (0d/row/col/scat: outputs rebuilt from checksums, by fault pattern; recomp: GEMMs recomputed;\n"
-           "   ms: total time in checksums and checks, including validation and sampling passes)\n");
-}
 
 // ----------------------------------------------------------------------------
 // command line
@@ -110,7 +97,9 @@ static void parse_flag_value(const Flag& f, const char* value) {
     else { *(float*)f.target = (float)x; }
 }
 
+// The flags (see -h), validated; argv[0] names the program in the usage line.
 static Options parse_options(int argc, char** argv) {
+    g_program = argv[0];
     static Options o;
     const Flag flags[] = {
         {"-i", FLAG_STRING, &o.train_pattern, 0, 0, "train token shards (glob)"},
@@ -149,9 +138,14 @@ static Options parse_options(int argc, char** argv) {
         if (f == n) { die(argv[i], "see -h", "unknown flag"); }
         parse_flag_value(flags[f], argv[i + 1]);
     }
+    if ((o.checkpoint_every > 0 || o.resume || o.rollback) && o.log_dir == nullptr) {
+        die(o.resume ? "-y" : o.rollback ? "-rollback" : "-n", "give a log directory with -o DIR", "checkpoints live in the log directory");
+    }
+    if (o.rollback && o.checkpoint_every == 0) { die("-rollback", "give a checkpoint interval with -n N", "rollback needs checkpoints"); }
     return o;
 }
 
+// The model -e names (a descriptor or a file), with ATTNChecker set up as the flags say.
 static void build_model(GPT2* model, const Options& o) {
     GPT2Config config;
     if (parse_model_descriptor(o.model, &config)) {
@@ -170,6 +164,161 @@ static void build_model(GPT2* model, const Options& o) {
         die("-fi", "layers count from 0", "layer %d, but the model has %d", model->abft.fault.layer, model->config.num_layers);
     }
     abft_init(&model->abft);
+    const GPT2Config& c = model->config;
+    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,
+           c.max_seq_len, c.vocab_size, c.padded_vocab_size, model->num_parameters);
+}
+
+
+// ----------------------------------------------------------------------------
+// the top of the ladder
+
+// A forward (and, with `backward`, backward) pass under the top of the escalation ladder: a
+// pass whose fault survived every lower rung is redone once from the pre-step state (the
+// parameters only change in the update that follows). A fault that survives that is not transient.
+static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets, bool backward) {
+    for (int attempt = 0;; attempt++) {
+        if (gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model))) { return; }
+        if (attempt == 1) {
+            die("abft", "the inputs of a protected GEMM are themselves bad: the model has diverged or memory is failing",
+                "step %d still faulty after it was redone", model->abft.step);
+        }
+        model->abft.n.redone_step++;
+        if (model->abft.cfg.verbose) { printf("abft: step %d: redoing the step\n", model->abft.step); }
+    }
+}
+
+// One training pass: forward with targets, backward, under the whole ladder.
+static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {
+    gpt2_run_checked(model, inputs, targets, true);
+}
+
+// ----------------------------------------------------------------------------
+// training
+
+static float train_step(GPT2* model, DataLoader* loader, const Options& o, int step);
+static float validation_loss(GPT2* model, DataLoader* loader, int batches);
+static void sample_text(GPT2* model, const Tokenizer& tokenizer, int gen_tokens, uint64_t* rng);
+static Tokenizer open_tokenizer(const char* path, int vocab_size);
+static FILE* open_log(const char* dir, int resume_step);
+static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, double ms, double tok_s,
+                     const AbftCounters& n);
+static void write_abft_report(const char* dir, const Abft& abft, int steps);
+static double save_checkpoint(GPT2* model, const char* dir, int step, int previous_step, const DataLoader* loader,
+                              uint64_t sample_rng);
+static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uint64_t* sample_rng, bool restore_faults);
+static void on_interrupt(int);
+static volatile sig_atomic_t g_interrupted = 0;
+
+// The training run the flags describe: the steps, with validation, samples, the log and
+// checkpoints along the way; -rollback's checkpoint/restore; at the end the ABFT summary (and
+// with -o the final model and LOGDIR/abft.json). Returns the exit status: 130 when a signal
+// stopped it (after a checkpoint, with -o).
+static int train(GPT2* model, const Options& o) {
+    const GPT2Config& c = model->config;
+    DataLoader train_loader, val_loader;
+    dataloader_init(&train_loader, o.train_pattern, o.B, o.T, c.vocab_size);
+    const bool have_val = o.val_every > 0;
+    if (have_val) { dataloader_init(&val_loader, o.val_pattern, o.B, o.T, c.vocab_size); }
+    Tokenizer tokenizer = open_tokenizer(o.tokenizer, c.vocab_size);
+    uint64_t sample_rng = (uint64_t)o.seed + 7;
+    int first_step = o.resume ? load_checkpoint(model, o.log_dir, &train_loader, &sample_rng, true) : 0;
+    FILE* log = open_log(o.log_dir, first_step);
+    printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
+    signal(SIGINT, on_interrupt);
+    signal(SIGTERM, on_interrupt);
+    double checkpoint_seconds = 0.0; // time spent writing checkpoints
+    int checkpoints = 0;
+    if (o.rollback && checkpoint_latest(o.log_dir) < first_step) { // something to roll back to
+        gpt2_allocate_moments(model);
+        checkpoint_seconds += save_checkpoint(model, o.log_dir, first_step, -1, &train_loader, sample_rng);
+        checkpoints++;
+    }
+    int done = first_step; // steps completed
+    int rollbacks = 0, rollbacks_in_a_row = 0, steps_redone = 0;
+    double rollback_seconds = 0.0; // time lost to rollbacks: the discarded steps and the reloads
+    double since_checkpoint = 0.0; // training time since the last checkpoint
+    for (int step = first_step; step < o.steps; step++) {
+        const long detected0 = abft_total_detected(model->abft.n);
+        const double t0 = wall_seconds();
+        const float train_loss = train_step(model, &train_loader, o, step);
+        const double ms = 1e3 * (wall_seconds() - t0);
+        const double tok_s = o.B * o.T / (ms * 1e-3);
+        since_checkpoint += ms * 1e-3;
+        // the checkpoint/restore baseline of ABFT: a non-finite loss, or parameters made non-finite
+        // by this step's update (which would otherwise be checkpointed), sends training back
+        if (o.rollback && (!std::isfinite(train_loss) || !gpt2_params_finite(model))) {
+            if (rollbacks_in_a_row++ == 3) {
+                die("-rollback", "the fault is not transient, or the model diverges: lower the learning rate",
+                    "still non-finite after 3 rollbacks to step %d", checkpoint_latest(o.log_dir));
+            }
+            double t1 = wall_seconds();
+            int back = load_checkpoint(model, o.log_dir, &train_loader, &sample_rng, false);
+            fclose_check(log, o.log_dir);
+            log = open_log(o.log_dir, back);
+            double lost = since_checkpoint + (wall_seconds() - t1);
+            printf("rollback: non-finite loss or parameters at step %d; reloaded the checkpoint of step %d (%d steps and %.2f s lost)\n",
+                   step + 1, back, step + 1 - back, lost);
+            rollbacks++;
+            steps_redone += step + 1 - back;
+            rollback_seconds += lost;
+            since_checkpoint = 0.0;
+            done = back;
+            step = back - 1; // the loop's increment resumes at step `back`
+            continue;
+        }
+        rollbacks_in_a_row = 0;
+        done = step + 1;
+        long events = abft_total_detected(model->abft.n) - detected0;
+        printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", done, o.steps, train_loss, ms, tok_s,
+               events ? "  [abft: faults detected and repaired]" : "");
+        const bool last = done == o.steps, stop = g_interrupted != 0;
+        float val_loss = -1.0f; // of the model after this step
+        if (have_val && (done % o.val_every == 0 || last)) {
+            val_loss = validation_loss(model, &val_loader, o.val_batches);
+            printf("val loss %.6f\n", val_loss);
+        }
+        log_step(log, o.log_dir, done, train_loss, val_loss, ms, tok_s, model->abft.n);
+        if (o.sample_every > 0 && (done % o.sample_every == 0 || last)) {
+            sample_text(model, tokenizer, o.gen_tokens, &sample_rng);
+        }
+        if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
+            checkpoint_seconds += save_checkpoint(model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
+            checkpoints++;
+            since_checkpoint = 0.0;
+        }
+        if (stop) {
+            printf("interrupted after step %d%s\n", done, o.log_dir ? "; resume with the same flags and -y 1" : "");
+            break;
+        }
+    }
+    abft_print_summary(model->abft, done - first_step);
+    if (o.log_dir != nullptr) { write_abft_report(o.log_dir, model->abft, done - first_step); }
+    if (o.rollback) {
+        printf("rollbacks: %d, steps recomputed %d, time lost %.3f s; %d checkpoints written in %.3f s\n", rollbacks,
+               steps_redone, rollback_seconds, checkpoints, checkpoint_seconds);
+    }
+    if (log != nullptr) {
+        fclose_check(log, o.log_dir);
+        std::string path = std::string(o.log_dir) + "/model.bin";
+        gpt2_to_host(model);
+        model_write(path, model->config, gpt2_host_view(model).params);
+        printf("wrote %s\n", path.c_str());
+    }
+    dataloader_free(&train_loader);
+    if (have_val) { dataloader_free(&val_loader); }
+    tokenizer_free(&tokenizer);
+    return g_interrupted ? 130 : 0;
+}
+
+// One training step: the next batch, forward and backward under the whole ladder, then AdamW.
+// Returns the step's training loss.
+static float train_step(GPT2* model, DataLoader* loader, const Options& o, int step) {
+    model->abft.step = step;
+    dataloader_next_batch(loader);
+    gpt2_forward_backward(model, loader->inputs, loader->targets);
+    gpt2_update(model, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step + 1);
+    return model->mean_loss;
 }
 
 // ----------------------------------------------------------------------------
@@ -190,7 +339,8 @@ static double timed_step(GPT2* model, const int* x, const int* y, bool abft_on, 
     return wall_seconds() - t0;
 }
 
-static void run_benchmark(GPT2* model, int repeats, uint64_t seed) {
+// -bench N: the step time with ABFT off and on, and each op's share of it. Returns 0.
+static int run_benchmark(GPT2* model, int repeats, uint64_t seed) {
     const int B = model->B, T = model->T, V = model->config.vocab_size;
     std::vector<int> tokens((size_t)B * T + 1);
     for (int& t : tokens) { t = (int)(random_u32(&seed) % (uint32_t)V); }
@@ -222,10 +372,11 @@ static void run_benchmark(GPT2* model, int repeats, uint64_t seed) {
     }
     printf("  %-8s %8.3f ms  %5.2f%% of the step\n", "all", total, 100.0 * total / off_ms);
     printf("abft overhead: %.1f%%\n", 100.0 * (on_ms / off_ms - 1.0));
+    return 0;
 }
 
 // ----------------------------------------------------------------------------
-// training
+// validation and samples
 
 static void sample_text(GPT2* model, const Tokenizer& tokenizer, int gen_tokens, uint64_t* rng) {
     const int B = model->B, T = model->T, V = model->config.vocab_size;
@@ -260,6 +411,24 @@ static float validation_loss(GPT2* model, DataLoader* loader, int batches) {
     return (float)(sum / batches);
 }
 
+// The tokenizer for decoding samples. A missing default one only means samples print token
+// ids; one given with -z that does not match the model is an error.
+static Tokenizer open_tokenizer(const char* path, int vocab_size) {
+    Tokenizer tokenizer;
+    tokenizer_init(&tokenizer, path);
+    if (tokenizer.ok && tokenizer.vocab_size != vocab_size) {
+        if (strcmp(path, Options().tokenizer) != 0) {
+            die(path, "use the tokenizer the data was prepared with", "vocab size %d, the model's is %d",
+                tokenizer.vocab_size, vocab_size);
+        }
+        fprintf(stderr, "warning: %s: vocab size %d, the model's is %d; samples will print token ids (hint: give the right one with -z)\n",
+                path, tokenizer.vocab_size, vocab_size);
+        tokenizer_free(&tokenizer);
+        tokenizer.ok = false;
+    }
+    return tokenizer;
+}
+
 // ----------------------------------------------------------------------------
 // log, checkpoints, resume, interruption
 
@@ -292,6 +461,14 @@ static void log_step(FILE* log, const char* dir, int step, float loss, float val
                  "\"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
             step, loss, val, ms, tok_s, abft_total_detected(n), abft_total_corrected(n), abft_total_recomputed(n));
     if (fflush(log) != 0) { die(dir, "check free disk space", "cannot write the log"); }
+}
+
+// LOGDIR/abft.json: the run's ABFT counters per op (abft_write_report), for scripts and tests.
+static void write_abft_report(const char* dir, const Abft& abft, int steps) {
+    std::string path = std::string(dir) + "/abft.json";
+    FILE* f = fopen_check(path.c_str(), "w", "choose a writable directory for -o");
+    abft_write_report(f, abft, steps);
+    fclose_check(f, path.c_str());
 }
 
 // Writes the checkpoint of `step` and keeps it and the one before it (previous_step), no older.
@@ -342,133 +519,4 @@ static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uin
 }
 
 // Ctrl-C or a TERM signal: finish the step under way, write a checkpoint, stop.
-static volatile sig_atomic_t g_interrupted = 0;
 static void on_interrupt(int) { g_interrupted = 1; }
-
-int main(int argc, char** argv) {
-    g_program = argv[0];
-    Options o = parse_options(argc, argv);
-    if ((o.checkpoint_every > 0 || o.resume || o.rollback) && o.log_dir == nullptr) {
-        die(o.resume ? "-y" : o.rollback ? "-rollback" : "-n", "give a log directory with -o DIR", "checkpoints live in the log directory");
-    }
-    if (o.rollback && o.checkpoint_every == 0) { die("-rollback", "give a checkpoint interval with -n N", "rollback needs checkpoints"); }
-    GPT2 model;
-    build_model(&model, o);
-    const GPT2Config& c = model.config;
-    printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,
-           c.max_seq_len, c.vocab_size, c.padded_vocab_size, model.num_parameters);
-    gpt2_allocate_activations(&model, o.B, o.T);
-    if (o.bench > 0) {
-        run_benchmark(&model, o.bench, (uint64_t)o.seed);
-        gpt2_free(&model);
-        return 0;
-    }
-    DataLoader train_loader, val_loader;
-    dataloader_init(&train_loader, o.train_pattern, o.B, o.T, c.vocab_size);
-    const bool have_val = o.val_every > 0;
-    if (have_val) { dataloader_init(&val_loader, o.val_pattern, o.B, o.T, c.vocab_size); }
-    Tokenizer tokenizer;
-    tokenizer_init(&tokenizer, o.tokenizer);
-    if (tokenizer.ok && tokenizer.vocab_size != c.vocab_size) {
-        if (strcmp(o.tokenizer, Options().tokenizer) != 0) { // given with -z: a real mistake
-            die(o.tokenizer, "use the tokenizer the data was prepared with", "vocab size %d, the model's is %d",
-                tokenizer.vocab_size, c.vocab_size);
-        }
-        fprintf(stderr, "warning: %s: vocab size %d, the model's is %d; samples will print token ids (hint: give the right one with -z)\n",
-                o.tokenizer, tokenizer.vocab_size, c.vocab_size);
-        tokenizer_free(&tokenizer);
-        tokenizer.ok = false;
-    }
-    uint64_t sample_rng = (uint64_t)o.seed + 7;
-    int first_step = o.resume ? load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng, true) : 0;
-    FILE* log = open_log(o.log_dir, first_step);
-    printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
-    signal(SIGINT, on_interrupt);
-    signal(SIGTERM, on_interrupt);
-    double checkpoint_seconds = 0.0; // time spent writing checkpoints
-    int checkpoints = 0;
-    if (o.rollback && checkpoint_latest(o.log_dir) < first_step) { // something to roll back to
-        gpt2_allocate_moments(&model);
-        checkpoint_seconds += save_checkpoint(&model, o.log_dir, first_step, -1, &train_loader, sample_rng);
-        checkpoints++;
-    }
-    int done = first_step; // steps completed
-    int rollbacks = 0, rollbacks_in_a_row = 0, steps_redone = 0;
-    double rollback_seconds = 0.0; // time lost to rollbacks: the discarded steps and the reloads
-    double since_checkpoint = 0.0; // training time since the last checkpoint
-    for (int step = first_step; step < o.steps; step++) {
-        model.abft.step = step;
-        const long detected0 = abft_total_detected(model.abft.n);
-        double t0 = wall_seconds();
-        dataloader_next_batch(&train_loader);
-        gpt2_forward_backward(&model, train_loader.inputs, train_loader.targets);
-        gpt2_update(&model, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step + 1);
-        double ms = 1e3 * (wall_seconds() - t0);
-        double tok_s = o.B * o.T / (ms * 1e-3);
-        const float train_loss = model.mean_loss; // before validation passes overwrite it
-        since_checkpoint += ms * 1e-3;
-        // the checkpoint/restore baseline of ABFT: a non-finite loss, or parameters made non-finite
-        // by this step's update (which would otherwise be checkpointed), sends training back
-        if (o.rollback && (!std::isfinite(train_loss) || !gpt2_params_finite(&model))) {
-            if (rollbacks_in_a_row++ == 3) {
-                die("-rollback", "the fault is not transient, or the model diverges: lower the learning rate",
-                    "still non-finite after 3 rollbacks to step %d", checkpoint_latest(o.log_dir));
-            }
-            double t1 = wall_seconds();
-            int back = load_checkpoint(&model, o.log_dir, &train_loader, &sample_rng, false);
-            fclose_check(log, o.log_dir);
-            log = open_log(o.log_dir, back);
-            double lost = since_checkpoint + (wall_seconds() - t1);
-            printf("rollback: non-finite loss or parameters at step %d; reloaded the checkpoint of step %d (%d steps and %.2f s lost)\n",
-                   step + 1, back, step + 1 - back, lost);
-            rollbacks++;
-            steps_redone += step + 1 - back;
-            rollback_seconds += lost;
-            since_checkpoint = 0.0;
-            done = back;
-            step = back - 1; // the loop's increment resumes at step `back`
-            continue;
-        }
-        rollbacks_in_a_row = 0;
-        done = step + 1;
-        long events = abft_total_detected(model.abft.n) - detected0;
-        printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", done, o.steps, train_loss, ms, tok_s,
-               events ? "  [abft: faults detected and repaired]" : "");
-        const bool last = done == o.steps, stop = g_interrupted != 0;
-        float val_loss = -1.0f; // of the model after this step
-        if (have_val && (done % o.val_every == 0 || last)) {
-            val_loss = validation_loss(&model, &val_loader, o.val_batches);
-            printf("val loss %.6f\n", val_loss);
-        }
-        log_step(log, o.log_dir, done, train_loss, val_loss, ms, tok_s, model.abft.n);
-        if (o.sample_every > 0 && (done % o.sample_every == 0 || last)) {
-            sample_text(&model, tokenizer, o.gen_tokens, &sample_rng);
-        }
-        if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
-            checkpoint_seconds += save_checkpoint(&model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
-            checkpoints++;
-            since_checkpoint = 0.0;
-        }
-        if (stop) {
-            printf("interrupted after step %d%s\n", done, o.log_dir ? "; resume with the same flags and -y 1" : "");
-            break;
-        }
-    }
-    abft_print_summary(model.abft, done - first_step);
-    if (o.rollback) {
-        printf("rollbacks: %d, steps recomputed %d, time lost %.3f s; %d checkpoints written in %.3f s\n", rollbacks,
-               steps_redone, rollback_seconds, checkpoints, checkpoint_seconds);
-    }
-    if (log != nullptr) {
-        fclose_check(log, o.log_dir);
-        std::string path = std::string(o.log_dir) + "/model.bin";
-        gpt2_to_host(&model);
-        model_write(path, model.config, gpt2_host_view(&model).params);
-        printf("wrote %s\n", path.c_str());
-    }
-    dataloader_free(&train_loader);
-    if (have_val) { dataloader_free(&val_loader); }
-    tokenizer_free(&tokenizer);
-    gpt2_free(&model);
-    return g_interrupted ? 130 : 0;
-}

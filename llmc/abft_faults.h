@@ -1,0 +1,317 @@
+// abft_faults.h: what surrounds the checksums in a training run: ATTNChecker's settings and
+// counters (Abft), fault injection (-fi), the flags that set them (-fi, -abft_every), and
+// the reports: the summary table a person reads and the JSON report that scripts read.
+//
+// Included by abft.cuh after the table of protected ops (AbftOp, abft_op_names,
+// ABFT_NUM_OPS), which it counts and names; include abft.cuh, not this file.
+//
+// Fault injection writes into a protected GEMM's output right after the GEMM, before any
+// check, exactly what a faulty unit would do; the same spec gives the same faulty elements
+// and values on the CPU and on the GPU:
+//     -fi op=qk,layer=3,step=5,type=inf,pattern=row,seed=1[,count=2]   one fault (count: that
+//                                                                      many executions of the op)
+//     -fi rate=1e-4[,type=nan][,op=..][,layer=..]                      random faults over a run
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "llmc/abft_core.h"
+#include "llmc/rand.h"
+#include "llmc/utils.h"
+
+// ----------------------------------------------------------------------------
+// settings, fault spec, counters: the state of ATTNChecker in a model
+
+struct AbftConfig {
+    bool enabled = true;
+    float extreme = 1e10f;   // |x| above this is a fault by itself (the paper's near-INF threshold)
+    float tau = 2.0f;        // safety factor over the fp32 error bound of the mismatch tolerance
+    float operand_u = 0.0f;  // the GEMMs' operand rounding: ABFT_TF32_UNIT_ROUNDOFF under TF32
+    bool verbose = true;     // print every event
+    int every[ABFT_NUM_OPS]; // check op only every N-th step (-abft_every); 1: every step
+    AbftConfig() { for (int& n : every) { n = 1; } }
+};
+
+enum AbftFaultType { FAULT_INF, FAULT_NEG_INF, FAULT_NAN, FAULT_NEAR_INF, FAULT_BITFLIP, FAULT_NUM_TYPES };
+static const char* const abft_fault_type_names[FAULT_NUM_TYPES] = {"inf", "-inf", "nan", "nearinf", "bitflip"};
+
+enum AbftPattern { PATTERN_0D, PATTERN_ROW, PATTERN_COL, PATTERN_2D, PATTERN_NUM };
+static const char* const abft_pattern_names[PATTERN_NUM] = {"0d", "row", "col", "2d"};
+
+// One fault, or a rate of random faults (the -fi spec above).
+struct AbftFaultSpec {
+    bool active = false;
+    int op = -1, layer = -1, step = -1; // -1: any (rate mode)
+    int type = FAULT_BITFLIP, pattern = PATTERN_0D;
+    uint64_t seed = 1;
+    int count = 1;      // executions of the op to fault: 2 or more exercise the escalation ladder
+    double rate = 0.0;  // > 0: every matching protected GEMM execution faults with this probability
+};
+
+struct AbftCounters {
+    long checked[ABFT_NUM_OPS];            // protected GEMM executions verified
+    long detected[ABFT_NUM_OPS];           // executions whose output was faulty
+    long corrected[ABFT_NUM_OPS][FIX_NUM]; // batch entries rebuilt from checksums, by pattern
+    long recomputed_op[ABFT_NUM_OPS];      // executions redone because checksums could not repair
+    long recomputed_layer, redone_step;    // higher rungs of the ladder
+    long injected;                         // faults injected (GEMM executions hit)
+    double seconds[ABFT_NUM_OPS];          // time spent in checksums, verification and repair
+    double recovery_seconds;               // of which repairs and recomputations (faults only)
+};
+
+struct Abft {
+    AbftConfig cfg;
+    AbftFaultSpec fault;
+    AbftCounters n;
+    int step = 0;             // the training step now running, for fault specs and logs
+    int fault_fired = 0;      // executions hit so far by a single-fault spec
+    uint64_t fault_rng = 1;   // picks the faulty elements (and, in rate mode, when)
+    float* work = nullptr;    // the CPU checks' scratch, grown on demand
+    size_t work_floats = 0;
+};
+
+// Writes the fault into element (i, j) of C[b]: abft_corrupt on the host; the GPU path has
+// its own (C in GPU memory).
+typedef void (*AbftCorruptFn)(const AbftGemm& g, int b, int i, int j, int type);
+
+// the helpers, defined below the entry points
+inline bool abft_fault_fires(Abft* abft, int op, int layer);
+inline int abft_pick(Abft* abft, int n);
+inline void abft_corrupt(const AbftGemm& g, int b, int i, int j, int type);
+ABFT_HD inline float abft_fault_value(int type, float x);
+inline int abft_lookup(const char* value, const char* const* names, int count, const char* key, const char* flag = "-fi");
+inline long abft_parse_int(const char* key, const char* value, long lo, long hi, const char* flag = "-fi");
+
+// ----------------------------------------------------------------------------
+// the state's life cycle
+
+inline void abft_init(Abft* abft) {
+    memset(&abft->n, 0, sizeof(abft->n));
+    abft->fault_fired = 0;
+    abft->fault_rng = abft->fault.seed * 0x9E3779B97F4A7C15ull + 1;
+}
+
+inline void abft_free(Abft* abft) { free(abft->work); abft->work = nullptr; abft->work_floats = 0; }
+
+// Whether op is checked in the step now running (adaptive detection frequency, -abft_every).
+inline bool abft_due(const Abft* abft, int op) {
+    return abft->cfg.enabled && abft->step % abft->cfg.every[op] == 0;
+}
+
+// ----------------------------------------------------------------------------
+// fault injection: writes into C right after the GEMM, before any check
+
+// Picks where the fault lands: a live element (j <= i where only the causal part is read, so
+// that the fault matters), a whole row, a whole column, or a 2x2 block (2-D).
+inline void abft_inject(Abft* abft, const AbftGemm& g, int op, int layer, AbftCorruptFn corrupt = abft_corrupt) {
+    if (!abft_fault_fires(abft, op, layer)) { return; }
+    const int type = abft->fault.type;
+    int b = abft_pick(abft, g.batch);
+    int i = abft_pick(abft, g.M);
+    int j = g.causal ? abft_pick(abft, (i < g.N ? i : g.N - 1) + 1) : abft_pick(abft, g.N);
+    switch (abft->fault.pattern) {
+        case PATTERN_0D: corrupt(g, b, i, j, type); break;
+        case PATTERN_ROW: for (int jj = 0; jj < g.N; jj++) { corrupt(g, b, i, jj, type); } break;
+        case PATTERN_COL: for (int ii = 0; ii < g.M; ii++) { corrupt(g, b, ii, j, type); } break;
+        default: {
+            int i0 = g.M < 3 ? 0 : 1 + abft_pick(abft, g.M - 2);      // rows i0, i0+1
+            int j0 = g.causal ? abft_pick(abft, i0) : abft_pick(abft, g.N - 1); // cols j0, j0+1 <= i0
+            for (int ii = i0; ii < i0 + 2 && ii < g.M; ii++) {
+                for (int jj = j0; jj < j0 + 2 && jj < g.N; jj++) { corrupt(g, b, ii, jj, type); }
+            }
+        }
+    }
+    abft->n.injected++;
+    if (abft->cfg.verbose) {
+        printf("fault: step %d layer %d %s: %s %s at batch %d row %d col %d\n", abft->step, layer,
+               abft_op_names[op], abft_fault_type_names[type], abft_pattern_names[abft->fault.pattern], b, i, j);
+    }
+}
+
+inline bool abft_fault_fires(Abft* abft, int op, int layer) {
+    const AbftFaultSpec& f = abft->fault;
+    if (!f.active) { return false; }
+    if (f.op >= 0 && f.op != op) { return false; }
+    if (f.layer >= 0 && f.layer != layer) { return false; }
+    if (f.step >= 0 && f.step != abft->step) { return false; }
+    if (f.rate > 0.0) { return random_f32(&abft->fault_rng) < f.rate; }
+    if (abft->fault_fired >= f.count) { return false; }
+    abft->fault_fired++;
+    return true;
+}
+
+inline int abft_pick(Abft* abft, int n) { return n <= 1 ? 0 : (int)(random_u32(&abft->fault_rng) % (uint32_t)n); }
+
+inline void abft_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
+    float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
+    *x = abft_fault_value(type, *x);
+}
+
+constexpr float ABFT_NEAR_INF = 1e20f; // finite, far above the 1e10 extreme threshold
+
+// What a faulty unit writes instead of x. The bit flip is the paper's injector: the top
+// exponent bit (bit 30) when |x| < 2, else bit 29, which makes x huge (or INF/NaN).
+ABFT_HD inline float abft_fault_value(int type, float x) {
+    switch (type) {
+        case FAULT_INF: return INFINITY;
+        case FAULT_NEG_INF: return -INFINITY;
+        case FAULT_NAN: return NAN;
+        case FAULT_NEAR_INF: return x < 0.0f ? -ABFT_NEAR_INF : ABFT_NEAR_INF;
+        default: {
+            uint32_t bits;
+            memcpy(&bits, &x, sizeof(bits));
+            bits ^= (fabsf(x) < 2.0f) ? (1u << 30) : (1u << 29);
+            memcpy(&x, &bits, sizeof(bits));
+            return x;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// counting, and the reports
+
+// Counts (and prints) the outcome of one faulty batch entry: rebuilt, or beyond the checksums.
+inline void abft_count_repair(Abft* abft, int op, int layer, int b, bool ok, long fixed, int pattern) {
+    if (ok) { abft->n.corrected[op][pattern]++; }
+    if (!abft->cfg.verbose) { return; }
+    if (ok) {
+        printf("abft: step %d layer %d %s: fault detected in batch entry %d, corrected %ld element%s (%s pattern)\n",
+               abft->step, layer, abft_op_names[op], b, fixed, fixed == 1 ? "" : "s", abft_fix_names[pattern]);
+    } else {
+        printf("abft: step %d layer %d %s: fault detected in batch entry %d, beyond the checksums (2-D or bad operands)\n",
+               abft->step, layer, abft_op_names[op], b);
+    }
+}
+
+inline long abft_total_detected(const AbftCounters& n) {
+    long total = 0;
+    for (int op = 0; op < ABFT_NUM_OPS; op++) { total += n.detected[op]; }
+    return total;
+}
+
+inline long abft_total_corrected(const AbftCounters& n) {
+    long total = 0;
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        for (int p = 0; p < FIX_NUM; p++) { total += n.corrected[op][p]; }
+    }
+    return total;
+}
+
+inline long abft_total_recomputed(const AbftCounters& n) {
+    long total = 0;
+    for (int op = 0; op < ABFT_NUM_OPS; op++) { total += n.recomputed_op[op]; }
+    return total;
+}
+
+// The table at the end of a run, for a person.
+inline void abft_print_summary(const Abft& abft, int steps) {
+    const AbftCounters& n = abft.n;
+    printf("abft summary over %d step%s (%s):\n", steps, steps == 1 ? "" : "s", abft.cfg.enabled ? "on" : "off");
+    printf("  %-8s %8s %8s %6s %6s %6s %6s %8s %10s\n", "op", "checked", "detected", "0d", "row", "col", "scat", "recomp", "ms");
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        printf("  %-8s %8ld %8ld %6ld %6ld %6ld %6ld %8ld %10.3f\n", abft_op_names[op], n.checked[op], n.detected[op],
+               n.corrected[op][FIX_0D], n.corrected[op][FIX_ROW], n.corrected[op][FIX_COL], n.corrected[op][FIX_SCATTERED],
+               n.recomputed_op[op], 1e3 * n.seconds[op]);
+    }
+    printf("  injected %ld, layers recomputed %ld, steps redone %ld, time in repairs and recomputed GEMMs %.3f ms\n",
+           n.injected, n.recomputed_layer, n.redone_step, 1e3 * n.recovery_seconds);
+    printf("  (0d/row/col/scat: outputs rebuilt from checksums, by fault pattern; recomp: GEMMs recomputed;\n"
+           "   ms: total time in checksums and checks, including validation and sampling passes)\n");
+}
+
+// The same counters as one JSON object, for scripts and tests (the trainer writes it to
+// LOGDIR/abft.json): {"steps": S, "enabled": true, "ops": {"qkv": {"checked": .., "detected": ..,
+// "repaired": {"0d": .., "row": .., "col": .., "scattered": ..}, "recomputed": .., "ms": ..}, ..},
+// "injected": .., "layers_recomputed": .., "steps_redone": .., "recovery_ms": ..}
+inline void abft_write_report(FILE* f, const Abft& abft, int steps) {
+    const AbftCounters& n = abft.n;
+    fprintf(f, "{\"steps\": %d, \"enabled\": %s, \"ops\": {", steps, abft.cfg.enabled ? "true" : "false");
+    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+        fprintf(f, "%s\n  \"%s\": {\"checked\": %ld, \"detected\": %ld, \"repaired\": {", op ? "," : "", abft_op_names[op],
+                n.checked[op], n.detected[op]);
+        for (int p = 0; p < FIX_NUM; p++) { fprintf(f, "%s\"%s\": %ld", p ? ", " : "", abft_fix_names[p], n.corrected[op][p]); }
+        fprintf(f, "}, \"recomputed\": %ld, \"ms\": %.3f}", n.recomputed_op[op], 1e3 * n.seconds[op]);
+    }
+    fprintf(f, "},\n \"injected\": %ld, \"layers_recomputed\": %ld, \"steps_redone\": %ld, \"recovery_ms\": %.3f}\n",
+            n.injected, n.recomputed_layer, n.redone_step, 1e3 * n.recovery_seconds);
+}
+
+// ----------------------------------------------------------------------------
+// the flags: -fi and -abft_every
+
+// "op=qk,layer=3,step=5,type=inf,pattern=row,seed=1[,count=2][,rate=1e-4]"
+inline AbftFaultSpec abft_parse_fault(const char* text) {
+    AbftFaultSpec f;
+    f.active = true;
+    char buf[512];
+    if (strlen(text) >= sizeof(buf)) { die("-fi", "", "spec too long"); }
+    strcpy(buf, text);
+    for (char* item = strtok(buf, ","); item != nullptr; item = strtok(nullptr, ",")) {
+        char* eq = strchr(item, '=');
+        if (eq == nullptr) { die("-fi", "write key=value pairs separated by commas", "'%s' has no '='", item); }
+        *eq = '\0';
+        const char* key = item;
+        const char* value = eq + 1;
+        if (strcmp(key, "op") == 0) { f.op = abft_lookup(value, abft_op_names, ABFT_NUM_OPS, "op"); }
+        else if (strcmp(key, "layer") == 0) { f.layer = (int)abft_parse_int(key, value, 0, 1 << 20); }
+        else if (strcmp(key, "step") == 0) { f.step = (int)abft_parse_int(key, value, 0, 1L << 30); }
+        else if (strcmp(key, "type") == 0) { f.type = abft_lookup(value, abft_fault_type_names, FAULT_NUM_TYPES, "type"); }
+        else if (strcmp(key, "pattern") == 0) { f.pattern = abft_lookup(value, abft_pattern_names, PATTERN_NUM, "pattern"); }
+        else if (strcmp(key, "seed") == 0) { f.seed = (uint64_t)abft_parse_int(key, value, 0, 1L << 62); }
+        else if (strcmp(key, "count") == 0) { f.count = (int)abft_parse_int(key, value, 1, 1 << 20); }
+        else if (strcmp(key, "rate") == 0) {
+            char* end = nullptr;
+            f.rate = strtod(value, &end);
+            if (end == value || *end != '\0' || !(f.rate > 0.0 && f.rate <= 1.0)) {
+                die("-fi", "a probability per protected GEMM execution, e.g. rate=1e-4", "rate must be in (0, 1], got '%s'", value);
+            }
+        } else {
+            die("-fi", "keys: op, layer, step, type, pattern, seed, count, rate", "unknown key '%s'", key);
+        }
+    }
+    if (f.rate == 0.0 && (f.op < 0 || f.layer < 0 || f.step < 0)) {
+        die("-fi", "e.g. -fi op=qk,layer=0,step=5,type=inf,pattern=row (or give rate=R for random faults)",
+            "a single fault needs op, layer and step");
+    }
+    return f;
+}
+
+// "qk=4,pv_dv=8": check those ops every 4th and every 8th step; the others every step.
+inline void abft_parse_every(const char* text, AbftConfig* cfg) {
+    char buf[512];
+    if (strlen(text) >= sizeof(buf)) { die("-abft_every", "", "spec too long"); }
+    strcpy(buf, text);
+    for (char* item = strtok(buf, ","); item != nullptr; item = strtok(nullptr, ",")) {
+        char* eq = strchr(item, '=');
+        if (eq == nullptr) { die("-abft_every", "write op=N pairs separated by commas, e.g. qk=4,pv_dv=8", "'%s' has no '='", item); }
+        *eq = '\0';
+        int op = abft_lookup(item, abft_op_names, ABFT_NUM_OPS, "op", "-abft_every");
+        cfg->every[op] = (int)abft_parse_int("interval", eq + 1, 1, 1 << 20, "-abft_every");
+    }
+}
+
+inline int abft_lookup(const char* value, const char* const* names, int count, const char* key, const char* flag) {
+    for (int i = 0; i < count; i++) {
+        if (strcmp(value, names[i]) == 0) { return i; }
+    }
+    char hint[256];
+    int len = snprintf(hint, sizeof(hint), "%s is one of:", key);
+    for (int i = 0; i < count && len < (int)sizeof(hint); i++) {
+        len += snprintf(hint + len, sizeof(hint) - len, " %s", names[i]);
+    }
+    die(flag, hint, "unknown %s '%s'", key, value);
+}
+
+inline long abft_parse_int(const char* key, const char* value, long lo, long hi, const char* flag) {
+    char* end = nullptr;
+    errno = 0;
+    long x = strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || x < lo || x > hi) {
+        die(flag, "see ./train_gpt2 -h", "%s must be an integer in [%ld, %ld], got '%s'", key, lo, hi, value);
+    }
+    return x;
+}
