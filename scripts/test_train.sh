@@ -19,6 +19,24 @@ check() { # check NAME CONDITION-EXIT-STATUS [DETAIL]
     if [ "$2" -eq 0 ]; then echo "PASS $1"; passed=$((passed + 1)); else echo "FAIL $1${3:+: $3}"; failed=$((failed + 1)); fi
 }
 
+# abft_report DIR KEY...: values from the ABFT report a run with -o DIR wrote (DIR/abft.json),
+# space-separated: a path into it (ops.qk.checked, ops.qk.repaired.0d, injected...) or
+# total.KEY, KEY summed over the ops; nothing when the report is missing or lacks a key.
+abft_report() {
+    "$PY" - "$@" <<'EOF' 2>/dev/null
+import json, sys
+report = json.load(open(sys.argv[1] + "/abft.json"))
+def value(path):
+    if path.startswith("total."):
+        return sum(op[path[len("total."):]] for op in report["ops"].values())
+    x = report
+    for key in path.split("."):
+        x = x[key]
+    return x
+print(" ".join(str(value(p)) for p in sys.argv[2:]))
+EOF
+}
+
 # ----------------------------------------------------------------------------
 # data: a learnable synthetic sequence (a repeating ramp with 10% noise), V = 1000
 
@@ -69,15 +87,17 @@ diff <(sed -n 's/^step *[0-9]*\/[0-9]*: train loss \([0-9.]*\).*/\1/p' "$WORK/st
 check "the log records each step's training loss (not a validation pass's)" $?
 [ "$(ls "$WORK/resumed" | grep -c '^DONE_')" -eq 2 ]
 check "only the two newest checkpoints are kept" $?
+[ "$(abft_report "$WORK/straight" steps enabled ops.qkv_dw.checked total.detected injected)" = "12 True 24 0 0" ]
+check "LOGDIR/abft.json: the run's ABFT counters (12 steps, qkv_dw checked once per layer and step, no alarm)" $?
 
 # ----------------------------------------------------------------------------
 # rate mode: random faults over a run; with ABFT the run ends where the fault-free one does
 
 $RUN -x 30 > "$WORK/rate_clean.log" 2>&1
-$RUN -x 30 -fi rate=0.02,type=nan,seed=5 > "$WORK/rate_on.log" 2>&1
+$RUN -x 30 -fi rate=0.02,type=nan,seed=5 -o "$WORK/rate_on" > "$WORK/rate_on.log" 2>&1
 $RUN -x 30 -fi rate=0.02,type=nan,seed=5 -abft 0 > "$WORK/rate_off.log" 2>&1
 final() { sed -n 's/^step *30\/30: train loss \([^ ]*\).*/\1/p' "$1"; }
-injected=$(sed -n 's/.*injected \([0-9]*\),.*/\1/p' "$WORK/rate_on.log")
+injected=$(abft_report "$WORK/rate_on" injected)
 awk -v a="$(final "$WORK/rate_on.log")" -v b="$(final "$WORK/rate_clean.log")" -v n="${injected:-0}" \
     'BEGIN { d = a - b; if (d < 0) d = -d; exit !(n >= 5 && d <= 1e-4 * b) }'
 status=$?
@@ -90,24 +110,28 @@ check "rate mode, ABFT off: the same faults end in a NaN loss ($(final "$WORK/ra
 # adaptive detection frequency: -abft_every qk=2 checks qk at steps 0, 2, 4, ... only
 
 EVERY="$BIN $MODEL $DATA -b 4 -t 32 -v 0 -s 0 -l 3e-3 -abft_quiet 1 -x 8"
-summary_row() { sed -n "s/^  $2  *\([0-9]*\)  *\([0-9]*\)  *\([0-9]*\) .*/\1 \2 \3/p" "$1"; } # checked detected 0d
-total_detected() { awk '/^abft summary/ { on = 1; next } on && NF == 9 && $2 ~ /^[0-9]+$/ { n += $3 } END { print n + 0 }' "$1"; }
-$EVERY > "$WORK/every_clean.log" 2>&1
-$EVERY -abft_every qk=2 -fi op=qk,layer=0,step=3,type=-inf > "$WORK/every_odd.log" 2>&1
-$EVERY -abft 0 -fi op=qk,layer=0,step=3,type=-inf > "$WORK/every_off.log" 2>&1
-$EVERY -abft_every qk=2 -fi op=qk,layer=0,step=4,type=-inf > "$WORK/every_even.log" 2>&1
-$EVERY -abft_every qk=2 -fi op=qk,layer=0,step=3,type=nan > "$WORK/every_nan.log" 2>&1
+every() { # every NAME FLAGS...: an 8-step run, its output in NAME.log, its log directory NAME/
+    local name=$1; shift
+    $EVERY -o "$WORK/$name" "$@" > "$WORK/$name.log" 2>&1
+}
+every every_clean
+every every_odd -abft_every qk=2 -fi op=qk,layer=0,step=3,type=-inf
+every every_off -abft 0 -fi op=qk,layer=0,step=3,type=-inf
+every every_even -abft_every qk=2 -fi op=qk,layer=0,step=4,type=-inf
+every every_nan -abft_every qk=2 -fi op=qk,layer=0,step=3,type=nan
 final8() { sed -n 's/^step *8\/8: train loss \([^ ]*\).*/\1/p' "$1"; }
-[ "$(summary_row "$WORK/every_odd.log" qk)" = "8 0 0" ] && [ "$(summary_row "$WORK/every_odd.log" pv)" = "16 0 0" ] &&
-    [ "$(total_detected "$WORK/every_odd.log")" = 0 ] && grep -q "injected 1," "$WORK/every_odd.log" &&
+[ "$(abft_report "$WORK/every_odd" ops.qk.checked ops.qk.detected ops.qk.repaired.0d)" = "8 0 0" ] &&
+    [ "$(abft_report "$WORK/every_odd" ops.pv.checked ops.pv.detected ops.pv.repaired.0d)" = "16 0 0" ] &&
+    [ "$(abft_report "$WORK/every_odd" total.detected injected)" = "0 1" ] &&
     [ -n "$(final8 "$WORK/every_odd.log")" ] && [ "$(final8 "$WORK/every_odd.log")" = "$(final8 "$WORK/every_off.log")" ]
 status=$?
 check "-abft_every qk=2: qk checked at 4 of 8 steps; a -inf fault at step 3 goes through unseen, as with ABFT off (loss $(final8 "$WORK/every_odd.log"))" $status
-[ "$(summary_row "$WORK/every_even.log" qk)" = "8 1 1" ] && [ "$(total_detected "$WORK/every_even.log")" = 1 ] &&
+[ "$(abft_report "$WORK/every_even" ops.qk.checked ops.qk.detected ops.qk.repaired.0d total.detected)" = "8 1 1 1" ] &&
     [ "$(final8 "$WORK/every_even.log")" = "$(final8 "$WORK/every_clean.log")" ]
 check "-abft_every qk=2: the same fault at step 4 is detected and corrected, final loss = fault-free" $?
-[ "$(summary_row "$WORK/every_nan.log" qk | cut -d' ' -f2)" = 0 ] && [ "$(total_detected "$WORK/every_nan.log")" -ge 1 ] &&
-    grep -q "layers recomputed 1," "$WORK/every_nan.log" && [ "$(final8 "$WORK/every_nan.log")" = "$(final8 "$WORK/every_clean.log")" ]
+[ "$(abft_report "$WORK/every_nan" ops.qk.detected layers_recomputed)" = "0 1" ] &&
+    [ "$(abft_report "$WORK/every_nan" total.detected)" -ge 1 ] &&
+    [ "$(final8 "$WORK/every_nan.log")" = "$(final8 "$WORK/every_clean.log")" ]
 check "-abft_every qk=2: a NaN at step 3 skips qk's check, is caught downstream (pv), the layer is recomputed, final loss = fault-free" $?
 
 # ----------------------------------------------------------------------------
