@@ -513,26 +513,17 @@ static void validate_version(const ForwardVersion& v, Buffers& m, Shape s, const
     run(v, m, s, kNoFault);
     snprintf(name, sizeof(name), "version %d %s atty (block %d)", v.number, v.name, m.block);
     validate_result(m.atty, ref, name, kTol);
-    AbftTally c = read_alarms(m);
-    const std::vector<int> sizes = block_sizes(a, v);
-    if (sizes.size() > 1) { // the other block sizes, fault-free
-        size_t bad = 0;
-        double worst = 0.0, w = 0.0;
-        for (int block : sizes) {
-            if (block == a.block_size) { continue; }
-            m.block = block;
-            run(v, m, s, kNoFault);
-            bad += count_mismatches(m.atty, ref, kTol, &w);
-            worst = std::max(worst, w);
-            c += read_alarms(m);
-        }
-        m.block = a.block_size;
-        snprintf(name, sizeof(name), "version %d %s atty at the other blocks of 64..1024 (max abs error %.2e)", v.number, v.name, worst);
-        check(bad == 0, name);
-    }
+    int alarms = read_alarms(m).alarms();
+    snprintf(name, sizeof(name), "version %d %s atty", v.number, v.name);
+    alarms += validate_other_block_sizes(a, v, name, m.atty, ref, kTol, [&](int block) {
+        m.block = block;
+        run(v, m, s, kNoFault);
+        return read_alarms(m).alarms();
+    });
+    m.block = a.block_size;
     if (v.abft == ABFT_NONE) { return; }
-    snprintf(name, sizeof(name), "version %d %s: no alarm on a fault-free run (detected %d)", v.number, v.name, c.detected);
-    check(c.detected == 0 && c.corrected() == 0 && c.unfixed == 0, name);
+    snprintf(name, sizeof(name), "version %d %s: no alarm on a fault-free run (alarms %d)", v.number, v.name, alarms);
+    check(alarms == 0, name);
     // faults: every type and pattern, into S and into Y
     for (int op : {OP_QK, OP_PV}) {
         for (int pattern : {PATTERN_0D, PATTERN_ROW, PATTERN_COL}) {
@@ -540,7 +531,7 @@ static void validate_version(const ForwardVersion& v, Buffers& m, Shape s, const
             for (int type = 0; type < FAULT_NUM_TYPES; type++) {
                 const Fault f = make_fault(op, type, pattern, s);
                 run(v, m, s, f);
-                c = read_alarms(m);
+                const AbftTally c = read_alarms(m);
                 const bool detected = c.detected > 0;
                 bool corrected = true;
                 if (v.abft == ABFT_CORRECTS) { // atty must be the fault-free one
@@ -596,21 +587,10 @@ static void run_shape(Shape s, const Args& a, bool bench) {
     }
 
     if (bench) {
-        m.block = a.block_size;
-        float base = 0.0f;
-        for (const ForwardVersion& v : versions) {
-            if (v.number == kBaseline) { base = benchmark_kernel(20, [&] { v.run(m, s, kNoFault); }); }
-        }
-        for (const ForwardVersion& v : versions) {
-            if (!selected(a, v.number)) { continue; }
-            for (int block : block_sizes(a, v)) {
-                m.block = block;
-                const float ms = benchmark_kernel(20, [&] { v.run(m, s, kNoFault); });
-                char label[64];
-                snprintf(label, sizeof(label), "%d-%s/b%d", v.number, v.name, block);
-                report_benchmark("attention_forward", label, ms, base);
-            }
-        }
+        benchmark_versions("attention_forward", a, versions, kBaseline, [&](const ForwardVersion& v, int block) {
+            m.block = block;
+            v.run(m, s, kNoFault);
+        });
     }
 
     cublasCheck(cublasDestroy(m.cublas));

@@ -210,6 +210,49 @@ std::vector<int> block_sizes(const Args& a, const V& v) {
 
 inline int ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
+// The fault-free runs of a version at the sweep's other block sizes, validated in one check:
+// run_at(block) runs it with that block size and returns how many alarms its checks raised
+// (their sum is returned, for the caller's no-false-alarm check).
+template <typename V, typename RunAt>
+int validate_other_block_sizes(const Args& a, const V& v, const char* what, const float* d_result,
+                               const std::vector<float>& reference, float tol, RunAt run_at) {
+    const std::vector<int> sizes = block_sizes(a, v);
+    if (sizes.size() <= 1) { return 0; }
+    size_t bad = 0;
+    double worst = 0.0, w = 0.0;
+    int alarms = 0;
+    for (int block : sizes) {
+        if (block == a.block_size) { continue; }
+        alarms += run_at(block);
+        bad += count_mismatches(d_result, reference, tol, &w);
+        worst = std::max(worst, w);
+    }
+    char name[320];
+    snprintf(name, sizeof(name), "%s at the other block sizes of 64..1024 (max abs error %.2e)", what, worst);
+    check(bad == 0, name);
+    return alarms;
+}
+
+// The benchmark of the chosen versions, at each of their block sizes, against the table's
+// baseline version at the block size given: run_at(version, block) runs one, fault-free.
+template <typename V, size_t N, typename RunAt>
+void benchmark_versions(const char* file, const Args& a, const V (&versions)[N], int baseline, RunAt run_at) {
+    const int repeats = 20;
+    float base = 0.0f;
+    for (const V& v : versions) {
+        if (v.number == baseline) { base = benchmark_kernel(repeats, [&] { run_at(v, a.block_size); }); }
+    }
+    for (const V& v : versions) {
+        if (!selected(a, v.number)) { continue; }
+        for (int block : block_sizes(a, v)) {
+            const float ms = benchmark_kernel(repeats, [&] { run_at(v, block); });
+            char label[64];
+            snprintf(label, sizeof(label), "%d-%s/b%d", v.number, v.name, block);
+            report_benchmark(file, label, ms, base);
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------
 // a protected GEMM (abft.cuh's AbftGemm) through cuBLAS, no bias
 
@@ -271,10 +314,7 @@ struct AbftTally {
     int by_rows;     // rebuilt from the row checksums (column patterns), clean when checked again
     int unfixed;     // beyond the checksums (2-D), or still flagged: the trainer recomputes the GEMM
     int corrected() const { return by_columns + by_rows; }
-    AbftTally& operator+=(const AbftTally& o) {
-        detected += o.detected; by_columns += o.by_columns; by_rows += o.by_rows; unfixed += o.unfixed;
-        return *this;
-    }
+    int alarms() const { return detected + corrected() + unfixed; }
 };
 
 // For the entries the verification flagged (s->flags): abft_gpu_correct, then the check again,
