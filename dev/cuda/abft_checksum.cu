@@ -12,8 +12,8 @@
 //            the GPU and the CPU agree on what is a fault. Writes flags[b] (columns that failed)
 //            and bumps a device counter once per faulty batch entry.
 //   correct  for flagged entries only (the slow path): fp64 plain and weighted column and row
-//            checksums recomputed from the operands, one thread per column judges its line
-//            (abft_line_init/abft_line_add, abft_judge); when every column is fixable they are
+//            checksums recomputed from the operands, one thread per column and per row judges
+//            its line (abft_line_init/abft_line_add, abft_judge); when every column is fixable they are
 //            applied (0-D and row patterns); else the same per row (column pattern); else the
 //            entry is reported "beyond checksums" (2-D): the caller recomputes the GEMM.
 //
