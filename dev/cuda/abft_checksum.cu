@@ -1,6 +1,6 @@
 // abft_checksum.cu: ATTNChecker's checksum kernels for one protected batched GEMM.
 //
-// The op (abft.cuh, DESIGN.md §4): a GEMM C[b] = alpha·A[b]·B[b] + bias, b < batch, described
+// The op (abft.cuh, docs/ABFT.md): a GEMM C[b] = alpha·A[b]·B[b] + bias, b < batch, described
 // by an AbftGemm (strided MatView operands in either layout, row-major C with ldc), is checked
 // by column checksums computed from its operands alone:
 //
@@ -12,16 +12,17 @@
 //            the GPU and the CPU agree on what is a fault. Writes flags[b] (columns that failed)
 //            and bumps a device counter once per faulty batch entry.
 //   correct  for flagged entries only (the slow path): fp64 plain and weighted column and row
-//            checksums recomputed from the operands, one thread per column judges its line
-//            (abft_line_init/abft_line_add, abft_judge); when every column is fixable they are
+//            checksums recomputed from the operands, one thread per column and per row judges
+//            its line (abft_line_init/abft_line_add, abft_judge); when every column is fixable they are
 //            applied (0-D and row patterns); else the same per row (column pattern); else the
 //            entry is reported "beyond checksums" (2-D): the caller recomputes the GEMM.
 //
 // The reference is abft.cuh's HOST path: abft_verify (detection, via abft_check_columns /
 // abft_colsums) and abft_repair (location and correction), plus plain double loops here.
 //
-// Versions (encode + verify; the correction kernels are shared by all: they run only after a
-// fault, so their speed hardly matters):
+// Versions (encode + verify, the table `versions` below the kernels; the correction is abft.cuh's
+// abft_gpu_correct for all, called as the trainer calls it: it runs only after a fault, so its
+// speed hardly matters):
 //   1  naive: one thread per column (per k for e·A) for everything, a strided loop over rows.
 //   2  coalesced: a (32, 8) block; the 32 lanes of a warp take 32 consecutive columns and the
 //      8 warps split the rows, so each row-major read of a warp is one 128-byte transaction;
@@ -32,16 +33,16 @@
 //      partial sums, one thread per column adds them in order), then one kernel per column
 //      tile computes chk/bound and compares. Operands stored transposed (columns contiguous:
 //      Pᵀ, Wᵀ, Kᵀ) are read a warp per column instead, coalesced, where versions 1 and 2 stride
-//      by a whole row between lanes. The trainer's path: its kernels, and the
-//      correction kernels, live in abft.cuh (abft_gpu_encode_verify, abft_gpu_correct); this
-//      file validates and times them next to the slower versions.
+//      by a whole row between lanes. THE TRAINER'S: its kernels, and the correction kernels,
+//      live in abft.cuh (abft_gpu_encode_verify, abft_gpu_correct); this file validates and
+//      times them next to the slower versions.
 //
-// Build and run:
-//   nvcc -O3 -std=c++17 -I. -arch=sm_90 dev/cuda/abft_checksum.cu -o /tmp/abft_checksum_gpu -lcublas -lcublasLt
-//   /tmp/abft_checksum_gpu [version]          (version 1..3; default: all)
-//   g++ -x c++ -DCUDA_CPU_HARNESS -O2 -std=c++17 -Wall -Wextra -fstack-clash-protection -I.
-//       dev/cuda/abft_checksum.cu -o /tmp/abft_checksum_cpu -lpthread
-//   /tmp/abft_checksum_cpu [version]
+// Build and run (dev/cuda/README.md):
+//   cd dev/cuda && make abft_checksum && ./abft_checksum [version] [block_size]       (GPU)
+//   cd dev/cuda && make abft_checksum_cpu && ./abft_checksum_cpu [version] [block_size]
+// version 0 (the default) runs every version. block_size (threads per block, a multiple of 32 up
+// to 1024, default 256) is taken by version 1 only; without one, version 1's fault-free checks
+// also run at every size of 64..1024 (and on a GPU are benchmarked at each).
 //
 // What is validated (every version, outputs poisoned first):
 //   - ue, ua, chk, bound against plain double loops (signed sums within the fp32 summation bound,
@@ -60,9 +61,7 @@
 // benchmark at full size: the GEMM alone (cuBLAS, the baseline), then GEMM + encode + verify.
 #include <string>
 
-#include "dev/cuda/common.h"
-
-#include "abft.cuh"
+#include "dev/cuda/common.h" // and abft.cuh
 
 constexpr float TAU = 2.0f; // abft.cuh's AbftConfig::tau: the safety factor of the tolerance
 
@@ -206,24 +205,21 @@ static Checker checker_alloc(const AbftGemm& g) {
 
 static void checker_free(Checker& c) { abft_gpu_free(&c); }
 
-static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+// Encode (e·A, then chk/bound) and verify C: the fast path every protected GEMM takes. Each
+// version resets the flags and adds the faulty entries to c.counter.
 
-// Encode (e·A, then chk/bound) and verify C: the fast path every protected GEMM takes.
-static void encode_verify(int version, const AbftGemm& g, Checker& c) {
+static void encode_verify_naive(const AbftGemm& g, Checker& c, int block) {
     cudaCheck(cudaMemset(c.flags, 0, g.batch * sizeof(int)));
-    if (version == 1) {
-        LAUNCH(encode_a_v1, dim3(ceil_div(g.K, 128), g.batch), dim3(128), 0, 0)(g, c.ue, c.ua);
-        cudaCheckLaunch();
-        LAUNCH(encode_b_v1, dim3(ceil_div(g.N, 128), g.batch), dim3(128), 0, 0)(g, c.ue, c.ua, c.chk, c.bound);
-        cudaCheckLaunch();
-        LAUNCH(verify_v1, dim3(ceil_div(g.N, 128), g.batch), dim3(128), 0, 0)(g, c.chk, c.bound, c.flags, c.counter);
-        cudaCheckLaunch();
-        return;
-    }
-    if (version == 3) { // the trainer's path
-        abft_gpu_encode_verify(g, &c, TAU, 0.0f, 0);
-        return;
-    }
+    LAUNCH(encode_a_v1, dim3(ceil_div(g.K, block), g.batch), dim3(block), 0, 0)(g, c.ue, c.ua);
+    cudaCheckLaunch();
+    LAUNCH(encode_b_v1, dim3(ceil_div(g.N, block), g.batch), dim3(block), 0, 0)(g, c.ue, c.ua, c.chk, c.bound);
+    cudaCheckLaunch();
+    LAUNCH(verify_v1, dim3(ceil_div(g.N, block), g.batch), dim3(block), 0, 0)(g, c.chk, c.bound, c.flags, c.counter);
+    cudaCheckLaunch();
+}
+
+static void encode_verify_coalesced(const AbftGemm& g, Checker& c, int) {
+    cudaCheck(cudaMemset(c.flags, 0, g.batch * sizeof(int)));
     const dim3 block(TILE, ABFT_ROWS);
     LAUNCH(encode_a_v2, dim3(ceil_div(g.K, TILE), g.batch), block, 0, 0)(g, c.ue, c.ua);
     cudaCheckLaunch();
@@ -233,20 +229,27 @@ static void encode_verify(int version, const AbftGemm& g, Checker& c) {
     cudaCheckLaunch();
 }
 
-// The slow path, for the entries flags[] marks: status[b] tells what was done.
-static void correct(const AbftGemm& g, Checker& c) { abft_gpu_correct(g, &c, AbftConfig().extreme, TAU, 0.0f, 0); }
+// the trainer's path
+static void encode_verify_trainer(const AbftGemm& g, Checker& c, int) { abft_gpu_encode_verify(g, &c, TAU, 0.0f, 0); }
 
 // ----------------------------------------------------------------------------
-// the GEMM itself (cuBLAS) and the bias
+// the table of versions: a new version is a function above (and its kernels) plus a row here
 
-// Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: a view with contiguous rows (cs == 1) is, read
-// column-major, already its transpose (op N, ld = rs); a transposed view (rs == 1) needs op T, ld = cs.
-static void gemm_cublas(cublasHandle_t handle, const AbftGemm& g) {
-    const float beta = 0.0f;
-    cublasOperation_t opB = g.B.cs == 1 ? CUBLAS_OP_N : CUBLAS_OP_T, opA = g.A.cs == 1 ? CUBLAS_OP_N : CUBLAS_OP_T;
-    int ldb = (int)(g.B.cs == 1 ? g.B.rs : g.B.cs), lda = (int)(g.A.cs == 1 ? g.A.rs : g.A.cs);
-    cublasCheck(cublasSgemmStridedBatched(handle, opB, opA, g.N, g.M, g.K, &g.alpha, g.B.p, ldb, g.strideB, g.A.p, lda,
-                                          g.strideA, &beta, g.C, (int)g.ldc, g.strideC, g.batch));
+typedef Version<void (*)(const AbftGemm&, Checker&, int)> ChecksumVersion;
+
+static const ChecksumVersion versions[] = {
+    {1, "naive", encode_verify_naive, ABFT_CORRECTS, true, "one thread per column, a strided loop over the rows"},
+    {2, "coalesced", encode_verify_coalesced, ABFT_CORRECTS, false,
+     "blocks of (32, 8): lanes over consecutive columns, warps over the rows"},
+    {3, "trainer", encode_verify_trainer, ABFT_CORRECTS, false,
+     "abft.cuh's abft_gpu_encode_verify: row-chunked column sums, a warp per contiguous column (its fixed blocks)"},
+};
+
+// ----------------------------------------------------------------------------
+// the GEMM itself (cuBLAS, common.h) and the bias
+
+static void gemm_with_bias(cublasHandle_t handle, const AbftGemm& g) {
+    gemm_cublas(handle, g);
     if (g.bias) {
         LAUNCH(add_bias, dim3(ceil_div(g.N, 128), g.M, g.batch), dim3(128), 0, 0)(g.C, g.ldc, g.strideC, g.bias, g.N);
         cudaCheckLaunch();
@@ -364,21 +367,27 @@ static bool validate_signed_sum(const float* d, const std::vector<double>& ref, 
     return check(bad == 0, name);
 }
 
-static std::vector<int> host_copy_int(const int* d, size_t n) {
-    std::vector<int> h(n);
-    cudaCheck(cudaMemcpy(h.data(), d, n * sizeof(int), cudaMemcpyDeviceToHost));
-    return h;
+// How a version is named in the checks: v1/b256 where it takes the block size, else v2.
+static std::string tag(const ChecksumVersion& v, int block) {
+    char t[32];
+    if (v.takes_block_size) {
+        snprintf(t, sizeof(t), "v%d/b%d", v.number, block);
+    } else {
+        snprintf(t, sizeof(t), "v%d", v.number);
+    }
+    return t;
 }
 
 // The GEMM's fault-free output, computed on the device and kept on the host.
 static std::vector<float> run_gemm(cublasHandle_t handle, Problem& p) {
     poison(p.g.C, (size_t)p.g.batch * p.g.M * p.g.N);
-    gemm_cublas(handle, p.g);
+    gemm_with_bias(handle, p.g);
     return host_copy(p.g.C, (size_t)p.g.batch * p.g.M * p.g.N);
 }
 
 // Fault-free: the encode outputs match the plain-loop reference, no alarm on GPU or CPU.
-static void test_fault_free(cublasHandle_t handle, Problem& p, int version) {
+// Without a version: only the GEMM output against the reference.
+static void test_fault_free(cublasHandle_t handle, Problem& p, const ChecksumVersion* v, int block) {
     const AbftGemm& g = p.g;
     char name[160];
     std::vector<float> C = run_gemm(handle, p);
@@ -393,23 +402,24 @@ static void test_fault_free(cublasHandle_t handle, Problem& p, int version) {
         }
     }
     snprintf(name, sizeof(name), "%s: GEMM output matches the plain-loop reference", p.name);
-    if (version == 0) { check(bad == 0, name); return; }
+    if (v == nullptr) { check(bad == 0, name); return; }
+    const std::string version = tag(*v, block);
 
     Checker c = checker_alloc(g);
     poison(c.ue, (size_t)g.batch * g.K); poison(c.ua, (size_t)g.batch * g.K);
     poison(c.chk, (size_t)g.batch * g.N); poison(c.bound, (size_t)g.batch * g.N);
     cudaCheck(cudaMemset(c.counter, 0, sizeof(int)));
-    encode_verify(version, g, c);
-    snprintf(name, sizeof(name), "v%d %s: ue = e·A within the fp32 sum bound", version, p.name);
+    v->run(g, c, block);
+    snprintf(name, sizeof(name), "%s %s: ue = e·A within the fp32 sum bound", version.c_str(), p.name);
     validate_signed_sum(c.ue, p.ue_ref, p.ue_abs, g.M, name);
     // all-positive sums: relative error ≤ (M + K + 2)·u ≈ 1e-5 for these sizes; 1e-4 leaves room
-    snprintf(name, sizeof(name), "v%d %s: ua = e·|A|", version, p.name);
+    snprintf(name, sizeof(name), "%s %s: ua = e·|A|", version.c_str(), p.name);
     validate_result(c.ua, std::vector<float>(p.ua_ref.begin(), p.ua_ref.end()), name, 1e-4f);
-    snprintf(name, sizeof(name), "v%d %s: chk = alpha·ue·B + M·bias within the fp32 sum bound", version, p.name);
+    snprintf(name, sizeof(name), "%s %s: chk = alpha·ue·B + M·bias within the fp32 sum bound", version.c_str(), p.name);
     validate_signed_sum(c.chk, p.chk_ref, p.chk_abs, g.M + g.K, name);
-    snprintf(name, sizeof(name), "v%d %s: bound = |alpha|·ua·|B| + M·|bias|", version, p.name);
+    snprintf(name, sizeof(name), "%s %s: bound = |alpha|·ua·|B| + M·|bias|", version.c_str(), p.name);
     validate_result(c.bound, std::vector<float>(p.bound_ref.begin(), p.bound_ref.end()), name, 1e-4f);
-    std::vector<int> flags = host_copy_int(c.flags, g.batch), counter = host_copy_int(c.counter, 1);
+    std::vector<int> flags = host_copy(c.flags, g.batch), counter = host_copy(c.counter, 1);
     bool gpu_clean = counter[0] == 0 && std::count(flags.begin(), flags.end(), 0) == g.batch;
     // the host path on the same C
     std::copy(C.begin(), C.end(), p.Cbuf.begin());
@@ -417,7 +427,7 @@ static void test_fault_free(cublasHandle_t handle, Problem& p, int version) {
     abft_verify(&abft, p.h, OP_QK, 0);
     bool cpu_clean = abft.n.detected[OP_QK] == 0;
     abft_free(&abft);
-    snprintf(name, sizeof(name), "v%d %s: fault-free GEMM raises no alarm (GPU %s, CPU %s)", version, p.name,
+    snprintf(name, sizeof(name), "%s %s: fault-free GEMM raises no alarm (GPU %s, CPU %s)", version.c_str(), p.name,
              gpu_clean ? "clean" : "ALARM", cpu_clean ? "clean" : "ALARM");
     check(gpu_clean && cpu_clean, name);
     checker_free(c);
@@ -465,30 +475,28 @@ static bool close_to(const Problem& p, const std::vector<float>& got, const std:
 
 // One faulty C through one version: detect, correct, re-verify; compared with the host path.
 // Returns an empty string when all is as it must be, else what went wrong.
-static std::string run_fault_case(int version, Problem& p, Checker& c, const std::vector<float>& clean,
+static std::string run_fault_case(const ChecksumVersion& v, int block, Problem& p, Checker& c, const std::vector<float>& clean,
                                   const std::vector<float>& faulty, bool repairable) {
     const AbftGemm& g = p.g;
     const size_t n = clean.size();
     HostOutcome host = host_outcome(p, faulty);
     cudaCheck(cudaMemcpy(g.C, faulty.data(), n * sizeof(float), cudaMemcpyHostToDevice));
     cudaCheck(cudaMemset(c.counter, 0, sizeof(int)));
-    encode_verify(version, g, c);
-    bool gpu_detected = host_copy_int(c.counter, 1)[0] > 0;
+    v.run(g, c, block);
+    bool gpu_detected = host_copy(c.counter, 1)[0] > 0;
     std::string why;
     if (gpu_detected != host.detected) { why += gpu_detected ? " GPU-only alarm;" : " missed by the GPU, seen by the CPU;"; }
     if (!host.detected) { why += " the host path missed it;"; }
     if (!gpu_detected) { return why; }
-    correct(g, c);
-    std::vector<int> status = host_copy_int(c.cs.status, g.batch);
-    std::vector<int> flags_before = host_copy_int(c.flags, g.batch);
-    encode_verify(version, g, c); // the re-check of the repaired output (abft_verify does it too)
-    std::vector<int> flags_after = host_copy_int(c.flags, g.batch);
+    // the trainer's correction and check again (common.h), then this version's check again too
+    const std::vector<int> flags_before = host_copy(c.flags, g.batch);
+    AbftTally tally = {};
+    abft_correct_and_recheck(g, &c, &tally);
+    v.run(g, c, block);
+    const std::vector<int> flags_after = host_copy(c.flags, g.batch);
     std::vector<float> got = host_copy(g.C, n);
-    bool gpu_repaired = true;
-    for (int b = 0; b < g.batch; b++) {
-        if (flags_before[b] == 0) { continue; }
-        gpu_repaired &= (status[b] == REPAIR_BY_COLUMNS || status[b] == REPAIR_BY_ROWS) && flags_after[b] == 0;
-    }
+    bool gpu_repaired = tally.unfixed == 0;
+    for (int b = 0; b < g.batch; b++) { gpu_repaired &= flags_before[b] == 0 || flags_after[b] == 0; }
     if (gpu_repaired != host.repaired) { why += " GPU and CPU disagree on repairability;"; }
     if (repairable) {
         if (!gpu_repaired) { why += " not repaired;"; }
@@ -501,7 +509,8 @@ static std::string run_fault_case(int version, Problem& p, Checker& c, const std
 }
 
 // Every fault type x pattern, in one entry of the batch, through one version.
-static void test_faults(cublasHandle_t handle, Problem& p, int version, uint64_t seed) {
+static void test_faults(cublasHandle_t handle, Problem& p, const ChecksumVersion& v, int block, uint64_t seed) {
+    const std::string version = tag(v, block);
     const AbftGemm& g = p.g;
     std::vector<float> clean = run_gemm(handle, p);
     Checker c = checker_alloc(g);
@@ -515,11 +524,11 @@ static void test_faults(cublasHandle_t handle, Problem& p, int version, uint64_t
                 float& x = faulty[((size_t)s.b * g.M + cell.first) * g.N + cell.second];
                 x = abft_fault_value(type, x);
             }
-            std::string why = run_fault_case(version, p, c, clean, faulty, pattern != PATTERN_2D);
+            std::string why = run_fault_case(v, block, p, c, clean, faulty, pattern != PATTERN_2D);
             cases++;
             if (!why.empty()) {
                 failures++;
-                printf("  v%d %s: %s %s at batch %d row %d col %d:%s\n", version, p.name, abft_fault_type_names[type],
+                printf("  %s %s: %s %s at batch %d row %d col %d:%s\n", version.c_str(), p.name, abft_fault_type_names[type],
                        abft_pattern_names[pattern], s.b, s.i, s.j, why.c_str());
             }
         }
@@ -530,12 +539,12 @@ static void test_faults(cublasHandle_t handle, Problem& p, int version, uint64_t
     std::vector<float> faulty = clean;
     faulty[((size_t)s.b * g.M + 0) * g.N + s.j] = ABFT_NEAR_INF;
     faulty[((size_t)s.b * g.M + 1) * g.N + s.j] = -ABFT_NEAR_INF;
-    std::string why = run_fault_case(version, p, c, clean, faulty, true);
+    std::string why = run_fault_case(v, block, p, c, clean, faulty, true);
     cases++;
-    if (!why.empty()) { failures++; printf("  v%d %s: opposite extremes in column %d:%s\n", version, p.name, s.j, why.c_str()); }
+    if (!why.empty()) { failures++; printf("  %s %s: opposite extremes in column %d:%s\n", version.c_str(), p.name, s.j, why.c_str()); }
     char name[200];
-    snprintf(name, sizeof(name), "v%d %s: %d injected faults (%d types x %d patterns + opposite extremes) detected as the "
-             "host does, 0-D/row/col repaired, 2-D reported", version, p.name, cases, FAULT_NUM_TYPES, PATTERN_NUM);
+    snprintf(name, sizeof(name), "%s %s: %d injected faults (%d types x %d patterns + opposite extremes) detected as the "
+             "host does, 0-D/row/col repaired, 2-D reported", version.c_str(), p.name, cases, FAULT_NUM_TYPES, PATTERN_NUM);
     check(failures == 0, name);
     checker_free(c);
 }
@@ -544,7 +553,7 @@ static void test_faults(cublasHandle_t handle, Problem& p, int version, uint64_t
 // are zero, so C's rows 0 and 1 are exactly 0 and +1e20, −1e20 written there sum to 0 in the
 // host's row-ordered sum. The host's plain-sum test passes; only the absolute-sum test sees
 // them. Every version must detect them too and rebuild them from the row checksums.
-static void test_cancellation(cublasHandle_t handle, int first, int last) {
+static void test_cancellation(cublasHandle_t handle, const Args& a) {
     Problem p = make_problem("cancel", 1, 33, 20, 12, false, false, false, 1.0f, 1.0f, 1.0f, 99);
     const AbftGemm& h = p.h;
     std::fill(p.A.begin(), p.A.begin() + 2 * h.K, 0.0f); // rows 0 and 1 of the row-major A
@@ -564,12 +573,15 @@ static void test_cancellation(cublasHandle_t handle, int first, int last) {
     float tol = abft_tolerance(TAU, h.K, h.M, bnd);
     check(fabsf(sum[j] - expect) <= tol && !(abssum[j] <= bnd + tol),
           "cancel: +1e20/-1e20 in one column pass the host's plain-sum test, fail its absolute-sum test");
-    for (int v = first; v <= last; v++) {
+    for (const ChecksumVersion& v : versions) {
+        if (!selected(a, v.number)) { continue; }
+        const std::string version = tag(v, a.block_size);
         Checker c = checker_alloc(p.g);
-        std::string why = run_fault_case(v, p, c, clean, faulty, true);
-        if (!why.empty()) { printf("  v%d cancel:%s\n", v, why.c_str()); }
+        std::string why = run_fault_case(v, a.block_size, p, c, clean, faulty, true);
+        if (!why.empty()) { printf("  %s cancel:%s\n", version.c_str(), why.c_str()); }
         char name[120];
-        snprintf(name, sizeof(name), "v%d cancel: cancelling extremes detected as the host does, rebuilt from the rows", v);
+        snprintf(name, sizeof(name), "%s cancel: cancelling extremes detected as the host does, rebuilt from the rows",
+                 version.c_str());
         check(why.empty(), name);
         checker_free(c);
     }
@@ -579,32 +591,31 @@ static void test_cancellation(cublasHandle_t handle, int first, int last) {
 // ----------------------------------------------------------------------------
 // benchmark (a real GPU only): the GEMM alone, then GEMM + encode + verify per version
 
-static void benchmark(cublasHandle_t handle, Problem& p, int first, int last) {
+static void benchmark(cublasHandle_t handle, Problem& p, const Args& a) {
     const AbftGemm& g = p.g;
     Checker c = checker_alloc(g);
     cudaCheck(cudaMemset(c.counter, 0, sizeof(int)));
-    float base = benchmark_kernel(20, [&] { gemm_cublas(handle, g); });
-    char version[64];
-    snprintf(version, sizeof(version), "cublas %s", p.name);
-    report_benchmark("abft_checksum.cu", version, base, base);
-    for (int v = first; v <= last; v++) {
-        float ms = benchmark_kernel(20, [&] { gemm_cublas(handle, g); encode_verify(v, g, c); });
-        snprintf(version, sizeof(version), "v%d %s", v, p.name);
-        report_benchmark("abft_checksum.cu", version, ms, base);
+    float base = benchmark_kernel(20, [&] { gemm_with_bias(handle, g); });
+    char label[64];
+    snprintf(label, sizeof(label), "cublas-%s", p.name);
+    report_benchmark("abft_checksum", label, base, base);
+    for (const ChecksumVersion& v : versions) {
+        if (!selected(a, v.number)) { continue; }
+        for (int block : block_sizes(a, v)) {
+            float ms = benchmark_kernel(20, [&] { gemm_with_bias(handle, g); v.run(g, c, block); });
+            snprintf(label, sizeof(label), "%d-%s/b%d-%s", v.number, v.name, block, p.name);
+            report_benchmark("abft_checksum", label, ms, base);
+        }
     }
-    check(host_copy_int(c.counter, 1)[0] == 0, "benchmark runs raised no alarm");
+    check(host_copy(c.counter, 1)[0] == 0, "benchmark runs raised no alarm");
     checker_free(c);
 }
 
 // ----------------------------------------------------------------------------
 
 int main(int argc, char** argv) {
+    const Args a = parse_args(argc, argv, versions);
     cuda_require_device();
-    int first = 1, last = 3;
-    if (argc > 1) {
-        first = last = atoi(argv[1]);
-        if (first < 1 || first > 3) { fprintf(stderr, "error: version must be 1, 2 or 3, got '%s' (hint: ./abft_checksum [1|2|3])\n", argv[1]); return 1; }
-    }
     cublasHandle_t handle;
     cublasCheck(cublasCreate(&handle));
     const bool gpu = on_real_gpu();
@@ -629,20 +640,23 @@ int main(int argc, char** argv) {
     for (const Spec& s : specs) {
         Problem p = make_problem(s.name, s.batch, s.M, s.N, s.K, s.a_t, s.b_t, s.bias, s.alpha, s.sa, s.sb, seed += 7);
         compute_reference(p);
-        test_fault_free(handle, p, 0);
-        for (int v = first; v <= last; v++) { test_fault_free(handle, p, v); }
-        for (int v = first; v <= last; v++) { test_faults(handle, p, v, seed * 31 + v); }
+        test_fault_free(handle, p, nullptr, 0);
+        for (const ChecksumVersion& v : versions) {
+            if (!selected(a, v.number)) { continue; }
+            for (int block : block_sizes(a, v)) { test_fault_free(handle, p, &v, block); }
+            test_faults(handle, p, v, a.block_size, seed * 31 + v.number);
+        }
         free_problem(p);
     }
 
-    test_cancellation(handle, first, last);
+    test_cancellation(handle, a);
 
     if (gpu) {
         // the attention GEMMs at full size: S = Q·Kᵀ/√HS, Y = P·V, and the projection with bias
         Problem qk = make_problem("qk", B * NH, T, T, HS, false, true, false, inv_sqrt_hs, 1.0f, 1.0f, 11);
         Problem pv = make_problem("pv", B * NH, T, HS, T, false, false, false, 1.0f, 1.0f, 1.0f, 12);
         Problem proj = make_problem("proj", 1, B * T, C, C, false, true, true, 1.0f, 1.0f, 1.0f, 13);
-        for (Problem* p : {&qk, &pv, &proj}) { benchmark(handle, *p, first, last); free_problem(*p); }
+        for (Problem* p : {&qk, &pv, &proj}) { benchmark(handle, *p, a); free_problem(*p); }
     }
     cublasCheck(cublasDestroy(handle));
     return finish();
