@@ -57,15 +57,15 @@ says where, and counts the faults up to there. The check time in the run is the 
 `abft summary` (ms per op, checks done) over the steps.
 
 Overhead in wall time. At the default shape the checks are ~0.4% of a step (the 50257-word
-output layer dominates), below the step-to-step noise of a shared 2-core machine, so wall-time
+output layer dominates), below the step-to-step noise of a 2-core machine, so wall-time
 overheads are not measured here; `make bench` measures the full-step overhead at larger shapes.
 The table gives the check time itself, measured twice: -bench's per-op cost weighted by 1/n, and
 the time the trainer spent in checks during the measurement run.
 
 Outputs in --out (default log_adaptive/): tradeoff.md (the table, also printed), tradeoff.csv,
-schedule.txt (the -abft_every string for --rate). The default run took 4 min 14 s on a 2-core
-machine that other jobs were sharing, with the campaign CSV there; the reduced campaign that
-runs without it takes about 5 minutes more.
+schedule.txt (the -abft_every string for --rate). The default run takes 4 min 14 s on 2 cores
+under a load average of 2-4, with the campaign CSV there; the reduced campaign that runs
+without it takes about 5 minutes more.
 """
 
 import argparse
@@ -205,7 +205,7 @@ def vulnerability(csv_path, types, model):
 
 def bench_costs(a):
     """Per-op check ms per step and the ABFT-off/on step times: the median over --bench-runs runs
-    of `-bench N` (each a mean over its ABFT-on steps; the median drops runs disturbed by other jobs)."""
+    of `-bench N` (each a mean over its ABFT-on steps; the median drops runs disturbed by other load)."""
     cmd = fc.trainer_cmd(a, "-bench", str(a.bench))
     runs = []
     for _ in range(a.bench_runs):
@@ -275,7 +275,7 @@ def get_args(argv):
     p.add_argument("--seed", type=int, default=1, help="fault seed of the measurement runs")
     p.add_argument("--no-measure", action="store_true", help="only derive the schedule(s); run no measurements")
     p.add_argument("--jobs", type=int, default=1, help="measurement runs at a time (1: check times less disturbed)")
-    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS per run (1: stable timings next to other jobs)")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS per run (1: stable timings on a busy machine)")
     a = p.parse_args(argv)
     a.types = fc.parse_list("--types", a.types, fc.TYPES) if a.types else []
     a.rates = [float(x) for x in fc.parse_list("--rates", a.rates)]

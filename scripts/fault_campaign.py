@@ -47,11 +47,11 @@ Outputs in --out (default log_campaign/):
                       ABFT on, for a few ops (--plot-ops)
 
 How long. The default (L2C128H4, batch 4 x 32 tokens, 20 steps, 12 ops x 5 types x 2 layers x
-2 injection steps x ABFT off/on = 480 faulty runs + 2 fault-free) ran in 17m15s (wall) on a
-2-core machine that another training job was sharing (load ~3.5): 23.5 CPU-minutes in all,
-~2.1 s of wall time per run, two runs at a time with one thread each. On 2 idle cores that is
-~12 minutes. --jobs 2 with 1 thread each beat --jobs 1 with 2 threads here (~2 s vs ~8 s per
-run, same shared machine): these GEMMs are too small for two threads, and start-ups overlap.
+2 injection steps x ABFT off/on = 480 faulty runs + 2 fault-free) takes 10 min 48 s on 2 idle
+cores, two runs at a time with one thread each; under a load of ~3.5 it took 17m15s (wall):
+23.5 CPU-minutes in all, ~2.1 s of wall time per run. --jobs 2 with 1 thread each beats --jobs 1
+with 2 threads (~2 s vs ~8 s per run, measured on the same loaded machine): these GEMMs are too
+small for two threads, and start-ups overlap.
 """
 
 import argparse
@@ -294,7 +294,8 @@ class Runner:
         os.makedirs(logdir, exist_ok=True)
         env = dict(os.environ, OMP_NUM_THREADS=str(self.a.threads))
         t0 = time.time()
-        # own session: a Ctrl-C in the terminal reaches this script only, which then stops the runs
+        # a new process group (setsid): a Ctrl-C in the terminal reaches this script only, which
+        # then stops the runs
         p = subprocess.Popen(self.cmd(key, logdir), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, start_new_session=True)
         with self.lock:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gpu_check.sh OUTDIR: everything GPU-side in one short run, for the few sessions that have a GPU.
+# gpu_check.sh OUTDIR: everything GPU-side in one short run, on a machine with an NVIDIA GPU.
 #
 # Builds every dev/cuda file and the harness's own tests with nvcc for the local GPU, runs their
 # validations natively, then the benchmarks; then the CUDA trainer: test_gpt2cu (reference

@@ -30,8 +30,8 @@ Reported (printed, and written to OUT/summary.md and OUT/summary.csv):
 
 OUT/loss.png: the three training-loss curves per fault type (one panel each; faint: every step,
 bold: a 25-step moving average), the fault steps marked. With the defaults (five 1000-step runs of
-~0.12 s per step, two at a time) that is ~6 minutes of 2 idle cores; it took 11 min 35 s on a
-2-core machine that other jobs were loading (load average ~4).
+~0.12 s per step, two at a time) that is ~6 minutes of 2 idle cores, 11 min 35 s on 2 cores
+under a load average of ~4.
 """
 
 import argparse
