@@ -10,9 +10,16 @@
 //   make train_gpt2 && ./train_gpt2 -h
 //
 // What the CUDA trainer (train_gpt2.cu) shares with this file lives in headers: the model's
-// memory layout (llmc/gpt2_model.h), the composition of a transformer block from the layers
-// below and the top of the ladder (llmc/gpt2_block.h), and the training program around the
-// model: flags, loop, log, checkpoints (llmc/trainer.h). This file is the layers themselves.
+// definition and memory layout (llmc/gpt2_model.h), the composition of a transformer block
+// from the layers below (llmc/gpt2_block.h), ATTNChecker (abft.cuh), and the training program
+// around the model: flags, loop, log, checkpoints (llmc/trainer.h). This file is the layers
+// themselves, the model's passes, and main.
+//
+// Reading path, from the bottom of this file to a repaired GEMM:
+//   main → train → train_step → gpt2_forward_backward (llmc/trainer.h)
+//        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
+//        → protected_gemm (here) → abft_gemm → abft_verify (abft.cuh)
+//        → abft_check_columns (detect) → abft_repair → abft_judge (locate), abft_apply (llmc/abft_core.h)
 //
 // Parameter gradients are written, not accumulated (no zeroing pass); the one exception is
 // wte, written by the LM head and then added to by the embedding backward.

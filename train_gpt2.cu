@@ -4,11 +4,19 @@
 // (train_gpt2.cpp): handwritten kernels for the layers, cuBLASLt for the linear layers (the
 // bias fused as an epilogue), cuBLAS strided batched GEMMs for the attention heads, fp32
 // (TF32 tensor-core math with -tf32 1). The 4 forward and 8 backward GEMMs of every attention
-// layer run under ATTNChecker: after each GEMM, abft.cuh's device path sums the columns of the
-// operand A and of the output, encodes the expected column sums from them and checks; a
-// detection launches the correction kernels, which rebuild the bad elements in place in GPU
-// memory; what checksums cannot rebuild climbs the ladder shared with the CPU trainer
-// (llmc/gpt2_block.h): recompute the GEMM, recompute the layer, redo the step.
+// layer run under ATTNChecker: after each GEMM, abft.cuh's GPU path (llmc/abft_gpu.cuh) sums
+// the columns of the operand A and of the output, encodes the expected column sums from them
+// and checks; a detection launches the correction kernels, which rebuild the bad elements in
+// place in GPU memory; what checksums cannot rebuild climbs the ladder shared with the CPU
+// trainer: recompute the GEMM, recompute the layer (llmc/gpt2_block.h), redo the step
+// (llmc/trainer.h).
+//
+// Reading path, from the bottom of this file to a repaired GEMM:
+//   main → train → train_step → gpt2_forward_backward (llmc/trainer.h)
+//        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
+//        → protected_gemm (here) → abft_gemm (abft.cuh) → abft_gpu_verify → abft_gpu_check,
+//          abft_gpu_repair (llmc/abft_gpu.cuh) → their kernels, which judge each line with
+//          abft_judge and rebuild with abft_apply (llmc/abft_core.h)
 //
 //   make train_gpt2cu && ./train_gpt2cu -h
 //

@@ -3,11 +3,12 @@
 // fp32 arithmetic, so that the GPU and the CPU agree on what is a fault.
 //
 //   abft_gpu_verify    checks every batch entry of a GEMM's output in GPU memory and repairs
-//                      what the checksums can, counting as the CPU path does
+//                      what the checksums can, counting as the CPU path does: abft_gpu_check
+//                      (the fast path), then after a detection abft_gpu_repair (the slow path);
+//                      dev/cuda's ABFT versions call these two
 //   abft_gpu_corrupt   fault injection (-fi) into GPU memory
 //
-// Below them the two launch sequences they are made of (the kernels the CUDA trainer and
-// dev/cuda run):
+// Below them the two launch sequences they are made of:
 //   fast path, after every protected GEMM (abft_gpu_encode_verify): the column sums of A (e·A,
 //     e·|A|) and of C, then the column checksums (e·A)·B and the comparison; a faulty batch
 //     entry raises its flag and a device counter;
@@ -100,19 +101,31 @@ __global__ void abft_correct_apply_kernel(AbftGemm g, const int* flags, AbftCorr
 static AbftGpuScratch g_abft_gpu;              // grown to the largest protected GEMM
 static cudaEvent_t g_abft_start, g_abft_stop;  // time the checks on the GPU's clock
 
-inline int abft_gpu_count_faulty(const Abft* abft, const AbftGemm& g);
-inline int abft_gpu_repaired_pattern(const AbftGemm& g, int b, int status, long* fixed);
+// What the slow path did to each batch entry of one GEMM (host copies).
+struct AbftGpuRepair {
+    std::vector<int> flagged;  // (batch) nonzero: the check failed
+    std::vector<int> status;   // (batch) AbftRepairStatus: how the correction kernels went about it
+    std::vector<int> pattern;  // (batch) AbftFixPattern of what was rebuilt, -1 beyond the checksums
+    std::vector<long> fixed;   // (batch) elements rebuilt
+    std::vector<int> still;    // (batch) nonzero: still faulty when checked again
+    bool ok(int b) const { return pattern[b] >= 0 && still[b] == 0; }
+};
+
+inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s);
+inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s);
+inline int abft_gpu_repaired_pattern(const AbftGemm& g, const AbftGpuScratch* s, int b, int status, long* fixed);
 inline std::vector<int> abft_gpu_ints(const int* device, int n);
 
 // abft_verify's GPU counterpart: checks every batch entry of C and repairs in place what the
-// checksums can. False when an entry is beyond repair (the caller recomputes).
+// checksums can, counting as the CPU path does. False when an entry is beyond repair (the
+// caller recomputes).
 inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     if (g_abft_start == nullptr) {
         cudaCheck(cudaEventCreate(&g_abft_start));
         cudaCheck(cudaEventCreate(&g_abft_stop));
     }
     cudaCheck(cudaEventRecord(g_abft_start, 0));
-    const int faulty = abft_gpu_count_faulty(abft, g);
+    const int faulty = abft_gpu_check(abft->cfg, g, &g_abft_gpu);
     cudaCheck(cudaEventRecord(g_abft_stop, 0));
     cudaCheck(cudaEventSynchronize(g_abft_stop));
     float ms = 0.0f;
@@ -120,27 +133,13 @@ inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     abft->n.seconds[op] += 1e-3 * ms;
     abft->n.checked[op]++;
     if (faulty == 0) { return true; }
-    // the slow path: rebuild, then check again
     const double t0 = wall_seconds();
-    AbftGpuScratch* s = &g_abft_gpu;
-    const std::vector<int> flagged = abft_gpu_ints(s->flags, g.batch);
-    abft_gpu_correct(g, s, abft->cfg.extreme, abft->cfg.tau, abft->cfg.operand_u, 0);
-    const std::vector<int> status = abft_gpu_ints(s->cs.status, g.batch);
-    std::vector<long> fixed(g.batch, 0);
-    std::vector<int> pattern(g.batch, -1);
-    for (int b = 0; b < g.batch; b++) {
-        if (flagged[b] != 0 && (status[b] == REPAIR_BY_COLUMNS || status[b] == REPAIR_BY_ROWS)) {
-            pattern[b] = abft_gpu_repaired_pattern(g, b, status[b], &fixed[b]);
-        }
-    }
-    abft_gpu_count_faulty(abft, g); // overwrites the flags with the repaired output's
-    const std::vector<int> still = abft_gpu_ints(s->flags, g.batch);
+    const AbftGpuRepair r = abft_gpu_repair(abft->cfg, g, &g_abft_gpu);
     bool repaired_all = true;
     for (int b = 0; b < g.batch; b++) {
-        if (flagged[b] == 0) { continue; }
-        const bool ok = pattern[b] >= 0 && still[b] == 0;
-        abft_count_repair(abft, op, layer, b, ok, fixed[b], ok ? pattern[b] : 0);
-        repaired_all &= ok;
+        if (r.flagged[b] == 0) { continue; }
+        abft_count_repair(abft, op, layer, b, r.ok(b), r.fixed[b], r.ok(b) ? r.pattern[b] : 0);
+        repaired_all &= r.ok(b);
     }
     abft->n.detected[op]++;
     const double seconds = wall_seconds() - t0;
@@ -158,24 +157,42 @@ inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
     cudaCheck(cudaMemcpy(x, &value, sizeof(float), cudaMemcpyHostToDevice));
 }
 
-// Encodes, checks, and returns the number of faulty batch entries (this waits for the GPU:
-// the one synchronization a protected GEMM costs).
-inline int abft_gpu_count_faulty(const Abft* abft, const AbftGemm& g) {
-    AbftGpuScratch* s = &g_abft_gpu;
+// The fast path: encodes, checks, and returns the number of faulty batch entries (flagged in
+// s->flags). This waits for the GPU: the one synchronization a protected GEMM costs.
+inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s) {
     abft_gpu_reserve(s, g);
     cudaCheck(cudaMemsetAsync(s->counter, 0, sizeof(int), 0));
-    abft_gpu_encode_verify(g, s, abft->cfg.tau, abft->cfg.operand_u, 0);
+    abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0);
     int faulty = 0;
     cudaCheck(cudaMemcpy(&faulty, s->counter, sizeof(int), cudaMemcpyDeviceToHost));
     return faulty;
 }
 
+// The slow path, for the entries the last check flagged: rebuild what the checksums can, then
+// check again.
+inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s) {
+    AbftGpuRepair r;
+    r.flagged = abft_gpu_ints(s->flags, g.batch);
+    abft_gpu_correct(g, s, cfg.extreme, cfg.tau, cfg.operand_u, 0);
+    r.status = abft_gpu_ints(s->cs.status, g.batch);
+    r.pattern.assign(g.batch, -1);
+    r.fixed.assign(g.batch, 0);
+    for (int b = 0; b < g.batch; b++) {
+        if (r.flagged[b] != 0 && (r.status[b] == REPAIR_BY_COLUMNS || r.status[b] == REPAIR_BY_ROWS)) {
+            r.pattern[b] = abft_gpu_repaired_pattern(g, s, b, r.status[b], &r.fixed[b]);
+        }
+    }
+    abft_gpu_check(cfg, g, s); // overwrites the flags with the repaired output's
+    r.still = abft_gpu_ints(s->flags, g.batch);
+    return r;
+}
+
 // The pattern the correction kernels rebuilt in entry b (from their verdicts), for the counters.
-inline int abft_gpu_repaired_pattern(const AbftGemm& g, int b, int status, long* fixed) {
+inline int abft_gpu_repaired_pattern(const AbftGemm& g, const AbftGpuScratch* s, int b, int status, long* fixed) {
     const bool by_rows = status == REPAIR_BY_ROWS;
     const int lines = by_rows ? g.M : g.N;
     std::vector<AbftVerdict> v(lines);
-    const AbftVerdict* src = by_rows ? g_abft_gpu.cs.rowv + (long)b * g.M : g_abft_gpu.cs.colv + (long)b * g.N;
+    const AbftVerdict* src = by_rows ? s->cs.rowv + (long)b * g.M : s->cs.colv + (long)b * g.N;
     cudaCheck(cudaMemcpy(v.data(), src, lines * sizeof(AbftVerdict), cudaMemcpyDeviceToHost));
     return abft_fix_pattern(v.data(), lines, by_rows, fixed);
 }

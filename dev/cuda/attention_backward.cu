@@ -27,7 +27,7 @@
 //   2  cuBLAS: coalesced unpermute/permute kernels, a warp-per-row softmax backward with
 //      shuffles, cublasSgemmStridedBatched for the four GEMMs. The baseline of versions 3, 4.
 //   3  THE TRAINER'S: version 2 + abft.cuh's device path after each of the four GEMMs, called
-//      as train_gpt2.cu's verify_gpu calls it: abft_gpu_encode_verify (column checksums from the
+//      as llmc/abft_gpu.cuh's abft_gpu_verify calls it: abft_gpu_encode_verify (column checksums from the
 //      operands against the output's column sums, abft_check_columns' rule and tolerance), and
 //      where the device counter says a head is faulty, abft_gpu_correct (fp64 checksums: by
 //      columns for 0-D and row patterns, by rows for column patterns) and the check again.

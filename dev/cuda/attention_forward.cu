@@ -23,8 +23,8 @@
 //   1 naive: one kernel per step, one thread per output element with a plain loop, no cuBLAS, no ABFT.
 //   2 cuBLAS: permute, softmax (one warp per row, shuffles) and unpermute kernels, the two GEMMs
 //     with cublasSgemmStridedBatched. The baseline of the ABFT versions.
-//   3 THE TRAINER'S: version 2 + abft.cuh's device path after each GEMM, called as train_gpt2.cu's
-//     verify_gpu calls it: abft_gpu_encode_verify (column checksums from the operands, the
+//   3 THE TRAINER'S: version 2 + abft.cuh's device path after each GEMM, called as llmc/abft_gpu.cuh's
+//     abft_gpu_verify calls it: abft_gpu_encode_verify (column checksums from the operands, the
 //     output's column sums, the comparison), and where the device counter says an entry is
 //     faulty, abft_gpu_correct (fp64 checksums, one element per column or per row rebuilt) and
 //     the check again.

@@ -305,7 +305,7 @@ inline void inject_fault(const AbftGemm& g, int gemm, const Fault& f) {
 }
 
 // ----------------------------------------------------------------------------
-// ATTNChecker as the trainer runs it (train_gpt2.cu's verify_gpu): abft.cuh's device path
+// ATTNChecker as the trainer runs it (llmc/abft_gpu.cuh's abft_gpu_verify): its fast and slow paths
 
 // What the checks of one run found, in batch entries.
 struct AbftTally {
@@ -317,22 +317,16 @@ struct AbftTally {
     int alarms() const { return detected + corrected() + unfixed; }
 };
 
-// For the entries the verification flagged (s->flags): abft_gpu_correct, then the check again,
-// as verify_gpu does. Waits for the GPU (the slow path: only after a detection).
+// For the entries the verification flagged (s->flags): abft.cuh's slow path (correct, check
+// again), as the trainer runs it, tallied. Waits for the GPU (only after a detection).
 inline void abft_correct_and_recheck(const AbftGemm& g, AbftGpuScratch* s, AbftTally* t) {
-    const AbftConfig cfg;
-    const std::vector<int> flagged = host_copy(s->flags, g.batch);
-    abft_gpu_correct(g, s, cfg.extreme, cfg.tau, 0.0f, 0);
-    const std::vector<int> status = host_copy(s->cs.status, g.batch);
-    abft_gpu_encode_verify(g, s, cfg.tau, 0.0f, 0); // overwrites the flags with the repaired output's
-    const std::vector<int> still = host_copy(s->flags, g.batch);
+    const AbftGpuRepair r = abft_gpu_repair(AbftConfig(), g, s);
     for (int b = 0; b < g.batch; b++) {
-        if (flagged[b] == 0) { continue; }
+        if (r.flagged[b] == 0) { continue; }
         t->detected++;
-        const bool clean = still[b] == 0;
-        if (clean && status[b] == REPAIR_BY_COLUMNS) {
+        if (r.ok(b) && r.status[b] == REPAIR_BY_COLUMNS) {
             t->by_columns++;
-        } else if (clean && status[b] == REPAIR_BY_ROWS) {
+        } else if (r.ok(b) && r.status[b] == REPAIR_BY_ROWS) {
             t->by_rows++;
         } else {
             t->unfixed++;
@@ -340,12 +334,9 @@ inline void abft_correct_and_recheck(const AbftGemm& g, AbftGpuScratch* s, AbftT
     }
 }
 
-// After a protected GEMM (fp32 operands): abft_gpu_encode_verify, then, where the device counter
-// says an entry is faulty, the correction. The host reads one counter: the one synchronization a
-// fault-free check costs in the trainer.
+// After a protected GEMM (fp32 operands): abft.cuh's fast path, then, where it flagged an
+// entry, the slow path. The host reads one counter: the one synchronization a fault-free check
+// costs in the trainer.
 inline void abft_check_gemm(const AbftGemm& g, AbftGpuScratch* s, AbftTally* t) {
-    abft_gpu_reserve(s, g);
-    cudaCheck(cudaMemsetAsync(s->counter, 0, sizeof(int), 0));
-    abft_gpu_encode_verify(g, s, AbftConfig().tau, 0.0f, 0);
-    if (host_copy(s->counter, 1)[0] > 0) { abft_correct_and_recheck(g, s, t); }
+    if (abft_gpu_check(AbftConfig(), g, s) > 0) { abft_correct_and_recheck(g, s, t); }
 }
