@@ -374,74 +374,80 @@ static uint32_t alignment_of(const void* p) {
 static cublasOperation_t op_of(const MatView& v) { return v.cs == 1 ? CUBLAS_OP_N : CUBLAS_OP_T; }
 static int ld_of(const MatView& v) { return (int)(v.cs == 1 ? v.rs : v.cs); }
 
-// cuBLASLt's algorithm for each GEMM shape, asked for once: the heuristic query costs more host
-// time than the GEMM's launch, and a training step has a dozen distinct shapes.
+// cuBLASLt's plan for each GEMM shape (descriptor, layouts, algorithm), made once: creating
+// them and the heuristic query cost more host time than the GEMM's launch, and a training step
+// has a dozen distinct shapes. Only the bias pointer changes from call to call.
 struct LtKey {
     int M, N, K, lda, ldb, ldc, opA, opB, bias, tf32;
     uint32_t align[4];
 };
-struct LtAlgo {
+struct LtPlan {
     LtKey key;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
 };
-static std::vector<LtAlgo> g_lt_algos;
+static std::vector<LtPlan> g_lt_plans;
 
-static bool lt_find(const LtKey& key, cublasLtMatmulAlgo_t* algo) {
-    for (const LtAlgo& a : g_lt_algos) {
-        if (memcmp(&a.key, &key, sizeof(key)) == 0) { *algo = a.algo; return true; }
-    }
-    return false;
-}
+static const LtPlan& lt_plan(const AbftGemm& g);
 
 // One matrix (a linear layer): cuBLASLt, with the bias added by the epilogue.
 static void gemm_lt(const AbftGemm& g) {
-    const cublasOperation_t opB = op_of(g.B), opA = op_of(g.A);
-    cublasLtMatmulDesc_t desc;
-    cublasCheck(cublasLtMatmulDescCreate(&desc, g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof(opB)));
-    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof(opA)));
+    const LtPlan& plan = lt_plan(g);
     if (g.bias != nullptr) {
-        cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
-    }
-    // the stored shapes: Bᵀ is (N, K) for op N, else B's memory is (K, N); likewise Aᵀ
-    cublasLtMatrixLayout_t lb, la, lc;
-    cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, opB == CUBLAS_OP_N ? g.N : g.K, opB == CUBLAS_OP_N ? g.K : g.N, ld_of(g.B)));
-    cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, opA == CUBLAS_OP_N ? g.K : g.M, opA == CUBLAS_OP_N ? g.M : g.K, ld_of(g.A)));
-    cublasCheck(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, g.N, g.M, g.ldc));
-    LtKey key = {g.M, g.N, g.K, ld_of(g.A), ld_of(g.B), (int)g.ldc, (int)opA, (int)opB, g.bias != nullptr, g_tf32,
-                 {alignment_of(g.B.p), alignment_of(g.A.p), alignment_of(g.C), alignment_of(g.C)}};
-    cublasLtMatmulAlgo_t algo;
-    if (!lt_find(key, &algo)) {
-        cublasLtMatmulPreference_t pref;
-        cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
-        const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
-            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-            CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-        for (int i = 0; i < 4; i++) {
-            cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &key.align[i], sizeof(key.align[i])));
-        }
-        cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &WORKSPACE_BYTES,
-                                                         sizeof(WORKSPACE_BYTES)));
-        cublasLtMatmulHeuristicResult_t heuristic;
-        int found = 0;
-        cublasCheck(cublasLtMatmulAlgoGetHeuristic(g_cublaslt, desc, lb, la, lc, lc, pref, 1, &heuristic, &found));
-        if (found == 0) {
-            die("cublasLtMatmulAlgoGetHeuristic", "try another batch size (-b) or sequence length (-t), or -tf32 0",
-                "no algorithm for a (%d x %d x %d) GEMM%s", g.M, g.N, g.K, g.bias ? " with a bias" : "");
-        }
-        cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
-        algo = heuristic.algo;
-        g_lt_algos.push_back(LtAlgo{key, algo});
+        cublasCheck(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
     }
     const float beta = 0.0f;
-    cublasCheck(cublasLtMatmul(g_cublaslt, desc, &g.alpha, g.B.p, lb, g.A.p, la, &beta, g.C, lc, g.C, lc, &algo,
-                               g_workspace, WORKSPACE_BYTES, 0));
-    cublasCheck(cublasLtMatrixLayoutDestroy(lc));
-    cublasCheck(cublasLtMatrixLayoutDestroy(la));
-    cublasCheck(cublasLtMatrixLayoutDestroy(lb));
-    cublasCheck(cublasLtMatmulDescDestroy(desc));
+    cublasCheck(cublasLtMatmul(g_cublaslt, plan.desc, &g.alpha, g.B.p, plan.lb, g.A.p, plan.la, &beta, g.C, plan.lc, g.C,
+                               plan.lc, &plan.algo, g_workspace, WORKSPACE_BYTES, 0));
+}
+
+// The plan for g's shape, made on first use.
+static const LtPlan& lt_plan(const AbftGemm& g) {
+    const cublasOperation_t opB = op_of(g.B), opA = op_of(g.A);
+    const LtKey key = {g.M, g.N, g.K, ld_of(g.A), ld_of(g.B), (int)g.ldc, (int)opA, (int)opB, g.bias != nullptr, g_tf32,
+                       {alignment_of(g.B.p), alignment_of(g.A.p), alignment_of(g.C), alignment_of(g.C)}};
+    for (const LtPlan& p : g_lt_plans) {
+        if (memcmp(&p.key, &key, sizeof(key)) == 0) { return p; }
+    }
+    LtPlan plan;
+    plan.key = key;
+    cublasCheck(cublasLtMatmulDescCreate(&plan.desc, g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasCheck(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof(opB)));
+    cublasCheck(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof(opA)));
+    if (g.bias != nullptr) {
+        cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        cublasCheck(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
+    }
+    // the stored shapes: Bᵀ is (N, K) for op N, else B's memory is (K, N); likewise Aᵀ
+    cublasCheck(cublasLtMatrixLayoutCreate(&plan.lb, CUDA_R_32F, opB == CUBLAS_OP_N ? g.N : g.K,
+                                           opB == CUBLAS_OP_N ? g.K : g.N, ld_of(g.B)));
+    cublasCheck(cublasLtMatrixLayoutCreate(&plan.la, CUDA_R_32F, opA == CUBLAS_OP_N ? g.K : g.M,
+                                           opA == CUBLAS_OP_N ? g.M : g.K, ld_of(g.A)));
+    cublasCheck(cublasLtMatrixLayoutCreate(&plan.lc, CUDA_R_32F, g.N, g.M, g.ldc));
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; i++) {
+        cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, align_attr[i], &key.align[i], sizeof(key.align[i])));
+    }
+    cublasCheck(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &WORKSPACE_BYTES,
+                                                     sizeof(WORKSPACE_BYTES)));
+    cublasLtMatmulHeuristicResult_t heuristic;
+    int found = 0;
+    cublasCheck(cublasLtMatmulAlgoGetHeuristic(g_cublaslt, plan.desc, plan.lb, plan.la, plan.lc, plan.lc, pref, 1,
+                                               &heuristic, &found));
+    if (found == 0) {
+        die("cublasLtMatmulAlgoGetHeuristic", "try another batch size (-b) or sequence length (-t), or -tf32 0",
+            "no algorithm for a (%d x %d x %d) GEMM%s", g.M, g.N, g.K, g.bias ? " with a bias" : "");
+    }
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    plan.algo = heuristic.algo;
+    g_lt_plans.push_back(plan);
+    return g_lt_plans.back();
 }
 
 // C[b] = alpha · A[b] · B[b] + bias: cuBLASLt for one matrix, a strided batched cuBLAS GEMM over
@@ -841,6 +847,10 @@ static bool gpt2_params_finite(const GPT2* model) {
     cudaCheck(cudaMemcpy(&bad, count, sizeof(int), cudaMemcpyDeviceToHost));
     return bad == 0;
 }
+
+// Waits until the GPU has finished all the work launched so far: before every clock read
+// that times GPU work (a launch returns long before its kernel ends).
+static void gpt2_synchronize(GPT2*) { cudaCheck(cudaDeviceSynchronize()); }
 
 static void gpt2_describe_backend(char* out, size_t size) {
     cudaDeviceProp prop;

@@ -18,6 +18,7 @@
 //                                              (host arrays of parameters and AdamW moments)
 //   gpt2_logits_row(GPT2*, bt, out)            (the V logits of position bt)
 //   gpt2_params_finite(GPT2*), gpt2_describe_backend(out, size), gpt2_set_tf32(GPT2*, on)
+//   gpt2_synchronize(GPT2*)                    (waits for the device: before a clock read)
 #pragma once
 
 #include <sys/stat.h>
@@ -240,8 +241,10 @@ static int train(GPT2* model, const Options& o) {
     double since_checkpoint = 0.0; // training time since the last checkpoint
     for (int step = first_step; step < o.steps; step++) {
         const long detected0 = abft_total_detected(model->abft.n);
+        gpt2_synchronize(model);
         const double t0 = wall_seconds();
         const float train_loss = train_step(model, &train_loader, o, step);
+        gpt2_synchronize(model);
         const double ms = 1e3 * (wall_seconds() - t0);
         const double tok_s = o.B * o.T / (ms * 1e-3);
         since_checkpoint += ms * 1e-3;
@@ -333,9 +336,11 @@ static double median(std::vector<double> v) {
 static double timed_step(GPT2* model, const int* x, const int* y, bool abft_on, int step) {
     model->abft.cfg.enabled = abft_on;
     model->abft.step = step;
+    gpt2_synchronize(model);
     double t0 = wall_seconds();
     gpt2_forward_backward(model, x, y);
     gpt2_update(model, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, step + 1);
+    gpt2_synchronize(model);
     return wall_seconds() - t0;
 }
 

@@ -54,7 +54,7 @@ alive (the campaign finds it benign at this scale), so every fault of the run ge
 --measure-type nan, a missed fault in a backward op poisons the weights and the run is lost
 (the trainer stops with `error: abft: step N still faulty after it was redone`): the table then
 says where, and counts the faults up to there. The check time in the run is the trainer's own
-`abft summary` (ms per op, checks done) over the steps.
+ABFT report (LOGDIR/abft.json: ms per op, checks done) over the steps.
 
 Overhead in wall time. At the default shape the checks are ~0.4% of a step (the 50257-word
 output layer dominates), below the step-to-step noise of a 2-core machine, so wall-time
@@ -71,12 +71,15 @@ without it takes about 5 minutes more.
 import argparse
 import concurrent.futures
 import csv
+import json
 import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fault_campaign as fc  # noqa: E402  (shared helpers: trainer/data resolution, errors, op names)
@@ -92,33 +95,23 @@ CSV_FIELDS = ("faults_per_hour", "abft_every", "check_ms_bench", "check_fraction
 
 FAULT_LINE = re.compile(r"^fault: step (\d+) layer (\d+) (\w+): ")
 DETECT_LINE = re.compile(r"^abft: step (\d+) layer (\d+) (\w+): fault detected")
-SUMMARY_ROW = re.compile(r"^\s+(\w+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+([0-9.]+)\s*$")
 STEP_LINE = re.compile(r"^step\s+(\d+)/(\d+): train loss (\S+) \(([0-9.]+) ms")
 
 
-def parse_summary(text):
-    """The trainer's closing `abft summary` table: {op: {checked, detected, corrected, recomputed, ms}},
-    plus the injected count and the steps it covers."""
-    ops, injected, steps = {}, None, None
-    in_table = False
-    for line in text.splitlines():
-        m = re.match(r"^abft summary over (\d+) steps", line)
-        if m:
-            in_table, steps = True, int(m.group(1))
-            continue
-        if not in_table:
-            continue
-        m = SUMMARY_ROW.match(line)
-        if m and m.group(1) in OPS:
-            v = [int(x) for x in m.groups()[1:8]]
-            ops[m.group(1)] = {"checked": v[0], "detected": v[1], "corrected": sum(v[2:6]), "recomputed": v[6],
-                               "ms": float(m.group(9))}
-        m = re.search(r"injected (\d+),", line)
-        if m:
-            injected = int(m.group(1))
-    if len(ops) != len(OPS) or injected is None:
-        fc.fail("trainer output", "no complete `abft summary` table", "is the trainer up to date? make train_gpt2")
-    return {"ops": ops, "injected": injected, "steps": steps}
+def read_report(logdir):
+    """The ABFT counters a run wrote to LOGDIR/abft.json: {op: {checked, detected, corrected,
+    recomputed, ms}}, plus the injected count and the steps it covers."""
+    path = os.path.join(logdir, "abft.json")
+    try:
+        with open(path) as f:
+            r = json.load(f)
+    except (OSError, ValueError) as e:
+        fc.fail(path, "no readable ABFT report (%s)" % e, "is the trainer up to date? make train_gpt2")
+    ops = {op: {"checked": c["checked"], "detected": c["detected"], "corrected": sum(c["repaired"].values()),
+                "recomputed": c["recomputed"], "ms": c["ms"]} for op, c in r["ops"].items() if op in OPS}
+    if len(ops) != len(OPS):
+        fc.fail(path, "the report lacks ops %s" % ",".join(sorted(set(OPS) - set(ops))), "make train_gpt2")
+    return {"ops": ops, "injected": r["injected"], "steps": r["steps"]}
 
 
 def match_faults(text):
@@ -319,6 +312,8 @@ def measure(a, every):
                          "-fi", "rate=%g,type=%s,seed=%d" % (a.measure_rate, a.measure_type, a.seed))
     if every_flag(every):
         cmd += ["-abft_every", every_flag(every)]
+    logdir = tempfile.mkdtemp(prefix="adaptive_frequency_")
+    cmd += ["-o", logdir]
     status, out = run_trainer(cmd, a.threads, "measurement run", allow_fail=True)
     faults = match_faults(out)
     steps = len(step_times(out))
@@ -326,8 +321,10 @@ def measure(a, every):
         # a missed fault that poisoned the weights: every later check fails, the ladder gives up
         if not last_line(out).startswith("error: abft"):
             fc.fail("measurement run", "trainer exited with %d: %s" % (status, last_line(out)), "run by hand: " + " ".join(cmd))
+        shutil.rmtree(logdir, ignore_errors=True)
         return {"summary": None, "faults": faults, "steps": steps, "lost": "lost in step %d" % (steps + 1)}
-    summ = parse_summary(out)
+    summ = read_report(logdir)
+    shutil.rmtree(logdir, ignore_errors=True)
     if len(faults) != summ["injected"]:
         fc.fail("trainer output", "%d fault lines but the summary says injected %d" % (len(faults), summ["injected"]),
                 "the event lines are needed: do not pass -abft_quiet")
