@@ -4,19 +4,22 @@
 // (train_gpt2.cpp): handwritten kernels for the layers, cuBLASLt for the linear layers (the
 // bias fused as an epilogue), cuBLAS strided batched GEMMs for the attention heads, fp32
 // (TF32 tensor-core math with -tf32 1). The 4 forward and 8 backward GEMMs of every attention
-// layer run under ATTNChecker: after each GEMM, abft.cuh's GPU path (llmc/abft_gpu.cuh) sums
-// the columns of the operand A and of the output, encodes the expected column sums from them
-// and checks; a detection launches the correction kernels, which rebuild the bad elements in
-// place in GPU memory; what checksums cannot rebuild climbs the ladder shared with the CPU
-// trainer: recompute the GEMM, recompute the layer (llmc/gpt2_block.h), redo the step
-// (llmc/trainer.h).
+// layer run under ATTNChecker: after each GEMM, abft.cuh's GPU path (llmc/abft_gpu.cuh) queues
+// in stream order the check (column sums of the operand A and of the output, the expected
+// column sums encoded from them, the comparison) and a repair kernel that rebuilds in place
+// what the checksums can and exits at once where nothing is flagged. The host reads the
+// verdicts once per pass (gpt2_settle), with the losses: no wait on the GPU per GEMM. A fault
+// the checksums cannot rebuild makes the pass run again from the same state with every
+// verdict read at once, so that it climbs the ladder shared with the CPU trainer: recompute
+// the GEMM, recompute the layer (llmc/gpt2_block.h), redo the step (llmc/trainer.h).
 //
 // Reading path, from the bottom of this file to a repaired GEMM:
-//   main → train → train_step → gpt2_forward_backward (llmc/trainer.h)
+//   main → train → train_step → gpt2_forward_backward → gpt2_run_checked (llmc/trainer.h)
 //        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
-//        → protected_gemm (here) → abft_gemm (abft.cuh) → abft_gpu_verify → abft_gpu_check,
-//          abft_gpu_repair (llmc/abft_gpu.cuh) → their kernels, which judge each line with
-//          abft_judge and rebuild with abft_apply (llmc/abft_core.h)
+//        → protected_gemm (here) → abft_gemm (abft.cuh) → abft_gpu_verify (llmc/abft_gpu.cuh)
+//        → abft_gpu_encode_verify, abft_repair_kernel, which judges each line with abft_judge and
+//          rebuilds with abft_apply (llmc/abft_core.h); at the pass's end gpt2_settle (here)
+//        → abft_gpu_settle
 //
 //   make train_gpt2cu && ./train_gpt2cu -h
 //
@@ -653,6 +656,7 @@ static void gpt2_allocate_parameters(GPT2* model) {
     model->params_memory = gpu_alloc(model->num_parameters, "parameters");
     point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->params, model->param_sizes, model->params_memory);
     abft_init(&model->abft);
+    model->abft.deferred = true; // checks read once per pass (gpt2_settle), not after every GEMM
 }
 
 static void upload(float* device, const float* host, size_t n) {
@@ -725,6 +729,7 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     LAUNCH(crossentropy_forward_kernel, B * T, 512, 0, 0)(model->losses, dlogits, model->acts.logits, model->targets, B * T,
                                                          V, Vp);
     cudaCheckLaunch();
+    abft_gpu_log_fetch(); // the deferred ABFT verdicts come back with the losses, in one wait
     cudaCheck(cudaMemcpy(model->cpu_losses, model->losses, (size_t)B * T * sizeof(float), cudaMemcpyDeviceToHost));
     model->mean_loss = mean_loss_of(model->cpu_losses, B * T);
     return true;
@@ -847,6 +852,10 @@ static bool gpt2_params_finite(const GPT2* model) {
     cudaCheck(cudaMemcpy(&bad, count, sizeof(int), cudaMemcpyDeviceToHost));
     return bad == 0;
 }
+
+// The deferred ABFT verdicts of the pass that just ran (llmc/abft_gpu.cuh): counted and
+// printed; false when a fault was beyond the checksums (the caller redoes the pass).
+static bool gpt2_settle(GPT2* model) { return abft_gpu_settle(&model->abft); }
 
 // Waits until the GPU has finished all the work launched so far: before every clock read
 // that times GPU work (a launch returns long before its kernel ends).

@@ -98,7 +98,7 @@ ABFT_HD inline AbftVerdict abft_judge(const AbftLine& line, double chk, double w
 ABFT_HD inline float abft_apply(const AbftVerdict& v, float x);
 ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u = 0.0f);
 inline void abft_colsums(MatView V, int rows, int j0, int j1, const float* w, const float* a, float* sum, float* abssum);
-inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool by_rows, long* n_fixed);
+ABFT_HD inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool by_rows, long* n_fixed);
 
 // ----------------------------------------------------------------------------
 // detect: column checksums in fp32 (the fast path, taken by every protected GEMM)
@@ -209,7 +209,7 @@ inline int abft_repair(float tau, float extreme, const AbftGemm& g, int b, long*
 
 // The pattern of the elements that the verdicts of `lines` columns (or rows) rebuild: one
 // element, one row, one column or scattered; their number goes to n_fixed.
-inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool by_rows, long* n_fixed) {
+ABFT_HD inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool by_rows, long* n_fixed) {
     long fixed = 0;
     int first_i = -1, first_j = -1;
     bool same_row = true, same_col = true;

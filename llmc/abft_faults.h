@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "llmc/abft_core.h"
 #include "llmc/rand.h"
@@ -70,8 +71,22 @@ struct Abft {
     int step = 0;             // the training step now running, for fault specs and logs
     int fault_fired = 0;      // executions hit so far by a single-fault spec
     uint64_t fault_rng = 1;   // picks the faulty elements (and, in rate mode, when)
+    // Deferred verdicts (the GPU path): checks and repairs run in stream order and the host
+    // learns their outcome once per pass (llmc/abft_gpu.cuh); injection messages wait in
+    // `pending` until then. False: every check is read as soon as it ran (the CPU path, and
+    // a pass redone after a fault the device could not repair).
+    bool deferred = false;
+    std::string pending;
     float* work = nullptr;    // the CPU checks' scratch, grown on demand
     size_t work_floats = 0;
+};
+
+// What a pass changes in the state: saved before a deferred pass, so that a pass redone after
+// it sees the same faults and counts as if the first had not happened.
+struct AbftSnapshot {
+    AbftCounters n;
+    int fault_fired;
+    uint64_t fault_rng;
 };
 
 // Writes the fault into element (i, j) of C[b]: abft_corrupt on the host; the GPU path has
@@ -96,6 +111,15 @@ inline void abft_init(Abft* abft) {
 }
 
 inline void abft_free(Abft* abft) { free(abft->work); abft->work = nullptr; abft->work_floats = 0; }
+
+inline AbftSnapshot abft_snapshot(const Abft* abft) { return AbftSnapshot{abft->n, abft->fault_fired, abft->fault_rng}; }
+
+inline void abft_restore(Abft* abft, const AbftSnapshot& s) {
+    abft->n = s.n;
+    abft->fault_fired = s.fault_fired;
+    abft->fault_rng = s.fault_rng;
+    abft->pending.clear();
+}
 
 // Whether op is checked in the step now running (adaptive detection frequency, -abft_every).
 inline bool abft_due(const Abft* abft, int op) {
@@ -127,8 +151,10 @@ inline void abft_inject(Abft* abft, const AbftGemm& g, int op, int layer, AbftCo
     }
     abft->n.injected++;
     if (abft->cfg.verbose) {
-        printf("fault: step %d layer %d %s: %s %s at batch %d row %d col %d\n", abft->step, layer,
-               abft_op_names[op], abft_fault_type_names[type], abft_pattern_names[abft->fault.pattern], b, i, j);
+        char line[256];
+        snprintf(line, sizeof(line), "fault: step %d layer %d %s: %s %s at batch %d row %d col %d\n", abft->step, layer,
+                 abft_op_names[op], abft_fault_type_names[type], abft_pattern_names[abft->fault.pattern], b, i, j);
+        if (abft->deferred) { abft->pending += line; } else { fputs(line, stdout); }
     }
 }
 

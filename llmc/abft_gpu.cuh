@@ -3,23 +3,28 @@
 // fp32 arithmetic, so that the GPU and the CPU agree on what is a fault.
 //
 //   abft_gpu_verify    checks every batch entry of a GEMM's output in GPU memory and repairs
-//                      what the checksums can, counting as the CPU path does: abft_gpu_check
-//                      (the fast path), then after a detection abft_gpu_repair (the slow path);
-//                      dev/cuda's ABFT versions call these two
+//                      what the checksums can, counting as the CPU path does. In a training
+//                      pass (abft.deferred) it only queues the check and the repair in stream
+//                      order, and abft_gpu_settle reads all their verdicts at the end of the
+//                      pass: no wait on the GPU per GEMM. Otherwise it waits for each
+//                      (abft_gpu_check, then after a detection abft_gpu_repair; dev/cuda's ABFT
+//                      versions call these two)
 //   abft_gpu_corrupt   fault injection (-fi) into GPU memory
 //
-// Below them the two launch sequences they are made of:
-//   fast path, after every protected GEMM (abft_gpu_encode_verify): the column sums of A (e·A,
+// Below them the launch sequences and kernels they are made of:
+//   the check, after every protected GEMM (abft_gpu_encode_verify): the column sums of A (e·A,
 //     e·|A|) and of C, then the column checksums (e·A)·B and the comparison; a faulty batch
 //     entry raises its flag and a device counter;
-//   slow path, after a detection (abft_gpu_correct): fp64 checksums of the flagged entries,
-//     one thread per column and per row judging its line (abft_judge, as abft_repair does),
-//     then the rebuild, by columns if every column is fixable, else by rows.
-// then the scratch buffers, then the kernels.
+//   the repair (abft_repair_kernel), one block per batch entry, which exits at once unless the
+//     entry is flagged: fp64 checksums of its lines, each line judged (abft_judge, as
+//     abft_repair does), the rebuild, by columns if every column is fixable, else by rows, and
+//     the check of the rebuilt entry;
+// then the scratch buffers.
 //
 // Included by abft.cuh in CUDA builds (nvcc, or the CPU harness: llmc/cuda_common.h).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "llmc/abft_core.h"
@@ -36,7 +41,7 @@ constexpr int ABFT_ROWS = 8;  // warps per block, each taking every ABFT_ROWS-th
 // ABFT_ROW_CHUNK rows write partial sums, then one thread per column adds them in order.
 constexpr int ABFT_ROW_CHUNK = 256;
 
-// the correction's buffers, for the entries flags[] marks
+// the repair's buffers, for the entries flags[] marks
 struct AbftCorrectScratch {      // device buffers
     double* enc;                 // (batch, 6, K): e·A, w·A, e·|A|, B·e, B·w, |B|·e
     double* biasw;               // (batch, 3): Σ bias, Σ (j+1)·bias, Σ |bias|
@@ -44,11 +49,17 @@ struct AbftCorrectScratch {      // device buffers
     double* rowchk;              // (batch, M, 3): the same for each row
     AbftVerdict* colv;           // (batch, N)
     AbftVerdict* rowv;           // (batch, M)
-    int* unfixable;              // (batch, 2): lines beyond one fix, by columns / by rows
-    int* status;                 // (batch): REPAIR_*
 };
 
 enum AbftRepairStatus { REPAIR_NONE = 0, REPAIR_BY_COLUMNS = 1, REPAIR_BY_ROWS = 2, REPAIR_BEYOND = 3 };
+
+// What the repair kernel did to one batch entry.
+struct AbftOutcome {
+    int status;   // AbftRepairStatus; REPAIR_NONE: the entry was not flagged
+    int pattern;  // AbftFixPattern of what was rebuilt, -1 beyond the checksums
+    int still;    // nonzero: the rebuilt entry still fails its check
+    long fixed;   // elements rebuilt
+};
 
 // everything a check needs, grown to the largest GEMM checked so far
 struct AbftGpuScratch {
@@ -59,6 +70,7 @@ struct AbftGpuScratch {
     int* flags;                  // (batch) failed columns per entry
     int* counter;                // (1) faulty entries detected, cumulative until reset
     AbftCorrectScratch cs;
+    AbftOutcome* outcome;        // (batch) the last repair's, when the host drives it
     long cap_bk, cap_bn, cap_bm, cap_b, cap_part; // capacities: batch·K, batch·N, batch·M, batch, partials
 };
 
@@ -70,11 +82,13 @@ inline int abft_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 // contents: the entry points first, then the launch sequences, the scratch, the kernels
 
 inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer);
+inline bool abft_gpu_settle(Abft* abft);
+inline void abft_gpu_log_fetch();
 inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type);
 
 inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream);
-inline void abft_gpu_correct(const AbftGemm& g, AbftGpuScratch* s, float extreme, float tau, float operand_u,
-                             cudaStream_t stream);
+inline void abft_gpu_launch_repair(const AbftGemm& g, AbftGpuScratch* s, const AbftConfig& cfg, AbftOutcome* out,
+                                   cudaStream_t stream);
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
                              float* abssum, cudaStream_t stream);
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g);
@@ -89,49 +103,148 @@ __global__ void abft_encode_verify_kernel(AbftGemm g, const float* ue, const flo
 __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue, const float* ua, const float* csum,
                                                      const float* cabs, float* chk, float* bound, float tau,
                                                      float operand_u, int* flags, int* counter);
-__global__ void abft_correct_encode_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s);
-__global__ void abft_correct_checksums_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s);
-__global__ void abft_correct_judge_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s, float extreme, float tau,
-                                          float operand_u);
-__global__ void abft_correct_apply_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s);
+__global__ void abft_repair_kernel(AbftGemm g, const int* flags, const float* chk, const float* bound, AbftCorrectScratch s,
+                                   float extreme, float tau, float operand_u, AbftOutcome* out);
 
 // ----------------------------------------------------------------------------
 // the entry points
 
 static AbftGpuScratch g_abft_gpu;              // grown to the largest protected GEMM
-static cudaEvent_t g_abft_start, g_abft_stop;  // time the checks on the GPU's clock
+static cudaEvent_t g_abft_start, g_abft_stop;  // time the synchronous checks on the GPU's clock
 
 // What the slow path did to each batch entry of one GEMM (host copies).
 struct AbftGpuRepair {
     std::vector<int> flagged;  // (batch) nonzero: the check failed
-    std::vector<int> status;   // (batch) AbftRepairStatus: how the correction kernels went about it
+    std::vector<int> status;   // (batch) AbftRepairStatus: how the repair went about it
     std::vector<int> pattern;  // (batch) AbftFixPattern of what was rebuilt, -1 beyond the checksums
     std::vector<long> fixed;   // (batch) elements rebuilt
     std::vector<int> still;    // (batch) nonzero: still faulty when checked again
     bool ok(int b) const { return pattern[b] >= 0 && still[b] == 0; }
 };
 
-inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s);
+// The deferred verdicts of one pass: one record per protected GEMM execution, whose repair
+// kernel wrote an AbftOutcome per batch entry into `device`; the host reads them all at once.
+struct AbftGpuRecord {
+    int op, layer, batch;
+    long offset;                   // its outcomes: device[offset, offset + batch)
+    cudaEvent_t start, stop;       // around its check and repair, for the per-op GPU time
+    std::string injected;          // the fault messages of its execution, printed with its verdicts
+};
+struct AbftGpuLog {
+    AbftOutcome* device = nullptr; // (capacity)
+    AbftOutcome* host = nullptr;   // (capacity) pinned, so the copy back can be queued
+    long capacity = 0, used = 0, fetched = 0; // outcomes: room, written, queued for the host
+    std::vector<AbftGpuRecord> records;
+    std::vector<cudaEvent_t> events; // reused from pass to pass
+};
+static AbftGpuLog g_abft_log;
+
+inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s, cudaEvent_t done = nullptr);
 inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s);
-inline int abft_gpu_repaired_pattern(const AbftGemm& g, const AbftGpuScratch* s, int b, int status, long* fixed);
+inline bool abft_gpu_verify_now(Abft* abft, const AbftGemm& g, int op, int layer);
+inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int layer);
+inline AbftOutcome* abft_gpu_log_append(AbftGpuLog* log, int op, int layer, int batch, std::string* injected);
+inline cudaEvent_t abft_gpu_log_event(AbftGpuLog* log, size_t i);
 inline std::vector<int> abft_gpu_ints(const int* device, int n);
 
 // abft_verify's GPU counterpart: checks every batch entry of C and repairs in place what the
-// checksums can, counting as the CPU path does. False when an entry is beyond repair (the
+// checksums can, counting as the CPU path does. Deferred (abft->deferred), it only queues the
+// check and the repair, and returns true: abft_gpu_settle reads the verdicts at the end of the
+// pass. Otherwise it waits for them and returns false when an entry is beyond repair (the
 // caller recomputes).
 inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
+    abft->n.checked[op]++;
+    if (abft->deferred) {
+        abft_gpu_verify_deferred(abft, g, op, layer);
+        return true;
+    }
+    return abft_gpu_verify_now(abft, g, op, layer);
+}
+
+// The end of a deferred pass: reads every verdict the pass queued (waiting for the GPU unless
+// abft_gpu_log_fetch's copy has already been waited for). When the device repaired every fault
+// it found, counts and prints them as abft_gpu_verify_now would have, in order, and returns
+// true. Otherwise the pass's later work used a bad output: it returns false, counting and
+// printing nothing, and the caller redoes the pass with synchronous checks and the same faults
+// (see abft_snapshot), which then tell the story.
+inline bool abft_gpu_settle(Abft* abft) {
+    AbftGpuLog* log = &g_abft_log;
+    if (log->fetched < log->used) {
+        abft_gpu_log_fetch();
+        cudaCheck(cudaStreamSynchronize(0));
+    }
+    bool all_repaired = true;
+    for (long i = 0; i < log->used; i++) {
+        const AbftOutcome& o = log->host[i];
+        all_repaired &= o.status == REPAIR_NONE || (o.pattern >= 0 && o.still == 0);
+    }
+    for (const AbftGpuRecord& r : log->records) {
+        if (!all_repaired) { break; }
+        fputs(r.injected.c_str(), stdout);
+        float ms = 0.0f;
+        cudaCheck(cudaEventElapsedTime(&ms, r.start, r.stop));
+        abft->n.seconds[r.op] += 1e-3 * ms;
+        bool flagged = false;
+        for (int b = 0; b < r.batch; b++) {
+            const AbftOutcome& o = log->host[r.offset + b];
+            if (o.status == REPAIR_NONE) { continue; }
+            abft_count_repair(abft, r.op, r.layer, b, true, o.fixed, o.pattern);
+            flagged = true;
+        }
+        if (flagged) {
+            abft->n.detected[r.op]++;
+            abft->n.recovery_seconds += 1e-3 * ms; // the check and the repair that followed it
+        }
+    }
+    if (all_repaired) { fputs(abft->pending.c_str(), stdout); } // faults injected into ops not checked now
+    abft->pending.clear();
+    log->records.clear();
+    log->used = log->fetched = 0;
+    return all_repaired;
+}
+
+// Queues the copy of the verdicts so far to the host; a blocking call that follows in the
+// stream (the loss's copy) then also waits for them, and abft_gpu_settle needs no wait of its own.
+inline void abft_gpu_log_fetch() {
+    AbftGpuLog* log = &g_abft_log;
+    if (log->fetched == log->used) { return; }
+    cudaCheck(cudaMemcpyAsync(log->host + log->fetched, log->device + log->fetched,
+                              (log->used - log->fetched) * sizeof(AbftOutcome), cudaMemcpyDeviceToHost, 0));
+    log->fetched = log->used;
+}
+
+// A fault lands in GPU memory: read the element, write what a faulty unit would have written.
+inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
+    float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
+    float value = 0.0f;
+    cudaCheck(cudaMemcpy(&value, x, sizeof(float), cudaMemcpyDeviceToHost));
+    value = abft_fault_value(type, value);
+    cudaCheck(cudaMemcpy(x, &value, sizeof(float), cudaMemcpyHostToDevice));
+}
+
+// The check and the repair in stream order, their verdicts to the pass's log: no waiting.
+inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int layer) {
+    AbftGpuScratch* s = &g_abft_gpu;
+    abft_gpu_reserve(s, g);
+    AbftOutcome* out = abft_gpu_log_append(&g_abft_log, op, layer, g.batch, &abft->pending);
+    const AbftGpuRecord& r = g_abft_log.records.back();
+    cudaCheck(cudaEventRecord(r.start, 0));
+    abft_gpu_encode_verify(g, s, abft->cfg.tau, abft->cfg.operand_u, 0);
+    abft_gpu_launch_repair(g, s, abft->cfg, out, 0);
+    cudaCheck(cudaEventRecord(r.stop, 0));
+}
+
+// Checks, waits for the verdict, and repairs what the checksums can after a detection.
+inline bool abft_gpu_verify_now(Abft* abft, const AbftGemm& g, int op, int layer) {
     if (g_abft_start == nullptr) {
         cudaCheck(cudaEventCreate(&g_abft_start));
         cudaCheck(cudaEventCreate(&g_abft_stop));
     }
     cudaCheck(cudaEventRecord(g_abft_start, 0));
-    const int faulty = abft_gpu_check(abft->cfg, g, &g_abft_gpu);
-    cudaCheck(cudaEventRecord(g_abft_stop, 0));
-    cudaCheck(cudaEventSynchronize(g_abft_stop));
-    float ms = 0.0f;
+    const int faulty = abft_gpu_check(abft->cfg, g, &g_abft_gpu, g_abft_stop);
+    float ms = 0.0f; // the stop event has completed: abft_gpu_check waited for the stream
     cudaCheck(cudaEventElapsedTime(&ms, g_abft_start, g_abft_stop));
     abft->n.seconds[op] += 1e-3 * ms;
-    abft->n.checked[op]++;
     if (faulty == 0) { return true; }
     const double t0 = wall_seconds();
     const AbftGpuRepair r = abft_gpu_repair(abft->cfg, g, &g_abft_gpu);
@@ -148,53 +261,73 @@ inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     return repaired_all;
 }
 
-// A fault lands in GPU memory: read the element, write what a faulty unit would have written.
-inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
-    float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
-    float value = 0.0f;
-    cudaCheck(cudaMemcpy(&value, x, sizeof(float), cudaMemcpyDeviceToHost));
-    value = abft_fault_value(type, value);
-    cudaCheck(cudaMemcpy(x, &value, sizeof(float), cudaMemcpyHostToDevice));
-}
-
 // The fast path: encodes, checks, and returns the number of faulty batch entries (flagged in
-// s->flags). This waits for the GPU: the one synchronization a protected GEMM costs.
-inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s) {
+// s->flags). This waits for the GPU. A `done` event, if given, is recorded after the check's
+// kernels (it has completed on return).
+inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s, cudaEvent_t done) {
     abft_gpu_reserve(s, g);
     cudaCheck(cudaMemsetAsync(s->counter, 0, sizeof(int), 0));
     abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0);
+    if (done != nullptr) { cudaCheck(cudaEventRecord(done, 0)); }
     int faulty = 0;
     cudaCheck(cudaMemcpy(&faulty, s->counter, sizeof(int), cudaMemcpyDeviceToHost));
     return faulty;
 }
 
 // The slow path, for the entries the last check flagged: rebuild what the checksums can, then
-// check again.
+// check again with the fast path.
 inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s) {
     AbftGpuRepair r;
     r.flagged = abft_gpu_ints(s->flags, g.batch);
-    abft_gpu_correct(g, s, cfg.extreme, cfg.tau, cfg.operand_u, 0);
-    r.status = abft_gpu_ints(s->cs.status, g.batch);
-    r.pattern.assign(g.batch, -1);
-    r.fixed.assign(g.batch, 0);
-    for (int b = 0; b < g.batch; b++) {
-        if (r.flagged[b] != 0 && (r.status[b] == REPAIR_BY_COLUMNS || r.status[b] == REPAIR_BY_ROWS)) {
-            r.pattern[b] = abft_gpu_repaired_pattern(g, s, b, r.status[b], &r.fixed[b]);
-        }
+    abft_gpu_launch_repair(g, s, cfg, s->outcome, 0);
+    std::vector<AbftOutcome> out(g.batch);
+    cudaCheck(cudaMemcpy(out.data(), s->outcome, g.batch * sizeof(AbftOutcome), cudaMemcpyDeviceToHost));
+    for (const AbftOutcome& o : out) {
+        r.status.push_back(o.status);
+        r.pattern.push_back(o.pattern);
+        r.fixed.push_back(o.fixed);
     }
     abft_gpu_check(cfg, g, s); // overwrites the flags with the repaired output's
     r.still = abft_gpu_ints(s->flags, g.batch);
     return r;
 }
 
-// The pattern the correction kernels rebuilt in entry b (from their verdicts), for the counters.
-inline int abft_gpu_repaired_pattern(const AbftGemm& g, const AbftGpuScratch* s, int b, int status, long* fixed) {
-    const bool by_rows = status == REPAIR_BY_ROWS;
-    const int lines = by_rows ? g.M : g.N;
-    std::vector<AbftVerdict> v(lines);
-    const AbftVerdict* src = by_rows ? s->cs.rowv + (long)b * g.M : s->cs.colv + (long)b * g.N;
-    cudaCheck(cudaMemcpy(v.data(), src, lines * sizeof(AbftVerdict), cudaMemcpyDeviceToHost));
-    return abft_fix_pattern(v.data(), lines, by_rows, fixed);
+// Room for one more record's outcomes (batch of them); grows the log when needed, keeping what
+// it holds. The fault messages waiting in *injected move to the record.
+inline AbftOutcome* abft_gpu_log_append(AbftGpuLog* log, int op, int layer, int batch, std::string* injected) {
+    if (log->used + batch > log->capacity) {
+        const long capacity = 2 * (log->used + batch) > 65536 ? 2 * (log->used + batch) : 65536;
+        AbftOutcome *device = nullptr, *host = nullptr;
+        cudaCheck(cudaMalloc(&device, capacity * sizeof(AbftOutcome)));
+        cudaCheck(cudaMallocHost(&host, capacity * sizeof(AbftOutcome)));
+        if (log->used > 0) { // once per shape at most: waiting here is no cost to speak of
+            cudaCheck(cudaMemcpyAsync(device, log->device, log->used * sizeof(AbftOutcome), cudaMemcpyDeviceToDevice, 0));
+            cudaCheck(cudaStreamSynchronize(0)); // also completes the copies to log->host queued so far
+            memcpy(host, log->host, log->fetched * sizeof(AbftOutcome));
+        }
+        cudaCheck(cudaFree(log->device));
+        cudaCheck(cudaFreeHost(log->host));
+        log->device = device;
+        log->host = host;
+        log->capacity = capacity;
+    }
+    const size_t i = log->records.size();
+    log->records.push_back(AbftGpuRecord{op, layer, batch, log->used, abft_gpu_log_event(log, 2 * i),
+                                         abft_gpu_log_event(log, 2 * i + 1), std::string()});
+    log->records.back().injected.swap(*injected);
+    AbftOutcome* out = log->device + log->used;
+    log->used += batch;
+    return out;
+}
+
+// The i-th event of the log's pool, created on first use.
+inline cudaEvent_t abft_gpu_log_event(AbftGpuLog* log, size_t i) {
+    while (log->events.size() <= i) {
+        cudaEvent_t e;
+        cudaCheck(cudaEventCreate(&e));
+        log->events.push_back(e);
+    }
+    return log->events[i];
 }
 
 inline std::vector<int> abft_gpu_ints(const int* device, int n) {
@@ -224,19 +357,12 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
     cudaCheckLaunch();
 }
 
-// The slow path, for the entries flags[] marks: status[b] tells what was done.
-inline void abft_gpu_correct(const AbftGemm& g, AbftGpuScratch* s, float extreme, float tau, float operand_u,
-                             cudaStream_t stream) {
-    cudaCheck(cudaMemsetAsync(s->cs.unfixable, 0, (size_t)g.batch * 2 * sizeof(int), stream));
-    cudaCheck(cudaMemsetAsync(s->cs.status, 0, (size_t)g.batch * sizeof(int), stream));
-    const int lines = abft_ceil_div(g.N + g.M, 128), longest = abft_ceil_div(g.M > g.N ? g.M : g.N, 128);
-    LAUNCH(abft_correct_encode_kernel, dim3(abft_ceil_div(g.K, 128), g.batch), dim3(128), 0, stream)(g, s->flags, s->cs);
-    cudaCheckLaunch();
-    LAUNCH(abft_correct_checksums_kernel, dim3(lines, g.batch), dim3(128), 0, stream)(g, s->flags, s->cs);
-    cudaCheckLaunch();
-    LAUNCH(abft_correct_judge_kernel, dim3(lines, g.batch), dim3(128), 0, stream)(g, s->flags, s->cs, extreme, tau, operand_u);
-    cudaCheckLaunch();
-    LAUNCH(abft_correct_apply_kernel, dim3(longest, g.batch), dim3(128), 0, stream)(g, s->flags, s->cs);
+// The repair, for the entries flags[] marks (the others cost nothing): out[b] says what was done.
+// Reads the fast path's checksums (s->chk, s->bound) to check the rebuilt entries.
+inline void abft_gpu_launch_repair(const AbftGemm& g, AbftGpuScratch* s, const AbftConfig& cfg, AbftOutcome* out,
+                                   cudaStream_t stream) {
+    LAUNCH(abft_repair_kernel, dim3(g.batch), dim3(256), 0, stream)(g, s->flags, s->chk, s->bound, s->cs, cfg.extreme, cfg.tau,
+                                                                   cfg.operand_u, out);
     cudaCheckLaunch();
 }
 
@@ -265,7 +391,7 @@ inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int bat
 inline void abft_gpu_free(AbftGpuScratch* s) {
     if (s->cap_b == 0) { return; }
     void* ps[] = {s->ue, s->ua, s->chk, s->bound, s->csum, s->cabs, s->part, s->part_abs, s->flags, s->counter,
-                  s->cs.enc, s->cs.biasw, s->cs.colchk, s->cs.rowchk, s->cs.colv, s->cs.rowv, s->cs.unfixable, s->cs.status};
+                  s->cs.enc, s->cs.biasw, s->cs.colchk, s->cs.rowchk, s->cs.colv, s->cs.rowv, s->outcome};
     for (void* p : ps) { cudaCheck(cudaFree(p)); }
     s->cap_bk = s->cap_bn = s->cap_bm = s->cap_b = s->cap_part = 0;
 }
@@ -297,8 +423,7 @@ inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     cudaCheck(cudaMalloc(&s->cs.rowchk, s->cap_bm * 3 * sizeof(double)));
     cudaCheck(cudaMalloc(&s->cs.colv, s->cap_bn * sizeof(AbftVerdict)));
     cudaCheck(cudaMalloc(&s->cs.rowv, s->cap_bm * sizeof(AbftVerdict)));
-    cudaCheck(cudaMalloc(&s->cs.unfixable, s->cap_b * 2 * sizeof(int)));
-    cudaCheck(cudaMalloc(&s->cs.status, s->cap_b * sizeof(int)));
+    cudaCheck(cudaMalloc(&s->outcome, s->cap_b * sizeof(AbftOutcome)));
 }
 
 // ----------------------------------------------------------------------------
@@ -437,84 +562,108 @@ __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue
 }
 
 // ----------------------------------------------------------------------------
-// correction kernels, for the entries flags[] marks: fp64 checksums, then one thread per line
+// the repair kernel, for the entries flags[] marks
 
-// One thread per k: the operand sums the line checksums are made of. grid (ceil(K/128), batch).
-__global__ void abft_correct_encode_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s) {
-    int k = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (flags[b] == 0 || k >= g.K) { return; }
-    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    double ae = 0.0, aw = 0.0, aa = 0.0, be = 0.0, bw = 0.0, ba = 0.0;
-    for (int i = 0; i < g.M; i++) { double x = A.at(i, k); ae += x; aw += (i + 1) * x; aa += fabs(x); }
-    for (int j = 0; j < g.N; j++) { double x = B.at(k, j); be += x; bw += (j + 1) * x; ba += fabs(x); }
+// One block per batch entry; an entry the check did not flag exits at once, so that the kernel
+// can follow every check in stream order at the cost of a launch. A flagged entry is handled by
+// its block from start to end, in abft_repair's order: the fp64 operand sums, the checksums of
+// every column and row, each line judged (abft_judge), the rebuild by columns if every column
+// is fixable, else by rows if every row is; then the rebuilt entry is checked again against the
+// fast path's checksums (chk, bound). out[b] says what happened. grid (batch), block 256.
+// One block per entry is slow for a large entry (a linear layer's), but it only runs after a
+// fault.
+__global__ void abft_repair_kernel(AbftGemm g, const int* flags, const float* chk, const float* bound, AbftCorrectScratch s,
+                                   float extreme, float tau, float operand_u, AbftOutcome* out) {
+    const int b = blockIdx.x;
+    if (flags[b] == 0) {
+        if (threadIdx.x == 0) { out[b] = AbftOutcome{REPAIR_NONE, -1, 0, 0}; }
+        return; // the whole block leaves: no barrier is skipped by part of it
+    }
+    __shared__ int unfixable[2]; // lines beyond one fix: by columns, by rows
+    __shared__ int still;
+    if (threadIdx.x == 0) { unfixable[0] = 0; unfixable[1] = 0; still = 0; }
+    const MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    float* C = g.C + b * g.strideC;
+    const double alpha = g.alpha;
     double* e = s.enc + (long)b * 6 * g.K;
-    e[k] = ae; e[g.K + k] = aw; e[2 * g.K + k] = aa; e[3 * g.K + k] = be; e[4 * g.K + k] = bw; e[5 * g.K + k] = ba;
-    if (k == 0) {
+    double* biasw = s.biasw + (long)b * 3;
+    double* colchk = s.colchk + (long)b * g.N * 3;
+    double* rowchk = s.rowchk + (long)b * g.M * 3;
+    AbftVerdict* colv = s.colv + (long)b * g.N;
+    AbftVerdict* rowv = s.rowv + (long)b * g.M;
+    // encode: e·A, w·A, e·|A| and B·e, B·w, |B|·e, one k per thread
+    for (int k = threadIdx.x; k < g.K; k += blockDim.x) {
+        double ae = 0.0, aw = 0.0, aa = 0.0, be = 0.0, bw = 0.0, ba = 0.0;
+        for (int i = 0; i < g.M; i++) { double x = A.at(i, k); ae += x; aw += (i + 1) * x; aa += fabs(x); }
+        for (int j = 0; j < g.N; j++) { double x = B.at(k, j); be += x; bw += (j + 1) * x; ba += fabs(x); }
+        e[k] = ae; e[g.K + k] = aw; e[2 * g.K + k] = aa; e[3 * g.K + k] = be; e[4 * g.K + k] = bw; e[5 * g.K + k] = ba;
+    }
+    if (threadIdx.x == 0) {
         double bs = 0.0, bws = 0.0, bas = 0.0;
         for (int j = 0; g.bias && j < g.N; j++) { bs += g.bias[j]; bws += (j + 1.0) * g.bias[j]; bas += fabs(g.bias[j]); }
-        s.biasw[b * 3] = bs; s.biasw[b * 3 + 1] = bws; s.biasw[b * 3 + 2] = bas;
+        biasw[0] = bs; biasw[1] = bws; biasw[2] = bas;
     }
-}
-
-// One thread per line: t < N is column t, else row t − N (abft_repair's formulas).
-// grid (ceil((N+M)/128), batch).
-__global__ void abft_correct_checksums_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (flags[b] == 0 || t >= g.N + g.M) { return; }
-    const double alpha = g.alpha;
-    const double* e = s.enc + (long)b * 6 * g.K;
-    MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    double p = 0.0, w = 0.0, a = 0.0;
-    if (t < g.N) {
-        const int j = t;
-        const double bj = g.bias ? g.bias[j] : 0.0;
-        for (int k = 0; k < g.K; k++) { double x = B.at(k, j); p += e[k] * x; w += e[g.K + k] * x; a += e[2 * g.K + k] * fabs(x); }
-        double* c = s.colchk + ((long)b * g.N + j) * 3;
-        c[0] = alpha * p + g.M * bj;
-        c[1] = alpha * w + 0.5 * g.M * (g.M + 1.0) * bj;
-        c[2] = fabs(alpha) * a + g.M * fabs(bj);
-    } else {
-        const int i = t - g.N;
-        for (int k = 0; k < g.K; k++) { double x = A.at(i, k); p += x * e[3 * g.K + k]; w += x * e[4 * g.K + k]; a += fabs(x) * e[5 * g.K + k]; }
-        double* r = s.rowchk + ((long)b * g.M + i) * 3;
-        r[0] = alpha * p + s.biasw[b * 3];
-        r[1] = alpha * w + s.biasw[b * 3 + 1];
-        r[2] = fabs(alpha) * a + s.biasw[b * 3 + 2];
+    __syncthreads();
+    // the checksums of every line: t < N is column t, else row t − N
+    for (int t = threadIdx.x; t < g.N + g.M; t += blockDim.x) {
+        double p = 0.0, w = 0.0, a = 0.0;
+        if (t < g.N) {
+            const double bj = g.bias ? g.bias[t] : 0.0;
+            for (int k = 0; k < g.K; k++) { double x = B.at(k, t); p += e[k] * x; w += e[g.K + k] * x; a += e[2 * g.K + k] * fabs(x); }
+            double* c = colchk + (long)t * 3;
+            c[0] = alpha * p + g.M * bj;
+            c[1] = alpha * w + 0.5 * g.M * (g.M + 1.0) * bj;
+            c[2] = fabs(alpha) * a + g.M * fabs(bj);
+        } else {
+            const int i = t - g.N;
+            for (int k = 0; k < g.K; k++) { double x = A.at(i, k); p += x * e[3 * g.K + k]; w += x * e[4 * g.K + k]; a += fabs(x) * e[5 * g.K + k]; }
+            double* r = rowchk + (long)i * 3;
+            r[0] = alpha * p + biasw[0];
+            r[1] = alpha * w + biasw[1];
+            r[2] = fabs(alpha) * a + biasw[2];
+        }
     }
-}
-
-// One thread per column and per row: the line of C, judged against its checksums.
-// grid (ceil((N+M)/128), batch), like abft_correct_checksums_kernel.
-__global__ void abft_correct_judge_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s, float extreme, float tau,
-                                          float operand_u) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (flags[b] == 0 || t >= g.N + g.M) { return; }
-    const float* C = g.C + b * g.strideC;
-    const bool is_col = t < g.N;
-    const int l = is_col ? t : t - g.N, len = is_col ? g.M : g.N;
-    AbftLine line;
-    abft_line_init(&line);
-    for (int x = 0; x < len; x++) {
-        abft_line_add(&line, x, is_col ? C[(long)x * g.ldc + l] : C[(long)l * g.ldc + x], extreme);
+    __syncthreads();
+    // judge every line of C against its checksums
+    for (int t = threadIdx.x; t < g.N + g.M; t += blockDim.x) {
+        const bool is_col = t < g.N;
+        const int l = is_col ? t : t - g.N, len = is_col ? g.M : g.N;
+        AbftLine line;
+        abft_line_init(&line);
+        for (int x = 0; x < len; x++) { abft_line_add(&line, x, is_col ? C[(long)x * g.ldc + l] : C[(long)l * g.ldc + x], extreme); }
+        const double* c = is_col ? colchk + (long)l * 3 : rowchk + (long)l * 3;
+        AbftVerdict v = abft_judge(line, c[0], c[1], abft_tolerance(tau, g.K, len, (float)c[2], operand_u), len);
+        (is_col ? colv : rowv)[l] = v;
+        if (v.kind == LINE_UNFIXABLE) { atomicAdd(&unfixable[is_col ? 0 : 1], 1); }
     }
-    const double* c = is_col ? s.colchk + ((long)b * g.N + l) * 3 : s.rowchk + ((long)b * g.M + l) * 3;
-    AbftVerdict v = abft_judge(line, c[0], c[1], abft_tolerance(tau, g.K, len, (float)c[2], operand_u), len);
-    (is_col ? s.colv + (long)b * g.N : s.rowv + (long)b * g.M)[l] = v;
-    if (v.kind == LINE_UNFIXABLE) { atomicAdd(&s.unfixable[b * 2 + (is_col ? 0 : 1)], 1); }
-}
-
-// Columns if all are fixable, else rows if all are, else nothing. grid (ceil(max(M,N)/128), batch).
-__global__ void abft_correct_apply_kernel(AbftGemm g, const int* flags, AbftCorrectScratch s) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
-    if (flags[b] == 0) { return; }
-    const int mode = s.unfixable[b * 2] == 0 ? REPAIR_BY_COLUMNS : s.unfixable[b * 2 + 1] == 0 ? REPAIR_BY_ROWS : REPAIR_BEYOND;
-    if (t == 0) { s.status[b] = mode; }
-    float* C = g.C + b * g.strideC;
-    if (mode == REPAIR_BY_COLUMNS && t < g.N) {
-        AbftVerdict v = s.colv[(long)b * g.N + t];
-        if (v.kind == LINE_FIXABLE) { float* x = &C[(long)v.index * g.ldc + t]; *x = abft_apply(v, *x); }
-    } else if (mode == REPAIR_BY_ROWS && t < g.M) {
-        AbftVerdict v = s.rowv[(long)b * g.M + t];
-        if (v.kind == LINE_FIXABLE) { float* x = &C[(long)t * g.ldc + v.index]; *x = abft_apply(v, *x); }
+    __syncthreads();
+    // rebuild: by columns if all are fixable, else by rows if all are, else nothing
+    const int mode = unfixable[0] == 0 ? REPAIR_BY_COLUMNS : unfixable[1] == 0 ? REPAIR_BY_ROWS : REPAIR_BEYOND;
+    if (mode == REPAIR_BY_COLUMNS) {
+        for (int j = threadIdx.x; j < g.N; j += blockDim.x) {
+            if (colv[j].kind == LINE_FIXABLE) { float* x = &C[(long)colv[j].index * g.ldc + j]; *x = abft_apply(colv[j], *x); }
+        }
+    } else if (mode == REPAIR_BY_ROWS) {
+        for (int i = threadIdx.x; i < g.M; i += blockDim.x) {
+            if (rowv[i].kind == LINE_FIXABLE) { float* x = &C[(long)i * g.ldc + rowv[i].index]; *x = abft_apply(rowv[i], *x); }
+        }
+    }
+    __syncthreads();
+    // check the rebuilt entry: every column against the fast path's checksum, its rule
+    for (int j = threadIdx.x; mode != REPAIR_BEYOND && j < g.N; j += blockDim.x) {
+        float sum = 0.0f, abssum = 0.0f;
+        for (int i = 0; i < g.M; i++) { float x = C[(long)i * g.ldc + j]; sum += x; abssum += fabsf(x); }
+        const long at = (long)b * g.N + j;
+        const float tol = abft_tolerance(tau, g.K, g.M, bound[at], operand_u);
+        if (!((fabsf(sum - chk[at]) <= tol) && (abssum <= bound[at] + tol))) { atomicAdd(&still, 1); }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        AbftOutcome o = {mode, -1, mode == REPAIR_BEYOND || still != 0, 0};
+        if (mode != REPAIR_BEYOND) {
+            const bool by_rows = mode == REPAIR_BY_ROWS;
+            o.pattern = abft_fix_pattern(by_rows ? rowv : colv, by_rows ? g.M : g.N, by_rows, &o.fixed);
+        }
+        out[b] = o;
     }
 }

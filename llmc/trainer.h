@@ -19,6 +19,8 @@
 //   gpt2_logits_row(GPT2*, bt, out)            (the V logits of position bt)
 //   gpt2_params_finite(GPT2*), gpt2_describe_backend(out, size), gpt2_set_tf32(GPT2*, on)
 //   gpt2_synchronize(GPT2*)                    (waits for the device: before a clock read)
+//   gpt2_settle(GPT2*)                         (reads the deferred ABFT verdicts of the pass: false
+//                                              when one is beyond the device's repair)
 #pragma once
 
 #include <sys/stat.h>
@@ -174,10 +176,36 @@ static void build_model(GPT2* model, const Options& o) {
 // ----------------------------------------------------------------------------
 // the top of the ladder
 
-// A forward (and, with `backward`, backward) pass under the top of the escalation ladder: a
-// pass whose fault survived every lower rung is redone once from the pre-step state (the
-// parameters only change in the update that follows). A fault that survives that is not transient.
+static void gpt2_run_synchronous(GPT2* model, const int* inputs, const int* targets, bool backward);
+
+// A forward (and, with `backward`, backward) pass under the whole escalation ladder. On the
+// GPU the checks' verdicts are deferred (abft.deferred): the repairs the checksums can make run
+// in stream order, and the host reads what happened once, at the end of the pass
+// (gpt2_settle). When that shows a fault the device could not repair, the pass is redone from
+// the same state with the same faults, this time with a verdict read after every GEMM, so
+// that the lower rungs (recompute the GEMM, the layer) apply as on the CPU.
 static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets, bool backward) {
+    if (!model->abft.deferred) {
+        gpt2_run_synchronous(model, inputs, targets, backward);
+        return;
+    }
+    const AbftSnapshot before = abft_snapshot(&model->abft);
+    const bool done = gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model));
+    if (gpt2_settle(model) && done) { return; }
+    abft_restore(&model->abft, before);
+    if (model->abft.cfg.verbose) {
+        printf("abft: step %d: a fault beyond the checksums; redoing the pass with a check read after every GEMM\n",
+               model->abft.step);
+    }
+    model->abft.deferred = false;
+    gpt2_run_synchronous(model, inputs, targets, backward);
+    model->abft.deferred = true;
+}
+
+// The pass with every check read as soon as it ran: a pass whose fault survived every lower
+// rung is redone once from the pre-step state (the parameters only change in the update that
+// follows). A fault that survives that is not transient.
+static void gpt2_run_synchronous(GPT2* model, const int* inputs, const int* targets, bool backward) {
     for (int attempt = 0;; attempt++) {
         if (gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model))) { return; }
         if (attempt == 1) {

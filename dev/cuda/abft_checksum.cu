@@ -21,7 +21,7 @@
 // abft_colsums) and abft_repair (location and correction), plus plain double loops here.
 //
 // Versions (encode + verify, the table `versions` below the kernels; the correction is abft.cuh's
-// abft_gpu_correct for all, called as the trainer calls it: it runs only after a fault, so its
+// abft_gpu_repair for all, called as the trainer calls it: it runs only after a fault, so its
 // speed hardly matters):
 //   1  naive: one thread per column (per k for e·A) for everything, a strided loop over rows.
 //   2  coalesced: a (32, 8) block; the 32 lanes of a warp take 32 consecutive columns and the
@@ -33,8 +33,8 @@
 //      partial sums, one thread per column adds them in order), then one kernel per column
 //      tile computes chk/bound and compares. Operands stored transposed (columns contiguous:
 //      Pᵀ, Wᵀ, Kᵀ) are read a warp per column instead, coalesced, where versions 1 and 2 stride
-//      by a whole row between lanes. THE TRAINER'S: its kernels, and the correction kernels,
-//      live in abft.cuh (abft_gpu_encode_verify, abft_gpu_correct); this file validates and
+//      by a whole row between lanes. THE TRAINER'S: its kernels, and the repair kernel,
+//      live in abft.cuh (abft_gpu_encode_verify, abft_gpu_repair); this file validates and
 //      times them next to the slower versions.
 //
 // Build and run (dev/cuda/README.md):
@@ -176,8 +176,8 @@ __global__ void verify_v2(AbftGemm g, const float* chk, const float* bound, int*
 // ----------------------------------------------------------------------------
 // version 3: row-split column sums, then chk/bound and the check per column tile: abft.cuh's
 // abft_gpu_encode_verify, the one the trainer runs.
-// Correction (all versions): abft.cuh's abft_gpu_correct, fp64 checksums of the flagged
-// entries, then one thread per line.
+// Correction (all versions): abft.cuh's abft_gpu_repair, fp64 checksums of the flagged
+// entries, one block per flagged entry (abft_repair_kernel).
 
 // ----------------------------------------------------------------------------
 // the bias of the GEMM (cuBLAS computes alpha·A·B)

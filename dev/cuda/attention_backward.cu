@@ -29,13 +29,13 @@
 //   3  THE TRAINER'S: version 2 + abft.cuh's device path after each of the four GEMMs, called
 //      as llmc/abft_gpu.cuh's abft_gpu_verify calls it: abft_gpu_encode_verify (column checksums from the
 //      operands against the output's column sums, abft_check_columns' rule and tolerance), and
-//      where the device counter says a head is faulty, abft_gpu_correct (fp64 checksums: by
+//      where the device counter says a head is faulty, abft_gpu_repair (fp64 checksums: by
 //      columns for 0-D and row patterns, by rows for column patterns) and the check again.
 //      2-D patterns are detected and left to a recomputation, the trainer's job, not this file's.
 //   4  version 3 with dP's verification fused into the softmax backward, which reads dP's
 //      rows anyway: row checksums dP·e = dY·(Vᵀe), i.e. the extra column dP would have if V were
 //      augmented with the row e·V (a length-HS dot product per row); flagged heads go through
-//      abft_gpu_correct and the check again as in version 3, then dS is recomputed.
+//      abft_gpu_repair and the check again as in version 3, then dS is recomputed.
 //
 // Validation: every version's dqkv against a plain-loop CPU reference (which computes P itself
 // from the random Q, K, so the inputs are consistent), outputs poisoned beforehand. Versions 3
@@ -406,7 +406,7 @@ static void attention_backward4(Buffers& d, const Shape& s, const Fault& f) {
     LAUNCH(abft_vsum_kernel, ceil_div((long)s.heads() * s.HS, d.block), d.block, 0, 0)(d.v, d.vsum, d.vabs, s.heads(), s.T,
                                                                                        s.HS);
     cudaCheckLaunch();
-    // the flags and the counter abft_gpu_correct and the host read, set by the fused check
+    // the flags and the counter abft_gpu_repair and the host read, set by the fused check
     abft_gpu_reserve(&d.abft, g);
     cudaCheck(cudaMemset(d.abft.flags, 0, g.batch * sizeof(int)));
     cudaCheck(cudaMemset(d.abft.counter, 0, sizeof(int)));
@@ -433,7 +433,7 @@ static const BackwardVersion versions[] = {
     {1, "naive", attention_backward1, ABFT_NONE, true, "plain-loop threads, a generic GEMM kernel, no cuBLAS"},
     {2, "cublas", attention_backward2, ABFT_NONE, true, "cuBLAS GEMMs, warp-per-row softmax backward: the baseline"},
     {3, "abft-trainer", attention_backward3, ABFT_CORRECTS, true,
-     "2 + abft.cuh's abft_gpu_encode_verify/abft_gpu_correct as the trainer calls them (its kernels: fixed blocks)"},
+     "2 + abft.cuh's abft_gpu_check/abft_gpu_repair as the trainer calls them (its kernels: fixed blocks)"},
     {4, "abft-fused-dp", attention_backward4, ABFT_CORRECTS, true, "3 with dP's check fused into the softmax backward"},
 };
 constexpr int kBaseline = 2; // the benchmark's ratios are to this version

@@ -26,7 +26,7 @@
 //   3 THE TRAINER'S: version 2 + abft.cuh's device path after each GEMM, called as llmc/abft_gpu.cuh's
 //     abft_gpu_verify calls it: abft_gpu_encode_verify (column checksums from the operands, the
 //     output's column sums, the comparison), and where the device counter says an entry is
-//     faulty, abft_gpu_correct (fp64 checksums, one element per column or per row rebuilt) and
+//     faulty, abft_gpu_repair (fp64 checksums, one element per column or per row rebuilt) and
 //     the check again.
 //   4 ATTNChecker-style: the checksums come out of the GEMMs themselves, by augmenting the
 //     operands: K gets an extra row e·K per head, so Q·[K; e·K]ᵀ has an extra column S·e (the
@@ -463,7 +463,7 @@ static const ForwardVersion versions[] = {
     {1, "naive", forward1, ABFT_NONE, true, "one plain-loop kernel per step, no cuBLAS"},
     {2, "cublas", forward2, ABFT_NONE, true, "cuBLAS GEMMs, warp-per-row softmax: the baseline"},
     {3, "abft-trainer", forward3, ABFT_CORRECTS, true,
-     "2 + abft.cuh's abft_gpu_encode_verify/abft_gpu_correct as the trainer calls them (its kernels: fixed blocks)"},
+     "2 + abft.cuh's abft_gpu_check/abft_gpu_repair as the trainer calls them (its kernels: fixed blocks)"},
     {4, "abft-augmented", forward4, ABFT_DETECTS, true, "checksums from augmented K and V, row checks by separate kernels"},
     {5, "abft-fused", forward5, ABFT_DETECTS, true, "4 with the row checks fused into softmax and unpermute"},
 };
