@@ -509,7 +509,8 @@ static void gpt2_zero_moments(GPT2* model) {
     memset(model->v_memory, 0, model->num_parameters * sizeof(float));
 }
 
-// The V logits of position bt of the last forward pass (a backward pass overwrites them).
+// The V logits of position bt of the last forward pass (a training pass overwrites them with
+// their gradient).
 static void gpt2_logits_row(const GPT2* model, long bt, float* out) {
     memcpy(out, model->acts.logits + bt * model->config.padded_vocab_size, model->config.vocab_size * sizeof(float));
 }

@@ -702,8 +702,8 @@ static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
 #include "llmc/gpt2_block.h"
 
 // Forward pass over inputs (B,T) (host arrays); with targets, also the losses and their mean,
-// and with for_backward the loss gradient dlogits (the fused classifier), written over the logits. False when a fault
-// survived the layer's recomputation (the caller redoes the step).
+// and with for_backward the loss gradient dlogits (the fused classifier), written over the
+// logits. False when a fault survived the layer's recomputation (the caller redoes the step).
 static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool for_backward) {
     const GPT2Config& c = model->config;
     const int B = model->B, T = model->T, C = c.channels, V = c.vocab_size, Vp = c.padded_vocab_size;
@@ -824,7 +824,8 @@ static void gpt2_zero_moments(GPT2* model) {
     cudaCheck(cudaMemset(model->v_memory, 0, model->num_parameters * sizeof(float)));
 }
 
-// The V logits of position bt of the last forward pass (one for a backward pass leaves dlogits).
+// The V logits of position bt of the last forward pass (a training pass overwrites them with
+// their gradient).
 static void gpt2_logits_row(const GPT2* model, long bt, float* out) {
     const float* row = model->acts.logits + bt * model->config.padded_vocab_size;
     cudaCheck(cudaMemcpy(out, row, model->config.vocab_size * sizeof(float), cudaMemcpyDeviceToHost));

@@ -345,8 +345,8 @@ inline std::string format_bytes(size_t bytes) {
 
 inline void print_footprint(const MemoryFootprint& m) {
     std::string workspace = m.workspace > 0 ? ", cuBLASLt workspace " + format_bytes(m.workspace) : "";
-    printf("memory: parameters %s, gradients %s, AdamW moments %s, activations %s, activation gradients %s%s,\n"
-           "        total %s (%.2f GB), not counting ABFT's check scratch (grown on first use)\n",
+    printf("memory: parameters %s, gradients %s, AdamW moments %s, activations %s,\n"
+           "        activation gradients %s%s: total %s (%.2f GB), ABFT's scratch aside\n",
            format_bytes(m.parameters).c_str(), format_bytes(m.gradients).c_str(), format_bytes(m.moments).c_str(),
            format_bytes(m.activations).c_str(), format_bytes(m.activation_grads).c_str(), workspace.c_str(),
            format_bytes(m.total()).c_str(), m.total() / 1e9);
