@@ -204,12 +204,6 @@ static void residual_forward(float* out, const float* a, const float* b, long N)
     for (long i = 0; i < N; i++) { out[i] = a[i] + b[i]; }
 }
 
-// Both inputs of a residual add receive its output gradient (written, not accumulated).
-static void residual_backward(float* da, float* db, const float* dout, long N) {
-    #pragma omp parallel for
-    for (long i = 0; i < N; i++) { da[i] = dout[i]; db[i] = dout[i]; }
-}
-
 // ----------------------------------------------------------------------------
 // attention: the memory ops around the protected GEMMs
 
@@ -333,7 +327,7 @@ static void softmax_crossentropy_forward(float* probs, float* losses, const floa
 }
 
 static void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, int B, int T, int V, int Vp) {
-    // the loss is the mean over B·T positions
+    // the loss is the mean over B·T positions; dlogits may be the logits, overwritten
     const float dloss = 1.0f / (B * T);
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -346,7 +340,7 @@ static void softmax_crossentropy_backward(float* dlogits, const float* probs, co
 }
 
 // ----------------------------------------------------------------------------
-// the model: config, parameters (one buffer), activations (one buffer)
+// the model: config, parameters (one buffer), activations (one buffer), their gradients (one)
 
 struct GPT2 {
     GPT2Config config;
@@ -362,7 +356,8 @@ struct GPT2 {
     ActivationTensors acts;
     size_t act_sizes[NUM_ACTIVATION_TENSORS];
     float* acts_memory = nullptr;
-    ActivationTensors grads_acts;
+    ActivationGradTensors grads_acts; // one layer's, reused by every layer
+    size_t grad_act_sizes[NUM_ACTIVATION_GRAD_TENSORS];
     float* grads_acts_memory = nullptr;
     int* inputs = nullptr;     // (B, T)
     int* targets = nullptr;    // (B, T)
@@ -397,14 +392,19 @@ static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64
 // ----------------------------------------------------------------------------
 // activations and the forward pass
 
+// What this trainer allocates at batch shape (B, T): the probabilities are kept, no workspace.
+static MemoryFootprint gpt2_footprint(const GPT2* model, int B, int T) { return model_footprint(model->config, B, T, true, 0); }
+
 static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     const size_t n = fill_in_activation_sizes(model->act_sizes, model->config, B, T, true);
+    const size_t dn = fill_in_activation_grad_sizes(model->grad_act_sizes, model->config, B, T);
     model->B = B;
     model->T = T;
     model->acts_memory = (float*)malloc_check(n * sizeof(float), "activations");
-    model->grads_acts_memory = (float*)malloc_check(n * sizeof(float), "activation gradients");
+    model->grads_acts_memory = (float*)malloc_check(dn * sizeof(float), "activation gradients");
     point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
-    point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->grads_acts, model->act_sizes, model->grads_acts_memory);
+    point_tensors<ActivationGradTensors, NUM_ACTIVATION_GRAD_TENSORS>(&model->grads_acts, model->grad_act_sizes,
+                                                                      model->grads_acts_memory);
     model->inputs = (int*)malloc_check((size_t)B * T * sizeof(int), "inputs");
     model->targets = (int*)malloc_check((size_t)B * T * sizeof(int), "targets");
     model->losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
@@ -448,10 +448,10 @@ static bool gpt2_backward(GPT2* model) {
         model->grads_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "gradients");
         point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
     }
-    softmax_crossentropy_backward(model->grads_acts.logits, model->acts.probs, model->targets, B, T, V, Vp);
+    softmax_crossentropy_backward(model->acts.logits, model->acts.probs, model->targets, B, T, V, Vp); // dlogits
     head_backward(model);
     if (!blocks_backward(model)) { return false; }
-    encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.encoded, model->inputs, B, T, C);
+    encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->inputs, B, T, C);
     return true;
 }
 
@@ -509,7 +509,8 @@ static void gpt2_zero_moments(GPT2* model) {
     memset(model->v_memory, 0, model->num_parameters * sizeof(float));
 }
 
-// The V logits of position bt of the last forward pass.
+// The V logits of position bt of the last forward pass (a training pass overwrites them with
+// their gradient).
 static void gpt2_logits_row(const GPT2* model, long bt, float* out) {
     memcpy(out, model->acts.logits + bt * model->config.padded_vocab_size, model->config.vocab_size * sizeof(float));
 }
@@ -545,6 +546,7 @@ int main(int argc, char** argv) {
     const Options o = parse_options(argc, argv);
     GPT2 model;
     build_model(&model, o);
+    if (o.memory) { gpt2_free(&model); return 0; } // the footprint is printed
     gpt2_allocate_activations(&model, o.B, o.T);
     const int status = o.bench > 0 ? run_benchmark(&model, o.bench, (uint64_t)o.seed) : train(&model, o);
     gpt2_free(&model);

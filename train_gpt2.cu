@@ -212,12 +212,6 @@ __global__ void residual_forward_kernel(float* out, const float* a, const float*
     if (i < N) { out[i] = a[i] + b[i]; }
 }
 
-// Both inputs of a residual add receive its output gradient (written, not accumulated).
-__global__ void residual_backward_kernel(float* da, float* db, const float* dout, long N) {
-    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < N) { da[i] = dout[i]; db[i] = dout[i]; }
-}
-
 // ----------------------------------------------------------------------------
 // kernels: attention's memory ops and softmax around the protected GEMMs
 
@@ -301,7 +295,9 @@ __global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const
 
 // One block per position: softmax over the V real logits and the cross-entropy loss, and, when
 // dlogits is given, the loss gradient (p − onehot)/(B·T) right away, so that the (B,T,Vp)
-// probabilities are never stored. Padded columns [V, Vp) get a zero gradient.
+// probabilities are never stored. Padded columns [V, Vp) get a zero gradient. dlogits may be
+// the logits themselves: after the last block_reduce each thread reads only the logits it
+// overwrites.
 __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const float* logits, const int* targets,
                                             int BT, int V, int Vp) {
     const long row = blockIdx.x;
@@ -309,11 +305,12 @@ __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const
     float maxval = -INFINITY;
     for (int i = threadIdx.x; i < V; i += blockDim.x) { maxval = fmaxf(maxval, l[i]); }
     maxval = block_reduce(maxval, true);
+    const int target = targets[row];
+    const float target_logit = l[target];
     float sum = 0.0f;
     for (int i = threadIdx.x; i < V; i += blockDim.x) { sum += expf(l[i] - maxval); }
     sum = block_reduce(sum, false);
-    const int target = targets[row];
-    if (threadIdx.x == 0) { losses[row] = logf(sum) - (l[target] - maxval); }
+    if (threadIdx.x == 0) { losses[row] = logf(sum) - (target_logit - maxval); }
     if (dlogits == nullptr) { return; }
     const float dloss = 1.0f / BT, inv = 1.0f / sum;
     float* d = dlogits + row * Vp;
@@ -571,11 +568,6 @@ static void residual_forward(float* out, const float* a, const float* b, long N)
     cudaCheckLaunch();
 }
 
-static void residual_backward(float* da, float* db, const float* dout, long N) {
-    LAUNCH(residual_backward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(da, db, dout, N);
-    cudaCheckLaunch();
-}
-
 static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS) {
     LAUNCH(permute_forward_kernel, blocks_for((long)B * T * NH * HS, BLOCK), BLOCK, 0, 0)(q, k, v, qkv, B, T, NH, HS);
     cudaCheckLaunch();
@@ -609,7 +601,7 @@ static void softmax_backward(float* dpreatt, const float* datt, const float* att
 }
 
 // ----------------------------------------------------------------------------
-// the model: config, parameters (one GPU buffer), activations (one GPU buffer)
+// the model: config, parameters (one GPU buffer), activations (one GPU buffer), their gradients (one)
 
 struct GPT2 {
     GPT2Config config;
@@ -622,10 +614,11 @@ struct GPT2 {
     float* m_memory = nullptr; // AdamW first moments
     float* v_memory = nullptr; // AdamW second moments
     int B = 0, T = 0;          // the batch shape the activations were laid out for
-    ActivationTensors acts;       // acts.probs is empty: the fused classifier stores none
+    ActivationTensors acts;           // acts.probs is empty: the fused classifier stores none
     size_t act_sizes[NUM_ACTIVATION_TENSORS];
     float* acts_memory = nullptr;
-    ActivationTensors grads_acts; // grads_acts.logits holds dlogits
+    ActivationGradTensors grads_acts; // one layer's, reused by every layer
+    size_t grad_act_sizes[NUM_ACTIVATION_GRAD_TENSORS];
     float* grads_acts_memory = nullptr;
     int* inputs = nullptr;       // (B, T) on the GPU
     int* targets = nullptr;      // (B, T) on the GPU
@@ -683,14 +676,22 @@ static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64
 // ----------------------------------------------------------------------------
 // activations and the forward pass
 
+// What this trainer allocates on the GPU at batch shape (B, T): no probabilities, and cuBLASLt's
+// workspace.
+static MemoryFootprint gpt2_footprint(const GPT2* model, int B, int T) {
+    return model_footprint(model->config, B, T, false, WORKSPACE_BYTES);
+}
+
 static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     const size_t n = fill_in_activation_sizes(model->act_sizes, model->config, B, T, false);
+    const size_t dn = fill_in_activation_grad_sizes(model->grad_act_sizes, model->config, B, T);
     model->B = B;
     model->T = T;
     model->acts_memory = gpu_alloc(n, "activations");
-    model->grads_acts_memory = gpu_alloc(n, "activation gradients");
+    model->grads_acts_memory = gpu_alloc(dn, "activation gradients");
     point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
-    point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->grads_acts, model->act_sizes, model->grads_acts_memory);
+    point_tensors<ActivationGradTensors, NUM_ACTIVATION_GRAD_TENSORS>(&model->grads_acts, model->grad_act_sizes,
+                                                                      model->grads_acts_memory);
     cudaCheck(cudaMalloc(&model->inputs, (size_t)B * T * sizeof(int)));
     cudaCheck(cudaMalloc(&model->buckets.tokens, (size_t)B * T * sizeof(int)));
     cudaCheck(cudaMalloc(&model->buckets.offsets, ((size_t)B * T + 1) * sizeof(int)));
@@ -711,8 +712,8 @@ static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
 #include "llmc/gpt2_block.h"
 
 // Forward pass over inputs (B,T) (host arrays); with targets, also the losses and their mean,
-// and with for_backward the loss gradient dlogits (the fused classifier). False when a fault
-// survived the layer's recomputation (the caller redoes the step).
+// and with for_backward the loss gradient dlogits (the fused classifier), written over the
+// logits. False when a fault survived the layer's recomputation (the caller redoes the step).
 static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool for_backward) {
     const GPT2Config& c = model->config;
     const int B = model->B, T = model->T, C = c.channels, V = c.vocab_size, Vp = c.padded_vocab_size;
@@ -725,7 +726,7 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     head_forward(model);
     model->mean_loss = -1.0f;
     if (targets == nullptr) { return true; }
-    float* dlogits = for_backward ? model->grads_acts.logits : nullptr;
+    float* dlogits = for_backward ? model->acts.logits : nullptr;
     LAUNCH(crossentropy_forward_kernel, B * T, 512, 0, 0)(model->losses, dlogits, model->acts.logits, model->targets, B * T,
                                                          V, Vp);
     cudaCheckLaunch();
@@ -751,7 +752,7 @@ static bool gpt2_backward(GPT2* model) {
     }
     head_backward(model);
     if (!blocks_backward(model)) { return false; }
-    encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.encoded, model->buckets, B, T, C);
+    encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->buckets, B, T, C);
     return true;
 }
 
@@ -834,7 +835,8 @@ static void gpt2_zero_moments(GPT2* model) {
     cudaCheck(cudaMemset(model->v_memory, 0, model->num_parameters * sizeof(float)));
 }
 
-// The V logits of position bt of the last forward pass.
+// The V logits of position bt of the last forward pass (a training pass overwrites them with
+// their gradient).
 static void gpt2_logits_row(const GPT2* model, long bt, float* out) {
     const float* row = model->acts.logits + bt * model->config.padded_vocab_size;
     cudaCheck(cudaMemcpy(out, row, model->config.vocab_size * sizeof(float), cudaMemcpyDeviceToHost));
@@ -886,6 +888,7 @@ int main(int argc, char** argv) {
     const Options o = parse_options(argc, argv);
     GPT2 model;
     build_model(&model, o);
+    if (o.memory) { gpt2_free(&model); return 0; } // the footprint is printed
     gpt2_allocate_activations(&model, o.B, o.T);
     const int status = o.bench > 0 ? run_benchmark(&model, o.bench, (uint64_t)o.seed) : train(&model, o);
     gpt2_free(&model);

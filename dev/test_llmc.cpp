@@ -1,4 +1,5 @@
-// test_llmc.cpp: tests for the shared headers llmc/dataloader.h, llmc/tokenizer.h and llmc/rand.h.
+// test_llmc.cpp: tests for the shared headers llmc/dataloader.h, llmc/tokenizer.h, llmc/rand.h
+// and the memory layout of llmc/gpt2_model.h.
 //
 // Build and run from the repository root:
 //     g++ -O2 -std=c++17 -I. dev/test_llmc.cpp -o dev/test_llmc && ./dev/test_llmc
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "llmc/dataloader.h"
+#include "llmc/gpt2_model.h"
 #include "llmc/rand.h"
 #include "llmc/tokenizer.h"
 
@@ -595,6 +597,40 @@ static void test_tokenizer() {
 }
 
 // ----------------------------------------------------------------------------
+// the memory layout: activation gradients of one layer's size, GPT-2 124M within 16 GB
+
+static GPT2Config gpt2_preset(const char* descriptor) {
+    GPT2Config c;
+    parse_model_descriptor(descriptor, &c);
+    return c;
+}
+
+static void test_memory_layout() {
+    const int B = 8, T = 1024;
+    size_t acts[NUM_ACTIVATION_TENSORS], grads[NUM_ACTIVATION_GRAD_TENSORS];
+    const GPT2Config d12 = gpt2_preset("d12"), d6c768 = gpt2_preset("L6C768H12");
+    // the gradients are one layer's: the same for 6 layers as for 12
+    const size_t g6 = fill_in_activation_grad_sizes(grads, d6c768, B, T);
+    const size_t g12 = fill_in_activation_grad_sizes(grads, d12, B, T);
+    check("activation gradients do not grow with the layers", g6 == g12,
+          std::to_string(g6) + " floats at L=6, " + std::to_string(g12) + " at L=12");
+    // the activations grow by what the backward pass reads of a layer: ln1, q, k, v, atty,
+    // residual2, ln2, residual3 (B,T,C each), att (B,NH,T,T), fch, fch_gelu (B,T,4C each) and
+    // four (B,T) layernorm statistics
+    const size_t BT = (size_t)B * T, C = 768, NH = 12;
+    const size_t per_layer = 8 * BT * C + B * NH * T * T + 2 * BT * 4 * C + 4 * BT;
+    const size_t a6 = fill_in_activation_sizes(acts, d6c768, B, T, false);
+    const size_t a12 = fill_in_activation_sizes(acts, d12, B, T, false);
+    check("activations grow by the tensors the backward pass reads", a12 - a6 == 6 * per_layer,
+          std::to_string(a12 - a6) + " floats for 6 layers, expected " + std::to_string(6 * per_layer));
+    // the CUDA trainer's layout (no probabilities) at GPT-2 124M, B=8, T=1024, with its 32 MiB
+    // cuBLASLt workspace
+    const MemoryFootprint m = model_footprint(d12, B, T, false, (size_t)32 << 20);
+    check("GPT-2 124M at B=8, T=1024 fits in 16 GB", m.total() <= (size_t)16e9,
+          std::to_string(m.total()) + " bytes");
+}
+
+// ----------------------------------------------------------------------------
 
 int main() {
     make_scratch_dir();
@@ -606,6 +642,7 @@ int main() {
     test_rand_distributions();
     test_sample_mult();
     test_tokenizer();
+    test_memory_layout();
     remove_scratch_dir();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed == 0 ? 0 : 1;

@@ -3,12 +3,13 @@
 // (recompute a layer). The composition lives here once; the layers it calls are each
 // trainer's own, with the same signatures (plain loops in train_gpt2.cpp, kernels in
 // train_gpt2.cu), defined before this header is included:
-//   layernorm_, matmul_, gelu_, residual_, permute_, unpermute_, softmax_ forward/backward,
-//   bias_backward, zero_floats, and protected_gemm(model, gemm, op, layer): a GEMM under
+//   layernorm_, matmul_, gelu_, permute_, unpermute_, softmax_ forward/backward,
+//   residual_forward, bias_backward, zero_floats, and protected_gemm(model, gemm, op, layer): a GEMM under
 //   ATTNChecker (compute, check, repair or recompute; false when the output stays faulty).
 //
 // Reading path: blocks_forward → block_forward → attention_forward → protected_gemm; the
-// backward pass mirrors it (blocks_backward → block_backward → attention_backward).
+// backward pass mirrors it (blocks_backward → block_backward → attention_backward), through
+// one layer's set of activation-gradient buffers (llmc/gpt2_model.h) that every layer reuses.
 #pragma once
 
 #include "abft.cuh"
@@ -79,20 +80,21 @@ static void head_forward(GPT2* model) {
     matmul_forward(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
 }
 
-// The attention half of a block, backward: dattproj -> dln1, eight protected GEMMs.
-// dresidual is added to (through the layernorm), every other gradient is written.
+// The attention half of a block, backward: dattproj -> dln1, eight protected GEMMs. The
+// attention's output gradient is the residual stream's (dresidual), read before the layernorm
+// adds the input's gradient into it; every other gradient is written.
 static bool attention_backward(GPT2* model, int l, const float* residual, float* dresidual) {
     const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
     const LayerActs a = layer_acts(model->acts, model, l);
-    const LayerActs d = layer_acts(model->grads_acts, model, l);
+    const ActivationGradTensors& d = model->grads_acts;
     const LayerParams p = layer_params(model->params, model->config, l);
     const LayerParams dp = layer_params(model->grads, model->config, l);
     const float scale = 1.0f / sqrtf((float)HS);
     const int BT = B * T;
     // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
-    if (!protected_gemm(model, linear_dinp_gemm(d.atty, d.attproj, p.attprojw, BT, C, C), OP_PROJ_DX, l)) { return false; }
-    if (!protected_gemm(model, linear_dweight_gemm(dp.attprojw, d.attproj, a.atty, BT, C, C), OP_PROJ_DW, l)) { return false; }
-    bias_backward(dp.attprojb, d.attproj, BT, C);
+    if (!protected_gemm(model, linear_dinp_gemm(d.atty, dresidual, p.attprojw, BT, C, C), OP_PROJ_DX, l)) { return false; }
+    if (!protected_gemm(model, linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C), OP_PROJ_DW, l)) { return false; }
+    bias_backward(dp.attprojb, dresidual, BT, C);
     unpermute_backward(d.yh, d.atty, B, T, NH, HS);
     // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head
     AbftGemm dpg = heads_gemm(B * NH, T, T, HS);
@@ -118,39 +120,41 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     return true;
 }
 
+// The block from its output's gradient, which the residual stream's gradient buffer holds, to
+// its input's, which it holds afterwards: both branches of each residual add read it as their
+// gradient, and each layernorm adds its input's gradient into it.
 static bool block_backward(GPT2* model, int l) {
     const int B = model->B, T = model->T, C = model->config.channels;
-    const long BTC = (long)B * T * C;
     const LayerActs a = layer_acts(model->acts, model, l);
-    const LayerActs d = layer_acts(model->grads_acts, model, l);
+    const ActivationGradTensors& d = model->grads_acts;
     const LayerParams p = layer_params(model->params, model->config, l);
     const LayerParams dp = layer_params(model->grads, model->config, l);
     const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
-    float* dresidual = l == 0 ? model->grads_acts.encoded : layer_acts(model->grads_acts, model, l - 1).residual3;
-    residual_backward(d.residual2, d.fcproj, d.residual3, BTC);
-    matmul_backward(d.fch_gelu, dp.fcprojw, dp.fcprojb, d.fcproj, a.fch_gelu, p.fcprojw, B * T, 4 * C, C);
-    gelu_backward(d.fch, a.fch, d.fch_gelu, BTC * 4);
+    float* dresidual = d.residual;
+    matmul_backward(d.fch_gelu, dp.fcprojw, dp.fcprojb, dresidual, a.fch_gelu, p.fcprojw, B * T, 4 * C, C);
+    gelu_backward(d.fch, a.fch, d.fch_gelu, (long)B * T * C * 4);
     matmul_backward(d.ln2, dp.fcw, dp.fcb, d.fch, a.ln2, p.fcw, B * T, C, 4 * C);
-    layernorm_backward(d.residual2, dp.ln2w, dp.ln2b, d.ln2, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, B, T, C);
-    residual_backward(dresidual, d.attproj, d.residual2, BTC);
+    layernorm_backward(dresidual, dp.ln2w, dp.ln2b, d.ln2, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, B, T, C);
     return attention_backward(model, l, residual, dresidual);
 }
 
-// From dlogits (grads_acts.logits) down through the LM head and the final layernorm to the last
-// block's output; wte's gradient is written here (the embedding backward adds to it).
+// From dlogits (written over acts.logits) down through the LM head and the final layernorm to
+// the last block's output, whose gradient starts the residual stream's (grads_acts.residual);
+// wte's gradient is written here (the embedding backward adds to it).
 static void head_backward(GPT2* model) {
     const int B = model->B, T = model->T, C = model->config.channels, Vp = model->config.padded_vocab_size;
     const ActivationTensors& a = model->acts;
-    const ActivationTensors& d = model->grads_acts;
+    const ActivationGradTensors& d = model->grads_acts;
     const int L = model->config.num_layers;
-    matmul_backward(d.lnf, model->grads.wte, nullptr, d.logits, a.lnf, model->params.wte, B * T, C, Vp);
-    float* dresidual = layer_acts(d, model, L - 1).residual3;
-    zero_floats(dresidual, (size_t)B * T * C); // the layernorm adds into it
-    layernorm_backward(dresidual, model->grads.lnfw, model->grads.lnfb, d.lnf, layer_acts(a, model, L - 1).residual3,
+    matmul_backward(d.lnf, model->grads.wte, nullptr, a.logits, a.lnf, model->params.wte, B * T, C, Vp);
+    zero_floats(d.residual, (size_t)B * T * C); // the layernorm adds into it
+    layernorm_backward(d.residual, model->grads.lnfw, model->grads.lnfb, d.lnf, layer_acts(a, model, L - 1).residual3,
                        model->params.lnfw, a.lnf_mean, a.lnf_rstd, B, T, C);
 }
 
-// All L blocks, last to first; false when a fault survived a GEMM's recomputation.
+// All L blocks, last to first, through the one set of activation-gradient buffers; afterwards
+// grads_acts.residual holds the embedding's gradient. False when a fault survived a GEMM's
+// recomputation (the caller redoes the whole step, which writes every buffer anew).
 static bool blocks_backward(GPT2* model) {
     for (int l = model->config.num_layers - 1; l >= 0; l--) {
         if (!block_backward(model, l)) { return false; }

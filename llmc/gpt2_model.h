@@ -1,7 +1,8 @@
 // gpt2_model.h: the GPT-2 model, as both trainers define it: its config (and the short
 // descriptors that name one: d12, L4C256H4...), GPT-2's initialization, and its memory
-// layout: the parameters in one buffer and the activations in another, each cut into tensors
-// by a size table (one labelled line per tensor), plus the slices of one layer.
+// layout: the parameters in one buffer, the activations in another and their gradients in a
+// third, each cut into tensors by a size table (one labelled line per tensor), plus the slices
+// of one layer, and the memory footprint these tables add up to.
 //
 // B = batch, T = sequence length, C = channels, L = layers, NH = heads, HS = C/NH head size,
 // V = vocabulary, Vp = V padded to a multiple of 128 (llm.c's layout), maxT = longest sequence.
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "llmc/rand.h"
 #include "llmc/utils.h"
@@ -149,7 +151,13 @@ inline void gpt2_init_params(const GPT2Config& c, float* params, uint64_t seed) 
 }
 
 // ----------------------------------------------------------------------------
-// activations: one buffer (and one more of the same layout for their gradients)
+// activations: one buffer, cut into 26 tensors
+//
+// What the backward pass reads is kept for every layer (L, ...). The outputs of qkv, preatt,
+// yh, attproj and fcproj are read only by the next op of the same layer's forward pass (the
+// permute, the softmax, the unpermute, the residual adds), so one layer's worth of each is
+// shared by all layers; recomputing a layer (the ABFT ladder) writes them again from the
+// layer's input, the previous layer's residual3, which is kept.
 
 constexpr int NUM_ACTIVATION_TENSORS = 26;
 struct ActivationTensors {
@@ -157,27 +165,27 @@ struct ActivationTensors {
     float* ln1;       // (L, B, T, C)
     float* ln1_mean;  // (L, B, T)
     float* ln1_rstd;  // (L, B, T)
-    float* qkv;       // (L, B, T, 3C)   protected GEMM output
+    float* qkv;       // (B, T, 3C)        protected GEMM output, shared by the layers
     float* q;         // (L, B, NH, T, HS)
     float* k;         // (L, B, NH, T, HS)
     float* v;         // (L, B, NH, T, HS)
-    float* preatt;    // (L, B, NH, T, T) S, protected GEMM output
-    float* att;       // (L, B, NH, T, T) P
-    float* yh;        // (L, B, NH, T, HS) protected GEMM output
+    float* preatt;    // (B, NH, T, T)     S, protected GEMM output, shared by the layers
+    float* att;       // (L, B, NH, T, T)  P
+    float* yh;        // (B, NH, T, HS)    protected GEMM output, shared by the layers
     float* atty;      // (L, B, T, C)
-    float* attproj;   // (L, B, T, C)    protected GEMM output
+    float* attproj;   // (B, T, C)         protected GEMM output, shared by the layers
     float* residual2; // (L, B, T, C)
     float* ln2;       // (L, B, T, C)
     float* ln2_mean;  // (L, B, T)
     float* ln2_rstd;  // (L, B, T)
     float* fch;       // (L, B, T, 4C)
     float* fch_gelu;  // (L, B, T, 4C)
-    float* fcproj;    // (L, B, T, C)
+    float* fcproj;    // (B, T, C)         shared by the layers
     float* residual3; // (L, B, T, C)
     float* lnf;       // (B, T, C)
     float* lnf_mean;  // (B, T)
     float* lnf_rstd;  // (B, T)
-    float* logits;    // (B, T, Vp)
+    float* logits;    // (B, T, Vp)        after a training pass: their gradient, dlogits
     float* probs;     // (B, T, Vp)
 };
 
@@ -195,22 +203,22 @@ inline size_t fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int
     sizes[1] = L * BT * C;           // ln1
     sizes[2] = L * BT;               // ln1_mean
     sizes[3] = L * BT;               // ln1_rstd
-    sizes[4] = L * BT * 3 * C;       // qkv
+    sizes[4] = BT * 3 * C;           // qkv
     sizes[5] = L * BT * C;           // q
     sizes[6] = L * BT * C;           // k
     sizes[7] = L * BT * C;           // v
-    sizes[8] = L * B * NH * T * T;   // preatt
+    sizes[8] = B * NH * T * T;       // preatt
     sizes[9] = L * B * NH * T * T;   // att
-    sizes[10] = L * BT * C;          // yh
+    sizes[10] = BT * C;              // yh
     sizes[11] = L * BT * C;          // atty
-    sizes[12] = L * BT * C;          // attproj
+    sizes[12] = BT * C;              // attproj
     sizes[13] = L * BT * C;          // residual2
     sizes[14] = L * BT * C;          // ln2
     sizes[15] = L * BT;              // ln2_mean
     sizes[16] = L * BT;              // ln2_rstd
     sizes[17] = L * BT * 4 * C;      // fch
     sizes[18] = L * BT * 4 * C;      // fch_gelu
-    sizes[19] = L * BT * C;          // fcproj
+    sizes[19] = BT * C;              // fcproj
     sizes[20] = L * BT * C;          // residual3
     sizes[21] = BT * C;              // lnf
     sizes[22] = BT;                  // lnf_mean
@@ -223,9 +231,62 @@ inline size_t fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int
 }
 
 // ----------------------------------------------------------------------------
+// activation gradients: one buffer, cut into 14 tensors, one layer's worth
+//
+// The backward pass of layer l reads only that layer's activation gradients and the residual
+// stream's gradient, so one set of buffers serves every layer, written anew by each (nothing
+// reads one before the layer's backward has written it). The residual stream's gradient is a
+// single (B, T, C) buffer, accumulated in place from the top of the model down to the
+// embedding: both branches of a residual add read it as their output's gradient, and each
+// layernorm adds its input's gradient into it. The gradient of the logits needs no buffer of
+// its own: it is written over the logits, which nothing reads after the loss.
+
+constexpr int NUM_ACTIVATION_GRAD_TENSORS = 14;
+struct ActivationGradTensors {
+    float* residual;  // (B, T, C)       the residual stream's, accumulated in place
+    float* lnf;       // (B, T, C)
+    float* fch_gelu;  // (B, T, 4C)
+    float* fch;       // (B, T, 4C)
+    float* ln2;       // (B, T, C)
+    float* atty;      // (B, T, C)       protected GEMM output
+    float* yh;        // (B, NH, T, HS)
+    float* att;       // (B, NH, T, T)   dP, protected GEMM output
+    float* preatt;    // (B, NH, T, T)   dS
+    float* q;         // (B, NH, T, HS)  protected GEMM output
+    float* k;         // (B, NH, T, HS)  protected GEMM output
+    float* v;         // (B, NH, T, HS)  protected GEMM output
+    float* qkv;       // (B, T, 3C)
+    float* ln1;       // (B, T, C)       protected GEMM output
+};
+
+// The activation gradients' size table for batches of (B, T); returns their number of floats
+// (independent of the number of layers).
+inline size_t fill_in_activation_grad_sizes(size_t* sizes, const GPT2Config& cfg, int B, int T) {
+    const size_t C = cfg.channels, NH = cfg.num_heads;
+    const size_t BT = (size_t)B * T;
+    sizes[0] = BT * C;           // residual
+    sizes[1] = BT * C;           // lnf
+    sizes[2] = BT * 4 * C;       // fch_gelu
+    sizes[3] = BT * 4 * C;       // fch
+    sizes[4] = BT * C;           // ln2
+    sizes[5] = BT * C;           // atty
+    sizes[6] = BT * C;           // yh
+    sizes[7] = B * NH * T * T;   // att
+    sizes[8] = B * NH * T * T;   // preatt
+    sizes[9] = BT * C;           // q
+    sizes[10] = BT * C;          // k
+    sizes[11] = BT * C;          // v
+    sizes[12] = BT * 3 * C;      // qkv
+    sizes[13] = BT * C;          // ln1
+    size_t total = 0;
+    for (int i = 0; i < NUM_ACTIVATION_GRAD_TENSORS; i++) { total += sizes[i]; }
+    return total;
+}
+
+// ----------------------------------------------------------------------------
 // one layer's slices
 
-// Pointers to one layer's slice of the activations (or of their gradients).
+// Pointers to one layer's slice of the activations; the shared tensors are the same for all.
 struct LayerActs {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *q, *k, *v, *preatt, *att, *yh, *atty, *attproj, *residual2;
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
@@ -235,11 +296,11 @@ template <typename Model>
 LayerActs layer_acts(const ActivationTensors& a, const Model* model, int l) {
     const long B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads;
     const long BT = B * T, BTC = BT * C, att = B * NH * T * T;
-    return LayerActs{a.ln1 + l * BTC, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, a.qkv + l * 3 * BTC,
-                     a.q + l * BTC, a.k + l * BTC, a.v + l * BTC, a.preatt + l * att, a.att + l * att,
-                     a.yh + l * BTC, a.atty + l * BTC, a.attproj + l * BTC, a.residual2 + l * BTC,
+    return LayerActs{a.ln1 + l * BTC, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, a.qkv,
+                     a.q + l * BTC, a.k + l * BTC, a.v + l * BTC, a.preatt, a.att + l * att,
+                     a.yh, a.atty + l * BTC, a.attproj, a.residual2 + l * BTC,
                      a.ln2 + l * BTC, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, a.fch + l * 4 * BTC,
-                     a.fch_gelu + l * 4 * BTC, a.fcproj + l * BTC, a.residual3 + l * BTC};
+                     a.fch_gelu + l * 4 * BTC, a.fcproj, a.residual3 + l * BTC};
 }
 
 // Pointers to one layer's slice of the parameters (or of their gradients).
@@ -252,6 +313,43 @@ inline LayerParams layer_params(const ParameterTensors& p, const GPT2Config& c, 
     return LayerParams{p.ln1w + l * C, p.ln1b + l * C, p.qkvw + l * 3 * C * C, p.qkvb + l * 3 * C,
                        p.attprojw + l * C * C, p.attprojb + l * C, p.ln2w + l * C, p.ln2b + l * C,
                        p.fcw + l * 4 * C * C, p.fcb + l * 4 * C, p.fcprojw + l * 4 * C * C, p.fcprojb + l * C};
+}
+
+// ----------------------------------------------------------------------------
+// the memory footprint
+
+// What a trainer allocates for the model at batch shape (B, T), in bytes, as the size tables
+// say (besides a few (B, T) arrays of tokens and losses, and ABFT's check scratch, which grows
+// on first use).
+struct MemoryFootprint {
+    size_t parameters, gradients, moments; // moments: AdamW's m and v
+    size_t activations, activation_grads;
+    size_t workspace;                      // the GPU's GEMM workspace; 0 on the CPU
+    size_t total() const { return parameters + gradients + moments + activations + activation_grads + workspace; }
+};
+
+inline MemoryFootprint model_footprint(const GPT2Config& cfg, int B, int T, bool probs, size_t workspace) {
+    size_t params[NUM_PARAMETER_TENSORS], acts[NUM_ACTIVATION_TENSORS], grads[NUM_ACTIVATION_GRAD_TENSORS];
+    const size_t p = fill_in_parameter_sizes(params, cfg) * sizeof(float);
+    return MemoryFootprint{p, p, 2 * p, fill_in_activation_sizes(acts, cfg, B, T, probs) * sizeof(float),
+                           fill_in_activation_grad_sizes(grads, cfg, B, T) * sizeof(float), workspace};
+}
+
+// "474.7 MiB", "14.2 GiB"
+inline std::string format_bytes(size_t bytes) {
+    char s[32];
+    if (bytes >= (size_t)1 << 30) { snprintf(s, sizeof(s), "%.1f GiB", bytes / 1073741824.0); }
+    else { snprintf(s, sizeof(s), "%.1f MiB", bytes / 1048576.0); }
+    return s;
+}
+
+inline void print_footprint(const MemoryFootprint& m) {
+    std::string workspace = m.workspace > 0 ? ", cuBLASLt workspace " + format_bytes(m.workspace) : "";
+    printf("memory: parameters %s, gradients %s, AdamW moments %s, activations %s,\n"
+           "        activation gradients %s%s: total %s (%.2f GB), ABFT's scratch aside\n",
+           format_bytes(m.parameters).c_str(), format_bytes(m.gradients).c_str(), format_bytes(m.moments).c_str(),
+           format_bytes(m.activations).c_str(), format_bytes(m.activation_grads).c_str(), workspace.c_str(),
+           format_bytes(m.total()).c_str(), m.total() / 1e9);
 }
 
 // ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@
 //   gpt2_synchronize(GPT2*)                    (waits for the device: before a clock read)
 //   gpt2_settle(GPT2*)                         (reads the deferred ABFT verdicts of the pass: false
 //                                              when one is beyond the device's repair)
+//   MemoryFootprint gpt2_footprint(GPT2*, B, T) (what the model takes at that batch shape)
 #pragma once
 
 #include <sys/stat.h>
@@ -54,7 +55,7 @@ struct Options {
     const char* fault = nullptr;
     const char* abft_every = nullptr;
     int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
-    int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0, tf32 = 0;
+    int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0, tf32 = 0, memory = 0;
     float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f;
     long seed = 1337;
 };
@@ -130,6 +131,7 @@ static Options parse_options(int argc, char** argv) {
         {"-rollback", FLAG_INT, &o.rollback, 0, 1, "checkpoint/restore recovery: on a non-finite loss reload the last checkpoint (1)"},
         {"-tf32", FLAG_INT, &o.tf32, 0, 1, "TF32 tensor-core math for the GEMMs (1; CUDA trainer only)"},
         {"-bench", FLAG_INT, &o.bench, 0, 1000, "benchmark: N interleaved repeats of a step with ABFT off and on"},
+        {"-memory", FLAG_INT, &o.memory, 0, 1, "print the memory footprint at -e, -b, -t and exit, allocating no activations (1)"},
     };
     const int n = sizeof(flags) / sizeof(flags[0]);
     for (int i = 1; i < argc; i += 2) {
@@ -148,7 +150,8 @@ static Options parse_options(int argc, char** argv) {
     return o;
 }
 
-// The model -e names (a descriptor or a file), with ATTNChecker set up as the flags say.
+// The model -e names (a descriptor or a file), with ATTNChecker set up as the flags say; prints
+// the model and the memory it will take at the batch shape of the flags.
 static void build_model(GPT2* model, const Options& o) {
     GPT2Config config;
     if (parse_model_descriptor(o.model, &config)) {
@@ -170,6 +173,7 @@ static void build_model(GPT2* model, const Options& o) {
     const GPT2Config& c = model->config;
     printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,
            c.max_seq_len, c.vocab_size, c.padded_vocab_size, model->num_parameters);
+    print_footprint(gpt2_footprint(model, o.B, o.T));
 }
 
 
