@@ -90,11 +90,14 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
 inline void abft_gpu_launch_repair(const AbftGemm& g, AbftGpuScratch* s, const AbftConfig& cfg, AbftOutcome* out,
                                    cudaStream_t stream);
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
-                             float* abssum, cudaStream_t stream);
+                             float* abssum, cudaStream_t stream, const float* w = nullptr, const float* a = nullptr);
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g);
 inline void abft_gpu_free(AbftGpuScratch* s);
 
-__global__ void abft_colsums_partial_kernel(MatView X, long strideX, int rows, int cols, float* part, float* part_abs);
+__global__ void abft_colsums_partial_kernel(MatView X, long strideX, int rows, int cols, const float* w, const float* a,
+                                            float* part, float* part_abs);
+__global__ void abft_compare_kernel(AbftGemm g, const float* csum, const float* cabs, float* chk, float* bound, float tau,
+                                    float operand_u, int* flags, int* counter);
 __global__ void abft_colsums_reduce_kernel(const float* part, const float* part_abs, int chunks, int cols, float* sum,
                                            float* abssum);
 __global__ void abft_colsums_contiguous_kernel(MatView X, long strideX, int rows, int cols, float* sum, float* abssum);
@@ -350,6 +353,12 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
     if (g.B.rs == 1 && g.B.cs != 1) {
         LAUNCH(abft_encode_verify_contiguous_kernel, dim3(abft_ceil_div(g.N, 8), g.batch), dim3(256), 0, stream)(
             g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+    } else if (g.K > ABFT_ROW_CHUNK) {
+        // a long reduction (a weight gradient's, over B·T): (e·A)·B as B's column sums weighted
+        // by e·A, split over chunks of K like any tall column sum, so that it fills the GPU
+        abft_gpu_colsums(s, g.B, g.strideB, g.batch, g.K, g.N, s->chk, s->bound, stream, s->ue, s->ua);
+        LAUNCH(abft_compare_kernel, dim3(abft_ceil_div(g.N, 128), g.batch), dim3(128), 0, stream)(
+            g, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     } else {
         LAUNCH(abft_encode_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
             g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
@@ -366,11 +375,12 @@ inline void abft_gpu_launch_repair(const AbftGemm& g, AbftGpuScratch* s, const A
     cudaCheckLaunch();
 }
 
-// Column sums of the (rows, cols) views X[b] into sum, abssum (batch, cols): a warp per column
-// when columns are contiguous, else the two stages over row chunks.
+// Column sums of the (rows, cols) views X[b] into sum, abssum (batch, cols), each row weighted
+// by w and a when given (w_b[i]·X_b(i, j) and a_b[i]·|X_b(i, j)|): a warp per column when
+// columns are contiguous (unweighted), else the two stages over row chunks.
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
-                             float* abssum, cudaStream_t stream) {
-    if (X.rs == 1 && X.cs != 1) {
+                             float* abssum, cudaStream_t stream, const float* w, const float* a) {
+    if (X.rs == 1 && X.cs != 1 && w == nullptr) {
         LAUNCH(abft_colsums_contiguous_kernel, dim3(abft_ceil_div(cols, 8), batch), dim3(256), 0, stream)(X, strideX, rows,
                                                                                                      cols, sum, abssum);
         cudaCheckLaunch();
@@ -378,7 +388,7 @@ inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int bat
     }
     const int chunks = abft_row_chunks(rows);
     LAUNCH(abft_colsums_partial_kernel, dim3(abft_ceil_div(cols, ABFT_TILE), batch, chunks), dim3(ABFT_TILE, ABFT_ROWS), 0,
-           stream)(X, strideX, rows, cols, s->part, s->part_abs);
+           stream)(X, strideX, rows, cols, w, a, s->part, s->part_abs);
     cudaCheckLaunch();
     LAUNCH(abft_colsums_reduce_kernel, dim3(abft_ceil_div(cols, 128), batch), dim3(128), 0, stream)(s->part, s->part_abs,
                                                                                                    chunks, cols, sum, abssum);
@@ -399,7 +409,8 @@ inline void abft_gpu_free(AbftGpuScratch* s) {
 // Grows the scratch to fit g (buffers are only ever reallocated upward).
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     const long bk = (long)g.batch * g.K, bn = (long)g.batch * g.N, bm = (long)g.batch * g.M, b = g.batch;
-    const long part = (long)g.batch * abft_row_chunks(g.M) * (g.K > g.N ? g.K : g.N);
+    const long part_m = (long)abft_row_chunks(g.M) * (g.K > g.N ? g.K : g.N), part_k = (long)abft_row_chunks(g.K) * g.N;
+    const long part = (long)g.batch * (part_m > part_k ? part_m : part_k); // column sums over M, or split-K over K
     if (bk <= s->cap_bk && bn <= s->cap_bn && bm <= s->cap_bm && b <= s->cap_b && part <= s->cap_part) { return; }
     if (s->cap_b > 0) { abft_gpu_free(s); }
     s->cap_bk = bk > s->cap_bk ? bk : s->cap_bk;
@@ -466,17 +477,21 @@ __device__ inline void abft_report_fault(int* flags, int* counter, int b) {
     if (atomicAdd(&flags[b], 1) == 0) { atomicAdd(counter, 1); }
 }
 
-// part[b][chunk][j] = Σ X_b(i, j), part_abs likewise of |X_b(i, j)|, over the chunk's rows.
+// part[b][chunk][j] = Σ w_b[i]·X_b(i, j), part_abs likewise Σ a_b[i]·|X_b(i, j)|, over the
+// chunk's rows (w, a: row weights, (batch, rows); 1 when null).
 // grid (ceil(cols/ABFT_TILE), batch, chunks), block (ABFT_TILE, ABFT_ROWS).
-__global__ void abft_colsums_partial_kernel(MatView X, long strideX, int rows, int cols, float* part, float* part_abs) {
+__global__ void abft_colsums_partial_kernel(MatView X, long strideX, int rows, int cols, const float* w, const float* a,
+                                            float* part, float* part_abs) {
     const int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y, chunk = blockIdx.z;
     const int i1 = min((chunk + 1) * ABFT_ROW_CHUNK, rows);
     const MatView V = {X.p + b * strideX, X.rs, X.cs};
+    const float* wb = w != nullptr ? w + (long)b * rows : nullptr;
+    const float* ab = a != nullptr ? a + (long)b * rows : nullptr;
     float s = 0.0f, sa = 0.0f;
     for (int i = chunk * ABFT_ROW_CHUNK + threadIdx.y; j < cols && i < i1; i += ABFT_ROWS) {
         float x = V.at(i, j);
-        s += x;
-        sa += fabsf(x);
+        s += (wb != nullptr ? wb[i] : 1.0f) * x;
+        sa += (ab != nullptr ? ab[i] : 1.0f) * fabsf(x);
     }
     abft_reduce_over_warps(&s, &sa);
     if (threadIdx.y == 0 && j < cols) {
@@ -558,6 +573,19 @@ __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue
     if (lane != 0) { return; }
     const float bias = g.bias != nullptr ? g.bias[j] : 0.0f;
     const float c = g.alpha * s + (float)g.M * bias, bd = fabsf(g.alpha) * sa + (float)g.M * fabsf(bias);
+    abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
+}
+
+// Column j of C[b] against the column checksums of a split-K encoding: chk and bound hold
+// (e·A)·B_j and (e·|A|)·|B_j| and become alpha·chk + M·bias_j and |alpha|·bound + M·|bias_j|
+// before the comparison (abft_compare_column). grid (ceil(N/128), batch), block 128.
+__global__ void abft_compare_kernel(AbftGemm g, const float* csum, const float* cabs, float* chk, float* bound, float tau,
+                                    float operand_u, int* flags, int* counter) {
+    const int j = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
+    if (j >= g.N) { return; }
+    const long at = (long)b * g.N + j;
+    const float bias = g.bias != nullptr ? g.bias[j] : 0.0f;
+    const float c = g.alpha * chk[at] + (float)g.M * bias, bd = fabsf(g.alpha) * bound[at] + (float)g.M * fabsf(bias);
     abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
 }
 

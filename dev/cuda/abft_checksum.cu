@@ -635,6 +635,9 @@ int main(int argc, char** argv) {
         // taller than one row chunk (256 rows): version 3's two-stage column sums
         {"tall linear X·Wᵀ+b, M=600", 1, 600, 40, 24, false, true, true, 1.0f, 1.0f, 1.0f},
         {"tall batched Aᵀ·B, M=300", 2, 300, 20, 16, true, false, false, 0.5f, 1.0f, 1.0f},
+        // a reduction longer than one row chunk, B row-major: version 3's split-K encoding (a
+        // weight gradient's shape, K = B·T)
+        {"long-K dWᵀ-like Aᵀ·B+b, K=600", 1, 24, 40, 600, true, false, true, 1.0f, 1.0f, 1.0f},
     };
     uint64_t seed = 1234;
     for (const Spec& s : specs) {
