@@ -487,12 +487,22 @@ __global__ void abft_colsums_partial_kernel(MatView X, long strideX, int rows, i
     const MatView V = {X.p + b * strideX, X.rs, X.cs};
     const float* wb = w != nullptr ? w + (long)b * rows : nullptr;
     const float* ab = a != nullptr ? a + (long)b * rows : nullptr;
-    float s = 0.0f, sa = 0.0f;
-    for (int i = chunk * ABFT_ROW_CHUNK + threadIdx.y; j < cols && i < i1; i += ABFT_ROWS) {
-        float x = V.at(i, j);
-        s += (wb != nullptr ? wb[i] : 1.0f) * x;
-        sa += (ab != nullptr ? ab[i] : 1.0f) * fabsf(x);
+    float s4[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sa4[4] = {0.0f, 0.0f, 0.0f, 0.0f}; // 4 loads in flight per thread
+    int i = chunk * ABFT_ROW_CHUNK + threadIdx.y;
+    for (; j < cols && i + 3 * ABFT_ROWS < i1; i += 4 * ABFT_ROWS) {
+        for (int u = 0; u < 4; u++) {
+            const int r = i + u * ABFT_ROWS;
+            const float x = V.at(r, j);
+            s4[u] += (wb != nullptr ? wb[r] : 1.0f) * x;
+            sa4[u] += (ab != nullptr ? ab[r] : 1.0f) * fabsf(x);
+        }
     }
+    for (; j < cols && i < i1; i += ABFT_ROWS) {
+        const float x = V.at(i, j);
+        s4[0] += (wb != nullptr ? wb[i] : 1.0f) * x;
+        sa4[0] += (ab != nullptr ? ab[i] : 1.0f) * fabsf(x);
+    }
+    float s = (s4[0] + s4[1]) + (s4[2] + s4[3]), sa = (sa4[0] + sa4[1]) + (sa4[2] + sa4[3]);
     abft_reduce_over_warps(&s, &sa);
     if (threadIdx.y == 0 && j < cols) {
         const long at = ((long)b * gridDim.z + chunk) * cols + j;
@@ -524,11 +534,14 @@ __global__ void abft_colsums_contiguous_kernel(MatView X, long strideX, int rows
     const int j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
     if (j >= cols) { return; } // whole warps leave together
     const float* col = X.p + b * strideX + j * X.cs;
-    float s = 0.0f, sa = 0.0f;
-    for (int i = lane; i < rows; i += 32) { s += col[i]; sa += fabsf(col[i]); }
-    s = warp_sum(s);
-    sa = warp_sum(sa);
-    if (lane == 0) { sum[(long)b * cols + j] = s; abssum[(long)b * cols + j] = sa; }
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sa[4] = {0.0f, 0.0f, 0.0f, 0.0f}; // 4 loads in flight per lane
+    int i = lane;
+    for (; i + 96 < rows; i += 128) {
+        for (int u = 0; u < 4; u++) { const float x = col[i + 32 * u]; s[u] += x; sa[u] += fabsf(x); }
+    }
+    for (; i < rows; i += 32) { s[0] += col[i]; sa[0] += fabsf(col[i]); }
+    const float st = warp_sum((s[0] + s[1]) + (s[2] + s[3])), sat = warp_sum((sa[0] + sa[1]) + (sa[2] + sa[3]));
+    if (lane == 0) { sum[(long)b * cols + j] = st; abssum[(long)b * cols + j] = sat; }
 }
 
 // Column j of C[b] against its checksum c and bound bd (computed from the operands), given the
