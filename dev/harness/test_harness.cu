@@ -1070,6 +1070,7 @@ static float reference_tf32(float x) {
     return static_cast<float>(std::ldexp(std::round(std::ldexp(m, 11)), e - 11));
 }
 
+#ifdef CUDA_CPU_HARNESS
 static float from_bits(uint32_t bits) {
     float x;
     memcpy(&x, &bits, sizeof(x));
@@ -1081,6 +1082,7 @@ static uint32_t to_bits(float x) {
     memcpy(&bits, &x, sizeof(bits));
     return bits;
 }
+#endif
 
 // The conversion itself, on bit patterns: 1.0f is 0x3f800000 and fraction bit 2^-k of a
 // number in [1, 2) is bit 23-k, so 2^-10 (the last kept bit) is 0x2000, 2^-11 (half of it)
