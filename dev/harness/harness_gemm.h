@@ -32,13 +32,14 @@ namespace cuda_harness {
 // TF32
 
 // x converted to TF32: sign, the 8-bit exponent and the top 10 of the 23 fraction bits,
-// rounded to nearest with ties away from zero, as the PTX conversion cvt.rna.tf32.f32 (and
-// CUTLASS's default) does; stored as a float whose 13 low fraction bits are zero. Adding half
-// of the 14th bit's weight to the magnitude bits and clearing the 13 low bits rounds the
+// rounded to nearest with ties away from zero, as the PTX conversion cvt.rna.tf32.f32 does;
+// stored as a float whose 13 low fraction bits are zero. Adding half of the 11th fraction
+// bit's weight (bit 12) to the magnitude bits and clearing the 13 low bits rounds the
 // magnitude half up, which on a sign-magnitude number is ties away from zero; a carry moves
-// into the exponent as it should (subnormals become the smallest normal, the largest finite
-// values overflow to infinity). Infinities and NaNs pass through unchanged. Tensor cores
-// may instead truncate (the ABFT tolerance, ABFT_TF32_UNIT_ROUNDOFF = 2^-10, covers both).
+// into the exponent as it should (the largest subnormals round up to the smallest normal,
+// the largest finite values overflow to infinity). Subnormals are rounded on the same grid,
+// not flushed. Infinities and NaNs pass through unchanged. Tensor cores may instead
+// truncate (the ABFT tolerance, ABFT_TF32_UNIT_ROUNDOFF = 2^-10, covers both).
 inline float to_tf32(float x) {
     uint32_t bits;
     memcpy(&bits, &x, sizeof(bits));
