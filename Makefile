@@ -118,7 +118,8 @@ run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu $(CUD
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	@test -n "$(NVCC)" || echo "note: no nvcc (CUDA toolkit): the nvcc builds of the .cu files were skipped; every test below runs"
 	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
-		"./test_gpt2cu_cpu -python $(PYTHON)" "$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
+		"./test_gpt2cu_cpu -python $(PYTHON)" "./test_gpt2cu_cpu -python $(PYTHON) -quick 1 -tf32 1" \
+		"$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
 		"scripts/test_train.sh ./train_gpt2cu_cpu $(PYTHON)" \
 		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)")
 

@@ -531,7 +531,9 @@ static void gpt2_synchronize(GPT2*) {}
 
 static void gpt2_describe_backend(char* out, size_t size) { snprintf(out, size, "CPU, %d threads", omp_get_max_threads()); }
 
-// -tf32 is a GPU mode: the CPU computes in fp32
+// -tf32 is a GPU mode: the CPU computes in fp32 (so -tf32 auto means off here)
+static bool gpt2_has_tf32() { return false; }
+
 static void gpt2_set_tf32(GPT2*, bool on) {
     if (on) { die("-tf32", "TF32 tensor-core math is for the CUDA trainer (train_gpt2cu); the CPU computes in fp32", "not available on the CPU"); }
 }

@@ -3,11 +3,12 @@
 // The same model, flags, file formats and training program as the CPU trainer
 // (train_gpt2.cpp): handwritten kernels for the layers, cuBLASLt for the linear layers (the
 // bias fused as an epilogue), cuBLAS strided batched GEMMs for the attention heads, fp32
-// (TF32 tensor-core math with -tf32 1). The 4 forward and 8 backward GEMMs of every attention
-// layer run under ATTNChecker: after each GEMM, abft.cuh's GPU path (llmc/abft_gpu.cuh) queues
-// in stream order the check (column sums of the operand A and of the output, the expected
-// column sums encoded from them, the comparison) and a repair kernel that rebuilds in place
-// what the checksums can and exits at once where nothing is flagged. The host reads the
+// (TF32 tensor-core math on GPUs that have it, sm_80 and later; -tf32 0 turns it off). The 4
+// forward and 8 backward GEMMs of every attention layer run under ATTNChecker: after each GEMM,
+// abft.cuh's GPU path (llmc/abft_gpu.cuh) queues in stream order the check (column sums of the
+// operand A and of the output, the expected column sums encoded from them, the comparison) and
+// a repair kernel that rebuilds in place what the checksums can and exits at once where
+// nothing is flagged. The host reads the
 // verdicts once per pass (gpt2_settle), with the losses: no wait on the GPU per GEMM. A fault
 // the checksums cannot rebuild makes the pass run again from the same state with every
 // verdict read at once, so that it climbs the ladder shared with the CPU trainer: recompute
@@ -347,7 +348,7 @@ static cublasHandle_t g_cublas;
 static cublasLtHandle_t g_cublaslt;
 static void* g_workspace;                        // cuBLASLt's
 static const size_t WORKSPACE_BYTES = 32u << 20;
-static bool g_tf32 = false;                      // -tf32: TF32 tensor-core math in every GEMM
+static bool g_tf32 = false;                      // TF32 tensor-core math in every GEMM (gpt2_set_tf32)
 
 static void cuda_init() {
     static bool done = false;
@@ -869,10 +870,26 @@ static void gpt2_describe_backend(char* out, size_t size) {
     snprintf(out, size, "%.120s (sm_%d%d), %s", prop.name, prop.major, prop.minor, g_tf32 ? "TF32 tensor cores" : "fp32");
 }
 
+// TF32 tensor cores exist from compute capability 8.0 (Ampere) on; -tf32 auto uses them there,
+// as llm.c does: 10 fraction bits per operand (fp32 accumulation) are well inside training's
+// noise, for several times fp32's GEMM throughput.
+static bool gpt2_has_tf32() {
+    cuda_init();
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    return prop.major >= 8;
+}
+
 // -tf32: cuBLASLt takes its compute type per call (gemm_lt), cuBLAS a math mode per handle;
 // the checks widen their tolerance by TF32's operand rounding
 static void gpt2_set_tf32(GPT2* model, bool on) {
     cuda_init();
+    if (on && !gpt2_has_tf32()) {
+        cudaDeviceProp prop;
+        cudaCheck(cudaGetDeviceProperties(&prop, 0));
+        die("-tf32", "TF32 tensor cores need compute capability 8.0 (Ampere) or later: use -tf32 0, or leave -tf32 at auto",
+            "%.120s is sm_%d%d", prop.name, prop.major, prop.minor);
+    }
     g_tf32 = on;
     cublasCheck(cublasSetMathMode(g_cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     model->abft.cfg.operand_u = on ? ABFT_TF32_UNIT_ROUNDOFF : 0.0f;

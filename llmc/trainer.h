@@ -17,7 +17,8 @@
 //   HostView gpt2_host_view(GPT2*), gpt2_to_host(GPT2*), gpt2_from_host(GPT2*)
 //                                              (host arrays of parameters and AdamW moments)
 //   gpt2_logits_row(GPT2*, bt, out)            (the V logits of position bt)
-//   gpt2_params_finite(GPT2*), gpt2_describe_backend(out, size), gpt2_set_tf32(GPT2*, on)
+//   gpt2_params_finite(GPT2*), gpt2_describe_backend(out, size)
+//   gpt2_has_tf32(), gpt2_set_tf32(GPT2*, on)  (whether the hardware has TF32 tensor cores; use them)
 //   gpt2_synchronize(GPT2*)                    (waits for the device: before a clock read)
 //   gpt2_settle(GPT2*)                         (reads the deferred ABFT verdicts of the pass: false
 //                                              when one is beyond the device's repair)
@@ -46,6 +47,10 @@ static const char* g_program = "./train_gpt2"; // argv[0], for the usage line
 // ----------------------------------------------------------------------------
 // command line
 
+// -tf32 auto: TF32 tensor-core math where the hardware has it (gpt2_has_tf32: the CUDA trainer
+// on a GPU of compute capability 8.0 or later, the CPU trainer never); 1 on, 0 off
+static const int TF32_AUTO = -1;
+
 struct Options {
     const char* train_pattern = "data/bible/train_*.bin";
     const char* val_pattern = "data/bible/val_*.bin";
@@ -55,12 +60,12 @@ struct Options {
     const char* fault = nullptr;
     const char* abft_every = nullptr;
     int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
-    int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0, tf32 = 0, memory = 0;
+    int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0, tf32 = TF32_AUTO, memory = 0;
     float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f;
     long seed = 1337;
 };
 
-enum FlagKind { FLAG_INT, FLAG_LONG, FLAG_FLOAT, FLAG_STRING };
+enum FlagKind { FLAG_INT, FLAG_LONG, FLAG_FLOAT, FLAG_STRING, FLAG_AUTO }; // FLAG_AUTO: an int in [lo, hi] or "auto"
 struct Flag {
     const char* name;
     FlagKind kind;
@@ -74,7 +79,8 @@ static void print_usage(const Flag* flags, int n) {
     for (int i = 0; i < n; i++) {
         const Flag& f = flags[i];
         char value[64];
-        if (f.kind == FLAG_INT) { snprintf(value, sizeof(value), "%d", *(int*)f.target); }
+        if (f.kind == FLAG_AUTO && *(int*)f.target == TF32_AUTO) { snprintf(value, sizeof(value), "auto"); }
+        else if (f.kind == FLAG_INT || f.kind == FLAG_AUTO) { snprintf(value, sizeof(value), "%d", *(int*)f.target); }
         else if (f.kind == FLAG_LONG) { snprintf(value, sizeof(value), "%ld", *(long*)f.target); }
         else if (f.kind == FLAG_FLOAT) { snprintf(value, sizeof(value), "%g", *(float*)f.target); }
         else { snprintf(value, sizeof(value), "%s", *(const char**)f.target ? *(const char**)f.target : "none"); }
@@ -90,13 +96,15 @@ static void parse_flag_value(const Flag& f, const char* value) {
     char* end = nullptr;
     errno = 0;
     if (f.kind == FLAG_STRING) { *(const char**)f.target = value; return; }
+    if (f.kind == FLAG_AUTO && strcmp(value, "auto") == 0) { *(int*)f.target = TF32_AUTO; return; }
     double x = f.kind == FLAG_FLOAT ? strtod(value, &end) : (double)strtol(value, &end, 10);
     if (errno != 0 || end == value || *end != '\0' || !(x >= f.lo && x <= f.hi)) {
         char hint[128];
-        snprintf(hint, sizeof(hint), "%s; a %s in [%g, %g]", f.help, f.kind == FLAG_FLOAT ? "number" : "whole number", f.lo, f.hi);
+        snprintf(hint, sizeof(hint), "%s; a %s in [%g, %g]%s", f.help, f.kind == FLAG_FLOAT ? "number" : "whole number", f.lo,
+                 f.hi, f.kind == FLAG_AUTO ? " or auto" : "");
         die(f.name, hint, "bad value '%s'", value);
     }
-    if (f.kind == FLAG_INT) { *(int*)f.target = (int)x; }
+    if (f.kind == FLAG_INT || f.kind == FLAG_AUTO) { *(int*)f.target = (int)x; }
     else if (f.kind == FLAG_LONG) { *(long*)f.target = (long)x; }
     else { *(float*)f.target = (float)x; }
 }
@@ -129,7 +137,7 @@ static Options parse_options(int argc, char** argv) {
         {"-n", FLAG_INT, &o.checkpoint_every, 0, 1 << 30, "write a checkpoint to the log directory every N steps (0: never)"},
         {"-y", FLAG_INT, &o.resume, 0, 1, "resume from the newest checkpoint in the log directory (1)"},
         {"-rollback", FLAG_INT, &o.rollback, 0, 1, "checkpoint/restore recovery: on a non-finite loss reload the last checkpoint (1)"},
-        {"-tf32", FLAG_INT, &o.tf32, 0, 1, "TF32 tensor-core math for the GEMMs (1; CUDA trainer only)"},
+        {"-tf32", FLAG_AUTO, &o.tf32, 0, 1, "TF32 tensor-core GEMMs: 1, 0, or auto (CUDA trainer: on from sm_80; CPU: off)"},
         {"-bench", FLAG_INT, &o.bench, 0, 1000, "benchmark: N interleaved repeats of a step with ABFT off and on"},
         {"-memory", FLAG_INT, &o.memory, 0, 1, "print the memory footprint at -e, -b, -t and exit, allocating no activations (1)"},
     };
@@ -159,7 +167,7 @@ static void build_model(GPT2* model, const Options& o) {
     } else {
         gpt2_build_from_checkpoint(model, o.model);
     }
-    gpt2_set_tf32(model, o.tf32 != 0);
+    gpt2_set_tf32(model, o.tf32 == TF32_AUTO ? gpt2_has_tf32() : o.tf32 != 0);
     model->abft.cfg.enabled = o.abft != 0;
     model->abft.cfg.extreme = o.abft_extreme;
     model->abft.cfg.tau = o.abft_tau;
@@ -174,6 +182,9 @@ static void build_model(GPT2* model, const Options& o) {
     printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,
            c.max_seq_len, c.vocab_size, c.padded_vocab_size, model->num_parameters);
     print_footprint(gpt2_footprint(model, o.B, o.T));
+    char backend[256];
+    gpt2_describe_backend(backend, sizeof(backend));
+    printf("backend: %s\n", backend);
 }
 
 

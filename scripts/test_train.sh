@@ -254,6 +254,20 @@ expect_error "state file with a wrong magic number" "state_00000012.bin" $RUN -x
 cp "$WORK/resumed/state_00000012.bin" "$WORK/badstate/"
 expect_error "resume with another batch size" "state_00000012.bin" $BIN $MODEL $DATA -b 2 -t 32 -v 0 -s 0 -x 14 -y 1 -o "$WORK/badstate"
 
+# ----------------------------------------------------------------------------
+# TF32: -tf32 auto (the default) turns it on where the trainer has it (the CUDA trainer on
+# sm_80 and later, and through the CPU harness, whose device is sm_90); there a run raises no
+# false alarm with every protected GEMM checked. Where it is missing (the CPU trainer),
+# auto means fp32 and -tf32 1 is an error.
+
+if $RUN -x 0 2> /dev/null | grep -q "^backend: .*TF32 tensor cores"; then
+    $BIN -e L2C128H4V1000T64 $DATA -b 4 -t 64 -v 0 -s 0 -l 3e-3 -abft_quiet 1 -x 20 -tf32 1 -o "$WORK/tf32" > "$WORK/tf32.log" 2>&1
+    [ "$(abft_report "$WORK/tf32" steps ops.qk.checked ops.qkv_dw.checked total.detected)" = "20 40 40 0" ]
+    check "TF32: 20 steps of L2C128H4 on TF32 GEMMs, every protected GEMM checked, no false alarm" $?
+else
+    expect_error "-tf32 1 without TF32 tensor cores" "-tf32" $RUN -x 1 -tf32 1
+fi
+
 echo
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

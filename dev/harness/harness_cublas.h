@@ -1,6 +1,10 @@
 // harness_cublas.h: the cuBLAS API this project uses (handles, single-precision GEMM,
 // strided-batched GEMM, their Ex forms in fp32), on the CPU.
 //
+// TF32: a GEMM converts its operands to TF32 (harness_gemm.h) when the handle's math mode is
+// CUBLAS_TF32_TENSOR_OP_MATH (Sgemm, and the Ex forms with CUBLAS_COMPUTE_32F), or when an
+// Ex form asks for CUBLAS_COMPUTE_32F_FAST_TF32; CUBLAS_COMPUTE_32F_PEDANTIC never does.
+//
 // Semantics are cuBLAS's: column-major matrices, C = alpha op(A) op(B) + beta C, with op
 // N or T, leading dimensions, and C not read when beta is 0 (so NaN in an uninitialized C
 // does not leak through). Arguments are checked as cuBLAS checks them (CUBLAS_STATUS_INVALID_VALUE
@@ -157,11 +161,18 @@ inline bool gemm_operands_ok(const char* api, cublasOperation_t ta, cublasOperat
     return true;
 }
 
-// One strided-batched fp32 GEMM, arguments already checked.
+// Whether the handle's math mode lets fp32 GEMMs use TF32 tensor cores (the mode may carry
+// the CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION flag, which is about fp16 sums).
+inline bool math_mode_tf32(cublasHandle_t handle) {
+    const int mode = handle->math_mode & ~CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
+    return mode == CUBLAS_TF32_TENSOR_OP_MATH;
+}
+
+// One strided-batched fp32 GEMM, arguments already checked; tf32: operands converted to TF32.
 inline cublasStatus_t sgemm_batched(const char* api, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                     const float* alpha, const float* A, int lda, long long stride_a, const float* B,
                                     int ldb, long long stride_b, const float* beta, float* C, int ldc,
-                                    long long stride_c, int batch) {
+                                    long long stride_c, int batch, bool tf32) {
     if (alpha == nullptr || beta == nullptr) {
         diagnose("%s: NULL alpha or beta", api);
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -192,8 +203,13 @@ inline cublasStatus_t sgemm_batched(const char* api, cublasOperation_t ta, cubla
         return std::make_pair(column_major_op(A + batch_index * stride_a, lda, ta != CUBLAS_OP_N),
                               column_major_op(B + batch_index * stride_b, ldb, tb != CUBLAS_OP_N));
     };
-    run_gemm(GemmShape{m, n, k, batch}, operands, store);
+    run_gemm(GemmShape{m, n, k, batch}, operands, store, tf32);
     return CUBLAS_STATUS_SUCCESS;
+}
+
+// The Ex forms' compute type: FAST_TF32 always converts, 32F as the handle's math mode says.
+inline bool compute_type_tf32(cublasHandle_t handle, cublasComputeType_t compute) {
+    return compute == CUBLAS_COMPUTE_32F_FAST_TF32 || (compute == CUBLAS_COMPUTE_32F && math_mode_tf32(handle));
 }
 
 // The Ex forms in this harness: fp32 data only.
@@ -238,7 +254,7 @@ inline cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t* strea
 
 inline cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
     if (handle == nullptr) { return CUBLAS_STATUS_NOT_INITIALIZED; }
-    handle->math_mode = mode;  // TF32 or not: the harness computes in fp32 either way
+    handle->math_mode = mode;
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -282,7 +298,7 @@ inline cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t trans
     cublasStatus_t status = cuda_harness::check_gemm_args("cublasSgemm", handle, transa, transb, m, n, k, lda, ldb, ldc, 1);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
     return cuda_harness::sgemm_batched("cublasSgemm", transa, transb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C,
-                                       ldc, 0, 1);
+                                       ldc, 0, 1, cuda_harness::math_mode_tf32(handle));
 }
 
 inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa,
@@ -294,7 +310,8 @@ inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOpe
                                                           lda, ldb, ldc, batchCount);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
     return cuda_harness::sgemm_batched("cublasSgemmStridedBatched", transa, transb, m, n, k, alpha, A, lda, strideA, B,
-                                       ldb, strideB, beta, C, ldc, strideC, batchCount);
+                                       ldb, strideB, beta, C, ldc, strideC, batchCount,
+                                       cuda_harness::math_mode_tf32(handle));
 }
 
 inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
@@ -303,8 +320,12 @@ inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t tran
                                    cudaDataType Ctype, int ldc, cublasComputeType_t computeType,
                                    cublasGemmAlgo_t /*algo*/) {
     if (!cuda_harness::ex_types_ok("cublasGemmEx", Atype, Btype, Ctype, computeType)) { return CUBLAS_STATUS_NOT_SUPPORTED; }
-    return cublasSgemm(handle, transa, transb, m, n, k, static_cast<const float*>(alpha), static_cast<const float*>(A),
-                       lda, static_cast<const float*>(B), ldb, static_cast<const float*>(beta), static_cast<float*>(C), ldc);
+    cublasStatus_t status = cuda_harness::check_gemm_args("cublasGemmEx", handle, transa, transb, m, n, k, lda, ldb, ldc, 1);
+    if (status != CUBLAS_STATUS_SUCCESS) { return status; }
+    return cuda_harness::sgemm_batched("cublasGemmEx", transa, transb, m, n, k, static_cast<const float*>(alpha),
+                                       static_cast<const float*>(A), lda, 0, static_cast<const float*>(B), ldb, 0,
+                                       static_cast<const float*>(beta), static_cast<float*>(C), ldc, 0, 1,
+                                       cuda_harness::compute_type_tf32(handle, computeType));
 }
 
 inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa,
@@ -314,11 +335,12 @@ inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOp
                                                  const void* beta, void* C, cudaDataType Ctype, int ldc,
                                                  long long int strideC, int batchCount,
                                                  cublasComputeType_t computeType, cublasGemmAlgo_t /*algo*/) {
-    if (!cuda_harness::ex_types_ok("cublasGemmStridedBatchedEx", Atype, Btype, Ctype, computeType)) {
-        return CUBLAS_STATUS_NOT_SUPPORTED;
-    }
-    return cublasSgemmStridedBatched(handle, transa, transb, m, n, k, static_cast<const float*>(alpha),
-                                     static_cast<const float*>(A), lda, strideA, static_cast<const float*>(B), ldb,
-                                     strideB, static_cast<const float*>(beta), static_cast<float*>(C), ldc, strideC,
-                                     batchCount);
+    const char* api = "cublasGemmStridedBatchedEx";
+    if (!cuda_harness::ex_types_ok(api, Atype, Btype, Ctype, computeType)) { return CUBLAS_STATUS_NOT_SUPPORTED; }
+    cublasStatus_t status = cuda_harness::check_gemm_args(api, handle, transa, transb, m, n, k, lda, ldb, ldc, batchCount);
+    if (status != CUBLAS_STATUS_SUCCESS) { return status; }
+    return cuda_harness::sgemm_batched(api, transa, transb, m, n, k, static_cast<const float*>(alpha),
+                                       static_cast<const float*>(A), lda, strideA, static_cast<const float*>(B), ldb,
+                                       strideB, static_cast<const float*>(beta), static_cast<float*>(C), ldc, strideC,
+                                       batchCount, cuda_harness::compute_type_tf32(handle, computeType));
 }

@@ -13,6 +13,8 @@
 //   DGELU, DGELU_BGRAD                D *= GELU'(aux); BGRAD: bias[i] = sum over j of D(i, j)
 //   BGRADA, BGRADB                    bias[i] = sum_l op(A)(i, l); bias[j] = sum_l op(B)(l, j)
 // RELU_AUX and DRELU (bit masks) and non-fp32 data are CUBLAS_STATUS_NOT_SUPPORTED.
+// Compute type CUBLAS_COMPUTE_32F_FAST_TF32 converts A and B to TF32 before the product
+// (harness_gemm.h); the bias-gradient sums of A or B (BGRADA, BGRADB) read them unconverted.
 #pragma once
 
 #include <cmath>
@@ -673,7 +675,8 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmu
         }
     };
     if (p.k > 0) {
-        run_gemm(GemmShape{p.m, p.n, p.k, p.batch}, operands, finish_column);
+        run_gemm(GemmShape{p.m, p.n, p.k, p.batch}, operands, finish_column,
+                 desc.compute_type == CUBLAS_COMPUTE_32F_FAST_TF32);
     } else {
         const float none = 0.0f;
         for (int64_t batch = 0; batch < p.batch; batch++) {

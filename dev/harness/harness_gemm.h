@@ -6,11 +6,18 @@
 // many workers there are), and hands them to a callback that applies alpha, beta, C and any
 // epilogue. Work is split over the worker pool by (batch, block of columns).
 //
+// In TF32 mode (what a GPU's tensor cores do under CUBLAS_TF32_TENSOR_OP_MATH or
+// CUBLAS_COMPUTE_32F_FAST_TF32) every element of A and B is first converted to TF32
+// (to_tf32); the products and their sums stay fp32.
+//
 // With -DCUDA_HARNESS_OPENBLAS (and -lopenblas) the products come from cblas_sgemm instead:
 // much faster for large matrices, in OpenBLAS's summation order.
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "harness_scheduler.h"
@@ -20,6 +27,27 @@
 #endif
 
 namespace cuda_harness {
+
+// ----------------------------------------------------------------------------
+// TF32
+
+// x converted to TF32: sign, the 8-bit exponent and the top 10 of the 23 fraction bits,
+// rounded to nearest with ties away from zero, as the PTX conversion cvt.rna.tf32.f32 does;
+// stored as a float whose 13 low fraction bits are zero. Adding half of the 11th fraction
+// bit's weight (bit 12) to the magnitude bits and clearing the 13 low bits rounds the
+// magnitude half up, which on a sign-magnitude number is ties away from zero; a carry moves
+// into the exponent as it should (the largest subnormals round up to the smallest normal,
+// the largest finite values overflow to infinity). Subnormals are rounded on the same grid,
+// not flushed. Infinities and NaNs pass through unchanged. Tensor cores may instead
+// truncate (the ABFT tolerance, ABFT_TF32_UNIT_ROUNDOFF = 2^-10, covers both).
+inline float to_tf32(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    if ((bits & 0x7f800000u) == 0x7f800000u) { return x; }
+    bits = (bits + 0x1000u) & 0xffffe000u;
+    memcpy(&x, &bits, sizeof(x));
+    return x;
+}
 
 // ----------------------------------------------------------------------------
 // matrix views
@@ -91,11 +119,11 @@ bool run_gemm_openblas(GemmShape s, Operands operands, ColumnDone column_done) {
 }
 #endif
 
-// operands(b) returns the pair of views {op(A_b), op(B_b)}; column_done(b, j, sums) gets
-// the m sums of column j of batch b. Different columns may be handed over concurrently.
+// The batched product of fp32 operands. operands(b) returns the pair of views
+// {op(A_b), op(B_b)}; column_done(b, j, sums) gets the m sums of column j of batch b.
+// Different columns may be handed over concurrently.
 template <typename Operands, typename ColumnDone>
-void run_gemm(GemmShape s, Operands operands, ColumnDone column_done) {
-    if (s.m <= 0 || s.n <= 0 || s.batch <= 0) { return; }
+void run_gemm_fp32(GemmShape s, Operands operands, ColumnDone column_done) {
 #ifdef CUDA_HARNESS_OPENBLAS
     if (run_gemm_openblas(s, operands, column_done)) { return; }
 #endif
@@ -115,6 +143,48 @@ void run_gemm(GemmShape s, Operands operands, ColumnDone column_done) {
             column_done(b, j, sums.data());
         }
     });
+}
+
+// op(A_b) and op(B_b) of every batch converted to TF32, as column-major copies (m×k, k×n).
+// Converting once up front costs m·k + k·n per batch, against m·n·k multiply-adds.
+struct Tf32Operands {
+    GemmShape s;
+    std::vector<float> a, b;
+
+    template <typename Operands>
+    Tf32Operands(GemmShape shape, Operands operands)
+        : s(shape), a(static_cast<size_t>(shape.batch * shape.m * shape.k)),
+          b(static_cast<size_t>(shape.batch * shape.k * shape.n)) {
+        worker_pool().run(static_cast<size_t>(s.batch), [&](size_t task) {
+            const int64_t batch = static_cast<int64_t>(task);
+            const auto views = operands(batch);
+            float* ab = a.data() + batch * s.m * s.k;
+            float* bb = b.data() + batch * s.k * s.n;
+            for (int64_t l = 0; l < s.k; l++) {
+                for (int64_t i = 0; i < s.m; i++) { ab[i + l * s.m] = to_tf32(views.first.at(i, l)); }
+            }
+            for (int64_t j = 0; j < s.n; j++) {
+                for (int64_t l = 0; l < s.k; l++) { bb[l + j * s.k] = to_tf32(views.second.at(l, j)); }
+            }
+        });
+    }
+
+    std::pair<MatrixView, MatrixView> operator()(int64_t batch) const {
+        return std::make_pair(MatrixView{a.data() + batch * s.m * s.k, 1, s.m},
+                              MatrixView{b.data() + batch * s.k * s.n, 1, s.k});
+    }
+};
+
+// The batched product, in fp32 or, with tf32, on operands converted to TF32.
+template <typename Operands, typename ColumnDone>
+void run_gemm(GemmShape s, Operands operands, ColumnDone column_done, bool tf32 = false) {
+    if (s.m <= 0 || s.n <= 0 || s.batch <= 0) { return; }
+    if (tf32) {
+        const Tf32Operands rounded(s, operands);
+        run_gemm_fp32(s, rounded, column_done);
+    } else {
+        run_gemm_fp32(s, operands, column_done);
+    }
 }
 
 }  // namespace cuda_harness

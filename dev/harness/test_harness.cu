@@ -11,8 +11,10 @@
 // the exit status is 1 if any check failed.
 #include <algorithm>
 #include <chrono>
+#include <cfloat>
 #include <cmath>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -1053,6 +1055,199 @@ static void test_cublaslt() {
 }
 
 // ----------------------------------------------------------------------------
+// tests: TF32
+
+// TF32 computed independently of the harness's bit manipulation: x to 11 significant bits
+// (10 fraction bits and the implicit one), rounded to nearest with ties away from zero
+// (std::round); subnormals on the fixed grid of 2^-136 (13 bits above 2^-149, where the
+// harness's bit mask cuts). Infinities and NaNs pass through; the float conversion at the end
+// turns a value rounded past the largest finite TF32 into infinity.
+static float reference_tf32(float x) {
+    if (!std::isfinite(x)) { return x; }
+    if (std::fabs(x) < FLT_MIN) { return static_cast<float>(std::round(std::ldexp(x, 136)) * std::ldexp(1.0, -136)); }
+    int e = 0;
+    const double m = std::frexp(static_cast<double>(x), &e);  // x = m·2^e, 0.5 <= |m| < 1
+    return static_cast<float>(std::ldexp(std::round(std::ldexp(m, 11)), e - 11));
+}
+
+#ifdef CUDA_CPU_HARNESS
+static float from_bits(uint32_t bits) {
+    float x;
+    memcpy(&x, &bits, sizeof(x));
+    return x;
+}
+
+static uint32_t to_bits(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    return bits;
+}
+#endif
+
+// The conversion itself, on bit patterns: 1.0f is 0x3f800000 and fraction bit 2^-k of a
+// number in [1, 2) is bit 23-k, so 2^-10 (the last kept bit) is 0x2000, 2^-11 (half of it)
+// 0x1000. Harness only: a GPU's conversion is inside cuBLAS.
+static void test_tf32_conversion() {
+#ifdef CUDA_CPU_HARNESS
+    struct Case {
+        const char* what;
+        uint32_t in, want;
+    };
+    const Case cases[] = {
+        {"1.5 is TF32 already", 0x3fc00000u, 0x3fc00000u},
+        {"1 + 2^-23 (only the last bit) -> 1", 0x3f800001u, 0x3f800000u},
+        {"1 + 2^-11 - 2^-23 (just below half) -> 1", 0x3f800fffu, 0x3f800000u},
+        {"1 + 2^-10 - 2^-23 (above half) -> 1 + 2^-10", 0x3f801fffu, 0x3f802000u},
+        {"1 + 2^-11 (tie, even neighbour below) -> 1 + 2^-10: ties away from zero", 0x3f801000u, 0x3f802000u},
+        {"1 + 2^-10 + 2^-11 (tie, odd neighbour below) -> 1 + 2^-9", 0x3f803000u, 0x3f804000u},
+        {"-(1 + 2^-11) (negative tie) -> -(1 + 2^-10)", 0xbf801000u, 0xbf802000u},
+        {"-(1 + 2^-11 - 2^-23) -> -1", 0xbf800fffu, 0xbf800000u},
+        {"2 - 2^-23 -> 2 (the carry moves into the exponent)", 0x3fffffffu, 0x40000000u},
+        {"FLT_MAX -> infinity (rounds past the largest TF32)", 0x7f7fffffu, 0x7f800000u},
+        {"+infinity", 0x7f800000u, 0x7f800000u},
+        {"-infinity", 0xff800000u, 0xff800000u},
+        {"quiet NaN, payload kept", 0x7fc00001u, 0x7fc00001u},
+        {"signalling NaN (low payload bits only) stays NaN", 0x7f800001u, 0x7f800001u},
+        {"+0", 0x00000000u, 0x00000000u},
+        {"-0", 0x80000000u, 0x80000000u},
+        {"smallest subnormal 2^-149 -> 0", 0x00000001u, 0x00000000u},
+        {"subnormal tie 2^-137 -> 2^-136", 0x00001000u, 0x00002000u},
+        {"-(subnormal below half) -> -0", 0x80000800u, 0x80000000u},
+        {"largest subnormal -> FLT_MIN", 0x007fffffu, 0x00800000u},
+    };
+    for (const Case& c : cases) {
+        const uint32_t got = to_bits(cuda_harness::to_tf32(from_bits(c.in)));
+        const uint32_t independent = to_bits(reference_tf32(from_bits(c.in)));
+        char name[160];
+        snprintf(name, sizeof(name), "to_tf32: %s", c.what);
+        const bool nan = std::isnan(from_bits(c.in));
+        check(got == c.want && (nan || independent == c.want), name, "0x%08x -> 0x%08x (want 0x%08x, reference 0x%08x)",
+              c.in, got, c.want, independent);
+    }
+    // many random values: the bit-mask conversion agrees with the arithmetic one everywhere
+    const std::vector<float> xs = random_floats(100000, 70);
+    int disagree = 0;
+    for (float x : xs) {
+        const float scaled = x * 1e-3f;  // also values whose dropped bits are all that differ
+        disagree += to_bits(cuda_harness::to_tf32(x)) != to_bits(reference_tf32(x));
+        disagree += to_bits(cuda_harness::to_tf32(scaled)) != to_bits(reference_tf32(scaled));
+    }
+    check(disagree == 0, "to_tf32 equals the arithmetic reference on 200000 values", "%d differ", disagree);
+#else
+    skip("to_tf32", "the harness's conversion; a GPU converts inside cuBLAS");
+#endif
+}
+
+// One TF32 or fp32 product's outputs (m×n per batch, ldc = m) against two float64 references:
+// the product of the operands as given, and of the operands converted to TF32.
+struct GemmOperands {
+    bool ta, tb;
+    int m, n, k, batch;
+    std::vector<float> a, b;  // batch matrices each, column-major, lda = rows of the stored A
+};
+
+static GemmOperands gemm_operands(bool ta, bool tb, int m, int n, int k, int batch, unsigned seed) {
+    return GemmOperands{ta, tb, m, n, k, batch, random_floats(static_cast<size_t>(m) * k * batch, seed),
+                        random_floats(static_cast<size_t>(k) * n * batch, seed + 1)};
+}
+
+// expect_tf32: the product must equal the one of TF32 operands (to fp32 rounding: 1e-5, as
+// every fp32 check here; harness only, a GPU may truncate instead) and stay within TF32's
+// bound of the exact product, |error| <= (2·2^-10 + k·2^-24)·Σ|a||b| (two operands each off
+// by up to 2^-10 relative, truncation included), yet differ from it by more than fp32 does
+// (> 1e-5). Otherwise it must be the fp32 product (within 1e-5).
+static void check_tf32_product(const char* name, const GemmOperands& g, const std::vector<float>& got, bool expect_tf32) {
+    const int lda = g.ta ? g.k : g.m, ldb = g.tb ? g.n : g.k;
+    double vs_rounded = 0.0, vs_exact = 0.0, worst_bound = 0.0;
+    for (int bi = 0; bi < g.batch; bi++) {
+        const float* a = g.a.data() + static_cast<size_t>(bi) * g.m * g.k;
+        const float* b = g.b.data() + static_cast<size_t>(bi) * g.k * g.n;
+        for (int j = 0; j < g.n; j++) {
+            for (int i = 0; i < g.m; i++) {
+                double exact = 0.0, rounded = 0.0, abs_sum = 0.0;
+                for (int l = 0; l < g.k; l++) {
+                    const float x = g.ta ? a[l + static_cast<size_t>(i) * lda] : a[i + static_cast<size_t>(l) * lda];
+                    const float y = g.tb ? b[j + static_cast<size_t>(l) * ldb] : b[l + static_cast<size_t>(j) * ldb];
+                    exact += static_cast<double>(x) * y;
+                    rounded += static_cast<double>(reference_tf32(x)) * reference_tf32(y);
+                    abs_sum += std::fabs(static_cast<double>(x) * y);
+                }
+                const double out = got[static_cast<size_t>(bi) * g.m * g.n + i + static_cast<size_t>(j) * g.m];
+                vs_rounded = std::max(vs_rounded, std::fabs(out - rounded) / (1.0 + std::fabs(rounded)));
+                vs_exact = std::max(vs_exact, std::fabs(out - exact) / (1.0 + std::fabs(exact)));
+                const double bound = (2.0 / 1024.0 + g.k * std::ldexp(1.0, -24)) * abs_sum;
+                worst_bound = std::max(worst_bound, std::fabs(out - exact) / bound);
+            }
+        }
+    }
+    if (!expect_tf32) {
+        check(vs_exact < 1e-5, name, "fp32 expected: relative error %.3g", vs_exact);
+        return;
+    }
+    bool ok = worst_bound <= 1.0 && vs_exact > 1e-5;
+#ifdef CUDA_CPU_HARNESS
+    ok = ok && vs_rounded < 1e-5;
+#endif
+    check(ok, name, "vs TF32 operands %.3g (harness: < 1e-5), vs exact %.3g (> 1e-5), %.2f of the TF32 bound", vs_rounded,
+          vs_exact, worst_bound);
+}
+
+static void test_tf32_gemms(cublasHandle_t handle) {
+    const float one = 1.0f, zero = 0.0f;
+    const GemmOperands g = gemm_operands(true, false, 37, 29, 64, 1, 80);
+    const GemmOperands gb = gemm_operands(false, true, 19, 13, 48, 3, 82);
+    float *d_a = to_device(g.a), *d_b = to_device(g.b), *d_ba = to_device(gb.a), *d_bb = to_device(gb.b), *d_c = nullptr;
+    cudaCheck(cudaMalloc(&d_c, static_cast<size_t>(g.m) * g.n * sizeof(float)));
+    float* d_bc = nullptr;
+    cudaCheck(cudaMalloc(&d_bc, static_cast<size_t>(gb.m) * gb.n * gb.batch * sizeof(float)));
+    const size_t c_count = static_cast<size_t>(g.m) * g.n, bc_count = static_cast<size_t>(gb.m) * gb.n * gb.batch;
+
+    cublasCheck(cublasSetMathMode(handle, CUBLAS_TF32_TENSOR_OP_MATH));
+    cublasCheck(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, d_a, g.k, d_b, g.k, &zero, d_c, g.m));
+    check_tf32_product("cublasSgemm (T, N) under CUBLAS_TF32_TENSOR_OP_MATH: TF32 operands", g, to_host(d_c, c_count), true);
+    cublasCheck(cublasSgemmStridedBatched(handle, CUBLAS_OP_N, CUBLAS_OP_T, gb.m, gb.n, gb.k, &one, d_ba, gb.m,
+                                          static_cast<long long>(gb.m) * gb.k, d_bb, gb.n, static_cast<long long>(gb.k) * gb.n,
+                                          &zero, d_bc, gb.m, static_cast<long long>(gb.m) * gb.n, gb.batch));
+    check_tf32_product("cublasSgemmStridedBatched (N, T, batch 3) under CUBLAS_TF32_TENSOR_OP_MATH: TF32 operands", gb,
+                       to_host(d_bc, bc_count), true);
+    cublasCheck(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, d_a, CUDA_R_32F, g.k, d_b, CUDA_R_32F,
+                             g.k, &zero, d_c, CUDA_R_32F, g.m, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
+    check_tf32_product("cublasGemmEx, compute type 32F_PEDANTIC under the TF32 math mode: fp32", g, to_host(d_c, c_count), false);
+
+    cublasCheck(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));
+    cublasCheck(cublasSgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, d_a, g.k, d_b, g.k, &zero, d_c, g.m));
+    check_tf32_product("cublasSgemm under CUBLAS_DEFAULT_MATH: fp32", g, to_host(d_c, c_count), false);
+    cublasCheck(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, g.m, g.n, g.k, &one, d_a, CUDA_R_32F, g.k, d_b, CUDA_R_32F,
+                             g.k, &zero, d_c, CUDA_R_32F, g.m, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+    check_tf32_product("cublasGemmEx, compute type 32F_FAST_TF32 under the default math mode: TF32 operands", g,
+                       to_host(d_c, c_count), true);
+
+    // cuBLASLt: the compute type of the matmul descriptor decides
+    cublasLtHandle_t lt;
+    cublasCheck(cublasLtCreate(&lt));
+    for (bool tf32 : {true, false}) {
+        cublasLtMatmulDesc_t desc;
+        cublasCheck(cublasLtMatmulDescCreate(&desc, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+        const cublasOperation_t opa = CUBLAS_OP_T;
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+        cublasLtMatrixLayout_t la, lb, lc;
+        cublasCheck(cublasLtMatrixLayoutCreate(&la, CUDA_R_32F, g.k, g.m, g.k));
+        cublasCheck(cublasLtMatrixLayoutCreate(&lb, CUDA_R_32F, g.k, g.n, g.k));
+        cublasCheck(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, g.m, g.n, g.m));
+        cublasCheck(cublasLtMatmul(lt, desc, &one, d_a, la, d_b, lb, &zero, d_c, lc, d_c, lc, nullptr, nullptr, 0, 0));
+        check_tf32_product(tf32 ? "cublasLtMatmul (T, N), compute type 32F_FAST_TF32: TF32 operands"
+                                : "cublasLtMatmul (T, N), compute type 32F: fp32",
+                           g, to_host(d_c, c_count), tf32);
+        cublasCheck(cublasLtMatrixLayoutDestroy(la));
+        cublasCheck(cublasLtMatrixLayoutDestroy(lb));
+        cublasCheck(cublasLtMatrixLayoutDestroy(lc));
+        cublasCheck(cublasLtMatmulDescDestroy(desc));
+    }
+    cublasCheck(cublasLtDestroy(lt));
+    for (float* p : {d_a, d_b, d_ba, d_bb, d_c, d_bc}) { cudaCheck(cudaFree(p)); }
+}
+
+// ----------------------------------------------------------------------------
 
 int main() {
     cuda_require_device();
@@ -1072,6 +1267,8 @@ int main() {
     cublasCheck(cublasCreate(&handle));
     test_cublas_sgemm(handle);
     test_cublas_strided_batched(handle);
+    test_tf32_conversion();
+    test_tf32_gemms(handle);
     cublasCheck(cublasDestroy(handle));
     test_cublaslt();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
