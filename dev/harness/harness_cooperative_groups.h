@@ -11,6 +11,8 @@
 
 #include "harness_device.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 namespace cooperative_groups {
 
 // ----------------------------------------------------------------------------
@@ -151,3 +153,5 @@ T reduce(const thread_block_tile<Size, ParentT>& tile, T value, Op op, const cha
 }
 
 }  // namespace cooperative_groups
+
+CUDA_HARNESS_UNTRACED_END

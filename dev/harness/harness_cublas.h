@@ -12,6 +12,8 @@
 
 #include "harness_gemm.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 // ----------------------------------------------------------------------------
 // types, with the real names and values (cublas_api.h)
 
@@ -356,3 +358,5 @@ inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOp
                                      strideB, static_cast<const float*>(beta), static_cast<float*>(C), ldc, strideC,
                                      batchCount, file, line);
 }
+
+CUDA_HARNESS_UNTRACED_END

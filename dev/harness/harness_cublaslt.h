@@ -19,6 +19,8 @@
 
 #include "harness_cublas.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 // ----------------------------------------------------------------------------
 // enums, with the real names and values (cublasLt.h)
 
@@ -747,3 +749,5 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmu
     lt_bias_gradients(p, desc, fa, *Adesc, fb, *Bdesc, fd, *Ddesc);
     return CUBLAS_STATUS_SUCCESS;
 }
+
+CUDA_HARNESS_UNTRACED_END

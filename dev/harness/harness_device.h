@@ -21,6 +21,8 @@
 
 #include "harness_scheduler.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 // ----------------------------------------------------------------------------
 // qualifiers
 
@@ -428,8 +430,11 @@ inline double max(float a, double b) { return fmax(a, b); }
 inline double min(double a, float b) { return fmin(a, b); }
 inline double max(double a, float b) { return fmax(a, b); }
 
+CUDA_HARNESS_UNTRACED_END
+
 // ----------------------------------------------------------------------------
-// loads and stores with cache hints: plain loads and stores
+// loads and stores with cache hints: plain loads and stores (device memory accesses: traced
+// in the sanitizer build)
 
 template <typename T> inline T __ldg(const T* p) { return *p; }
 template <typename T> inline T __ldca(const T* p) { return *p; }
@@ -441,6 +446,8 @@ template <typename T> inline void __stwb(T* p, T v) { *p = v; }
 template <typename T> inline void __stcg(T* p, T v) { *p = v; }
 template <typename T> inline void __stcs(T* p, T v) { *p = v; }
 template <typename T> inline void __stwt(T* p, T v) { *p = v; }
+
+CUDA_HARNESS_UNTRACED_BEGIN
 
 // ----------------------------------------------------------------------------
 // time and traps
@@ -454,3 +461,5 @@ inline void __nanosleep(unsigned /*ns*/) {}  // no other thread runs meanwhile: 
 [[noreturn]] inline void __trap(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     cuda_harness::fatal(nullptr, "%s:%d: __trap() in device code", file, line);
 }
+
+CUDA_HARNESS_UNTRACED_END

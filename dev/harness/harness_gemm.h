@@ -19,6 +19,8 @@
 #include <cblas.h>
 #endif
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 namespace cuda_harness {
 
 // ----------------------------------------------------------------------------
@@ -118,3 +120,5 @@ void run_gemm(GemmShape s, Operands operands, ColumnDone column_done) {
 }
 
 }  // namespace cuda_harness
+
+CUDA_HARNESS_UNTRACED_END

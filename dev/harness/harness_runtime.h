@@ -24,6 +24,8 @@
 #include "harness_types.h"
 #include "harness_util.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 // ----------------------------------------------------------------------------
 // handles: what a stream and an event are in the harness
 
@@ -163,7 +165,7 @@ inline cudaError_t release(void* p, MemoryKind kind, const char* api, const char
 #ifdef CUDA_HARNESS_SANITIZE
     if (san::owns(p)) {
         san::release(p);
-        san::blocking_call(api);  // cudaFree waits for the device
+        san::allocation_call(api);
         return cudaSuccess;
     }
 #endif
@@ -730,3 +732,5 @@ inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_
     *ms = std::chrono::duration<float, std::milli>(end->time - start->time).count();
     return cudaSuccess;
 }
+
+CUDA_HARNESS_UNTRACED_END

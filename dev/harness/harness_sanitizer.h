@@ -97,9 +97,9 @@ struct Sector {
 // ----------------------------------------------------------------------------
 // what is counted
 
-enum class OpKind { Kernel, Gemm, Memset, Copy, Sync };
+enum class OpKind { Kernel, Gemm, Memset, Copy, Sync, Alloc };
 
-// One launch, cuBLAS call, memset, copy or blocking call.
+// One launch, cuBLAS call, memset, copy, blocking call, or cudaMalloc/cudaFree.
 struct Op {
     std::string name;
     OpKind kind = OpKind::Kernel;
@@ -243,6 +243,8 @@ CUDA_HARNESS_UNTRACED inline void decommit(void* begin, size_t bytes) {
     mprotect(reinterpret_cast<void*>(lo), hi - lo, PROT_NONE);
 }
 
+CUDA_HARNESS_UNTRACED inline void allocation_call(const char* api);
+
 // Device memory: page-aligned, with an inaccessible page after it; addresses are never reused.
 CUDA_HARNESS_UNTRACED inline void* allocate(size_t bytes, const char* file, int line) {
     setup();
@@ -258,6 +260,7 @@ CUDA_HARNESS_UNTRACED inline void* allocate(size_t bytes, const char* file, int 
     commit(g.sectors + offset / 32, span / 32 * sizeof(Sector));
     if (g.race || g.init) { commit(g.granules + offset / 4, span / 4 * sizeof(Granule)); }
     g.buffers[g.base + offset] = Buffer{g.next_buffer++, bytes, file, line};
+    allocation_call("cudaMalloc");
     return p;
 }
 
@@ -791,6 +794,12 @@ CUDA_HARNESS_UNTRACED inline void copy_op(const char* api, const char* file, int
     if (owns(src)) { g.op.bytes_read = n; }
     if (owns(dst)) { g.op.bytes_written = n; }
     g.op.blocking = blocking;
+    end_op();
+}
+
+// cudaMalloc or cudaFree (on a GPU, cudaFree also waits for the device).
+CUDA_HARNESS_UNTRACED inline void allocation_call(const char* api) {
+    begin_op(api, OpKind::Alloc);
     end_op();
 }
 

@@ -36,6 +36,8 @@
 #include "harness_fiber.h"
 #include "harness_runtime.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 namespace cuda_harness {
 
 constexpr unsigned kWarpSize = 32;
@@ -796,3 +798,5 @@ inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, T*
     *blocks = std::max(1, std::min(32, 2048 / blockSize));
     return cudaSuccess;
 }
+
+CUDA_HARNESS_UNTRACED_END
