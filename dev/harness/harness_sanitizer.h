@@ -8,9 +8,11 @@
 // everything but what a simulated CUDA thread does to device memory or to its block's shared
 // memory, and the harness tells them, as it runs a launch, who is running: the block, the
 // thread, how many __syncthreads the block has passed (its epoch), which warp operations have
-// completed. The harness's own functions here are compiled without the instrumentation
-// (CUDA_HARNESS_UNTRACED). Everything runs on one OS thread (the worker pool has one worker
-// in this build), so that the shadow state needs no locks and every run is the same.
+// completed. The harness's own code is compiled without the instrumentation (the functions
+// here are CUDA_HARNESS_UNTRACED, the other headers lie between CUDA_HARNESS_UNTRACED_BEGIN and
+// _END), so what reaches the hooks is what kernels do. Everything runs on one OS thread (the
+// worker pool has one worker in this build), so that the shadow state needs no locks and
+// every run is the same.
 //
 // Device memory comes from one reserved address range (the arena), so that "is this device
 // memory" is one comparison, and every 4 bytes of it have a shadow record (a Granule): the
