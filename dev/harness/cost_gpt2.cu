@@ -100,24 +100,26 @@ static Group launch_group(const OpCount& op) {
     return OTHER;
 }
 
-// The groups of a step's ops: a launch by its name, a memset or a copy to the device by the
-// launch after it, anything else (copies to the host, synchronizations) by the launch before.
+// The groups of a step's ops: a kernel or a GEMM by its name, a memset or a copy to the device
+// by the kernel or GEMM after it, anything else (copies to the host, synchronizations) by the
+// one before.
 static std::vector<Group> groups_of(const std::vector<OpCount>& ops) {
     const size_t n = ops.size();
+    auto named = [](const OpCount& op) { return op.kind == san::OpKind::Kernel || op.kind == san::OpKind::Gemm; };
     std::vector<int> before(n, -1), after(n, -1);
     for (size_t i = 0, last = (size_t)-1; i < n; i++) {
         before[i] = last == (size_t)-1 ? -1 : (int)launch_group(ops[last]);
-        if (is_launch(ops[i])) { last = i; }
+        if (named(ops[i])) { last = i; }
     }
     for (size_t i = n, next = (size_t)-1; i-- > 0;) {
         after[i] = next == (size_t)-1 ? -1 : (int)launch_group(ops[next]);
-        if (is_launch(ops[i])) { next = i; }
+        if (named(ops[i])) { next = i; }
     }
     std::vector<Group> groups(n);
     for (size_t i = 0; i < n; i++) {
         const OpCount& op = ops[i];
         const bool forward = op.kind == san::OpKind::Memset || (op.kind == san::OpKind::Copy && op.bytes_written > 0);
-        int g = is_launch(op) && op.kind != san::OpKind::Memset ? (int)launch_group(op) : forward ? after[i] : before[i];
+        int g = named(op) ? (int)launch_group(op) : forward ? after[i] : before[i];
         if (g < 0) { g = forward ? before[i] : after[i]; }
         groups[i] = g < 0 ? OTHER : (Group)g;
     }
