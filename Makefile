@@ -41,7 +41,7 @@ dev/test_llmc: dev/test_llmc.cpp $(wildcard llmc/*.h)
 clean:
 	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu dev/harness/test_harness_asan \
 		train_gpt2cu test_gpt2cu train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan \
-		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90
+		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90 $(SANITIZE_BINS) dev/harness/cost_gpt2
 	rm -rf dev/cuda/build
 
 # every test this machine can run; the closing line sums them all
@@ -114,14 +114,15 @@ test:
 	$(MAKE) --no-print-directory run-tests
 
 run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu $(CUDA_DEV_CPU) \
-           train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan $(NVCC_BUILDS)
+           train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan $(SANITIZE_BINS) $(NVCC_BUILDS)
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	@test -n "$(NVCC)" || echo "note: no nvcc (CUDA toolkit): the nvcc builds of the .cu files were skipped; every test below runs"
 	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
 		"./test_gpt2cu_cpu -python $(PYTHON)" "./test_gpt2cu_cpu -python $(PYTHON) -quick 1 -tf32 1" \
 		"$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
 		"scripts/test_train.sh ./train_gpt2cu_cpu $(PYTHON)" \
-		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)")
+		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)") \
+		$(SANITIZE_TESTS)
 
 # ABFT overhead at a mid-size shape (the lm head dominates), then ms/step at GPT-2 124M shapes
 bench: train_gpt2

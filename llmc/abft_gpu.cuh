@@ -24,6 +24,7 @@
 // Included by abft.cuh in CUDA builds (nvcc, or the CPU harness: llmc/cuda_common.h).
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -54,11 +55,11 @@ struct AbftCorrectScratch {      // device buffers
 enum AbftRepairStatus { REPAIR_NONE = 0, REPAIR_BY_COLUMNS = 1, REPAIR_BY_ROWS = 2, REPAIR_BEYOND = 3 };
 
 // What the repair kernel did to one batch entry.
-struct AbftOutcome {
+struct AbftOutcome {           // four ints, no padding: every byte copied back is written
     int status;   // AbftRepairStatus; REPAIR_NONE: the entry was not flagged
     int pattern;  // AbftFixPattern of what was rebuilt, -1 beyond the checksums
     int still;    // nonzero: the rebuilt entry still fails its check
-    long fixed;   // elements rebuilt
+    int fixed;    // elements rebuilt (at most M·N of one entry)
 };
 
 // everything a check needs, grown to the largest GEMM checked so far
@@ -412,12 +413,16 @@ inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     const long part_m = (long)abft_row_chunks(g.M) * (g.K > g.N ? g.K : g.N), part_k = (long)abft_row_chunks(g.K) * g.N;
     const long part = (long)g.batch * (part_m > part_k ? part_m : part_k); // column sums over M, or split-K over K
     if (bk <= s->cap_bk && bn <= s->cap_bn && bm <= s->cap_bm && b <= s->cap_b && part <= s->cap_part) { return; }
-    if (s->cap_b > 0) { abft_gpu_free(s); }
-    s->cap_bk = bk > s->cap_bk ? bk : s->cap_bk;
-    s->cap_bn = bn > s->cap_bn ? bn : s->cap_bn;
-    s->cap_bm = bm > s->cap_bm ? bm : s->cap_bm;
-    s->cap_b = b > s->cap_b ? b : s->cap_b;
-    s->cap_part = part > s->cap_part ? part : s->cap_part;
+    // the new capacities cover every GEMM seen so far, so that GEMMs of different shapes do not
+    // make each other reallocate (abft_gpu_free forgets the old ones)
+    const long cap_bk = std::max(bk, s->cap_bk), cap_bn = std::max(bn, s->cap_bn), cap_bm = std::max(bm, s->cap_bm);
+    const long cap_b = std::max(b, s->cap_b), cap_part = std::max(part, s->cap_part);
+    abft_gpu_free(s);
+    s->cap_bk = cap_bk;
+    s->cap_bn = cap_bn;
+    s->cap_bm = cap_bm;
+    s->cap_b = cap_b;
+    s->cap_part = cap_part;
     cudaCheck(cudaMalloc(&s->ue, s->cap_bk * sizeof(float)));
     cudaCheck(cudaMalloc(&s->ua, s->cap_bk * sizeof(float)));
     cudaCheck(cudaMalloc(&s->chk, s->cap_bn * sizeof(float)));
@@ -428,6 +433,7 @@ inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     cudaCheck(cudaMalloc(&s->part_abs, s->cap_part * sizeof(float)));
     cudaCheck(cudaMalloc(&s->flags, s->cap_b * sizeof(int)));
     cudaCheck(cudaMalloc(&s->counter, sizeof(int)));
+    cudaCheck(cudaMemset(s->counter, 0, sizeof(int))); // deferred checks add to it without resetting it
     cudaCheck(cudaMalloc(&s->cs.enc, s->cap_bk * 6 * sizeof(double)));
     cudaCheck(cudaMalloc(&s->cs.biasw, s->cap_b * 3 * sizeof(double)));
     cudaCheck(cudaMalloc(&s->cs.colchk, s->cap_bn * 3 * sizeof(double)));
@@ -703,7 +709,9 @@ __global__ void abft_repair_kernel(AbftGemm g, const int* flags, const float* ch
         AbftOutcome o = {mode, -1, mode == REPAIR_BEYOND || still != 0, 0};
         if (mode != REPAIR_BEYOND) {
             const bool by_rows = mode == REPAIR_BY_ROWS;
-            o.pattern = abft_fix_pattern(by_rows ? rowv : colv, by_rows ? g.M : g.N, by_rows, &o.fixed);
+            long fixed = 0;
+            o.pattern = abft_fix_pattern(by_rows ? rowv : colv, by_rows ? g.M : g.N, by_rows, &fixed);
+            o.fixed = (int)fixed;
         }
         out[b] = o;
     }

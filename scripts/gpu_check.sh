@@ -4,7 +4,8 @@
 # Builds every dev/cuda file and the harness's own tests with nvcc for the local GPU, runs their
 # validations natively, then the benchmarks; then the CUDA trainer: test_gpt2cu (reference
 # checks, determinism, the full fault table) and the ABFT on/off benchmark at GPT-2 124M shapes
-# (L=12 C=768 NH=12 T=1024 B=8, random init) in fp32 and in TF32; and, when data/bible exists,
+# (L=12 C=768 NH=12 T=1024 B=8, random init) in fp32 and in TF32, beside the step times that
+# `make cost` models for an H100 and an H200 (dev/harness/cost_model.txt); and, when data/bible exists,
 # 600 steps of the `make train` run on the GPU, next to the CPU run's log if there is one.
 # Writes OUTDIR/summary.md plus every log. Meant to finish in a few minutes; each program is
 # capped at 120 s (the training run at 240 s).
@@ -96,6 +97,18 @@ fi
         cat "$f"
         echo '```'
     done
+    if [ -f dev/harness/cost_model.txt ]; then
+        echo
+        echo "## step time at GPT-2 124M shapes: measured here, beside the roofline model of \`make cost\` (a model, not a measurement)"
+        echo '```'
+        for tf32 in 0 1; do
+            precision=$([ "$tf32" = 1 ] && echo tf32 || echo fp32)
+            measured=$(grep '^step time:' "$out/bench_124M_tf32_$tf32.log" 2> /dev/null | head -1)
+            echo "$precision, measured on $gpu: ${measured:-?}"
+            grep "modelled h[0-9]*-$precision " dev/harness/cost_model.txt
+        done
+        echo '```'
+    fi
     if [ -f "$out/log_bible_gpu/main.jsonl" ]; then
         echo
         echo "## make train's run on the GPU (loss every 100 steps; the CPU run's beside it when log_bible/ exists)"

@@ -18,9 +18,11 @@ declare -A probe=(
     [bible-kjv]=/usr/bin/bible
     [npm]=npm
     [python3-torch]=/usr/lib/python3/dist-packages/torch
+    [clang-22]=/usr/bin/clang++-22
 )
 packages="make g++ libopenblas-openmp-dev python3 python3-numpy python3-regex python3-matplotlib bible-kjv npm"
-[ "$what" = test ] && packages="$packages python3-torch"
+# clang-22: the sanitizer build (make sanitize, make cost: dev/harness/README.md)
+[ "$what" = test ] && packages="$packages python3-torch clang-22"
 
 missing=()
 for p in $packages; do

@@ -11,6 +11,8 @@
 
 #include "harness_device.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 namespace cooperative_groups {
 
 // ----------------------------------------------------------------------------
@@ -135,6 +137,10 @@ T reduce(const thread_block_tile<Size, ParentT>& tile, T value, Op op, const cha
     for (unsigned i = 0; i < Size; i++) {
         present[i] = (lanes & (1u << (base + i))) != 0;
         if (present[i]) { memcpy(&v[i], snapshot.values[base + i], sizeof(T)); }
+        CUDA_HARNESS_SAN(if (!present[i]) {
+            cuda_harness::san::undefined_lane("cooperative_groups::reduce", file, line, base + i,
+                                              cuda_harness::missing_lane_reason(r, static_cast<int>(base + i)));
+        })
     }
     // round by round, as v = op(v, shfl_xor(v, offset)) on every lane; a lane that is
     // missing from the tile gives back the caller's own value, as the shuffle would
@@ -147,3 +153,5 @@ T reduce(const thread_block_tile<Size, ParentT>& tile, T value, Op op, const cha
 }
 
 }  // namespace cooperative_groups
+
+CUDA_HARNESS_UNTRACED_END

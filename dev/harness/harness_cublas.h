@@ -16,6 +16,8 @@
 
 #include "harness_gemm.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 // ----------------------------------------------------------------------------
 // types, with the real names and values (cublas_api.h)
 
@@ -168,11 +170,39 @@ inline bool math_mode_tf32(cublasHandle_t handle) {
     return mode == CUBLAS_TF32_TENSOR_OP_MATH;
 }
 
+#ifdef CUDA_HARNESS_SANITIZE
+// What the sanitizer sees of a GEMM: initcheck of the operands it reads, its output marked
+// written, its FLOPs and bytes counted.
+inline void sanitize_gemm(const char* api, const char* file, int line, cublasOperation_t ta, cublasOperation_t tb,
+                          int m, int n, int k, bool reads_ab, bool reads_c, const float* A, int lda, long long stride_a,
+                          const float* B, int ldb, long long stride_b, const float* C, int ldc, long long stride_c,
+                          int batch) {
+    for (int i = 0; i < batch; i++) {
+        if (reads_ab) {
+            san::check_matrix(api, file, line, "matrix A", A + i * stride_a, ta == CUBLAS_OP_N ? m : k,
+                              ta == CUBLAS_OP_N ? k : m, lda);
+            san::check_matrix(api, file, line, "matrix B", B + i * stride_b, tb == CUBLAS_OP_N ? k : n,
+                              tb == CUBLAS_OP_N ? n : k, ldb);
+        }
+        if (reads_c) { san::check_matrix(api, file, line, "matrix C", C + i * stride_c, m, n, ldc); }
+        san::mark_matrix(C + i * stride_c, m, n, ldc);
+    }
+    const double mn = static_cast<double>(m) * n * batch;
+    san::gemm(api, reads_ab ? 2.0 * mn * k : 0.0,
+              static_cast<uint64_t>((reads_ab ? (static_cast<double>(m) + n) * k * batch : 0.0) + (reads_c ? mn : 0.0)) *
+                  sizeof(float),
+              static_cast<uint64_t>(mn) * sizeof(float));
+}
+#endif
+
 // One strided-batched fp32 GEMM, arguments already checked; tf32: operands converted to TF32.
+// file and line: the caller's.
 inline cublasStatus_t sgemm_batched(const char* api, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                                     const float* alpha, const float* A, int lda, long long stride_a, const float* B,
                                     int ldb, long long stride_b, const float* beta, float* C, int ldc,
-                                    long long stride_c, int batch, bool tf32) {
+                                    long long stride_c, int batch, bool tf32, const char* file, int line) {
+    (void)file;
+    (void)line;
     if (alpha == nullptr || beta == nullptr) {
         diagnose("%s: NULL alpha or beta", api);
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -184,6 +214,8 @@ inline cublasStatus_t sgemm_batched(const char* api, cublasOperation_t ta, cubla
     if (!gemm_operands_ok(api, ta, tb, m, n, k, A, lda, stride_a, B, ldb, stride_b, C, ldc, stride_c, batch, reads_ab)) {
         return CUBLAS_STATUS_EXECUTION_FAILED;
     }
+    CUDA_HARNESS_SAN(sanitize_gemm(api, file, line, ta, tb, m, n, k, reads_ab, b != 0.0f, A, lda, stride_a, B, ldb,
+                                   stride_b, C, ldc, stride_c, batch);)
     // C = alpha * sums + beta * C, C unread when beta is 0
     auto store = [&](int64_t batch_index, int64_t j, const float* sums) {
         float* c = C + batch_index * stride_c + j * ldc;
@@ -294,38 +326,41 @@ inline cublasStatus_t cublasGetVersion(cublasHandle_t handle, int* version) {
 
 inline cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
                                   int n, int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
-                                  const float* beta, float* C, int ldc) {
+                                  const float* beta, float* C, int ldc, const char* file = __builtin_FILE(),
+                                  int line = __builtin_LINE()) {
     cublasStatus_t status = cuda_harness::check_gemm_args("cublasSgemm", handle, transa, transb, m, n, k, lda, ldb, ldc, 1);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
     return cuda_harness::sgemm_batched("cublasSgemm", transa, transb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C,
-                                       ldc, 0, 1, cuda_harness::math_mode_tf32(handle));
+                                       ldc, 0, 1, cuda_harness::math_mode_tf32(handle), file, line);
 }
 
 inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa,
                                                 cublasOperation_t transb, int m, int n, int k, const float* alpha,
                                                 const float* A, int lda, long long int strideA, const float* B, int ldb,
                                                 long long int strideB, const float* beta, float* C, int ldc,
-                                                long long int strideC, int batchCount) {
+                                                long long int strideC, int batchCount,
+                                                const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     cublasStatus_t status = cuda_harness::check_gemm_args("cublasSgemmStridedBatched", handle, transa, transb, m, n, k,
                                                           lda, ldb, ldc, batchCount);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
     return cuda_harness::sgemm_batched("cublasSgemmStridedBatched", transa, transb, m, n, k, alpha, A, lda, strideA, B,
                                        ldb, strideB, beta, C, ldc, strideC, batchCount,
-                                       cuda_harness::math_mode_tf32(handle));
+                                       cuda_harness::math_mode_tf32(handle), file, line);
 }
 
 inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
                                    int n, int k, const void* alpha, const void* A, cudaDataType Atype, int lda,
                                    const void* B, cudaDataType Btype, int ldb, const void* beta, void* C,
                                    cudaDataType Ctype, int ldc, cublasComputeType_t computeType,
-                                   cublasGemmAlgo_t /*algo*/) {
+                                   cublasGemmAlgo_t /*algo*/, const char* file = __builtin_FILE(),
+                                   int line = __builtin_LINE()) {
     if (!cuda_harness::ex_types_ok("cublasGemmEx", Atype, Btype, Ctype, computeType)) { return CUBLAS_STATUS_NOT_SUPPORTED; }
     cublasStatus_t status = cuda_harness::check_gemm_args("cublasGemmEx", handle, transa, transb, m, n, k, lda, ldb, ldc, 1);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
     return cuda_harness::sgemm_batched("cublasGemmEx", transa, transb, m, n, k, static_cast<const float*>(alpha),
                                        static_cast<const float*>(A), lda, 0, static_cast<const float*>(B), ldb, 0,
                                        static_cast<const float*>(beta), static_cast<float*>(C), ldc, 0, 1,
-                                       cuda_harness::compute_type_tf32(handle, computeType));
+                                       cuda_harness::compute_type_tf32(handle, computeType), file, line);
 }
 
 inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa,
@@ -334,7 +369,8 @@ inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOp
                                                  const void* B, cudaDataType Btype, int ldb, long long int strideB,
                                                  const void* beta, void* C, cudaDataType Ctype, int ldc,
                                                  long long int strideC, int batchCount,
-                                                 cublasComputeType_t computeType, cublasGemmAlgo_t /*algo*/) {
+                                                 cublasComputeType_t computeType, cublasGemmAlgo_t /*algo*/,
+                                                 const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     const char* api = "cublasGemmStridedBatchedEx";
     if (!cuda_harness::ex_types_ok(api, Atype, Btype, Ctype, computeType)) { return CUBLAS_STATUS_NOT_SUPPORTED; }
     cublasStatus_t status = cuda_harness::check_gemm_args(api, handle, transa, transb, m, n, k, lda, ldb, ldc, batchCount);
@@ -342,5 +378,7 @@ inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOp
     return cuda_harness::sgemm_batched(api, transa, transb, m, n, k, static_cast<const float*>(alpha),
                                        static_cast<const float*>(A), lda, strideA, static_cast<const float*>(B), ldb,
                                        strideB, static_cast<const float*>(beta), static_cast<float*>(C), ldc, strideC,
-                                       batchCount, cuda_harness::compute_type_tf32(handle, computeType));
+                                       batchCount, cuda_harness::compute_type_tf32(handle, computeType), file, line);
 }
+
+CUDA_HARNESS_UNTRACED_END

@@ -21,6 +21,8 @@
 
 #include "harness_cublas.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 // ----------------------------------------------------------------------------
 // enums, with the real names and values (cublasLt.h)
 
@@ -490,6 +492,66 @@ inline void lt_bias_gradients(const LtProblem& p, const cublasLtMatmulDescOpaque
     }
 }
 
+#ifdef CUDA_HARNESS_SANITIZE
+// A matrix of a layout: initcheck of what it reads (write: marks it written instead).
+inline void sanitize_layout(const char* file, int line, const char* what, const void* base,
+                            const cublasLtMatrixLayoutOpaque_t& l, int64_t batches, bool write) {
+    const bool col = l.order == CUBLASLT_ORDER_COL;
+    for (int64_t b = 0; b < batches; b++) {
+        const float* p = static_cast<const float*>(base) + b * l.batch_stride;
+        const int64_t inner = static_cast<int64_t>(col ? l.rows : l.cols), outer = static_cast<int64_t>(col ? l.cols : l.rows);
+        if (write) {
+            san::mark_matrix(p, inner, outer, l.ld);
+        } else {
+            san::check_matrix("cublasLtMatmul", file, line, what, p, inner, outer, l.ld);
+        }
+    }
+}
+
+// What the sanitizer sees of a matmul: initcheck of its inputs (the epilogue's bias and aux
+// included), its outputs marked written, its FLOPs and bytes counted.
+inline void sanitize_matmul(const char* file, int line, const LtProblem& p, const cublasLtMatmulDescOpaque_t& desc,
+                            const void* A, const cublasLtMatrixLayoutOpaque_t& la, const void* B,
+                            const cublasLtMatrixLayoutOpaque_t& lb, const void* C, const cublasLtMatrixLayoutOpaque_t& lc,
+                            bool reads_c, const void* D, const cublasLtMatrixLayoutOpaque_t& ld) {
+    const double mn = static_cast<double>(p.m) * p.n * p.batch;
+    double in = (static_cast<double>(p.m) + p.n) * p.k * p.batch, out = mn;
+    if (p.k > 0) {
+        sanitize_layout(file, line, "matrix A", A, la, p.batch, false);
+        sanitize_layout(file, line, "matrix B", B, lb, p.batch, false);
+    }
+    if (reads_c) {
+        sanitize_layout(file, line, "matrix C", C, lc, p.batch, false);
+        in += mn;
+    }
+    for (int64_t b = 0; b < p.batch; b++) {
+        if (p.steps.add_bias) {
+            san::check_read("cublasLtMatmul", file, line, "the bias", static_cast<const float*>(desc.bias) + b * desc.bias_batch_stride,
+                            static_cast<size_t>(p.m) * sizeof(float));
+            in += static_cast<double>(p.m);
+        }
+        float* aux = static_cast<float*>(desc.aux) + b * desc.aux_batch_stride;
+        if (p.steps.dgelu) {
+            san::check_matrix("cublasLtMatmul", file, line, "the epilogue's aux matrix", aux, p.m, p.n, desc.aux_ld);
+            in += static_cast<double>(p.m) * p.n;
+        }
+        if (p.steps.store_aux) {
+            san::mark_matrix(aux, p.m, p.n, desc.aux_ld);
+            out += static_cast<double>(p.m) * p.n;
+        }
+        if (p.steps.bgrad_a || p.steps.bgrad_b || p.steps.bgrad_d) {
+            const int64_t length = p.steps.bgrad_b ? p.n : p.m;
+            san::mark_written(static_cast<const float*>(desc.bias) + b * desc.bias_batch_stride,
+                              static_cast<size_t>(length) * sizeof(float));
+            out += static_cast<double>(length);
+        }
+    }
+    sanitize_layout(file, line, "matrix D", D, ld, p.batch, true);
+    san::gemm("cublasLtMatmul", 2.0 * mn * p.k, static_cast<uint64_t>(in) * sizeof(float),
+              static_cast<uint64_t>(out) * sizeof(float));
+}
+#endif
+
 }  // namespace cuda_harness
 
 // ----------------------------------------------------------------------------
@@ -631,7 +693,10 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmu
                                      cublasLtMatrixLayout_t Bdesc, const void* beta, const void* C,
                                      cublasLtMatrixLayout_t Cdesc, void* D, cublasLtMatrixLayout_t Ddesc,
                                      const cublasLtMatmulAlgo_t* /*algo*/, void* /*workspace*/,
-                                     size_t /*workspaceSizeInBytes*/, cudaStream_t stream) {
+                                     size_t /*workspaceSizeInBytes*/, cudaStream_t stream,
+                                     const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    (void)file;
+    (void)line;
     using namespace cuda_harness;
     const char* api = "cublasLtMatmul";
     LtProblem p;
@@ -652,6 +717,7 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmu
     if (!lt_operands_ok(p, desc, A, *Adesc, B, *Bdesc, C, *Cdesc, b != 0.0f, D, *Ddesc)) {
         return CUBLAS_STATUS_EXECUTION_FAILED;
     }
+    CUDA_HARNESS_SAN(sanitize_matmul(file, line, p, desc, A, *Adesc, B, *Bdesc, C, *Cdesc, b != 0.0f, D, *Ddesc);)
     const float* fa = static_cast<const float*>(A);
     const float* fb = static_cast<const float*>(B);
     const float* fc = static_cast<const float*>(C);
@@ -686,3 +752,5 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmu
     lt_bias_gradients(p, desc, fa, *Adesc, fb, *Bdesc, fd, *Ddesc);
     return CUBLAS_STATUS_SUCCESS;
 }
+
+CUDA_HARNESS_UNTRACED_END

@@ -21,6 +21,8 @@
 
 #include "harness_scheduler.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 // ----------------------------------------------------------------------------
 // qualifiers
 
@@ -111,6 +113,13 @@ inline int shuffle_source(ShuffleMode mode, int lane, long long arg, int width) 
     return -1;
 }
 
+// Why lane `source` of the running thread's warp did not take part in its warp operation.
+inline const char* missing_lane_reason(const BlockRunner& r, int source) {
+    const SimThread& me = const_cast<BlockRunner&>(r).current();
+    if (me.warp * kWarpSize + static_cast<unsigned>(source) >= r.thread_count()) { return "does not exist (a partial warp)"; }
+    return (r.live_lanes(me.warp) & (1u << source)) == 0 ? "has returned" : "is not in the mask";
+}
+
 template <typename T>
 T shuffle(const char* op, ShuffleMode mode, unsigned mask, T var, long long arg, int width, const char* file, int line) {
     static_assert(std::is_trivially_copyable<T>::value && sizeof(T) <= kWarpValueBytes,
@@ -124,7 +133,11 @@ T shuffle(const char* op, ShuffleMode mode, unsigned mask, T var, long long arg,
     const int source = shuffle_source(mode, static_cast<int>(me.lane), arg, width);
     // A lane outside the exchange (not in the mask, or returned) has no value: undefined on
     // a GPU; the harness returns the caller's own.
-    if (source < 0 || source >= 32 || (me.exchange_lanes & (1u << source)) == 0) { return var; }
+    if (source < 0 || source >= 32) { return var; }
+    if ((me.exchange_lanes & (1u << source)) == 0) {
+        CUDA_HARNESS_SAN(san::undefined_lane(op, file, line, static_cast<unsigned>(source), missing_lane_reason(r, source));)
+        return var;
+    }
     T out;
     memcpy(&out, snapshot.values[source], sizeof(T));
     return out;
@@ -254,6 +267,7 @@ namespace cuda_harness {
 template <typename T, typename Update>
 T atomic_update(T* address, Update update) {
     static_assert(sizeof(T) == 4 || sizeof(T) == 8, "4- or 8-byte atomics");
+    CUDA_HARNESS_SAN(san::AtomicScope exempt(address, sizeof(T));)
     using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
     Bits* bits = reinterpret_cast<Bits*>(address);
     Bits expected = __atomic_load_n(bits, __ATOMIC_RELAXED);
@@ -282,6 +296,7 @@ T atomic_max(T* address, T value) {
 // The old value, whether or not it was replaced.
 template <typename T>
 T atomic_cas(T* address, T compare, T value) {
+    CUDA_HARNESS_SAN(san::AtomicScope exempt(address, sizeof(T));)
     __atomic_compare_exchange_n(address, &compare, value, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     return compare;
 }
@@ -289,12 +304,13 @@ T atomic_cas(T* address, T compare, T value) {
 }  // namespace cuda_harness
 
 // the integer types with native atomic instructions
+#define CUDA_HARNESS_ATOMIC(a) CUDA_HARNESS_SAN(cuda_harness::san::AtomicScope exempt(a, sizeof(*a));)
 #define CUDA_HARNESS_NATIVE_ATOMICS(T)                                                                 \
-    inline T atomicAdd(T* a, T v) { return __atomic_fetch_add(a, v, __ATOMIC_RELAXED); }              \
-    inline T atomicExch(T* a, T v) { return __atomic_exchange_n(a, v, __ATOMIC_RELAXED); }            \
-    inline T atomicAnd(T* a, T v) { return __atomic_fetch_and(a, v, __ATOMIC_RELAXED); }              \
-    inline T atomicOr(T* a, T v) { return __atomic_fetch_or(a, v, __ATOMIC_RELAXED); }                \
-    inline T atomicXor(T* a, T v) { return __atomic_fetch_xor(a, v, __ATOMIC_RELAXED); }              \
+    inline T atomicAdd(T* a, T v) { CUDA_HARNESS_ATOMIC(a) return __atomic_fetch_add(a, v, __ATOMIC_RELAXED); } \
+    inline T atomicExch(T* a, T v) { CUDA_HARNESS_ATOMIC(a) return __atomic_exchange_n(a, v, __ATOMIC_RELAXED); } \
+    inline T atomicAnd(T* a, T v) { CUDA_HARNESS_ATOMIC(a) return __atomic_fetch_and(a, v, __ATOMIC_RELAXED); } \
+    inline T atomicOr(T* a, T v) { CUDA_HARNESS_ATOMIC(a) return __atomic_fetch_or(a, v, __ATOMIC_RELAXED); } \
+    inline T atomicXor(T* a, T v) { CUDA_HARNESS_ATOMIC(a) return __atomic_fetch_xor(a, v, __ATOMIC_RELAXED); } \
     inline T atomicMin(T* a, T v) { return cuda_harness::atomic_min(a, v); }                          \
     inline T atomicMax(T* a, T v) { return cuda_harness::atomic_max(a, v); }                          \
     inline T atomicCAS(T* a, T compare, T v) { return cuda_harness::atomic_cas(a, compare, v); }
@@ -303,8 +319,8 @@ CUDA_HARNESS_NATIVE_ATOMICS(unsigned)
 CUDA_HARNESS_NATIVE_ATOMICS(unsigned long long)
 #undef CUDA_HARNESS_NATIVE_ATOMICS
 
-inline int atomicSub(int* a, int v) { return __atomic_fetch_sub(a, v, __ATOMIC_RELAXED); }
-inline unsigned atomicSub(unsigned* a, unsigned v) { return __atomic_fetch_sub(a, v, __ATOMIC_RELAXED); }
+inline int atomicSub(int* a, int v) { CUDA_HARNESS_ATOMIC(a) return __atomic_fetch_sub(a, v, __ATOMIC_RELAXED); }
+inline unsigned atomicSub(unsigned* a, unsigned v) { CUDA_HARNESS_ATOMIC(a) return __atomic_fetch_sub(a, v, __ATOMIC_RELAXED); }
 inline long long atomicMin(long long* a, long long v) { return cuda_harness::atomic_min(a, v); }
 inline long long atomicMax(long long* a, long long v) { return cuda_harness::atomic_max(a, v); }
 inline unsigned short atomicCAS(unsigned short* a, unsigned short compare, unsigned short v) {
@@ -414,8 +430,11 @@ inline double max(float a, double b) { return fmax(a, b); }
 inline double min(double a, float b) { return fmin(a, b); }
 inline double max(double a, float b) { return fmax(a, b); }
 
+CUDA_HARNESS_UNTRACED_END
+
 // ----------------------------------------------------------------------------
-// loads and stores with cache hints: plain loads and stores
+// loads and stores with cache hints: plain loads and stores (device memory accesses: traced
+// in the sanitizer build)
 
 template <typename T> inline T __ldg(const T* p) { return *p; }
 template <typename T> inline T __ldca(const T* p) { return *p; }
@@ -427,6 +446,8 @@ template <typename T> inline void __stwb(T* p, T v) { *p = v; }
 template <typename T> inline void __stcg(T* p, T v) { *p = v; }
 template <typename T> inline void __stcs(T* p, T v) { *p = v; }
 template <typename T> inline void __stwt(T* p, T v) { *p = v; }
+
+CUDA_HARNESS_UNTRACED_BEGIN
 
 // ----------------------------------------------------------------------------
 // time and traps
@@ -440,3 +461,5 @@ inline void __nanosleep(unsigned /*ns*/) {}  // no other thread runs meanwhile: 
 [[noreturn]] inline void __trap(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     cuda_harness::fatal(nullptr, "%s:%d: __trap() in device code", file, line);
 }
+
+CUDA_HARNESS_UNTRACED_END

@@ -45,6 +45,8 @@
 #define CUDA_HARNESS_VALGRIND 1
 #endif
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 namespace cuda_harness {
 
 // ----------------------------------------------------------------------------
@@ -229,3 +231,5 @@ inline void context_started() {
 }
 
 }  // namespace cuda_harness
+
+CUDA_HARNESS_UNTRACED_END

@@ -26,6 +26,8 @@
 #include <cblas.h>
 #endif
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 namespace cuda_harness {
 
 // ----------------------------------------------------------------------------
@@ -188,3 +190,5 @@ void run_gemm(GemmShape s, Operands operands, ColumnDone column_done, bool tf32 
 }
 
 }  // namespace cuda_harness
+
+CUDA_HARNESS_UNTRACED_END

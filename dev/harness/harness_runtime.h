@@ -20,8 +20,11 @@
 #include <set>
 #include <unistd.h>
 
+#include "harness_sanitizer.h"
 #include "harness_types.h"
 #include "harness_util.h"
+
+CUDA_HARNESS_UNTRACED_BEGIN
 
 // ----------------------------------------------------------------------------
 // handles: what a stream and an event are in the harness
@@ -127,7 +130,9 @@ inline bool gpu_accessible(const void* p, size_t bytes) {
 // Fills fresh device memory with 0xFF bytes: a NaN in every float, -1 in every int.
 inline void poison(void* p, size_t bytes) { memset(p, 0xFF, bytes); }
 
-inline cudaError_t allocate(void** ptr, size_t bytes, MemoryKind kind, const char* api) {
+// `file` and `line`: the caller's, named in sanitizer reports about the buffer.
+inline cudaError_t allocate(void** ptr, size_t bytes, MemoryKind kind, const char* api, const char* file = "",
+                            int line = 0) {
     if (ptr == nullptr) {
         diagnose("%s: the pointer to store the address in is NULL", api);
         return record_error(cudaErrorInvalidValue);
@@ -135,7 +140,13 @@ inline cudaError_t allocate(void** ptr, size_t bytes, MemoryKind kind, const cha
     *ptr = nullptr;
     if (bytes == 0) { return cudaSuccess; }
     void* p = nullptr;
-    if (posix_memalign(&p, 256, bytes) != 0) {  // 256: cudaMalloc's alignment
+#ifdef CUDA_HARNESS_SANITIZE
+    if (kind != MemoryKind::PinnedHost) { p = san::allocate(bytes, file, line); }  // from the shadowed arena
+#else
+    (void)file;
+    (void)line;
+#endif
+    if (p == nullptr && posix_memalign(&p, 256, bytes) != 0) {  // 256: cudaMalloc's alignment
         diagnose("%s: cannot allocate %zu bytes of host memory", api, bytes);
         return record_error(cudaErrorMemoryAllocation);
     }
@@ -151,6 +162,13 @@ inline cudaError_t release(void* p, MemoryKind kind, const char* api, const char
         diagnose("%s(%p): not an address returned by %s, or already freed", api, p, allocator);
         return record_error(cudaErrorInvalidValue);
     }
+#ifdef CUDA_HARNESS_SANITIZE
+    if (san::owns(p)) {
+        san::release(p);
+        san::allocation_call(api);
+        return cudaSuccess;
+    }
+#endif
     free(p);
     return cudaSuccess;
 }
@@ -189,7 +207,9 @@ inline bool copy_side_ok(const char* api, const char* role, const void* p, size_
     return ok;
 }
 
-inline cudaError_t checked_memcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* api) {
+// `blocking`: the host waits (cudaMemcpy); file and line: the caller's, for sanitizer reports.
+inline cudaError_t checked_memcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* api,
+                                  bool blocking, const char* file, int line) {
     if (bytes == 0) { return cudaSuccess; }
     const char* dst_side = "any";
     const char* src_side = "any";
@@ -212,6 +232,10 @@ inline cudaError_t checked_memcpy(void* dst, const void* src, size_t bytes, cuda
         return record_error(cudaErrorInvalidValue);
     }
     memcpy(dst, src, bytes);  // overlapping ranges are an error in CUDA too; ASan reports them
+    CUDA_HARNESS_SAN(san::copy_op(api, file, line, dst, src, bytes, blocking);)
+    (void)blocking;
+    (void)file;
+    (void)line;
     return cudaSuccess;
 }
 
@@ -222,6 +246,7 @@ inline cudaError_t checked_memset(void* dst, int value, size_t bytes, const char
         return record_error(cudaErrorInvalidValue);
     }
     memset(dst, value, bytes);
+    CUDA_HARNESS_SAN(san::memset_op(dst, bytes);)
     return cudaSuccess;
 }
 
@@ -487,7 +512,10 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d
     return cudaSuccess;
 }
 
-inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }  // all work already ran
+inline cudaError_t cudaDeviceSynchronize() {  // all work already ran
+    CUDA_HARNESS_SAN(cuda_harness::san::blocking_call("cudaDeviceSynchronize");)
+    return cudaSuccess;
+}
 inline cudaError_t cudaDeviceReset() { return cudaSuccess; }
 
 inline cudaError_t cudaRuntimeGetVersion(int* version) {
@@ -508,13 +536,13 @@ inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 // ----------------------------------------------------------------------------
 // memory
 
-inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
-    return cuda_harness::allocate(ptr, bytes, cuda_harness::MemoryKind::Device, "cudaMalloc");
+inline cudaError_t cudaMalloc(void** ptr, size_t bytes, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    return cuda_harness::allocate(ptr, bytes, cuda_harness::MemoryKind::Device, "cudaMalloc", file, line);
 }
 
 template <typename T>
-inline cudaError_t cudaMalloc(T** ptr, size_t bytes) {
-    return cudaMalloc(reinterpret_cast<void**>(ptr), bytes);
+inline cudaError_t cudaMalloc(T** ptr, size_t bytes, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    return cudaMalloc(reinterpret_cast<void**>(ptr), bytes, file, line);
 }
 
 inline cudaError_t cudaFree(void* p) {
@@ -551,23 +579,27 @@ inline cudaError_t cudaFreeHost(void* p) {
     return cuda_harness::release(p, cuda_harness::MemoryKind::PinnedHost, "cudaFreeHost", "cudaMallocHost");
 }
 
-inline cudaError_t cudaMallocManaged(void** ptr, size_t bytes, unsigned int /*flags*/ = cudaMemAttachGlobal) {
-    return cuda_harness::allocate(ptr, bytes, cuda_harness::MemoryKind::Managed, "cudaMallocManaged");
+inline cudaError_t cudaMallocManaged(void** ptr, size_t bytes, unsigned int /*flags*/ = cudaMemAttachGlobal,
+                                     const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    return cuda_harness::allocate(ptr, bytes, cuda_harness::MemoryKind::Managed, "cudaMallocManaged", file, line);
 }
 
 template <typename T>
-inline cudaError_t cudaMallocManaged(T** ptr, size_t bytes, unsigned int flags = cudaMemAttachGlobal) {
-    return cudaMallocManaged(reinterpret_cast<void**>(ptr), bytes, flags);
+inline cudaError_t cudaMallocManaged(T** ptr, size_t bytes, unsigned int flags = cudaMemAttachGlobal,
+                                     const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    return cudaMallocManaged(reinterpret_cast<void**>(ptr), bytes, flags, file, line);
 }
 
-inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-    return cuda_harness::checked_memcpy(dst, src, bytes, kind, "cudaMemcpy");
+inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                              const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    return cuda_harness::checked_memcpy(dst, src, bytes, kind, "cudaMemcpy", true, file, line);
 }
 
 inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
-                                   cudaStream_t stream = nullptr) {
+                                   cudaStream_t stream = nullptr, const char* file = __builtin_FILE(),
+                                   int line = __builtin_LINE()) {
     if (!cuda_harness::stream_ok(stream, "cudaMemcpyAsync")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
-    return cuda_harness::checked_memcpy(dst, src, bytes, kind, "cudaMemcpyAsync");
+    return cuda_harness::checked_memcpy(dst, src, bytes, kind, "cudaMemcpyAsync", false, file, line);
 }
 
 inline cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
@@ -625,10 +657,14 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 
 inline cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     if (!cuda_harness::stream_ok(stream, "cudaStreamSynchronize")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    CUDA_HARNESS_SAN(cuda_harness::san::blocking_call("cudaStreamSynchronize");)
     return cudaSuccess;
 }
 
-inline cudaError_t cudaStreamQuery(cudaStream_t stream) { return cudaStreamSynchronize(stream); }
+inline cudaError_t cudaStreamQuery(cudaStream_t stream) {
+    if (!cuda_harness::stream_ok(stream, "cudaStreamQuery")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    return cudaSuccess;
+}
 
 inline cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int /*flags*/ = 0) {
     if (!cuda_harness::stream_ok(stream, "cudaStreamWaitEvent") || !cuda_harness::event_ok(event, "cudaStreamWaitEvent")) {
@@ -675,10 +711,14 @@ inline cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = null
 
 inline cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     if (!cuda_harness::event_ok(event, "cudaEventSynchronize")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    CUDA_HARNESS_SAN(cuda_harness::san::blocking_call("cudaEventSynchronize");)
     return cudaSuccess;
 }
 
-inline cudaError_t cudaEventQuery(cudaEvent_t event) { return cudaEventSynchronize(event); }
+inline cudaError_t cudaEventQuery(cudaEvent_t event) {
+    if (!cuda_harness::event_ok(event, "cudaEventQuery")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    return cudaSuccess;
+}
 
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
     if (ms == nullptr) { return cuda_harness::record_error(cudaErrorInvalidValue); }
@@ -692,3 +732,5 @@ inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_
     *ms = std::chrono::duration<float, std::milli>(end->time - start->time).count();
     return cudaSuccess;
 }
+
+CUDA_HARNESS_UNTRACED_END

@@ -36,6 +36,8 @@
 #include "harness_fiber.h"
 #include "harness_runtime.h"
 
+CUDA_HARNESS_UNTRACED_BEGIN
+
 namespace cuda_harness {
 
 constexpr unsigned kWarpSize = 32;
@@ -141,7 +143,7 @@ public:
         tls_runner = this;
         bool ok = schedule();
         tls_runner = nullptr;
-        current_ = nullptr;
+        set_current(nullptr);
         if (!ok) { record_failure(job); }
         return ok;
     }
@@ -218,6 +220,7 @@ private:
         warps_.resize((n_ + kWarpSize - 1) / kWarpSize);
         for (size_t i = 0; i < n_; i++) { prepare_thread(threads_[i], static_cast<unsigned>(i), b); }
         prepare_shared(job.shared_bytes);
+        CUDA_HARNESS_SAN(san::block_begin(static_cast<uint32_t>(block_linear), shared_, job.shared_bytes, n_);)
         finished_ = 0;
         barrier_count_ = 0;
         error_.clear();
@@ -274,8 +277,14 @@ private:
     // scheduler when there is none; returns when `me` is resumed.
     void leave(SimThread& me, bool finished) {
         SimThread* next = next_ready(me.linear + 1);
-        current_ = next;
+        set_current(next);
         context_switch(&me.context, next != nullptr ? &next->context : &scheduler_, finished);
+    }
+
+    // The thread that runs next (nullptr: the scheduler), as the sanitizer must know it too.
+    void set_current(SimThread* t) {
+        current_ = t;
+        CUDA_HARNESS_SAN(san::switch_to(t, t != nullptr ? t->linear : 0);)
     }
 
     SimThread* next_ready(size_t from) {
@@ -303,7 +312,7 @@ private:
     void run_pass() {
         SimThread* first = next_ready(0);
         if (first == nullptr) { return; }
-        current_ = first;
+        set_current(first);
         context_switch(&scheduler_, &first->context, false);
     }
 
@@ -330,6 +339,7 @@ private:
                 lanes[m].exchange_lanes = group;
                 lanes[m].state = ThreadState::Ready;
             }
+            CUDA_HARNESS_SAN(san::warp_operation(w, group);)
             released = true;
         }
         return released;
@@ -374,6 +384,7 @@ private:
         for (size_t i = 0; i < n_; i++) { count += threads_[i].predicate != 0; }
         barrier_count_ = count;
         for (size_t i = 0; i < n_; i++) { threads_[i].state = ThreadState::Ready; }
+        CUDA_HARNESS_SAN(san::block_barrier();)
         return true;
     }
 
@@ -612,7 +623,13 @@ inline WorkerPool& worker_pool() {
     WorkerPool*& pool = pool_slot();
     if (pool == nullptr) {
         unsigned cores = std::max(1u, std::min(64u, std::thread::hardware_concurrency()));
+#ifdef CUDA_HARNESS_SANITIZE
+        cores = 1;  // the sanitizer's shadow state has no locks: every block runs on the calling thread
+        if (env_long("CUDA_HARNESS_THREADS", 1, 1, 256) != 1) { diagnose("the sanitizer build runs one worker"); }
+        pool = new WorkerPool(cores);
+#else
         pool = new WorkerPool(static_cast<unsigned>(env_long("CUDA_HARNESS_THREADS", cores, 1, 256)));
+#endif
     }
     return *pool;
 }
@@ -687,9 +704,16 @@ inline void run_kernel(const char* name, const void* kernel, dim3 grid, dim3 blo
     job.shared_bytes = shared_bytes;
     job.body = body;
     const size_t blocks = static_cast<size_t>(grid.x) * grid.y * grid.z;
+#ifdef CUDA_HARNESS_SANITIZE
+    // static __shared__ arrays live among the thread-locals; these belong to the harness
+    san::find_shared_tls({{&tls_runner, sizeof(tls_runner)}, {&this_worker_runner(), sizeof(BlockRunner)},
+                          {&tls_last_error, sizeof(tls_last_error)}, {&tls_in_pool_task, sizeof(tls_in_pool_task)}});
+    san::launch_begin(name, grid, block);
+#endif
     worker_pool().run(blocks, [&job](size_t b) {
         if (!job.failed.load(std::memory_order_relaxed)) { this_worker_runner().run(job, b); }
     });
+    CUDA_HARNESS_SAN(san::launch_end();)
     if (job.failed.load()) {
         fflush(stdout);
         fprintf(stderr, "error: cuda harness: %s", job.error.c_str());
@@ -774,3 +798,5 @@ inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, T*
     *blocks = std::max(1, std::min(32, 2048 / blockSize));
     return cudaSuccess;
 }
+
+CUDA_HARNESS_UNTRACED_END

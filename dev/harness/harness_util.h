@@ -9,6 +9,17 @@
 #include <cstdio>
 #include <cstdlib>
 
+// The sanitizer build (harness_sanitizer.h) instruments every load and store of the program;
+// the harness's own code is exempt, between these two markers (clang's attribute pragma).
+#ifdef CUDA_HARNESS_SANITIZE
+#define CUDA_HARNESS_UNTRACED_BEGIN \
+    _Pragma("clang attribute push(__attribute__((no_sanitize(\"coverage\"))), apply_to = function)")
+#define CUDA_HARNESS_UNTRACED_END _Pragma("clang attribute pop")
+#else
+#define CUDA_HARNESS_UNTRACED_BEGIN
+#define CUDA_HARNESS_UNTRACED_END
+#endif
+
 namespace cuda_harness {
 
 // ----------------------------------------------------------------------------

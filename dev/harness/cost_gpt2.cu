@@ -1,0 +1,389 @@
+// cost_gpt2.cu: what one training step of the CUDA trainer (train_gpt2.cu) costs a GPU, at
+// GPT-2 124M shapes (L=12 C=768 NH=12 V=50257 T=1024 B=8), with ATTNChecker off and on:
+// launches, bytes moved, FLOPs and the calls that block the host, counted by the CPU
+// harness's sanitizer build (harness_sanitizer.h), and a roofline model of the step time on an
+// H100 SXM and an H200.
+//
+//   make cost      (builds dev/harness/cost_gpt2 with clang's load/store instrumentation)
+//
+// Counting: every kernel launch, with the distinct 32-byte sectors it reads and writes (what
+// DRAM must move with a perfect L2) and the bytes of all its accesses; every cuBLAS/cuBLASLt
+// call with its FLOPs and the bytes of its operands and output; memsets, copies, and the
+// calls that make the host wait. A step is forward + backward + AdamW, after one warm-up step
+// (first-use allocations). Kernels are grouped: GEMMs (cuBLAS/cuBLASLt), attention's other
+// kernels (permute, unpermute, softmax), ABFT checks and repairs (kernels named abft_*),
+// everything else. A memset or a copy to the device belongs to the group of the launch that
+// follows it, a copy to the host or a synchronization to the group of the launch before it.
+//
+// The full shape is too slow to count on a CPU, so the step is counted at B = 1, 2 and
+// L = 1, 2 and extrapolated linearly: at each L, each launch's counts are linear in B (the
+// launch sequence does not depend on B), so they are extrapolated launch by launch to B = 8
+// and modelled; then the step's figures are linear in L (each layer adds the same launches).
+// The same extrapolation is checked against a third size counted directly (B=3, L=3): within
+// 1%, or the program fails.
+//
+// The model (a model, not a measurement): a kernel takes
+//     max(FLOPs / (0.7 peak), bytes / (0.8 bandwidth), 2 us)
+// with FLOPs those of cuBLAS calls (kernels' own arithmetic is not counted: they are
+// memory-bound), bytes the distinct sectors (GEMMs: operands and output); a step is the sum
+// over its kernels plus 15 us per blocking host call. Peaks: FP32 on CUDA cores 67 TFLOP/s,
+// TF32 tensor cores (dense) 495 TFLOP/s (BF16 dense, 989 TFLOP/s, is not modelled: the trainer
+// computes in fp32 or TF32); HBM 3.35 TB/s (H100 SXM), 4.8 TB/s (H200). "tf32" applies the TF32
+// peak to the GEMMs, as the trainer's -tf32 1.
+//
+// The output ends with two lines:
+//     abft cost per step: +X.X% bytes, +X.X% flops, +N launches, +N host syncs
+//     modelled abft overhead: h100-fp32 X.X%, h100-tf32 X.X%, h200-fp32 X.X%, h200-tf32 X.X%
+#define TESTING
+#include "train_gpt2.cu"
+
+#ifndef CUDA_HARNESS_SANITIZE
+#error "cost_gpt2.cu needs the sanitizer build (-DCUDA_HARNESS_SANITIZE and clang's -fsanitize-coverage)"
+#endif
+
+#include <chrono>
+
+namespace san = cuda_harness::san;
+
+// ----------------------------------------------------------------------------
+// the model's constants
+
+struct Variant {
+    const char* name;
+    double bandwidth;  // bytes/s
+    double gemm_peak;  // FLOP/s of the cuBLAS calls
+};
+
+constexpr double kFp32Peak = 67e12, kTf32Peak = 495e12;
+constexpr double kFlopEfficiency = 0.7, kBandwidthEfficiency = 0.8, kMinKernel = 2e-6, kBlockingCall = 15e-6;
+constexpr int kVariants = 4;
+const Variant kVariant[kVariants] = {
+    {"h100-fp32", 3.35e12, kFp32Peak},
+    {"h100-tf32", 3.35e12, kTf32Peak},
+    {"h200-fp32", 4.8e12, kFp32Peak},
+    {"h200-tf32", 4.8e12, kTf32Peak},
+};
+
+// ----------------------------------------------------------------------------
+// one op, its group and its modelled time
+
+enum Group { GEMMS, ATTENTION, ABFT, OTHER, NUM_GROUPS };
+const char* const kGroupNames[NUM_GROUPS] = {"GEMMs", "attention's other kernels", "ABFT checks and repairs",
+                                             "everything else"};
+
+// An op's counts, as numbers that can be extrapolated.
+struct OpCount {
+    std::string name;
+    san::OpKind kind;
+    bool blocking;
+    double sectors_read, sectors_written, bytes_read, bytes_written, flops;
+};
+
+static OpCount count_of(const san::Op& op) {
+    return OpCount{op.name, op.kind, op.blocking, (double)op.sectors_read, (double)op.sectors_written,
+                   (double)op.bytes_read, (double)op.bytes_written, op.flops};
+}
+
+// Whether the op runs on the device as a launch (a kernel, a GEMM, a memset, a device-to-device copy).
+static bool is_launch(const OpCount& op) {
+    return op.kind == san::OpKind::Kernel || op.kind == san::OpKind::Gemm || op.kind == san::OpKind::Memset ||
+           (op.kind == san::OpKind::Copy && op.bytes_read > 0 && op.bytes_written > 0);
+}
+
+// The group of a launch, from its name.
+static Group launch_group(const OpCount& op) {
+    if (op.kind == san::OpKind::Gemm) { return GEMMS; }
+    if (op.kind != san::OpKind::Kernel) { return OTHER; }
+    const std::string name = op.name[0] == '(' ? op.name.substr(1) : op.name;
+    if (name.rfind("abft_", 0) == 0) { return ABFT; }
+    if (name.find("permute") != std::string::npos || name.find("softmax") != std::string::npos) { return ATTENTION; }
+    return OTHER;
+}
+
+// The groups of a step's ops: a kernel or a GEMM by its name, a memset or a copy to the device
+// by the kernel or GEMM after it, anything else (copies to the host, synchronizations) by the
+// one before.
+static std::vector<Group> groups_of(const std::vector<OpCount>& ops) {
+    const size_t n = ops.size();
+    auto named = [](const OpCount& op) { return op.kind == san::OpKind::Kernel || op.kind == san::OpKind::Gemm; };
+    std::vector<int> before(n, -1), after(n, -1);
+    for (size_t i = 0, last = (size_t)-1; i < n; i++) {
+        before[i] = last == (size_t)-1 ? -1 : (int)launch_group(ops[last]);
+        if (named(ops[i])) { last = i; }
+    }
+    for (size_t i = n, next = (size_t)-1; i-- > 0;) {
+        after[i] = next == (size_t)-1 ? -1 : (int)launch_group(ops[next]);
+        if (named(ops[i])) { next = i; }
+    }
+    std::vector<Group> groups(n);
+    for (size_t i = 0; i < n; i++) {
+        const OpCount& op = ops[i];
+        const bool forward = op.kind == san::OpKind::Memset || (op.kind == san::OpKind::Copy && op.bytes_written > 0);
+        int g = named(op) ? (int)launch_group(op) : forward ? after[i] : before[i];
+        if (g < 0) { g = forward ? before[i] : after[i]; }
+        groups[i] = g < 0 ? OTHER : (Group)g;
+    }
+    return groups;
+}
+
+// The bytes the model charges an op: distinct sectors for kernels and memsets, operands and
+// output for GEMMs, both sides of a device-to-device copy; copies to and from the host are
+// not device traffic.
+static double model_bytes(const OpCount& op) {
+    switch (op.kind) {
+    case san::OpKind::Kernel:
+    case san::OpKind::Memset: return 32.0 * (op.sectors_read + op.sectors_written);
+    case san::OpKind::Gemm: return op.bytes_read + op.bytes_written;
+    case san::OpKind::Copy: return is_launch(op) ? op.bytes_read + op.bytes_written : 0.0;
+    case san::OpKind::Sync:
+    case san::OpKind::Alloc: return 0.0;
+    }
+    return 0.0;
+}
+
+static double model_time(const OpCount& op, const Variant& v) {
+    double t = 0.0;
+    if (is_launch(op)) {
+        const double peak = op.kind == san::OpKind::Gemm ? v.gemm_peak : kFp32Peak;
+        t = std::max({op.flops / (kFlopEfficiency * peak), model_bytes(op) / (kBandwidthEfficiency * v.bandwidth),
+                      kMinKernel});
+    }
+    return t + (op.blocking ? kBlockingCall : 0.0);
+}
+
+// ----------------------------------------------------------------------------
+// a step's cost, by group
+
+struct Cost {
+    double launches = 0, bytes = 0, accessed = 0, flops = 0, blocking = 0;
+    double time[kVariants] = {};
+
+    void add(const Cost& o, double scale) {
+        launches += scale * o.launches;
+        bytes += scale * o.bytes;
+        accessed += scale * o.accessed;
+        flops += scale * o.flops;
+        blocking += scale * o.blocking;
+        for (int v = 0; v < kVariants; v++) { time[v] += scale * o.time[v]; }
+    }
+};
+
+struct StepCost {
+    Cost group[NUM_GROUPS];
+
+    Cost total() const {
+        Cost t;
+        for (const Cost& g : group) { t.add(g, 1.0); }
+        return t;
+    }
+};
+
+static StepCost cost_of(const std::vector<OpCount>& ops) {
+    StepCost s;
+    const std::vector<Group> groups = groups_of(ops);
+    for (size_t i = 0; i < ops.size(); i++) {
+        const OpCount& op = ops[i];
+        Cost& c = s.group[groups[i]];
+        c.launches += is_launch(op) ? 1 : 0;
+        c.bytes += model_bytes(op);
+        c.accessed += op.kind == san::OpKind::Copy ? 0.0 : op.bytes_read + op.bytes_written;
+        c.flops += op.flops;
+        c.blocking += op.blocking ? 1 : 0;
+        for (int v = 0; v < kVariants; v++) { c.time[v] += model_time(op, kVariant[v]); }
+    }
+    return s;
+}
+
+// a + (b - a) * t, field by field
+static StepCost lerp(const StepCost& a, const StepCost& b, double t) {
+    StepCost s = a;
+    for (int g = 0; g < NUM_GROUPS; g++) {
+        s.group[g].add(b.group[g], t);
+        s.group[g].add(a.group[g], -t);
+    }
+    return s;
+}
+
+// ----------------------------------------------------------------------------
+// counting a step
+
+struct Counted {
+    int B, L;
+    std::vector<OpCount> off, on;  // the ops of one step with ABFT off, and on
+    int allocations_off = 0, allocations_on = 0;  // cudaMalloc and cudaFree calls in the step
+};
+
+// The ops of one step, but cudaMalloc and cudaFree, which are counted apart.
+static std::vector<OpCount> counted_step(GPT2* model, const int* x, const int* y, bool abft_on, int step,
+                                         int* allocations) {
+    model->abft.cfg.enabled = abft_on;
+    model->abft.step = step;
+    san::ops().clear();
+    san::record(true);
+    gpt2_forward_backward(model, x, y);
+    gpt2_update(model, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, step + 1);
+    san::record(false);
+    std::vector<OpCount> ops;
+    for (const san::Op& op : san::ops()) {
+        if (op.kind == san::OpKind::Alloc) {
+            (*allocations)++;
+        } else {
+            ops.push_back(count_of(op));
+        }
+    }
+    return ops;
+}
+
+constexpr int kT = 1024, kC = 768, kNH = 12, kV = 50257, kVp = 50304;
+
+static Counted count(int B, int L) {
+    const auto start = std::chrono::steady_clock::now();
+    GPT2Config config{kT, kV, kVp, L, kNH, kC};
+    GPT2 model;
+    gpt2_build_from_random(&model, config, 1234);
+    gpt2_allocate_activations(&model, B, kT);
+    model.abft.cfg.verbose = false;
+    uint64_t seed = 42;
+    std::vector<int> tokens((size_t)B * kT + 1);
+    for (int& t : tokens) { t = (int)(random_u32(&seed) % (uint32_t)kV); }
+    const int* x = tokens.data();
+    const int* y = tokens.data() + 1;
+    Counted c;
+    c.B = B;
+    c.L = L;
+    int warm_up = 0;
+    counted_step(&model, x, y, true, 0, &warm_up);  // first-use allocations
+    c.off = counted_step(&model, x, y, false, 1, &c.allocations_off);
+    c.on = counted_step(&model, x, y, true, 2, &c.allocations_on);
+    gpt2_free(&model);
+    fprintf(stderr, "counted B=%d L=%d in %.0f s\n", B, L,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return c;
+}
+
+// Each op's counts extrapolated linearly in B, from a step counted at B1 and at B2 (the same
+// launches in the same order).
+static std::vector<OpCount> extrapolate_ops(const std::vector<OpCount>& a, int B1, const std::vector<OpCount>& b,
+                                            int B2, int B) {
+    if (a.size() != b.size()) {
+        die("cost", "the launch sequence must not depend on B", "%zu ops at B=%d, %zu at B=%d", a.size(), B1, b.size(), B2);
+    }
+    const double t = (double)(B - B1) / (B2 - B1);
+    std::vector<OpCount> out = a;
+    for (size_t i = 0; i < a.size(); i++) {
+        if (a[i].name != b[i].name) {
+            die("cost", "the launch sequence must not depend on B", "op %zu is %s at B=%d, %s at B=%d", i,
+                a[i].name.c_str(), B1, b[i].name.c_str(), B2);
+        }
+        auto at = [t](double x, double y) { return x + (y - x) * t; };
+        out[i].sectors_read = at(a[i].sectors_read, b[i].sectors_read);
+        out[i].sectors_written = at(a[i].sectors_written, b[i].sectors_written);
+        out[i].bytes_read = at(a[i].bytes_read, b[i].bytes_read);
+        out[i].bytes_written = at(a[i].bytes_written, b[i].bytes_written);
+        out[i].flops = at(a[i].flops, b[i].flops);
+    }
+    return out;
+}
+
+// The four counted corners (B1, B2) x (L1, L2), and the step's cost at any (B, L) from them.
+struct Corners {
+    int B1, B2, L1, L2;
+    Counted c11, c21, c12, c22;  // c<b><l>
+
+    StepCost at(int B, int L, bool abft_on) const {
+        auto ops = [abft_on](const Counted& c) -> const std::vector<OpCount>& { return abft_on ? c.on : c.off; };
+        const StepCost l1 = cost_of(extrapolate_ops(ops(c11), B1, ops(c21), B2, B));
+        const StepCost l2 = cost_of(extrapolate_ops(ops(c12), B1, ops(c22), B2, B));
+        return lerp(l1, l2, (double)(L - L1) / (L2 - L1));
+    }
+};
+
+// ----------------------------------------------------------------------------
+// printing
+
+static double percent(double a, double b) { return b != 0.0 ? 100.0 * (a / b - 1.0) : 0.0; }
+
+static void print_table(const char* title, const StepCost& s) {
+    printf("%s\n", title);
+    printf("  %-27s %9s %11s %13s %10s %9s\n", "group", "launches", "MB", "MB accessed", "GFLOP", "blocking");
+    auto row = [](const char* name, const Cost& c) {
+        printf("  %-27s %9.0f %11.1f %13.1f %10.1f %9.0f\n", name, c.launches, c.bytes / 1e6, c.accessed / 1e6,
+               c.flops / 1e9, c.blocking);
+    };
+    for (int g = 0; g < NUM_GROUPS; g++) { row(kGroupNames[g], s.group[g]); }
+    row("total", s.total());
+    printf("  modelled time:");
+    for (int v = 0; v < kVariants; v++) { printf(" %s %.2f ms%s", kVariant[v].name, 1e3 * s.total().time[v], v + 1 < kVariants ? "," : ""); }
+    printf("\n\n");
+}
+
+// The extrapolation against a direct count: every total within 1%.
+static bool check_extrapolation(const char* label, const StepCost& predicted, const StepCost& counted) {
+    const Cost p = predicted.total(), c = counted.total();
+    const double fields[][2] = {{p.launches, c.launches}, {p.bytes, c.bytes}, {p.accessed, c.accessed},
+                                {p.flops, c.flops},       {p.blocking, c.blocking}, {p.time[0], c.time[0]},
+                                {p.time[1], c.time[1]},   {p.time[2], c.time[2]},   {p.time[3], c.time[3]}};
+    const char* names[] = {"launches", "MB", "MB accessed", "GFLOP", "blocking", "h100-fp32 ms", "h100-tf32 ms",
+                           "h200-fp32 ms", "h200-tf32 ms"};
+    const double scale[] = {1, 1e-6, 1e-6, 1e-9, 1, 1e3, 1e3, 1e3, 1e3};
+    double worst = 0.0;
+    printf("  %s:", label);
+    for (int i = 0; i < 9; i++) {
+        const double err = fabs(percent(fields[i][0], fields[i][1]));
+        worst = std::max(worst, err);
+        printf("%s %s %.2f vs %.2f", i > 0 ? "," : "", names[i], fields[i][0] * scale[i], fields[i][1] * scale[i]);
+    }
+    const bool ok = worst <= 1.0;
+    printf("; largest difference %.3f%% (%s)\n", worst, ok ? "within 1%" : "OVER 1%");
+    return ok;
+}
+
+int main() {
+    cuda_require_device();
+    san::configure(false, false);  // counting only: no racecheck or initcheck shadow
+    const int B = 8, L = 12, BV = 3, LV = 3;
+    printf("cost of one training step of the CUDA trainer (forward, backward, AdamW), GPT-2 124M shapes:\n");
+    printf("L=%d C=%d NH=%d V=%d T=%d B=%d, fp32, counted through the CPU harness (dev/harness/cost_gpt2.cu)\n\n", L,
+           kC, kNH, kV, kT, B);
+
+    const Corners k{1, 2, 1, 2, count(1, 1), count(2, 1), count(1, 2), count(2, 2)};
+    const Counted direct = count(BV, LV);
+
+    printf("extrapolation (counted at B=1,2 x L=1,2; linear in B per launch, then in L), checked against B=%d L=%d "
+           "counted directly, extrapolated vs counted:\n", BV, LV);
+    bool ok = check_extrapolation("abft off", k.at(BV, LV, false), cost_of(direct.off));
+    ok = check_extrapolation("abft on ", k.at(BV, LV, true), cost_of(direct.on)) && ok;
+    printf("\n");
+
+    const StepCost off = k.at(B, L, false), on = k.at(B, L, true);
+    print_table("abft off (extrapolated to B=8 L=12)", off);
+    print_table("abft on (extrapolated to B=8 L=12)", on);
+
+    printf("cudaMalloc and cudaFree calls per step, as counted (outside the model; on a GPU cudaFree also waits for "
+           "the device):\n");
+    for (const Counted* c : {&k.c11, &k.c21, &k.c12, &k.c22, &direct}) {
+        printf("  B=%d L=%d: abft off %d, abft on %d\n", c->B, c->L, c->allocations_off, c->allocations_on);
+    }
+    printf("\n");
+    printf("modelled step time (a roofline model, not a measurement: per kernel max(FLOPs/(0.7 peak), bytes/(0.8 "
+           "bandwidth), 2 us), plus 15 us per blocking host call;\n");
+    printf("peaks FP32 67 TFLOP/s, TF32 tensor 495 TFLOP/s; HBM 3.35 TB/s (H100 SXM), 4.8 TB/s (H200)):\n");
+    const Cost t_off = off.total(), t_on = on.total();
+    for (int v = 0; v < kVariants; v++) {
+        printf("  modelled %-10s abft off %8.2f ms, abft on %8.2f ms\n", kVariant[v].name, 1e3 * t_off.time[v],
+               1e3 * t_on.time[v]);
+    }
+    printf("\n");
+    printf("abft cost per step: %+.1f%% bytes, %+.1f%% flops, %+.0f launches, %+.0f host syncs\n",
+           percent(t_on.bytes, t_off.bytes), percent(t_on.flops, t_off.flops), t_on.launches - t_off.launches,
+           t_on.blocking - t_off.blocking);
+    printf("modelled abft overhead:");
+    for (int v = 0; v < kVariants; v++) {
+        printf(" %s %.1f%%%s", kVariant[v].name, percent(t_on.time[v], t_off.time[v]), v + 1 < kVariants ? "," : "\n");
+    }
+    if (!ok) {
+        fprintf(stderr, "error: cost: the extrapolation differs from the direct count by more than 1%%\n");
+        return 1;
+    }
+    return 0;
+}
