@@ -392,6 +392,17 @@ static std::vector<LtPlan> g_lt_plans;
 
 static const LtPlan& lt_plan(const AbftGemm& g);
 
+// Destroys the plans (at the end of a model's life; a later GEMM makes them again).
+static void lt_plans_free() {
+    for (LtPlan& p : g_lt_plans) {
+        cublasCheck(cublasLtMatrixLayoutDestroy(p.lc));
+        cublasCheck(cublasLtMatrixLayoutDestroy(p.la));
+        cublasCheck(cublasLtMatrixLayoutDestroy(p.lb));
+        cublasCheck(cublasLtMatmulDescDestroy(p.desc));
+    }
+    g_lt_plans.clear();
+}
+
 // One matrix (a linear layer): cuBLASLt, with the bias added by the epilogue.
 static void gemm_lt(const AbftGemm& g) {
     const LtPlan& plan = lt_plan(g);
@@ -788,6 +799,7 @@ static void gpt2_free(GPT2* model) {
     free(model->host.m);
     free(model->host.v);
     abft_free(&model->abft);
+    lt_plans_free();
 }
 
 // ----------------------------------------------------------------------------

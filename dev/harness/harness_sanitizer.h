@@ -756,30 +756,11 @@ CUDA_HARNESS_UNTRACED inline void memset_op(const void* p, size_t n) {
 
 CUDA_HARNESS_UNTRACED inline bool written_byte(uintptr_t a) { return (granule(a).init >> (a & 3) & 1u) != 0; }
 
-// Whether the bytes of [p, p + n) never written are the padding of an array of structs: n is
-// a whole number of records of some size (8 to 64 bytes) in each of which the same bytes are
-// unwritten, and not all of them. Copying padding to the host is harmless (the one
-// known-benign initcheck case: the struct's fields were written one by one).
-CUDA_HARNESS_UNTRACED inline bool only_padding(const void* p, size_t n) {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    for (size_t record = 8; record <= 64; record += 8) {
-        if (n % record != 0) { continue; }
-        bool same = true, some_written = false;
-        for (size_t i = 0; i < record && same; i++) {
-            const bool first = written_byte(a + i);
-            some_written = some_written || first;
-            for (size_t at = i + record; at < n && same; at += record) { same = written_byte(a + at) == first; }
-        }
-        if (same && some_written) { return true; }
-    }
-    return false;
-}
-
 // A copy: reads of device memory are checked, writes to it marked; D2D copies carry the
 // written-or-not state along with the bytes.
 CUDA_HARNESS_UNTRACED inline void copy_op(const char* api, const char* file, int line, void* dst, const void* src,
                                           size_t n, bool blocking) {
-    if (owns(src) && !owns(dst) && first_unwritten(src, n) != nullptr && !only_padding(src, n)) {
+    if (owns(src) && !owns(dst) && first_unwritten(src, n) != nullptr) {
         check_read(api, file, line, "the source of a copy to the host", src, n);
     }
     if (owns(dst) && owns(src) && g.init) {
