@@ -99,7 +99,7 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
 }
 
 static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                              const float* bias, int B, int T, int C) {
+                              const float* bias, int B, int T, int C, const AbftRowSums& /* none here */ = AbftRowSums{}) {
     // out (B,T,C), mean and rstd (B,T) kept for the backward pass
     const float eps = 1e-5f;
     #pragma omp parallel for
@@ -120,7 +120,8 @@ static void layernorm_forward(float* out, float* mean, float* rstd, const float*
 }
 
 static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                               const float* weight, const float* mean, const float* rstd, int B, int T, int C) {
+                               const float* weight, const float* mean, const float* rstd, int B, int T, int C,
+                               const AbftRowSums& /* none here */ = AbftRowSums{}) {
     // dinp is added to (the residual stream's gradient has two paths); dweight, dbias are written
     #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
@@ -208,7 +209,8 @@ static void residual_forward(float* out, const float* a, const float* b, long N)
 // attention: the memory ops around the protected GEMMs
 
 // qkv (B,T,3,NH,HS) -> q, k, v (B,NH,T,HS) each, so that every head is a contiguous matrix
-static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS) {
+static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS,
+                            const AbftLayerSums& /* none here */) {
     const int C = NH * HS;
     #pragma omp parallel for collapse(3)
     for (int b = 0; b < B; b++) {
@@ -226,7 +228,8 @@ static void permute_forward(float* q, float* k, float* v, const float* qkv, int 
     }
 }
 
-static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS) {
+static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS,
+                             const AbftRowSums& /* none here */) {
     const int C = NH * HS;
     #pragma omp parallel for collapse(3)
     for (int b = 0; b < B; b++) {
@@ -245,7 +248,7 @@ static void permute_backward(float* dqkv, const float* dq, const float* dk, cons
 }
 
 // y (B,NH,T,HS) -> out (B,T,C)
-static void unpermute_forward(float* out, const float* y, int B, int T, int NH, int HS) {
+static void unpermute_forward(float* out, const float* y, int B, int T, int NH, int HS, const AbftLayerSums& /* none here */) {
     const int C = NH * HS;
     #pragma omp parallel for collapse(3)
     for (int b = 0; b < B; b++) {
@@ -275,7 +278,7 @@ static void unpermute_backward(float* dy, const float* dout, int B, int T, int N
 
 // Causal softmax over each row of S (B,NH,T,T): P[i][j] for j <= i; zeros above the diagonal
 // so that the next GEMM (P·V) can run over whole rows.
-static void softmax_forward(float* att, const float* preatt, int B, int NH, int T) {
+static void softmax_forward(float* att, const float* preatt, int B, int NH, int T, const AbftLayerSums& /* none here */) {
     #pragma omp parallel for
     for (long row = 0; row < (long)B * NH * T; row++) {
         const int t = (int)(row % T);
@@ -292,7 +295,8 @@ static void softmax_forward(float* att, const float* preatt, int B, int NH, int 
 }
 
 // dS[i][j] = P[i][j] · (dP[i][j] − Σ_k P[i][k]·dP[i][k]) on and below the diagonal, 0 above.
-static void softmax_backward(float* dpreatt, const float* datt, const float* att, int B, int NH, int T) {
+static void softmax_backward(float* dpreatt, const float* datt, const float* att, int B, int NH, int T,
+                             const AbftLayerSums& /* none here */) {
     #pragma omp parallel for
     for (long row = 0; row < (long)B * NH * T; row++) {
         const int t = (int)(row % T);
@@ -414,6 +418,9 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
 static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
     return abft_gemm(&model->abft, gemm_cpu, g, op, layer);
 }
+
+// This trainer's checks read the GEMMs' operands (abft_verify): no sums come from upstream.
+static AbftLayerSums layer_sums(GPT2*, int) { return AbftLayerSums{}; }
 
 // the transformer block, forward and backward, and the top of the ABFT ladder: shared with the
 // CUDA trainer, over the layer functions above

@@ -104,9 +104,10 @@ __global__ void encoder_backward_wte_kernel(float* dwte, const float* dout, cons
     for (int i = offsets[u]; i < offsets[u + 1]; i++) { *d += dout[(long)positions[i] * C + c]; }
 }
 
-// One warp per row of C: out = (x - mean) · rstd · weight + bias; mean and rstd kept.
+// One warp per row of C: out = (x - mean) · rstd · weight + bias; mean and rstd kept, and, when
+// sums.chk is given, what the checks of the GEMMs that read out need (AbftRowSums).
 __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                                         const float* bias, int rows, int C) {
+                                         const float* bias, int rows, int C, AbftRowSums sums) {
     const long row = global_warp();
     const int lane = threadIdx.x % 32;
     if (row >= rows) { return; } // whole warps leave together: blockDim is a multiple of 32
@@ -118,13 +119,19 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
     for (int i = lane; i < C; i += 32) { float d = x[i] - m; v += d * d; }
     const float r = 1.0f / sqrtf(warp_sum(v) / C + 1e-5f);
     float* o = out + row * C;
-    for (int i = lane; i < C; i += 32) { o[i] = (r * (x[i] - m)) * weight[i] + bias[i]; }
+    AbftRowAccumulator acc;
+    for (int i = lane; i < C; i += 32) {
+        const float y = (r * (x[i] - m)) * weight[i] + bias[i];
+        o[i] = y;
+        if (sums.chk != nullptr) { acc.add(y, sums, i); }
+    }
     if (lane == 0) { mean[row] = m; rstd[row] = r; }
+    if (sums.chk != nullptr) { acc.store(sums, row); }
 }
 
 // One warp per row: dinp += (weight·dout − mean(weight·dout) − norm·mean(weight·dout·norm))·rstd.
 __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
-                                               const float* mean, const float* rstd, int rows, int C) {
+                                               const float* mean, const float* rstd, int rows, int C, AbftRowSums sums) {
     const long row = global_warp();
     const int lane = threadIdx.x % 32;
     if (row >= rows) { return; }
@@ -140,10 +147,13 @@ __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, c
     dnorm_mean = warp_sum(dnorm_mean) / C;
     dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
     float* di = dinp + row * C;
+    AbftRowAccumulator acc;
     for (int i = lane; i < C; i += 32) {
         float norm = (x[i] - m) * s;
         di[i] += (weight[i] * d[i] - dnorm_mean - norm * dnorm_norm_mean) * s;
+        if (sums.chk != nullptr) { acc.add(di[i], sums, i); }
     }
+    if (sums.chk != nullptr) { acc.store(sums, row); } // of dinp after the addition
 }
 
 // Sums over the rows of (rows, C) matrices, for the bias and layernorm parameter gradients, in
@@ -216,38 +226,63 @@ __global__ void residual_forward_kernel(float* out, const float* a, const float*
 // ----------------------------------------------------------------------------
 // kernels: attention's memory ops and softmax around the protected GEMMs
 
-// qkv (B,T,3,NH,HS) -> q, k, v (B,NH,T,HS). One thread per element of q: the writes are
-// coalesced, the reads coalesced within a head.
-__global__ void permute_forward_kernel(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS) {
-    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (long)B * NH * T * HS) { return; }
-    const int i = (int)(idx % HS), t = (int)(idx / HS % T), h = (int)(idx / ((long)HS * T) % NH);
-    const int b = (int)(idx / ((long)HS * T * NH)), C = NH * HS;
-    const float* src = qkv + ((long)b * T + t) * 3 * C + h * HS + i;
-    q[idx] = src[0];
-    k[idx] = src[C];
-    v[idx] = src[2 * C];
+// qkv (B,T,3,NH,HS) -> q, k, v (B,NH,T,HS). One warp per head row (b, t, h), its lanes over
+// the HS elements: reads and writes coalesced. While the rows of K and V are in registers it
+// sums them for the checks of dQ and P·V (sums.k_sum ... v_abs, when given).
+__global__ void permute_forward_kernel(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS,
+                                       AbftLayerSums sums) {
+    const long w = global_warp();
+    const int lane = threadIdx.x % 32;
+    if (w >= (long)B * T * NH) { return; }
+    const int h = (int)(w % NH), t = (int)(w / NH % T), b = (int)(w / ((long)NH * T)), C = NH * HS;
+    const float* src = qkv + ((long)b * T + t) * 3 * C + h * HS;
+    const long row = ((long)b * NH + h) * T + t;
+    float ks = 0.0f, ka = 0.0f, vs = 0.0f, va = 0.0f;
+    for (int i = lane; i < HS; i += 32) {
+        const float kx = src[C + i], vx = src[2 * C + i];
+        q[row * HS + i] = src[i];
+        k[row * HS + i] = kx;
+        v[row * HS + i] = vx;
+        ks += kx; ka += fabsf(kx); vs += vx; va += fabsf(vx);
+    }
+    if (sums.k_sum == nullptr) { return; } // whole warps leave together
+    ks = warp_sum(ks); ka = warp_sum(ka); vs = warp_sum(vs); va = warp_sum(va);
+    if (lane == 0) { sums.k_sum[row] = ks; sums.k_abs[row] = ka; sums.v_sum[row] = vs; sums.v_abs[row] = va; }
 }
 
-// dq, dk, dv (B,NH,T,HS) -> dqkv (B,T,3C). One thread per element of dqkv.
-__global__ void permute_backward_kernel(float* dqkv, const float* dq, const float* dk, const float* dv,
-                                        int B, int T, int NH, int HS) {
-    const int C = NH * HS;
-    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (long)B * T * 3 * C) { return; }
-    const int r = (int)(idx % (3 * C)), t = (int)(idx / (3 * C) % T), b = (int)(idx / (3L * C * T));
-    const int which = r / C, h = r % C / HS, i = r % HS;
-    const float* src = which == 0 ? dq : which == 1 ? dk : dv;
-    dqkv[idx] = src[(((long)b * NH + h) * T + t) * HS + i];
+// dq, dk, dv (B,NH,T,HS) -> dqkv (B,T,3C). One warp per row (b, t) of dqkv, and, when
+// sums.chk is given, what the check of the GEMM that reads dqkv needs (AbftRowSums).
+__global__ void permute_backward_kernel(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T,
+                                        int NH, int HS, AbftRowSums sums) {
+    const int C = NH * HS, lane = threadIdx.x % 32;
+    const long bt = global_warp();
+    if (bt >= (long)B * T) { return; }
+    const int t = (int)(bt % T), b = (int)(bt / T);
+    AbftRowAccumulator acc;
+    for (int r = lane; r < 3 * C; r += 32) {
+        const int which = r / C, h = r % C / HS, i = r % HS;
+        const float* src = which == 0 ? dq : which == 1 ? dk : dv;
+        const float x = src[(((long)b * NH + h) * T + t) * HS + i];
+        dqkv[bt * 3 * C + r] = x;
+        if (sums.chk != nullptr) { acc.add(x, sums, r); }
+    }
+    if (sums.chk != nullptr) { acc.store(sums, bt); }
 }
 
-// y (B,NH,T,HS) -> out (B,T,C). One thread per element of out.
-__global__ void unpermute_forward_kernel(float* out, const float* y, int B, int T, int NH, int HS) {
-    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    const int C = NH * HS;
-    if (idx >= (long)B * T * C) { return; }
-    const int c = (int)(idx % C), t = (int)(idx / C % T), b = (int)(idx / ((long)C * T));
-    out[idx] = y[(((long)b * NH + c / HS) * T + t) * HS + c % HS];
+// y (B,NH,T,HS) -> out (B,T,C). One warp per row (b, t) of out, and, when sums.chk is given,
+// what the checks of the GEMMs that read out need (AbftRowSums).
+__global__ void unpermute_forward_kernel(float* out, const float* y, int B, int T, int NH, int HS, AbftRowSums sums) {
+    const long bt = global_warp();
+    const int lane = threadIdx.x % 32, C = NH * HS;
+    if (bt >= (long)B * T) { return; }
+    const int t = (int)(bt % T), b = (int)(bt / T);
+    AbftRowAccumulator acc;
+    for (int c = lane; c < C; c += 32) {
+        const float x = y[(((long)b * NH + c / HS) * T + t) * HS + c % HS];
+        out[bt * C + c] = x;
+        if (sums.chk != nullptr) { acc.add(x, sums, c); }
+    }
+    if (sums.chk != nullptr) { acc.store(sums, bt); }
 }
 
 // dout (B,T,C) -> dy (B,NH,T,HS). One thread per element of dy.
@@ -259,36 +294,101 @@ __global__ void unpermute_backward_kernel(float* dy, const float* dout, int B, i
     dy[idx] = dout[((long)b * T + t) * NH * HS + h * HS + i];
 }
 
-// P = causal softmax of each row of S (B,NH,T,T), one warp per row; zeros above the diagonal
-// so that P·V can run over whole rows.
-__global__ void softmax_forward_kernel(float* att, const float* preatt, int rows, int T) {
-    const long row = global_warp();
-    const int lane = threadIdx.x % 32;
-    if (row >= rows) { return; }
-    const int t = (int)(row % T);
+// P = causal softmax of row `row` of S (B,NH,T,T), by one warp; zeros above the diagonal so
+// that P·V can run over whole rows. While the rows are in registers, for the checks: S's row
+// against its checksum (when `check` has one: abft_reader_compare), and, when sums.p_sum is
+// given, P's row sum (dV's e·A) and its products with V's row sums (P·V's row checksums).
+__device__ void softmax_forward_row(float* att, const float* preatt, long row, int T, const AbftLayerSums& sums,
+                                    const AbftReaderCheck& check) {
+    const int lane = threadIdx.x % 32, t = (int)(row % T);
+    const long head = row - t; // the head's first row: its V row sums start at sums.v_sum[head]
     const float* s = preatt + row * T;
     float* p = att + row * T;
-    float maxval = -INFINITY;
-    for (int j = lane; j <= t; j += 32) { maxval = fmaxf(maxval, s[j]); }
+    float maxval = -INFINITY, ssum = 0.0f, sabs = 0.0f;
+    for (int j = lane; j <= t; j += 32) { maxval = fmaxf(maxval, s[j]); ssum += s[j]; sabs += fabsf(s[j]); }
     maxval = warp_max(maxval);
+    if (check.chk != nullptr) {
+        ssum = warp_sum(ssum);
+        sabs = warp_sum(sabs);
+        if (lane == 0) { abft_reader_compare(check, row, T, t + 1, ssum, sabs); }
+    }
     float sum = 0.0f;
     for (int j = lane; j <= t; j += 32) { sum += expf(s[j] - maxval); }
     const float inv = 1.0f / warp_sum(sum);
-    for (int j = lane; j < T; j += 32) { p[j] = j <= t ? expf(s[j] - maxval) * inv : 0.0f; }
+    const bool encode = sums.p_sum != nullptr;
+    float psum = 0.0f, pv = 0.0f, pva = 0.0f;
+    for (int j = lane; j < T; j += 32) {
+        const float pj = j <= t ? expf(s[j] - maxval) * inv : 0.0f;
+        p[j] = pj;
+        if (encode && j <= t) { psum += pj; pv += pj * sums.v_sum[head + j]; pva += pj * sums.v_abs[head + j]; }
+    }
+    if (!encode) { return; }
+    psum = warp_sum(psum); pv = warp_sum(pv); pva = warp_sum(pva);
+    if (lane == 0) { sums.p_sum[row] = psum; sums.pv_chk[row] = pv; sums.pv_bound[row] = pva; }
 }
 
-// dS = P · (dP − Σ_k P·dP) on and below the diagonal, 0 above; one warp per row.
-__global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const float* att, int rows, int T) {
-    const long row = global_warp();
-    const int lane = threadIdx.x % 32;
-    if (row >= rows) { return; }
-    const int t = (int)(row % T);
+// dS = P · (dP − Σ_k P·dP) on and below the diagonal, 0 above, for row `row`, by one warp.
+// While the rows are in registers, for the checks: dP's row against its checksum (when `check`
+// has one), and, when sums.ds_sum is given, dS's row sums (dK's e·A) and its products with
+// K's row sums (dQ's row checksums).
+__device__ void softmax_backward_row(float* dpreatt, const float* datt, const float* att, long row, int T,
+                                     const AbftLayerSums& sums, const AbftReaderCheck& check) {
+    const int lane = threadIdx.x % 32, t = (int)(row % T);
+    const long head = row - t; // the head's first row: its K row sums start at sums.k_sum[head]
     const float* p = att + row * T;
     const float* dp = datt + row * T;
-    float dot = 0.0f;
-    for (int j = lane; j <= t; j += 32) { dot += p[j] * dp[j]; }
+    float dot = 0.0f, dpsum = 0.0f, dpabs = 0.0f;
+    for (int j = lane; j <= t; j += 32) { dot += p[j] * dp[j]; dpsum += dp[j]; dpabs += fabsf(dp[j]); }
     dot = warp_sum(dot);
-    for (int j = lane; j < T; j += 32) { dpreatt[row * T + j] = j <= t ? p[j] * (dp[j] - dot) : 0.0f; }
+    if (check.chk != nullptr) {
+        dpsum = warp_sum(dpsum);
+        dpabs = warp_sum(dpabs);
+        if (lane == 0) { abft_reader_compare(check, row, T, t + 1, dpsum, dpabs); }
+    }
+    const bool encode = sums.ds_sum != nullptr;
+    float dsum = 0.0f, dabs = 0.0f, dq = 0.0f, dqa = 0.0f;
+    for (int j = lane; j < T; j += 32) {
+        const float ds = j <= t ? p[j] * (dp[j] - dot) : 0.0f;
+        dpreatt[row * T + j] = ds;
+        if (encode && j <= t) {
+            dsum += ds; dabs += fabsf(ds);
+            dq += ds * sums.k_sum[head + j]; dqa += fabsf(ds) * sums.k_abs[head + j];
+        }
+    }
+    if (!encode) { return; }
+    dsum = warp_sum(dsum); dabs = warp_sum(dabs); dq = warp_sum(dq); dqa = warp_sum(dqa);
+    if (lane == 0) { sums.ds_sum[row] = dsum; sums.ds_abs[row] = dabs; sums.dq_chk[row] = dq; sums.dq_bound[row] = dqa; }
+}
+
+// one warp per row of the (B·NH·T) rows
+__global__ void softmax_forward_kernel(float* att, const float* preatt, int rows, int T, AbftLayerSums sums,
+                                       AbftReaderCheck check) {
+    const long row = global_warp();
+    if (row < rows) { softmax_forward_row(att, preatt, row, T, sums, check); }
+}
+
+__global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const float* att, int rows, int T,
+                                        AbftLayerSums sums, AbftReaderCheck check) {
+    const long row = global_warp();
+    if (row < rows) { softmax_backward_row(dpreatt, datt, att, row, T, sums, check); }
+}
+
+// After a softmax that checked its input: one block per head repairs the head if the softmax
+// flagged it (abft_reader_repair), then redoes its softmax; the other heads leave at once.
+__global__ void softmax_forward_repair_kernel(float* att, const float* preatt, int T, AbftLayerSums sums,
+                                              AbftReaderRepair repair) {
+    if (!abft_reader_repair(repair, blockIdx.x)) { return; }
+    for (long row = (long)blockIdx.x * T + threadIdx.x / 32; row < (long)(blockIdx.x + 1) * T; row += blockDim.x / 32) {
+        softmax_forward_row(att, preatt, row, T, sums, AbftReaderCheck{});
+    }
+}
+
+__global__ void softmax_backward_repair_kernel(float* dpreatt, const float* datt, const float* att, int T,
+                                               AbftLayerSums sums, AbftReaderRepair repair) {
+    if (!abft_reader_repair(repair, blockIdx.x)) { return; }
+    for (long row = (long)blockIdx.x * T + threadIdx.x / 32; row < (long)(blockIdx.x + 1) * T; row += blockDim.x / 32) {
+        softmax_backward_row(dpreatt, datt, att, row, T, sums, AbftReaderCheck{});
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -534,16 +634,19 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
 }
 
 static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                              const float* bias, int B, int T, int C) {
-    LAUNCH(layernorm_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, mean, rstd, inp, weight, bias, B * T, C);
+                              const float* bias, int B, int T, int C, const AbftRowSums& sums = AbftRowSums{}) {
+    LAUNCH(layernorm_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, mean, rstd, inp, weight, bias,
+                                                                                      B * T, C, sums);
     cudaCheckLaunch();
 }
 
 // dinp is added to (the residual stream's gradient has two paths); dweight, dbias are written
+// (with sums: the row sums of dinp, the residual gradient, for the check of the GEMM that reads it)
 static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                               const float* weight, const float* mean, const float* rstd, int B, int T, int C) {
+                               const float* weight, const float* mean, const float* rstd, int B, int T, int C,
+                               const AbftRowSums& sums = AbftRowSums{}) {
     LAUNCH(layernorm_backward_dinp_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dinp, dout, inp, weight, mean,
-                                                                                            rstd, B * T, C);
+                                                                                            rstd, B * T, C, sums);
     cudaCheckLaunch();
     column_sums(dweight, dbias, dout, inp, mean, rstd, B * T, C);
 }
@@ -580,18 +683,20 @@ static void residual_forward(float* out, const float* a, const float* b, long N)
     cudaCheckLaunch();
 }
 
-static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS) {
-    LAUNCH(permute_forward_kernel, blocks_for((long)B * T * NH * HS, BLOCK), BLOCK, 0, 0)(q, k, v, qkv, B, T, NH, HS);
+static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS,
+                            const AbftLayerSums& sums) {
+    LAUNCH(permute_forward_kernel, blocks_for((long)B * T * NH, BLOCK / 32), BLOCK, 0, 0)(q, k, v, qkv, B, T, NH, HS, sums);
     cudaCheckLaunch();
 }
 
-static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS) {
-    LAUNCH(permute_backward_kernel, blocks_for((long)B * T * 3 * NH * HS, BLOCK), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS);
+static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS,
+                             const AbftRowSums& sums) {
+    LAUNCH(permute_backward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums);
     cudaCheckLaunch();
 }
 
-static void unpermute_forward(float* out, const float* y, int B, int T, int NH, int HS) {
-    LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T * NH * HS, BLOCK), BLOCK, 0, 0)(out, y, B, T, NH, HS);
+static void unpermute_forward(float* out, const float* y, int B, int T, int NH, int HS, const AbftLayerSums& sums) {
+    LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, y, B, T, NH, HS, sums.atty);
     cudaCheckLaunch();
 }
 
@@ -600,15 +705,28 @@ static void unpermute_backward(float* dy, const float* dout, int B, int T, int N
     cudaCheckLaunch();
 }
 
-static void softmax_forward(float* att, const float* preatt, int B, int NH, int T) {
+// When S's check was left to the softmax (llmc/abft_gpu.cuh's reader checks), the softmax
+// compares S's rows with their checksums; then the heads it flagged are repaired and their
+// softmax redone.
+static void softmax_forward(float* att, const float* preatt, int B, int NH, int T, const AbftLayerSums& sums) {
     const long rows = (long)B * NH * T;
-    LAUNCH(softmax_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(att, preatt, (int)rows, T);
+    const AbftReaderCheck check = abft_gpu_reader_check();
+    LAUNCH(softmax_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(att, preatt, (int)rows, T, sums, check);
+    cudaCheckLaunch();
+    if (check.chk == nullptr) { return; }
+    LAUNCH(softmax_forward_repair_kernel, B * NH, BLOCK, 0, 0)(att, preatt, T, sums, abft_gpu_reader_repair());
     cudaCheckLaunch();
 }
 
-static void softmax_backward(float* dpreatt, const float* datt, const float* att, int B, int NH, int T) {
+// dP's check likewise, when it was left to the softmax backward.
+static void softmax_backward(float* dpreatt, const float* datt, const float* att, int B, int NH, int T,
+                             const AbftLayerSums& sums) {
     const long rows = (long)B * NH * T;
-    LAUNCH(softmax_backward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(dpreatt, datt, att, (int)rows, T);
+    const AbftReaderCheck check = abft_gpu_reader_check();
+    LAUNCH(softmax_backward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(dpreatt, datt, att, (int)rows, T, sums, check);
+    cudaCheckLaunch();
+    if (check.chk == nullptr) { return; }
+    LAUNCH(softmax_backward_repair_kernel, B * NH, BLOCK, 0, 0)(dpreatt, datt, att, T, sums, abft_gpu_reader_repair());
     cudaCheckLaunch();
 }
 
@@ -640,6 +758,8 @@ struct GPT2 {
     TokenBuckets buckets = {};   // the inputs grouped by token, for the embedding backward
     HostView host = {nullptr, nullptr, nullptr}; // host copies of params, m, v (allocated on first use)
     Abft abft;
+    float* abft_sums_memory = nullptr; // the checksum sums of layer_sums: L x (3·B·NH·T + 4·B·T) + 12 x B·NH·T + 8 x B·T
+    AbftWeightStack qkvw_sums, attprojw_sums; // the weights' checksums, once per step (gpt2_forward)
 };
 
 static float* gpu_alloc(size_t floats, const char* what) {
@@ -662,6 +782,9 @@ static void gpt2_allocate_parameters(GPT2* model) {
     point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->params, model->param_sizes, model->params_memory);
     abft_init(&model->abft);
     model->abft.deferred = true; // checks read once per pass (gpt2_settle), not after every GEMM
+    const int L = model->config.num_layers, C = model->config.channels;
+    abft_gpu_weight_stack_alloc(&model->qkvw_sums, L, 3 * C, C);
+    abft_gpu_weight_stack_alloc(&model->attprojw_sums, L, C, C);
 }
 
 static void upload(float* device, const float* host, size_t n) {
@@ -711,6 +834,35 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     cudaCheck(cudaMalloc(&model->targets, (size_t)B * T * sizeof(int)));
     model->losses = gpu_alloc((size_t)B * T, "losses");
     model->cpu_losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
+    const int L = model->config.num_layers;
+    const size_t bht = (size_t)B * model->config.num_heads * T, bt = (size_t)B * T;
+    model->abft_sums_memory = gpu_alloc(L * (3 * bht + 4 * bt) + 12 * bht + 8 * bt, "ABFT checksum sums");
+}
+
+// Where layer l's permute and softmax write the checksum sums of its attention GEMMs (see
+// AbftLayerSums): K's row sums and P's are kept per layer for the backward pass, the others
+// are used at once. None when the checks that read them will not run: ABFT off, or a pass with
+// synchronous checks (abft_gpu_verify_now reads the operands).
+static AbftLayerSums layer_sums(GPT2* model, int l) {
+    if (!model->abft.cfg.enabled || !model->abft.deferred) { return AbftLayerSums{}; }
+    const size_t n = (size_t)model->B * model->config.num_heads * model->T, bt = (size_t)model->B * model->T;
+    float* kept = model->abft_sums_memory + (3 * n + 4 * bt) * l;                       // (L, 3·B·NH·T + 4·B·T)
+    float* now = model->abft_sums_memory + (3 * n + 4 * bt) * model->config.num_layers; // (12, B·NH·T)
+    AbftLayerSums s;
+    s.readers_check = true;
+    s.k_sum = kept; s.k_abs = kept + n; s.p_sum = kept + 2 * n;
+    s.ln1.sum = kept + 3 * n; s.ln1.abs = s.ln1.sum + bt; s.atty.sum = s.ln1.sum + 2 * bt; s.atty.abs = s.ln1.sum + 3 * bt;
+    s.v_sum = now; s.v_abs = now + n; s.pv_chk = now + 2 * n; s.pv_bound = now + 3 * n;
+    s.ds_sum = now + 4 * n; s.ds_abs = now + 5 * n; s.dq_chk = now + 6 * n; s.dq_bound = now + 7 * n;
+    s.s_chk = now + 8 * n; s.s_bound = now + 9 * n; s.dp_chk = now + 10 * n; s.dp_bound = now + 11 * n;
+    s.qkvw = abft_weight_sums_of(model->qkvw_sums, l);
+    s.attprojw = abft_weight_sums_of(model->attprojw_sums, l);
+    float* rows = now + 12 * n; // (8, B·T): the linear GEMMs' row checksums
+    s.ln1.w_sum = s.qkvw.col_sum; s.ln1.w_abs = s.qkvw.col_abs; s.ln1.chk = rows; s.ln1.bound = rows + bt;
+    s.atty.w_sum = s.attprojw.col_sum; s.atty.w_abs = s.attprojw.col_abs; s.atty.chk = rows + 2 * bt; s.atty.bound = rows + 3 * bt;
+    s.dres.w_sum = s.attprojw.row_sum; s.dres.w_abs = s.attprojw.row_abs; s.dres.chk = rows + 4 * bt; s.dres.bound = rows + 5 * bt;
+    s.dqkv.w_sum = s.qkvw.row_sum; s.dqkv.w_abs = s.qkvw.row_abs; s.dqkv.chk = rows + 6 * bt; s.dqkv.bound = rows + 7 * bt;
+    return s;
 }
 
 // A GEMM under ATTNChecker (abft.cuh): compute, check, repair in GPU memory (llmc/abft_gpu.cuh),
@@ -733,6 +885,10 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     cudaCheck(cudaMemcpy(model->inputs, inputs, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice));
     if (for_backward) { token_buckets_build(&model->buckets, inputs, B * T); }
     if (targets != nullptr) { cudaCheck(cudaMemcpy(model->targets, targets, (size_t)B * T * sizeof(int), cudaMemcpyHostToDevice)); }
+    if (model->abft.cfg.enabled && model->abft.deferred) { // the weights' checksums, for layer_sums
+        abft_gpu_weight_sums(&model->qkvw_sums, model->params.qkvw, model->params.qkvb);
+        abft_gpu_weight_sums(&model->attprojw_sums, model->params.attprojw, model->params.attprojb);
+    }
     encoder_forward(model->acts.encoded, model->inputs, model->params.wte, model->params.wpe, B, T, C);
     if (!blocks_forward(model)) { return false; }
     head_forward(model);
@@ -787,7 +943,7 @@ static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float e
 
 static void gpt2_free(GPT2* model) {
     float* device[] = {model->params_memory, model->grads_memory, model->m_memory, model->v_memory,
-                       model->acts_memory, model->grads_acts_memory, model->losses};
+                       model->acts_memory, model->grads_acts_memory, model->losses, model->abft_sums_memory};
     for (float* p : device) { cudaCheck(cudaFree(p)); }
     cudaCheck(cudaFree(model->inputs));
     cudaCheck(cudaFree(model->buckets.tokens));
@@ -799,6 +955,8 @@ static void gpt2_free(GPT2* model) {
     free(model->host.m);
     free(model->host.v);
     abft_free(&model->abft);
+    abft_gpu_weight_stack_free(&model->qkvw_sums);
+    abft_gpu_weight_stack_free(&model->attprojw_sums);
     lt_plans_free();
 }
 

@@ -61,6 +61,78 @@ struct AbftGemm {
     float alpha = 1.0f;
     const float* bias = nullptr; // (N) added to every row, or nullptr
     bool causal = false;         // only C[i][j] with j <= i is read downstream (S and dP)
+    // Checksum sums computed upstream, by the kernels the data already flowed through (the
+    // CUDA trainer's permute and softmax: AbftLayerSums). The GPU's deferred check uses them
+    // instead of a pass over A; the other checks ignore them.
+    const float* a_sum = nullptr;     // (batch, K) e·A, the column sums of A
+    const float* a_abs = nullptr;     // (batch, K) e·|A|
+    const float* row_chk = nullptr;   // (batch, M) A·(B·e): what each row of C sums to (no bias)
+    const float* row_bound = nullptr; // (batch, M) |A|·(|B|·e): the bound of each row's |C| sum
+    const float* b_sum = nullptr;     // (K) B·e, when B is a weight (batch 1): rows checked
+    const float* b_abs = nullptr;     // (K) |B|·e           against A·(B·e) + Σ bias
+    const float* bias_sum = nullptr;  // (1) Σ bias
+    const float* bias_abs = nullptr;  // (1) Σ |bias|
+    // Or the check is left to the kernel that reads C next (the softmax reads S and dP): the
+    // deferred check writes C's causal row checksums (over j <= i) into reader_chk and
+    // reader_bound, the reader compares its rows with them, then the repair runs.
+    bool reader_checks = false;
+    float* reader_chk = nullptr;      // (batch, M)
+    float* reader_bound = nullptr;    // (batch, M)
+    // The GPU's deferred repair of this GEMM joins the next protected GEMM's: one launch for
+    // both. Only where nothing reads C before that next GEMM has been checked.
+    bool repair_with_next = false;
+};
+
+// A linear layer's weight checksums, weight (OC, IC), computed once per step (they change only
+// with the update) for the row checks of its forward and input-gradient GEMMs.
+struct AbftWeightSums {
+    const float* row_sum = nullptr;  // (OC) Σ_k W[o][k]: B·e of dinp = dout·W
+    const float* row_abs = nullptr;  // (OC) Σ_k |W[o][k]|
+    const float* col_sum = nullptr;  // (IC) Σ_o W[o][k]: B·e of out = inp·Wᵀ
+    const float* col_abs = nullptr;  // (IC)
+    const float* bias_sum = nullptr; // (1) Σ bias
+    const float* bias_abs = nullptr; // (1) Σ |bias|
+};
+
+// What a kernel that writes a linear layer's input x (B·T, C) leaves for the checks, while each
+// row is in registers: its row sums (B·e of the weight gradient's GEMM, kept per layer), and
+// their products with a weight's sums (B·e of the GEMM that reads x: the column sums of W for
+// the forward GEMM, its row sums for the input gradient's): that GEMM's row checksums.
+struct AbftRowSums {
+    float* sum = nullptr;         // (B·T) Σ_c x[t][c], or null
+    float* abs = nullptr;         // (B·T) Σ_c |x[t][c]|
+    const float* w_sum = nullptr; // (C) the weight's sums
+    const float* w_abs = nullptr;
+    float* chk = nullptr;         // (B·T) x[t]·w_sum
+    float* bound = nullptr;       // (B·T) |x[t]|·w_abs
+};
+
+// One layer's checksum sums, (B·NH, T) each unless noted, written by the kernels that hold the
+// data anyway, so that no check of the attention's GEMMs reads a (T, T) matrix again and the
+// linear layers' checks read the GEMM's output and one operand once. All null: none (the CPU
+// trainer checks every GEMM from its operands).
+struct AbftLayerSums {
+    bool readers_check = false; // the softmax checks the rows of S and dP as it reads them
+    float* s_chk = nullptr;     // S's causal row checksums, for the softmax (AbftGemm::reader_chk)
+    float* s_bound = nullptr;
+    float* dp_chk = nullptr;    // dP's, for the softmax backward
+    float* dp_bound = nullptr;
+    float* k_sum = nullptr;    // Σ_d K[t][d]        permute_forward (kept per layer for dQ)
+    float* k_abs = nullptr;    // Σ_d |K[t][d]|
+    float* v_sum = nullptr;    // Σ_d V[t][d]        permute_forward
+    float* v_abs = nullptr;    // Σ_d |V[t][d]|
+    float* p_sum = nullptr;    // Σ_j P[t][j]        softmax_forward (kept per layer): dV's e·A
+    float* pv_chk = nullptr;   // P[t]·v_sum         softmax_forward: P·V's row checksums
+    float* pv_bound = nullptr; // P[t]·v_abs         (P >= 0)
+    float* ds_sum = nullptr;   // Σ_j dS[t][j]       softmax_backward: dK's e·A
+    float* ds_abs = nullptr;   // Σ_j |dS[t][j]|
+    float* dq_chk = nullptr;   // dS[t]·k_sum        softmax_backward: dQ's row checksums
+    float* dq_bound = nullptr; // |dS[t]|·k_abs
+    AbftRowSums ln1;           // layernorm_forward's, for qkv's check and dWqkv's
+    AbftRowSums atty;          // unpermute_forward's, for attproj's check and dWproj's
+    AbftRowSums dres;          // the residual gradient's (layernorm_backward), for dYproj's (no sums)
+    AbftRowSums dqkv;          // permute_backward's, for dln1's (no sums)
+    AbftWeightSums qkvw, attprojw; // the layer's weights'
 };
 
 // batch entry b of a view, and of the output

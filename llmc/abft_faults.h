@@ -59,6 +59,8 @@ struct AbftCounters {
     long corrected[ABFT_NUM_OPS][FIX_NUM]; // batch entries rebuilt from checksums, by pattern
     long recomputed_op[ABFT_NUM_OPS];      // executions redone because checksums could not repair
     long recomputed_layer, redone_step;    // higher rungs of the ladder
+    long replayed_pass;                    // GPU: passes redone with synchronous checks because a
+                                           // deferred verdict showed a fault beyond the device's repair
     long injected;                         // faults injected (GEMM executions hit)
     double seconds[ABFT_NUM_OPS];          // time spent in checksums, verification and repair
     double recovery_seconds;               // of which repairs and recomputations (faults only)
@@ -243,8 +245,9 @@ inline void abft_print_summary(const Abft& abft, int steps) {
                n.corrected[op][FIX_0D], n.corrected[op][FIX_ROW], n.corrected[op][FIX_COL], n.corrected[op][FIX_SCATTERED],
                n.recomputed_op[op], 1e3 * n.seconds[op]);
     }
-    printf("  injected %ld, layers recomputed %ld, steps redone %ld, time in repairs and recomputed GEMMs %.3f ms\n",
-           n.injected, n.recomputed_layer, n.redone_step, 1e3 * n.recovery_seconds);
+    printf("  injected %ld, layers recomputed %ld, steps redone %ld, passes replayed %ld, time in repairs and\n"
+           "  recomputed GEMMs %.3f ms\n", n.injected, n.recomputed_layer, n.redone_step, n.replayed_pass,
+           1e3 * n.recovery_seconds);
     printf("  (0d/row/col/scat: outputs rebuilt from checksums, by fault pattern; recomp: GEMMs recomputed;\n"
            "   ms: total time in checksums and checks, including validation and sampling passes)\n");
 }
@@ -252,7 +255,7 @@ inline void abft_print_summary(const Abft& abft, int steps) {
 // The same counters as one JSON object, for scripts and tests (the trainer writes it to
 // LOGDIR/abft.json): {"steps": S, "enabled": true, "ops": {"qkv": {"checked": .., "detected": ..,
 // "repaired": {"0d": .., "row": .., "col": .., "scattered": ..}, "recomputed": .., "ms": ..}, ..},
-// "injected": .., "layers_recomputed": .., "steps_redone": .., "recovery_ms": ..}
+// "injected": .., "layers_recomputed": .., "steps_redone": .., "passes_replayed": .., "recovery_ms": ..}
 inline void abft_write_report(FILE* f, const Abft& abft, int steps) {
     const AbftCounters& n = abft.n;
     fprintf(f, "{\"steps\": %d, \"enabled\": %s, \"ops\": {", steps, abft.cfg.enabled ? "true" : "false");
@@ -262,8 +265,9 @@ inline void abft_write_report(FILE* f, const Abft& abft, int steps) {
         for (int p = 0; p < FIX_NUM; p++) { fprintf(f, "%s\"%s\": %ld", p ? ", " : "", abft_fix_names[p], n.corrected[op][p]); }
         fprintf(f, "}, \"recomputed\": %ld, \"ms\": %.3f}", n.recomputed_op[op], 1e3 * n.seconds[op]);
     }
-    fprintf(f, "},\n \"injected\": %ld, \"layers_recomputed\": %ld, \"steps_redone\": %ld, \"recovery_ms\": %.3f}\n",
-            n.injected, n.recomputed_layer, n.redone_step, 1e3 * n.recovery_seconds);
+    fprintf(f, "},\n \"injected\": %ld, \"layers_recomputed\": %ld, \"steps_redone\": %ld, \"passes_replayed\": %ld, "
+               "\"recovery_ms\": %.3f}\n",
+            n.injected, n.recomputed_layer, n.redone_step, n.replayed_pass, 1e3 * n.recovery_seconds);
 }
 
 // ----------------------------------------------------------------------------

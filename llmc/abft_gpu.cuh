@@ -11,10 +11,22 @@
 //                      versions call these two)
 //   abft_gpu_corrupt   fault injection (-fi) into GPU memory
 //
+//   abft_gpu_reader_check, abft_gpu_reader_repair
+//                      the checks fused into the kernel that reads a GEMM's output next: the
+//                      softmax compares the rows of S (and of dP) with checksums computed from
+//                      Q and K alone, then the repair runs and the softmax is redone for the
+//                      heads it rebuilt
+//
 // Below them the launch sequences and kernels they are made of:
 //   the check, after every protected GEMM (abft_gpu_encode_verify): the column sums of A (e·A,
 //     e·|A|) and of C, then the column checksums (e·A)·B and the comparison; a faulty batch
-//     entry raises its flag and a device counter;
+//     entry raises its flag and a device counter. Where the kernels that the data flowed
+//     through have already summed what the check needs (AbftLayerSums: the CUDA trainer's
+//     permute, softmax, layernorm and unpermute kernels), no pass over A: the linear layers,
+//     P·V and dQ compare C's row sums with row checksums (abft_row_verify_kernel; the weights'
+//     sums come from abft_gpu_weight_sums, once per step), dV and dK take e·A from the softmax
+//     (abft_column_verify_kernel); S and dP are checked by their reader, the softmax
+//     (abft_causal_rowsums_kernel, abft_reader_compare). No check reads a (T, T) matrix;
 //   the repair (abft_repair_kernel), one block per batch entry, which exits at once unless the
 //     entry is flagged: fp64 checksums of its lines, each line judged (abft_judge, as
 //     abft_repair does), the rebuild, by columns if every column is fixable, else by rows, and
@@ -75,6 +87,74 @@ struct AbftGpuScratch {
     long cap_bk, cap_bn, cap_bm, cap_b, cap_part; // capacities: batch·K, batch·N, batch·M, batch, partials
 };
 
+// A GEMM whose check is left to its reader (AbftGemm::reader_checks) takes that route up to this
+// reduction length (an attention head's size); beyond it, the check that reads C itself.
+constexpr int ABFT_READER_MAX_K = 512;
+constexpr int ABFT_PREFIX_THREADS = 128; // abft_causal_rowsums_kernel's block
+constexpr int ABFT_PREFIX_ROWS = 32;     // and its tile of rows
+
+// A check left to the kernel that reads C next (AbftGemm::reader_checks): what that kernel
+// needs to compare each row it reads with its checksum and to flag a faulty batch entry
+// (abft_reader_compare).
+struct AbftReaderCheck {
+    const float* chk = nullptr;   // (batch, M) C's causal row checksums Σ_{j<=i} C[i][j] / alpha
+    const float* bound = nullptr; // (batch, M) the bounds of Σ_{j<=i} |C[i][j]| / |alpha|
+    float alpha = 1.0f, tau = 0.0f, operand_u = 0.0f;
+    int K = 0;                    // the GEMM's reduction length, for the tolerance
+    int* flags = nullptr;         // (batch) raised by the reader: the entry failed
+    int* counter = nullptr;
+};
+
+// The one check waiting for its reader (the softmax follows S's GEMM and dP's, with no other
+// reader check in between), and where its repair's verdicts go.
+struct AbftPendingReader {
+    bool pending = false;
+    AbftGemm g;
+    AbftReaderCheck check;
+    AbftOutcome* out = nullptr;   // its repair's outcomes, in the pass's log
+    AbftConfig cfg;
+};
+static AbftPendingReader g_abft_reader;
+
+// One GEMM's repair, as abft_repair_kernel takes it: the entries flags[] marks, rebuilt and
+// then checked against chk/bound (the detection's column checksums; null after a row check:
+// the repair's own), out[b] says what was done.
+struct AbftRepairJob {
+    AbftGemm g;
+    int* flags = nullptr;
+    const float* chk = nullptr;
+    const float* bound = nullptr;
+    AbftCorrectScratch cs = {};
+    AbftOutcome* out = nullptr;
+};
+
+// A deferred repair waiting to join the next GEMM's (AbftGemm::repair_with_next).
+struct AbftPendingRepair {
+    bool pending = false;
+    AbftRepairJob job;
+};
+static AbftPendingRepair g_abft_repair;
+
+// The repair after a reader check, run by the reader's own redo kernel (abft_reader_repair).
+struct AbftReaderRepair {
+    AbftGemm g;
+    int* flags;
+    AbftCorrectScratch cs;
+    float extreme, tau, operand_u;
+    AbftOutcome* out;             // (batch) what the repair did; not REPAIR_NONE: redo the entry
+};
+
+// The checksums of one weight of every layer, W (L, OC, IC) and its bias (L, OC), for the row
+// checks of its GEMMs (AbftWeightSums, one layer's slice: abft_weight_sums_of). Computed once
+// per step by abft_gpu_weight_sums: the weights change only in the update.
+struct AbftWeightStack {
+    int L = 0, OC = 0, IC = 0;
+    float *row_sum = nullptr, *row_abs = nullptr;   // (L, OC)
+    float *col_sum = nullptr, *col_abs = nullptr;   // (L, IC)
+    float *bias_sum = nullptr, *bias_abs = nullptr; // (L)
+    float *part = nullptr, *part_abs = nullptr;     // (L, ceil(OC / ABFT_TILE), IC) partial column sums
+};
+
 inline int abft_row_chunks(int rows) { return (rows + ABFT_ROW_CHUNK - 1) / ABFT_ROW_CHUNK; }
 
 inline int abft_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
@@ -83,15 +163,24 @@ inline int abft_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 // contents: the entry points first, then the launch sequences, the scratch, the kernels
 
 inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer);
+inline AbftReaderCheck abft_gpu_reader_check();
+inline AbftReaderRepair abft_gpu_reader_repair();
 inline bool abft_gpu_settle(Abft* abft);
 inline void abft_gpu_log_fetch();
 inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type);
+inline void abft_gpu_weight_stack_alloc(AbftWeightStack* w, int L, int OC, int IC);
+inline void abft_gpu_weight_sums(AbftWeightStack* w, const float* W, const float* bias);
+inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l);
+inline void abft_gpu_weight_stack_free(AbftWeightStack* w);
 
 inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream);
-inline void abft_gpu_launch_repair(const AbftGemm& g, AbftGpuScratch* s, const AbftConfig& cfg, AbftOutcome* out,
+inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out);
+inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& first, const AbftRepairJob& second,
                                    cudaStream_t stream);
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
                              float* abssum, cudaStream_t stream, const float* w = nullptr, const float* a = nullptr);
+inline void abft_gpu_colsums_partial(MatView X, long strideX, int batch, int rows, int cols, const float* w, const float* a,
+                                     float* part, float* part_abs, cudaStream_t stream);
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g);
 inline void abft_gpu_free(AbftGpuScratch* s);
 
@@ -107,13 +196,22 @@ __global__ void abft_encode_verify_kernel(AbftGemm g, const float* ue, const flo
 __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue, const float* ua, const float* csum,
                                                      const float* cabs, float* chk, float* bound, float tau,
                                                      float operand_u, int* flags, int* counter);
-__global__ void abft_repair_kernel(AbftGemm g, const int* flags, const float* chk, const float* bound, AbftCorrectScratch s,
-                                   float extreme, float tau, float operand_u, AbftOutcome* out);
+__global__ void abft_row_verify_kernel(AbftGemm g, float tau, float operand_u, int* flags, int* counter);
+__global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound);
+__global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u);
+__global__ void abft_row_compare_kernel(AbftGemm g, const float* part, const float* part_abs, int chunks, float tau,
+                                        float operand_u, int* flags, int* counter);
+__global__ void abft_stack_sums_kernel(const float* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
+                                       float* part_abs);
+__device__ void abft_repair_entry(const AbftGemm& g, int b, int* flags, const float* chk, const float* bound,
+                                  const AbftCorrectScratch& s, float extreme, float tau, float operand_u, AbftOutcome* out);
+__global__ void abft_repair_kernel(AbftRepairJob first, AbftRepairJob second, float extreme, float tau, float operand_u);
 
 // ----------------------------------------------------------------------------
 // the entry points
 
 static AbftGpuScratch g_abft_gpu;              // grown to the largest protected GEMM
+static AbftGpuScratch g_abft_gpu_second;       // the second GEMM's of a joint repair
 static cudaEvent_t g_abft_start, g_abft_stop;  // time the synchronous checks on the GPU's clock
 
 // What the slow path did to each batch entry of one GEMM (host copies).
@@ -143,6 +241,7 @@ struct AbftGpuLog {
 };
 static AbftGpuLog g_abft_log;
 
+
 inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s, cudaEvent_t done = nullptr);
 inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s);
 inline bool abft_gpu_verify_now(Abft* abft, const AbftGemm& g, int op, int layer);
@@ -165,6 +264,20 @@ inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     return abft_gpu_verify_now(abft, g, op, layer);
 }
 
+// For the kernel about to read the output of a GEMM whose check was left to it (reader_checks):
+// what it compares its rows with (abft_reader_compare). Empty (chk null) when none is waiting.
+inline AbftReaderCheck abft_gpu_reader_check() {
+    return g_abft_reader.pending ? g_abft_reader.check : AbftReaderCheck{};
+}
+
+// After that reader: what the kernel that repairs the entries it flagged (abft_reader_repair,
+// one block per entry), and then redoes the reader's work on them, needs. The check is done.
+inline AbftReaderRepair abft_gpu_reader_repair() {
+    AbftPendingReader* r = &g_abft_reader;
+    r->pending = false;
+    return AbftReaderRepair{r->g, g_abft_gpu.flags, g_abft_gpu.cs, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u, r->out};
+}
+
 // The end of a deferred pass: reads every verdict the pass queued (waiting for the GPU unless
 // abft_gpu_log_fetch's copy has already been waited for). When the device repaired every fault
 // it found, counts and prints them as abft_gpu_verify_now would have, in order, and returns
@@ -173,6 +286,10 @@ inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
 // (see abft_snapshot), which then tell the story.
 inline bool abft_gpu_settle(Abft* abft) {
     AbftGpuLog* log = &g_abft_log;
+    if (g_abft_reader.pending || g_abft_repair.pending) {
+        die("ABFT", "a GEMM whose check is left to its reader, or whose repair joins the next GEMM's, must be followed by it",
+            "the pass ended with a check or a repair waiting");
+    }
     if (log->fetched < log->used) {
         abft_gpu_log_fetch();
         cudaCheck(cudaStreamSynchronize(0));
@@ -226,15 +343,77 @@ inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
     cudaCheck(cudaMemcpy(x, &value, sizeof(float), cudaMemcpyHostToDevice));
 }
 
+// Room for the checksums of a weight stack W (L, OC, IC).
+inline void abft_gpu_weight_stack_alloc(AbftWeightStack* w, int L, int OC, int IC) {
+    w->L = L; w->OC = OC; w->IC = IC;
+    const size_t part = (size_t)L * abft_ceil_div(OC, ABFT_TILE) * IC;
+    float** ps[] = {&w->row_sum, &w->row_abs, &w->col_sum, &w->col_abs, &w->bias_sum, &w->bias_abs, &w->part, &w->part_abs};
+    const size_t sizes[] = {(size_t)L * OC, (size_t)L * OC, (size_t)L * IC, (size_t)L * IC, (size_t)L, (size_t)L, part, part};
+    for (int i = 0; i < 8; i++) { cudaCheck(cudaMalloc(ps[i], sizes[i] * sizeof(float))); }
+}
+
+inline void abft_gpu_weight_stack_free(AbftWeightStack* w) {
+    float* ps[] = {w->row_sum, w->row_abs, w->col_sum, w->col_abs, w->bias_sum, w->bias_abs, w->part, w->part_abs};
+    for (float* p : ps) { cudaCheck(cudaFree(p)); }
+    *w = AbftWeightStack{};
+}
+
+// The row and column sums of every layer's W and the sums of its bias: three launches.
+inline void abft_gpu_weight_sums(AbftWeightStack* w, const float* W, const float* bias) {
+    const int chunks = abft_ceil_div(w->OC, ABFT_TILE);
+    LAUNCH(abft_stack_sums_kernel, dim3(chunks, w->L), dim3(256), 0, 0)(W, w->OC, w->IC, w->row_sum, w->row_abs, w->part,
+                                                                       w->part_abs);
+    cudaCheckLaunch();
+    LAUNCH(abft_colsums_reduce_kernel, dim3(abft_ceil_div(w->IC, 128), w->L), dim3(128), 0, 0)(w->part, w->part_abs, chunks,
+                                                                                               w->IC, w->col_sum, w->col_abs);
+    cudaCheckLaunch();
+    LAUNCH(abft_stack_sums_kernel, dim3(1, w->L), dim3(256), 0, 0)(bias, 1, w->OC, w->bias_sum, w->bias_abs, nullptr, nullptr);
+    cudaCheckLaunch();
+}
+
+// Layer l's slice.
+inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l) {
+    AbftWeightSums s;
+    s.row_sum = w.row_sum + (size_t)l * w.OC; s.row_abs = w.row_abs + (size_t)l * w.OC;
+    s.col_sum = w.col_sum + (size_t)l * w.IC; s.col_abs = w.col_abs + (size_t)l * w.IC;
+    s.bias_sum = w.bias_sum + l; s.bias_abs = w.bias_abs + l;
+    return s;
+}
+
 // The check and the repair in stream order, their verdicts to the pass's log: no waiting.
 inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int layer) {
-    AbftGpuScratch* s = &g_abft_gpu;
+    AbftPendingRepair* joint = &g_abft_repair;
+    AbftGpuScratch* s = joint->pending ? &g_abft_gpu_second : &g_abft_gpu; // the first's flags wait for the repair
     abft_gpu_reserve(s, g);
     AbftOutcome* out = abft_gpu_log_append(&g_abft_log, op, layer, g.batch, &abft->pending);
     const AbftGpuRecord& r = g_abft_log.records.back();
     cudaCheck(cudaEventRecord(r.start, 0));
+    if (g.reader_checks && g.K <= ABFT_READER_MAX_K) { // the checksums now, the comparison by the reader, the repair after it
+        LAUNCH(abft_causal_rowsums_kernel, dim3(g.batch), dim3(ABFT_PREFIX_THREADS), 0, 0)(g, g.reader_chk, g.reader_bound);
+        cudaCheckLaunch();
+        cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the checksums (the comparison is the reader's)
+        AbftPendingReader* p = &g_abft_reader;
+        p->pending = true;
+        p->g = g;
+        p->check = AbftReaderCheck{g.reader_chk, g.reader_bound, g.alpha, abft->cfg.tau, abft->cfg.operand_u, g.K,
+                                   s->flags, s->counter};
+        p->out = out;
+        p->cfg = abft->cfg;
+        return;
+    }
     abft_gpu_encode_verify(g, s, abft->cfg.tau, abft->cfg.operand_u, 0);
-    abft_gpu_launch_repair(g, s, abft->cfg, out, 0);
+    const AbftRepairJob job = abft_repair_job(g, s, out);
+    if (g.repair_with_next && !joint->pending) { // the repair waits for the next GEMM's check
+        *joint = AbftPendingRepair{true, job};
+        cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the check; the joint repair is the next's
+        return;
+    }
+    if (joint->pending) {
+        abft_gpu_launch_repair(abft->cfg, joint->job, job, 0);
+        joint->pending = false;
+    } else {
+        abft_gpu_launch_repair(abft->cfg, job, AbftRepairJob{}, 0);
+    }
     cudaCheck(cudaEventRecord(r.stop, 0));
 }
 
@@ -271,6 +450,7 @@ inline bool abft_gpu_verify_now(Abft* abft, const AbftGemm& g, int op, int layer
 inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s, cudaEvent_t done) {
     abft_gpu_reserve(s, g);
     cudaCheck(cudaMemsetAsync(s->counter, 0, sizeof(int), 0));
+    cudaCheck(cudaMemsetAsync(s->flags, 0, g.batch * sizeof(int), 0));
     abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0);
     if (done != nullptr) { cudaCheck(cudaEventRecord(done, 0)); }
     int faulty = 0;
@@ -283,7 +463,7 @@ inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScrat
 inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s) {
     AbftGpuRepair r;
     r.flagged = abft_gpu_ints(s->flags, g.batch);
-    abft_gpu_launch_repair(g, s, cfg, s->outcome, 0);
+    abft_gpu_launch_repair(cfg, abft_repair_job(g, s, s->outcome), AbftRepairJob{}, 0);
     std::vector<AbftOutcome> out(g.batch);
     cudaCheck(cudaMemcpy(out.data(), s->outcome, g.batch * sizeof(AbftOutcome), cudaMemcpyDeviceToHost));
     for (const AbftOutcome& o : out) {
@@ -343,36 +523,72 @@ inline std::vector<int> abft_gpu_ints(const int* device, int n) {
 // ----------------------------------------------------------------------------
 // the launch sequences
 
-// The fast path, after every protected GEMM: e·A and e·|A|, the column sums of C, then the
-// column checksums and the check. Resets flags first; adds the faulty entries to *counter
-// (reset it to read one GEMM's).
+// The fast path, after every protected GEMM; raises flags[b] (which must be clear: the repair
+// kernel clears what it handled) and adds the faulty entries to *counter (reset it to read one
+// GEMM's). When the GEMM brings its rows' checksums (g.row_chk, from the kernel that wrote A),
+// the rows of C are summed and compared with them. Otherwise the column checksums: e·A and
+// e·|A| (g.a_sum and g.a_abs when computed upstream, else a pass over A), the column sums of C,
+// then (e·A)·B and the check.
 inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream) {
     abft_gpu_reserve(s, g);
-    cudaCheck(cudaMemsetAsync(s->flags, 0, g.batch * sizeof(int), stream));
+    if (g.b_sum != nullptr && g.A.rs == 1 && g.A.cs != 1) {
+        // a weight gradient's, A = doutᵀ: A·(B·e) as dout's column sums weighted by B·e, split
+        // over chunks of K (B·T), then each row of C against its sum
+        const int chunks = abft_row_chunks(g.K);
+        abft_gpu_colsums_partial(MatView{g.A.p, g.A.cs, g.A.rs}, 0, 1, g.K, g.M, g.b_sum, g.b_abs, s->part, s->part_abs,
+                                 stream);
+        LAUNCH(abft_row_compare_kernel, dim3(abft_ceil_div(g.M, 8)), dim3(256), 0, stream)(g, s->part, s->part_abs, chunks,
+                                                                                          tau, operand_u, s->flags, s->counter);
+        cudaCheckLaunch();
+        return;
+    }
+    if (g.row_chk != nullptr || g.b_sum != nullptr) {
+        LAUNCH(abft_row_verify_kernel, dim3(abft_ceil_div(g.M, 8), g.batch), dim3(256), 0, stream)(g, tau, operand_u, s->flags,
+                                                                                                   s->counter);
+        cudaCheckLaunch();
+        return;
+    }
+    if (g.a_sum != nullptr) {
+        LAUNCH(abft_column_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
+            g, *s, tau, operand_u);
+        cudaCheckLaunch();
+        return;
+    }
+    const float* ue = s->ue;
+    const float* ua = s->ua;
     abft_gpu_colsums(s, g.A, g.strideA, g.batch, g.M, g.K, s->ue, s->ua, stream);
     abft_gpu_colsums(s, MatView{g.C, g.ldc, 1}, g.strideC, g.batch, g.M, g.N, s->csum, s->cabs, stream);
     if (g.B.rs == 1 && g.B.cs != 1) {
         LAUNCH(abft_encode_verify_contiguous_kernel, dim3(abft_ceil_div(g.N, 8), g.batch), dim3(256), 0, stream)(
-            g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+            g, ue, ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     } else if (g.K > ABFT_ROW_CHUNK) {
         // a long reduction (a weight gradient's, over B·T): (e·A)·B as B's column sums weighted
         // by e·A, split over chunks of K like any tall column sum, so that it fills the GPU
-        abft_gpu_colsums(s, g.B, g.strideB, g.batch, g.K, g.N, s->chk, s->bound, stream, s->ue, s->ua);
+        abft_gpu_colsums(s, g.B, g.strideB, g.batch, g.K, g.N, s->chk, s->bound, stream, ue, ua);
         LAUNCH(abft_compare_kernel, dim3(abft_ceil_div(g.N, 128), g.batch), dim3(128), 0, stream)(
             g, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     } else {
         LAUNCH(abft_encode_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
-            g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+            g, ue, ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     }
     cudaCheckLaunch();
 }
 
-// The repair, for the entries flags[] marks (the others cost nothing): out[b] says what was done.
-// Reads the fast path's checksums (s->chk, s->bound) to check the rebuilt entries.
-inline void abft_gpu_launch_repair(const AbftGemm& g, AbftGpuScratch* s, const AbftConfig& cfg, AbftOutcome* out,
+// The repair of g after its check with scratch s: the rebuilt entries are checked against the
+// fast path's column checksums (s->chk, s->bound), or after a row check, which has none,
+// against the repair's own.
+inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out) {
+    const bool rows_checked = g.row_chk != nullptr || g.b_sum != nullptr || g.reader_checks;
+    return AbftRepairJob{g, s->flags, rows_checked ? nullptr : s->chk, rows_checked ? nullptr : s->bound, s->cs, out};
+}
+
+// One launch for the repairs of one GEMM or two (second.g.batch 0: none), for the entries their
+// flags mark (the others cost nothing); the flags are cleared.
+inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& first, const AbftRepairJob& second,
                                    cudaStream_t stream) {
-    LAUNCH(abft_repair_kernel, dim3(g.batch), dim3(256), 0, stream)(g, s->flags, s->chk, s->bound, s->cs, cfg.extreme, cfg.tau,
-                                                                   cfg.operand_u, out);
+    const int second_batch = second.flags != nullptr ? second.g.batch : 0;
+    LAUNCH(abft_repair_kernel, dim3(first.g.batch + second_batch), dim3(256), 0, stream)(first, second, cfg.extreme, cfg.tau,
+                                                                                        cfg.operand_u);
     cudaCheckLaunch();
 }
 
@@ -388,11 +604,17 @@ inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int bat
         return;
     }
     const int chunks = abft_row_chunks(rows);
-    LAUNCH(abft_colsums_partial_kernel, dim3(abft_ceil_div(cols, ABFT_TILE), batch, chunks), dim3(ABFT_TILE, ABFT_ROWS), 0,
-           stream)(X, strideX, rows, cols, w, a, s->part, s->part_abs);
-    cudaCheckLaunch();
+    abft_gpu_colsums_partial(X, strideX, batch, rows, cols, w, a, s->part, s->part_abs, stream);
     LAUNCH(abft_colsums_reduce_kernel, dim3(abft_ceil_div(cols, 128), batch), dim3(128), 0, stream)(s->part, s->part_abs,
                                                                                                    chunks, cols, sum, abssum);
+    cudaCheckLaunch();
+}
+
+// The first stage: partial column sums over chunks of ABFT_ROW_CHUNK rows, (batch, chunks, cols).
+inline void abft_gpu_colsums_partial(MatView X, long strideX, int batch, int rows, int cols, const float* w, const float* a,
+                                     float* part, float* part_abs, cudaStream_t stream) {
+    LAUNCH(abft_colsums_partial_kernel, dim3(abft_ceil_div(cols, ABFT_TILE), batch, abft_row_chunks(rows)),
+           dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(X, strideX, rows, cols, w, a, part, part_abs);
     cudaCheckLaunch();
 }
 
@@ -410,8 +632,9 @@ inline void abft_gpu_free(AbftGpuScratch* s) {
 // Grows the scratch to fit g (buffers are only ever reallocated upward).
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     const long bk = (long)g.batch * g.K, bn = (long)g.batch * g.N, bm = (long)g.batch * g.M, b = g.batch;
-    const long part_m = (long)abft_row_chunks(g.M) * (g.K > g.N ? g.K : g.N), part_k = (long)abft_row_chunks(g.K) * g.N;
-    const long part = (long)g.batch * (part_m > part_k ? part_m : part_k); // column sums over M, or split-K over K
+    const long part_m = (long)abft_row_chunks(g.M) * std::max(g.K, g.N);
+    const long part_k = (long)abft_row_chunks(g.K) * std::max(g.M, g.N);
+    const long part = (long)g.batch * std::max(part_m, part_k); // column sums over M, or split-K over K
     if (bk <= s->cap_bk && bn <= s->cap_bn && bm <= s->cap_bm && b <= s->cap_b && part <= s->cap_part) { return; }
     // the new capacities cover every GEMM seen so far, so that GEMMs of different shapes do not
     // make each other reallocate (abft_gpu_free forgets the old ones)
@@ -432,6 +655,7 @@ inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     cudaCheck(cudaMalloc(&s->part, s->cap_part * sizeof(float)));
     cudaCheck(cudaMalloc(&s->part_abs, s->cap_part * sizeof(float)));
     cudaCheck(cudaMalloc(&s->flags, s->cap_b * sizeof(int)));
+    cudaCheck(cudaMemset(s->flags, 0, s->cap_b * sizeof(int))); // then kept clear by the repair kernel
     cudaCheck(cudaMalloc(&s->counter, sizeof(int)));
     cudaCheck(cudaMemset(s->counter, 0, sizeof(int))); // deferred checks add to it without resetting it
     cudaCheck(cudaMalloc(&s->cs.enc, s->cap_bk * 6 * sizeof(double)));
@@ -608,20 +832,199 @@ __global__ void abft_compare_kernel(AbftGemm g, const float* csum, const float* 
     abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
 }
 
+// Row i of C[b] against its checksum, abft_compare_column's rule on a row (whose length is the
+// tolerance's n): alpha times the checksum computed upstream (g.row_chk = A·(B·e), g.row_bound
+// = |A|·(|B|·e)), or, for a weight B (batch 1), A_i·(B·e) and |A_i|·(|B|·e) taken here from A's
+// row and the weight's sums g.b_sum, g.b_abs; plus the bias's sums. One warp per row.
+// grid (ceil(M/8), batch), block 256.
+__global__ void abft_row_verify_kernel(AbftGemm g, float tau, float operand_u, int* flags, int* counter) {
+    const int i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
+    if (i >= g.M) { return; } // whole warps leave together
+    const float* row = g.C + b * g.strideC + (long)i * g.ldc;
+    float s = 0.0f, sa = 0.0f, c = 0.0f, bd = 0.0f;
+    for (int j = lane; j < g.N; j += 32) { s += row[j]; sa += fabsf(row[j]); }
+    if (g.row_chk == nullptr) {
+        for (int k = lane; k < g.K; k += 32) {
+            const float a = g.A.at(i, k);
+            c += a * g.b_sum[k];
+            bd += fabsf(a) * g.b_abs[k];
+        }
+    }
+    s = warp_sum(s);
+    sa = warp_sum(sa);
+    c = warp_sum(c);
+    bd = warp_sum(bd);
+    if (lane != 0) { return; }
+    const long at = (long)b * g.M + i;
+    if (g.row_chk != nullptr) { c = g.row_chk[at]; bd = g.row_bound[at]; }
+    c = g.alpha * c + (g.bias_sum != nullptr ? *g.bias_sum : 0.0f);
+    bd = fabsf(g.alpha) * bd + (g.bias_abs != nullptr ? *g.bias_abs : 0.0f);
+    const float tol = abft_tolerance(tau, g.K, g.N, bd, operand_u);
+    if (!((fabsf(s - c) <= tol) && (sa <= bd + tol))) { abft_report_fault(flags, counter, b); }
+}
+
+// Row i of C (batch 1) against A_i·(B·e) + Σ bias, whose partial sums over `chunks` chunks of
+// K the split-K stage left in part (chunks, M) (and the bound's in part_abs): the rule of
+// abft_row_verify_kernel. One warp per row. grid (ceil(M/8)), block 256.
+__global__ void abft_row_compare_kernel(AbftGemm g, const float* part, const float* part_abs, int chunks, float tau,
+                                        float operand_u, int* flags, int* counter) {
+    const int i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (i >= g.M) { return; } // whole warps leave together
+    const float* row = g.C + (long)i * g.ldc;
+    float s = 0.0f, sa = 0.0f, c = 0.0f, bd = 0.0f;
+    for (int j = lane; j < g.N; j += 32) { s += row[j]; sa += fabsf(row[j]); }
+    for (int k = lane; k < chunks; k += 32) { c += part[(long)k * g.M + i]; bd += part_abs[(long)k * g.M + i]; }
+    s = warp_sum(s);
+    sa = warp_sum(sa);
+    c = warp_sum(c);
+    bd = warp_sum(bd);
+    if (lane != 0) { return; }
+    c = g.alpha * c + (g.bias_sum != nullptr ? *g.bias_sum : 0.0f);
+    bd = fabsf(g.alpha) * bd + (g.bias_abs != nullptr ? *g.bias_abs : 0.0f);
+    const float tol = abft_tolerance(tau, g.K, g.N, bd, operand_u);
+    if (!((fabsf(s - c) <= tol) && (sa <= bd + tol))) { abft_report_fault(flags, counter, 0); }
+}
+
+// The column checks in one pass when e·A came from upstream (g.a_sum: dV's and dK's): per
+// column j of C[b], its sums and (e·A)·B_j, each over its own rows, then the comparison
+// (abft_compare_column). grid (ceil(N/ABFT_TILE), batch), block (ABFT_TILE, ABFT_ROWS).
+__global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u) {
+    const int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
+    const float* C = g.C + b * g.strideC;
+    const MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    const float* ue = g.a_sum + (long)b * g.K;
+    const float* ua = g.a_abs + (long)b * g.K;
+    float cs = 0.0f, ca = 0.0f, e = 0.0f, ea = 0.0f;
+    if (j < g.N) {
+        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { const float x = C[(long)i * g.ldc + j]; cs += x; ca += fabsf(x); }
+        for (int k = threadIdx.y; k < g.K; k += ABFT_ROWS) { const float x = B.at(k, j); e += ue[k] * x; ea += ua[k] * fabsf(x); }
+    }
+    abft_reduce_over_warps(&cs, &ca);
+    abft_reduce_over_warps(&e, &ea);
+    if (threadIdx.y != 0 || j >= g.N) { return; }
+    const long at = (long)b * g.N + j;
+    s.csum[at] = cs;
+    s.cabs[at] = ca;
+    const float bias = g.bias != nullptr ? g.bias[j] : 0.0f;
+    const float c = g.alpha * e + (float)g.M * bias, bd = fabsf(g.alpha) * ea + (float)g.M * fabsf(bias);
+    abft_compare_column(g, b, j, c, bd, s.csum, s.cabs, s.chk, s.bound, tau, operand_u, s.flags, s.counter);
+}
+
+// A stack of L matrices W[l] (rows, cols), a weight of every layer: row sums (L, rows) and, per
+// chunk of ABFT_TILE rows, partial column sums (L, chunks, cols) that
+// abft_colsums_reduce_kernel adds up (part null: row sums only). grid (ceil(rows/ABFT_TILE),
+// L), block 256: a warp per row, then a thread per column.
+__global__ void abft_stack_sums_kernel(const float* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
+                                       float* part_abs) {
+    const int l = blockIdx.y, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int i0 = blockIdx.x * ABFT_TILE, i1 = min(i0 + ABFT_TILE, rows);
+    const float* Wl = W + (long)l * rows * cols;
+    for (int i = i0 + warp; i < i1; i += blockDim.x / 32) {
+        float s = 0.0f, sa = 0.0f;
+        for (int j = lane; j < cols; j += 32) { const float x = Wl[(long)i * cols + j]; s += x; sa += fabsf(x); }
+        s = warp_sum(s);
+        sa = warp_sum(sa);
+        if (lane == 0) { row_sum[(long)l * rows + i] = s; row_abs[(long)l * rows + i] = sa; }
+    }
+    if (part == nullptr) { return; }
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        float s = 0.0f, sa = 0.0f;
+        for (int i = i0; i < i1; i++) { const float x = Wl[(long)i * cols + j]; s += x; sa += fabsf(x); }
+        const long at = ((long)l * gridDim.x + blockIdx.x) * cols + j;
+        part[at] = s;
+        part_abs[at] = sa;
+    }
+}
+
+// A warp's running sums over a row x that it writes, for AbftRowSums: add() each lane's
+// elements (col: the column), then store() adds them over the warp and lane 0 writes them.
+struct AbftRowAccumulator {
+    float s = 0.0f, sa = 0.0f, c = 0.0f, ca = 0.0f;
+    __device__ void add(float x, const AbftRowSums& r, int col) {
+        s += x;
+        sa += fabsf(x);
+        c += x * r.w_sum[col];
+        ca += fabsf(x) * r.w_abs[col];
+    }
+    __device__ void store(const AbftRowSums& r, long row) { // sums only where r has room for them
+        s = warp_sum(s); sa = warp_sum(sa); c = warp_sum(c); ca = warp_sum(ca);
+        if (threadIdx.x % 32 != 0) { return; }
+        if (r.sum != nullptr) { r.sum[row] = s; r.abs[row] = sa; }
+        r.chk[row] = c;
+        r.bound[row] = ca;
+    }
+};
+
+// The reader's side of a reader check: row `row` of C (batch entry row / M), whose first n
+// elements the reader summed (sum, abssum), against its causal checksum: the rule of
+// abft_compare_column on a row. Call from one thread per row.
+__device__ inline void abft_reader_compare(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
+    const float chk = c.alpha * c.chk[row], bd = fabsf(c.alpha) * c.bound[row];
+    const float tol = abft_tolerance(c.tau, c.K, n, bd, c.operand_u);
+    if (!((fabsf(sum - chk) <= tol) && (abssum <= bd + tol))) { abft_report_fault(c.flags, c.counter, (int)(row / M)); }
+}
+
+// The reader's redo kernel starts here, one block per batch entry b: the repair of b if the
+// reader flagged it. True when b was rebuilt: the reader must redo its work on b.
+__device__ inline bool abft_reader_repair(const AbftReaderRepair& r, int b) {
+    abft_repair_entry(r.g, b, r.flags, nullptr, nullptr, r.cs, r.extreme, r.tau, r.operand_u, r.out);
+    __syncthreads(); // out[b] was written by thread 0
+    return r.out[b].status != REPAIR_NONE;
+}
+
+// The causal row checksums of C[b] = A·B (alpha aside), over j <= i: chk[i] = A_i·(Σ_{j<=i} B's
+// column j) and bound[i] = |A_i|·(Σ_{j<=i} |B's column j|), from running prefix sums of B's
+// columns: one pass over A and B, none over C. One block per batch entry; thread t keeps the
+// prefix sums of k = t, t + 128, ... (K <= ABFT_READER_MAX_K) and goes down the rows a tile at
+// a time; a warp then adds each row's products over the threads. grid (batch), block 128.
+__global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound) {
+    __shared__ float part[2][ABFT_PREFIX_ROWS][ABFT_PREFIX_THREADS];
+    constexpr int KS = ABFT_READER_MAX_K / ABFT_PREFIX_THREADS; // k per thread
+    const int b = blockIdx.x, t = threadIdx.x, lane = t % 32, warp = t / 32;
+    const MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    float pre[KS], pre_abs[KS];
+    for (int u = 0; u < KS; u++) { pre[u] = 0.0f; pre_abs[u] = 0.0f; }
+    for (int i0 = 0; i0 < g.M; i0 += ABFT_PREFIX_ROWS) {
+        const int rows = min(ABFT_PREFIX_ROWS, g.M - i0);
+        for (int r = 0; r < rows; r++) {
+            const int i = i0 + r;
+            float p = 0.0f, pa = 0.0f;
+            for (int u = 0; u < KS; u++) {
+                const int k = t + u * ABFT_PREFIX_THREADS;
+                if (k >= g.K) { break; }
+                if (i < g.N) { const float x = B.at(k, i); pre[u] += x; pre_abs[u] += fabsf(x); }
+                const float a = A.at(i, k);
+                p += a * pre[u];
+                pa += fabsf(a) * pre_abs[u];
+            }
+            part[0][r][t] = p;
+            part[1][r][t] = pa;
+        }
+        __syncthreads();
+        for (int r = warp; r < rows; r += ABFT_PREFIX_THREADS / 32) {
+            float p = 0.0f, pa = 0.0f;
+            for (int c = lane; c < ABFT_PREFIX_THREADS; c += 32) { p += part[0][r][c]; pa += part[1][r][c]; }
+            p = warp_sum(p);
+            pa = warp_sum(pa);
+            if (lane == 0) { chk[(long)b * g.M + i0 + r] = p; bound[(long)b * g.M + i0 + r] = pa; }
+        }
+        __syncthreads(); // part[] is written again by the next tile
+    }
+}
+
 // ----------------------------------------------------------------------------
 // the repair kernel, for the entries flags[] marks
 
-// One block per batch entry; an entry the check did not flag exits at once, so that the kernel
-// can follow every check in stream order at the cost of a launch. A flagged entry is handled by
+// Batch entry b, by one block; an entry the check did not flag leaves at once, so that the
+// kernel can follow every check in stream order at the cost of a launch. A flagged entry is handled by
 // its block from start to end, in abft_repair's order: the fp64 operand sums, the checksums of
 // every column and row, each line judged (abft_judge), the rebuild by columns if every column
 // is fixable, else by rows if every row is; then the rebuilt entry is checked again against the
 // fast path's checksums (chk, bound). out[b] says what happened. grid (batch), block 256.
 // One block per entry is slow for a large entry (a linear layer's), but it only runs after a
 // fault.
-__global__ void abft_repair_kernel(AbftGemm g, const int* flags, const float* chk, const float* bound, AbftCorrectScratch s,
-                                   float extreme, float tau, float operand_u, AbftOutcome* out) {
-    const int b = blockIdx.x;
+__device__ void abft_repair_entry(const AbftGemm& g, int b, int* flags, const float* chk, const float* bound,
+                                  const AbftCorrectScratch& s, float extreme, float tau, float operand_u, AbftOutcome* out) {
     if (flags[b] == 0) {
         if (threadIdx.x == 0) { out[b] = AbftOutcome{REPAIR_NONE, -1, 0, 0}; }
         return; // the whole block leaves: no barrier is skipped by part of it
@@ -696,16 +1099,20 @@ __global__ void abft_repair_kernel(AbftGemm g, const int* flags, const float* ch
         }
     }
     __syncthreads();
-    // check the rebuilt entry: every column against the fast path's checksum, its rule
+    // check the rebuilt entry: every column against the fast path's checksum (else the fp64
+    // one), its rule
     for (int j = threadIdx.x; mode != REPAIR_BEYOND && j < g.N; j += blockDim.x) {
         float sum = 0.0f, abssum = 0.0f;
         for (int i = 0; i < g.M; i++) { float x = C[(long)i * g.ldc + j]; sum += x; abssum += fabsf(x); }
         const long at = (long)b * g.N + j;
-        const float tol = abft_tolerance(tau, g.K, g.M, bound[at], operand_u);
-        if (!((fabsf(sum - chk[at]) <= tol) && (abssum <= bound[at] + tol))) { atomicAdd(&still, 1); }
+        const float c = chk != nullptr ? chk[at] : (float)colchk[(long)j * 3];
+        const float bd = bound != nullptr ? bound[at] : (float)colchk[(long)j * 3 + 2];
+        const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
+        if (!((fabsf(sum - c) <= tol) && (abssum <= bd + tol))) { atomicAdd(&still, 1); }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
+        flags[b] = 0; // handled: the next check starts clear
         AbftOutcome o = {mode, -1, mode == REPAIR_BEYOND || still != 0, 0};
         if (mode != REPAIR_BEYOND) {
             const bool by_rows = mode == REPAIR_BY_ROWS;
@@ -715,4 +1122,13 @@ __global__ void abft_repair_kernel(AbftGemm g, const int* flags, const float* ch
         }
         out[b] = o;
     }
+}
+
+// One block per batch entry of first, then of second (a job without flags has none).
+// grid (first.g.batch + second.g.batch), block 256.
+__global__ void abft_repair_kernel(AbftRepairJob first, AbftRepairJob second, float extreme, float tau, float operand_u) {
+    const bool in_first = (int)blockIdx.x < first.g.batch;
+    const AbftRepairJob& j = in_first ? first : second;
+    const int b = in_first ? (int)blockIdx.x : (int)blockIdx.x - first.g.batch;
+    abft_repair_entry(j.g, b, j.flags, j.chk, j.bound, j.cs, extreme, tau, operand_u, j.out);
 }

@@ -4,8 +4,10 @@
 // trainer's own, with the same signatures (plain loops in train_gpt2.cpp, kernels in
 // train_gpt2.cu), defined before this header is included:
 //   layernorm_, matmul_, gelu_, permute_, unpermute_, softmax_ forward/backward,
-//   residual_forward, bias_backward, zero_floats, and protected_gemm(model, gemm, op, layer): a GEMM under
-//   ATTNChecker (compute, check, repair or recompute; false when the output stays faulty).
+//   residual_forward, bias_backward, zero_floats, protected_gemm(model, gemm, op, layer): a GEMM under
+//   ATTNChecker (compute, check, repair or recompute; false when the output stays faulty), and
+//   layer_sums(model, layer): where permute and softmax write the checksum sums of the layer's
+//   attention GEMMs (AbftLayerSums; all null in the CPU trainer, which computes none).
 //
 // Reading path: blocks_forward → block_forward → attention_forward → protected_gemm; the
 // backward pass mirrors it (blocks_backward → block_backward → attention_backward), through
@@ -25,20 +27,27 @@ static bool attention_forward(GPT2* model, int l, const float* residual) {
     const LayerActs a = layer_acts(model->acts, model, l);
     const LayerParams p = layer_params(model->params, model->config, l);
     const float scale = 1.0f / sqrtf((float)HS);
-    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C);
-    if (!protected_gemm(model, linear_gemm(a.qkv, a.ln1, p.qkvw, p.qkvb, B * T, C, 3 * C), OP_QKV, l)) { return false; }
-    permute_forward(a.q, a.k, a.v, a.qkv, B, T, NH, HS);
+    const AbftLayerSums s = layer_sums(model, l);
+    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C, s.ln1);
+    AbftGemm qkv = linear_gemm(a.qkv, a.ln1, p.qkvw, p.qkvb, B * T, C, 3 * C, s.qkvw);
+    qkv.row_chk = s.ln1.chk; qkv.row_bound = s.ln1.bound; // from the layernorm
+    if (!protected_gemm(model, qkv, OP_QKV, l)) { return false; }
+    permute_forward(a.q, a.k, a.v, a.qkv, B, T, NH, HS, s);
     // S = Q·Kᵀ/√HS: per head (T, T) = (T, HS)·(HS, T); only j <= i is read by the softmax
     AbftGemm qk = heads_gemm(B * NH, T, T, HS);
     qk.A = row_major(a.q, HS); qk.B = transposed(a.k, HS); qk.C = a.preatt; qk.alpha = scale; qk.causal = true;
+    qk.reader_checks = s.readers_check; qk.reader_chk = s.s_chk; qk.reader_bound = s.s_bound;
     if (!protected_gemm(model, qk, OP_QK, l)) { return false; }
-    softmax_forward(a.att, a.preatt, B, NH, T);
-    // Y = P·V: per head (T, HS) = (T, T)·(T, HS)
+    softmax_forward(a.att, a.preatt, B, NH, T, s);
+    // Y = P·V: per head (T, HS) = (T, T)·(T, HS); its rows' checksums came with P
     AbftGemm pv = heads_gemm(B * NH, T, HS, T);
     pv.A = row_major(a.att, T); pv.B = row_major(a.v, HS); pv.C = a.yh;
+    pv.row_chk = s.pv_chk; pv.row_bound = s.pv_bound;
     if (!protected_gemm(model, pv, OP_PV, l)) { return false; }
-    unpermute_forward(a.atty, a.yh, B, T, NH, HS);
-    return protected_gemm(model, linear_gemm(a.attproj, a.atty, p.attprojw, p.attprojb, B * T, C, C), OP_PROJ, l);
+    unpermute_forward(a.atty, a.yh, B, T, NH, HS, s);
+    AbftGemm proj = linear_gemm(a.attproj, a.atty, p.attprojw, p.attprojb, B * T, C, C, s.attprojw);
+    proj.row_chk = s.atty.chk; proj.row_bound = s.atty.bound; // from the unpermute
+    return protected_gemm(model, proj, OP_PROJ, l);
 }
 
 static bool block_forward(GPT2* model, int l) {
@@ -91,30 +100,44 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     const LayerParams dp = layer_params(model->grads, model->config, l);
     const float scale = 1.0f / sqrtf((float)HS);
     const int BT = B * T;
+    const AbftLayerSums s = layer_sums(model, l);
     // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
-    if (!protected_gemm(model, linear_dinp_gemm(d.atty, dresidual, p.attprojw, BT, C, C), OP_PROJ_DX, l)) { return false; }
-    if (!protected_gemm(model, linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C), OP_PROJ_DW, l)) { return false; }
+    AbftGemm dy = linear_dinp_gemm(d.atty, dresidual, p.attprojw, BT, C, C, s.attprojw);
+    dy.row_chk = s.dres.chk; dy.row_bound = s.dres.bound; // from the layernorm backward (block_backward)
+    dy.repair_with_next = true; // dWproj's GEMM does not read dY
+    if (!protected_gemm(model, dy, OP_PROJ_DX, l)) { return false; }
+    const AbftGemm dwproj = linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C, s.atty.sum, s.atty.abs);
+    if (!protected_gemm(model, dwproj, OP_PROJ_DW, l)) { return false; }
     bias_backward(dp.attprojb, dresidual, BT, C);
     unpermute_backward(d.yh, d.atty, B, T, NH, HS);
-    // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head
+    // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head; e·Pᵀ (P's row sums) came with P
     AbftGemm dpg = heads_gemm(B * NH, T, T, HS);
     dpg.A = row_major(d.yh, HS); dpg.B = transposed(a.v, HS); dpg.C = d.att; dpg.causal = true;
+    dpg.reader_checks = s.readers_check; dpg.reader_chk = s.dp_chk; dpg.reader_bound = s.dp_bound;
     if (!protected_gemm(model, dpg, OP_PV_DP, l)) { return false; }
     AbftGemm dvg = heads_gemm(B * NH, T, HS, T);
     dvg.A = transposed(a.att, T); dvg.B = row_major(d.yh, HS); dvg.C = d.v;
+    dvg.a_sum = s.p_sum; dvg.a_abs = s.p_sum; // P >= 0
     if (!protected_gemm(model, dvg, OP_PV_DV, l)) { return false; }
-    softmax_backward(d.preatt, d.att, a.att, B, NH, T);
-    // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head
+    softmax_backward(d.preatt, d.att, a.att, B, NH, T, s);
+    // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head; their checksum sums came with dS
     AbftGemm dqg = heads_gemm(B * NH, T, HS, T);
     dqg.A = row_major(d.preatt, T); dqg.B = row_major(a.k, HS); dqg.C = d.q; dqg.alpha = scale;
+    dqg.row_chk = s.dq_chk; dqg.row_bound = s.dq_bound;
+    dqg.repair_with_next = true; // dK's GEMM does not read dQ
     if (!protected_gemm(model, dqg, OP_QK_DQ, l)) { return false; }
     AbftGemm dkg = heads_gemm(B * NH, T, HS, T);
     dkg.A = transposed(d.preatt, T); dkg.B = row_major(a.q, HS); dkg.C = d.k; dkg.alpha = scale;
+    dkg.a_sum = s.ds_sum; dkg.a_abs = s.ds_abs;
     if (!protected_gemm(model, dkg, OP_QK_DK, l)) { return false; }
-    permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS);
+    permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS, s.dqkv);
     // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
-    if (!protected_gemm(model, linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C), OP_QKV_DX, l)) { return false; }
-    if (!protected_gemm(model, linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C), OP_QKV_DW, l)) { return false; }
+    AbftGemm dln1 = linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C, s.qkvw);
+    dln1.row_chk = s.dqkv.chk; dln1.row_bound = s.dqkv.bound; // from the permute
+    dln1.repair_with_next = true; // dWqkv's GEMM does not read dln1
+    if (!protected_gemm(model, dln1, OP_QKV_DX, l)) { return false; }
+    const AbftGemm dwqkv = linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C, s.ln1.sum, s.ln1.abs);
+    if (!protected_gemm(model, dwqkv, OP_QKV_DW, l)) { return false; }
     bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
     layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
     return true;
@@ -131,10 +154,11 @@ static bool block_backward(GPT2* model, int l) {
     const LayerParams dp = layer_params(model->grads, model->config, l);
     const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
     float* dresidual = d.residual;
+    const AbftLayerSums s = layer_sums(model, l);
     matmul_backward(d.fch_gelu, dp.fcprojw, dp.fcprojb, dresidual, a.fch_gelu, p.fcprojw, B * T, 4 * C, C);
     gelu_backward(d.fch, a.fch, d.fch_gelu, (long)B * T * C * 4);
     matmul_backward(d.ln2, dp.fcw, dp.fcb, d.fch, a.ln2, p.fcw, B * T, C, 4 * C);
-    layernorm_backward(dresidual, dp.ln2w, dp.ln2b, d.ln2, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, B, T, C);
+    layernorm_backward(dresidual, dp.ln2w, dp.ln2b, d.ln2, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, B, T, C, s.dres);
     return attention_backward(model, l, residual, dresidual);
 }
 

@@ -208,6 +208,7 @@ static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets,
     const bool done = gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model));
     if (gpt2_settle(model) && done) { return; }
     abft_restore(&model->abft, before);
+    model->abft.n.replayed_pass++;
     if (model->abft.cfg.verbose) {
         printf("abft: step %d: a fault beyond the checksums; redoing the pass with a check read after every GEMM\n",
                model->abft.step);

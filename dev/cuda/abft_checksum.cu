@@ -230,7 +230,10 @@ static void encode_verify_coalesced(const AbftGemm& g, Checker& c, int) {
 }
 
 // the trainer's path
-static void encode_verify_trainer(const AbftGemm& g, Checker& c, int) { abft_gpu_encode_verify(g, &c, TAU, 0.0f, 0); }
+static void encode_verify_trainer(const AbftGemm& g, Checker& c, int) {
+    cudaCheck(cudaMemset(c.flags, 0, g.batch * sizeof(int))); // the trainer's repair kernel keeps them clear
+    abft_gpu_encode_verify(g, &c, TAU, 0.0f, 0);
+}
 
 // ----------------------------------------------------------------------------
 // the table of versions: a new version is a function above (and its kernels) plus a row here
