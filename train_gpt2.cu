@@ -226,28 +226,59 @@ __global__ void residual_forward_kernel(float* out, const float* a, const float*
 // ----------------------------------------------------------------------------
 // kernels: attention's memory ops and softmax around the protected GEMMs
 
-// qkv (B,T,3,NH,HS) -> q, k, v (B,NH,T,HS). One warp per head row (b, t, h), its lanes over
-// the HS elements: reads and writes coalesced. While the rows of K and V are in registers it
-// sums them for the checks of dQ and P·V (sums.k_sum ... v_abs, when given).
-__global__ void permute_forward_kernel(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS,
-                                       AbftLayerSums sums) {
-    const long w = global_warp();
-    const int lane = threadIdx.x % 32;
-    if (w >= (long)B * T * NH) { return; }
-    const int h = (int)(w % NH), t = (int)(w / NH % T), b = (int)(w / ((long)NH * T)), C = NH * HS;
-    const float* src = qkv + ((long)b * T + t) * 3 * C + h * HS;
-    const long row = ((long)b * NH + h) * T + t;
-    float ks = 0.0f, ka = 0.0f, vs = 0.0f, va = 0.0f;
-    for (int i = lane; i < HS; i += 32) {
-        const float kx = src[C + i], vx = src[2 * C + i];
-        q[row * HS + i] = src[i];
-        k[row * HS + i] = kx;
-        v[row * HS + i] = vx;
-        ks += kx; ka += fabsf(kx); vs += vx; va += fabsf(vx);
+// qkv (B,T,3,NH,HS) -> q, k, v (B,NH,T,HS) at position bt = (b, t), by one block: a warp per
+// head (h = warp, warp + warps, ...), its lanes over the HS elements, so reads and writes are
+// coalesced. While the rows are in registers, for the checks: qkv's row against its checksum
+// (when `check` has one: abft_reader_compare, after a sum over the block), and, when
+// sums.k_sum is given, the row sums of K and V (dQ's and P·V's checksums).
+__device__ void permute_forward_position(float* q, float* k, float* v, const float* qkv, long bt, int T, int NH, int HS,
+                                         const AbftLayerSums& sums, const AbftReaderCheck& check) {
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, C = NH * HS;
+    const int t = (int)(bt % T), b = (int)(bt / T);
+    float row_sum = 0.0f, row_abs = 0.0f; // of this warp's part of qkv's row
+    for (int h = warp; h < NH; h += warps) {
+        const float* src = qkv + bt * 3 * C + h * HS;
+        const long row = ((long)b * NH + h) * T + t;
+        float ks = 0.0f, ka = 0.0f, vs = 0.0f, va = 0.0f;
+        for (int i = lane; i < HS; i += 32) {
+            const float qx = src[i], kx = src[C + i], vx = src[2 * C + i];
+            q[row * HS + i] = qx;
+            k[row * HS + i] = kx;
+            v[row * HS + i] = vx;
+            ks += kx; ka += fabsf(kx); vs += vx; va += fabsf(vx);
+            row_sum += (qx + kx) + vx;
+            row_abs += (fabsf(qx) + fabsf(kx)) + fabsf(vx);
+        }
+        if (sums.k_sum == nullptr) { continue; }
+        ks = warp_sum(ks); ka = warp_sum(ka); vs = warp_sum(vs); va = warp_sum(va);
+        if (lane == 0) { sums.k_sum[row] = ks; sums.k_abs[row] = ka; sums.v_sum[row] = vs; sums.v_abs[row] = va; }
     }
-    if (sums.k_sum == nullptr) { return; } // whole warps leave together
-    ks = warp_sum(ks); ka = warp_sum(ka); vs = warp_sum(vs); va = warp_sum(va);
-    if (lane == 0) { sums.k_sum[row] = ks; sums.k_abs[row] = ka; sums.v_sum[row] = vs; sums.v_abs[row] = va; }
+    if (check.chk == nullptr) { return; }
+    __shared__ float part[2][32]; // the warps' sums (blockDim <= 1024)
+    row_sum = warp_sum(row_sum);
+    row_abs = warp_sum(row_abs);
+    if (lane == 0) { part[0][warp] = row_sum; part[1][warp] = row_abs; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0.0f, sa = 0.0f;
+        for (int w = 0; w < warps; w++) { s += part[0][w]; sa += part[1][w]; }
+        abft_reader_compare(check, bt, (int)(gridDim.x), 3 * C, s, sa);
+    }
+    __syncthreads(); // part[] is written again for the next position
+}
+
+// one block per position (b, t)
+__global__ void permute_forward_kernel(float* q, float* k, float* v, const float* qkv, int T, int NH, int HS,
+                                       AbftLayerSums sums, AbftReaderCheck check) {
+    permute_forward_position(q, k, v, qkv, blockIdx.x, T, NH, HS, sums, check);
+}
+
+// After a permute that checked qkv: one block repairs qkv if the permute flagged it
+// (abft_reader_repair), then redoes the permute at every position.
+__global__ void permute_forward_repair_kernel(float* q, float* k, float* v, const float* qkv, int BT, int T, int NH, int HS,
+                                              AbftLayerSums sums, AbftReaderRepair repair) {
+    if (!abft_reader_repair(repair, 0)) { return; }
+    for (long bt = 0; bt < BT; bt++) { permute_forward_position(q, k, v, qkv, bt, T, NH, HS, sums, AbftReaderCheck{}); }
 }
 
 // dq, dk, dv (B,NH,T,HS) -> dqkv (B,T,3C). One warp per row (b, t) of dqkv, and, when
@@ -683,9 +714,16 @@ static void residual_forward(float* out, const float* a, const float* b, long N)
     cudaCheckLaunch();
 }
 
+// When qkv's check was left to the permute (llmc/abft_gpu.cuh's reader checks), the permute
+// compares qkv's rows with their checksums (from the layernorm); then, if it flagged one, qkv is
+// repaired and the permute redone.
 static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS,
                             const AbftLayerSums& sums) {
-    LAUNCH(permute_forward_kernel, blocks_for((long)B * T * NH, BLOCK / 32), BLOCK, 0, 0)(q, k, v, qkv, B, T, NH, HS, sums);
+    const AbftReaderCheck check = abft_gpu_reader_check();
+    LAUNCH(permute_forward_kernel, B * T, BLOCK, 0, 0)(q, k, v, qkv, T, NH, HS, sums, check);
+    cudaCheckLaunch();
+    if (check.chk == nullptr) { return; }
+    LAUNCH(permute_forward_repair_kernel, 1, BLOCK, 0, 0)(q, k, v, qkv, B * T, T, NH, HS, sums, abft_gpu_reader_repair());
     cudaCheckLaunch();
 }
 

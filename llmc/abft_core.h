@@ -72,9 +72,10 @@ struct AbftGemm {
     const float* b_abs = nullptr;     // (K) |B|·e           against A·(B·e) + Σ bias
     const float* bias_sum = nullptr;  // (1) Σ bias
     const float* bias_abs = nullptr;  // (1) Σ |bias|
-    // Or the check is left to the kernel that reads C next (the softmax reads S and dP): the
-    // deferred check writes C's causal row checksums (over j <= i) into reader_chk and
-    // reader_bound, the reader compares its rows with them, then the repair runs.
+    // Or the check is left to the kernel that reads C next, which compares the rows it reads
+    // with their checksums, then the repair runs: the permute reads qkv (row_chk from the
+    // layernorm), the softmax reads S and dP (the deferred check writes their causal row
+    // checksums, over j <= i, into reader_chk and reader_bound).
     bool reader_checks = false;
     float* reader_chk = nullptr;      // (batch, M)
     float* reader_bound = nullptr;    // (batch, M)

@@ -97,24 +97,14 @@ constexpr int ABFT_PREFIX_ROWS = 32;     // and its tile of rows
 // needs to compare each row it reads with its checksum and to flag a faulty batch entry
 // (abft_reader_compare).
 struct AbftReaderCheck {
-    const float* chk = nullptr;   // (batch, M) C's causal row checksums Σ_{j<=i} C[i][j] / alpha
-    const float* bound = nullptr; // (batch, M) the bounds of Σ_{j<=i} |C[i][j]| / |alpha|
+    const float* chk = nullptr;   // (batch, M) C's row checksums before alpha and the bias (causal: j <= i)
+    const float* bound = nullptr; // (batch, M) the bounds of the rows' sums of |C|
+    const float* bias_sum = nullptr, *bias_abs = nullptr; // (1) Σ bias, Σ |bias|, or null
     float alpha = 1.0f, tau = 0.0f, operand_u = 0.0f;
     int K = 0;                    // the GEMM's reduction length, for the tolerance
     int* flags = nullptr;         // (batch) raised by the reader: the entry failed
     int* counter = nullptr;
 };
-
-// The one check waiting for its reader (the softmax follows S's GEMM and dP's, with no other
-// reader check in between), and where its repair's verdicts go.
-struct AbftPendingReader {
-    bool pending = false;
-    AbftGemm g;
-    AbftReaderCheck check;
-    AbftOutcome* out = nullptr;   // its repair's outcomes, in the pass's log
-    AbftConfig cfg;
-};
-static AbftPendingReader g_abft_reader;
 
 // One GEMM's repair, as abft_repair_kernel takes it: the entries flags[] marks, rebuilt and
 // then checked against chk/bound (the detection's column checksums; null after a row check:
@@ -127,6 +117,16 @@ struct AbftRepairJob {
     AbftCorrectScratch cs = {};
     AbftOutcome* out = nullptr;
 };
+
+// The one check waiting for its reader (each reader follows its GEMM with no other reader
+// check in between), and its repair.
+struct AbftPendingReader {
+    bool pending = false;
+    AbftReaderCheck check;
+    AbftRepairJob job;            // its repair, after the reader
+    AbftConfig cfg;
+};
+static AbftPendingReader g_abft_reader;
 
 // A deferred repair waiting to join the next GEMM's (AbftGemm::repair_with_next).
 struct AbftPendingRepair {
@@ -275,7 +275,7 @@ inline AbftReaderCheck abft_gpu_reader_check() {
 inline AbftReaderRepair abft_gpu_reader_repair() {
     AbftPendingReader* r = &g_abft_reader;
     r->pending = false;
-    return AbftReaderRepair{r->g, g_abft_gpu.flags, g_abft_gpu.cs, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u, r->out};
+    return AbftReaderRepair{r->job.g, r->job.flags, r->job.cs, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u, r->job.out};
 }
 
 // The end of a deferred pass: reads every verdict the pass queued (waiting for the GPU unless
@@ -388,16 +388,22 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
     AbftOutcome* out = abft_gpu_log_append(&g_abft_log, op, layer, g.batch, &abft->pending);
     const AbftGpuRecord& r = g_abft_log.records.back();
     cudaCheck(cudaEventRecord(r.start, 0));
-    if (g.reader_checks && g.K <= ABFT_READER_MAX_K) { // the checksums now, the comparison by the reader, the repair after it
-        LAUNCH(abft_causal_rowsums_kernel, dim3(g.batch), dim3(ABFT_PREFIX_THREADS), 0, 0)(g, g.reader_chk, g.reader_bound);
-        cudaCheckLaunch();
+    if (g.reader_checks && (g.row_chk != nullptr || g.K <= ABFT_READER_MAX_K)) {
+        // the checksums now (unless they came from upstream), the comparison by the reader,
+        // the repair after it
+        const float* chk = g.row_chk, *bound = g.row_bound;
+        if (chk == nullptr) {
+            LAUNCH(abft_causal_rowsums_kernel, dim3(g.batch), dim3(ABFT_PREFIX_THREADS), 0, 0)(g, g.reader_chk, g.reader_bound);
+            cudaCheckLaunch();
+            chk = g.reader_chk;
+            bound = g.reader_bound;
+        }
         cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the checksums (the comparison is the reader's)
         AbftPendingReader* p = &g_abft_reader;
         p->pending = true;
-        p->g = g;
-        p->check = AbftReaderCheck{g.reader_chk, g.reader_bound, g.alpha, abft->cfg.tau, abft->cfg.operand_u, g.K,
+        p->check = AbftReaderCheck{chk, bound, g.bias_sum, g.bias_abs, g.alpha, abft->cfg.tau, abft->cfg.operand_u, g.K,
                                    s->flags, s->counter};
-        p->out = out;
+        p->job = abft_repair_job(g, s, out);
         p->cfg = abft->cfg;
         return;
     }
@@ -959,7 +965,8 @@ struct AbftRowAccumulator {
 // elements the reader summed (sum, abssum), against its causal checksum: the rule of
 // abft_compare_column on a row. Call from one thread per row.
 __device__ inline void abft_reader_compare(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
-    const float chk = c.alpha * c.chk[row], bd = fabsf(c.alpha) * c.bound[row];
+    const float chk = c.alpha * c.chk[row] + (c.bias_sum != nullptr ? *c.bias_sum : 0.0f);
+    const float bd = fabsf(c.alpha) * c.bound[row] + (c.bias_abs != nullptr ? *c.bias_abs : 0.0f);
     const float tol = abft_tolerance(c.tau, c.K, n, bd, c.operand_u);
     if (!((fabsf(sum - chk) <= tol) && (abssum <= bd + tol))) { abft_report_fault(c.flags, c.counter, (int)(row / M)); }
 }

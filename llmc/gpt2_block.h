@@ -31,6 +31,7 @@ static bool attention_forward(GPT2* model, int l, const float* residual) {
     layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C, s.ln1);
     AbftGemm qkv = linear_gemm(a.qkv, a.ln1, p.qkvw, p.qkvb, B * T, C, 3 * C, s.qkvw);
     qkv.row_chk = s.ln1.chk; qkv.row_bound = s.ln1.bound; // from the layernorm
+    qkv.reader_checks = s.readers_check;                  // by the permute
     if (!protected_gemm(model, qkv, OP_QKV, l)) { return false; }
     permute_forward(a.q, a.k, a.v, a.qkv, B, T, NH, HS, s);
     // S = Q·Kᵀ/√HS: per head (T, T) = (T, HS)·(HS, T); only j <= i is read by the softmax
