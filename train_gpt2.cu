@@ -129,12 +129,11 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
     if (sums.chk != nullptr) { acc.store(sums, row); }
 }
 
-// One warp per row: dinp += (weight·dout − mean(weight·dout) − norm·mean(weight·dout·norm))·rstd.
-__global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
-                                               const float* mean, const float* rstd, int rows, int C, AbftRowSums sums) {
-    const long row = global_warp();
+// Row `row`, by one warp: dinp += (weight·dout − mean(weight·dout) − norm·mean(weight·dout·norm))·rstd;
+// with sums.chk, the row checksums of the GEMM that reads dinp (AbftRowSums).
+__device__ void layernorm_backward_dinp_row(float* dinp, const float* dout, const float* inp, const float* weight,
+                                            const float* mean, const float* rstd, long row, int C, const AbftRowSums& sums) {
     const int lane = threadIdx.x % 32;
-    if (row >= rows) { return; }
     const float* d = dout + row * C;
     const float* x = inp + row * C;
     const float m = mean[row], s = rstd[row];
@@ -154,6 +153,19 @@ __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, c
         if (sums.chk != nullptr) { acc.add(di[i], sums, i); }
     }
     if (sums.chk != nullptr) { acc.store(sums, row); } // of dinp after the addition
+}
+
+// Rows [r0, r0 + ABFT_PART_ROWS) per block, a warp per row; then, when sums.part is given, the
+// block's partial sums for the check of the weight gradient that reads dinp (AbftRowSums).
+__global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
+                                               const float* mean, const float* rstd, int rows, int C, AbftRowSums sums) {
+    const long r0 = (long)blockIdx.x * ABFT_PART_ROWS;
+    for (long row = r0 + threadIdx.x / 32; row < r0 + ABFT_PART_ROWS && row < rows; row += blockDim.x / 32) {
+        layernorm_backward_dinp_row(dinp, dout, inp, weight, mean, rstd, row, C, sums);
+    }
+    if (sums.part == nullptr) { return; }
+    __syncthreads(); // the block's rows of dinp are written
+    abft_row_sums_part(sums, dinp, r0, rows, C);
 }
 
 // Sums over the rows of (rows, C) matrices, for the bias and layernorm parameter gradients, in
@@ -281,23 +293,28 @@ __global__ void permute_forward_repair_kernel(float* q, float* k, float* v, cons
     for (long bt = 0; bt < BT; bt++) { permute_forward_position(q, k, v, qkv, bt, T, NH, HS, sums, AbftReaderCheck{}); }
 }
 
-// dq, dk, dv (B,NH,T,HS) -> dqkv (B,T,3C). One warp per row (b, t) of dqkv, and, when
-// sums.chk is given, what the check of the GEMM that reads dqkv needs (AbftRowSums).
+// dq, dk, dv (B,NH,T,HS) -> dqkv (B,T,3C). ABFT_PART_ROWS rows (b, t) of dqkv per block, a
+// warp per row; when sums.chk is given, what the checks of the GEMMs that read dqkv need
+// (AbftRowSums: the row checksums of dln1's GEMM, the block's partial sums for dWqkv's).
 __global__ void permute_backward_kernel(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T,
                                         int NH, int HS, AbftRowSums sums) {
     const int C = NH * HS, lane = threadIdx.x % 32;
-    const long bt = global_warp();
-    if (bt >= (long)B * T) { return; }
-    const int t = (int)(bt % T), b = (int)(bt / T);
-    AbftRowAccumulator acc;
-    for (int r = lane; r < 3 * C; r += 32) {
-        const int which = r / C, h = r % C / HS, i = r % HS;
-        const float* src = which == 0 ? dq : which == 1 ? dk : dv;
-        const float x = src[(((long)b * NH + h) * T + t) * HS + i];
-        dqkv[bt * 3 * C + r] = x;
-        if (sums.chk != nullptr) { acc.add(x, sums, r); }
+    const long r0 = (long)blockIdx.x * ABFT_PART_ROWS, rows = (long)B * T;
+    for (long bt = r0 + threadIdx.x / 32; bt < r0 + ABFT_PART_ROWS && bt < rows; bt += blockDim.x / 32) {
+        const int t = (int)(bt % T), b = (int)(bt / T);
+        AbftRowAccumulator acc;
+        for (int r = lane; r < 3 * C; r += 32) {
+            const int which = r / C, h = r % C / HS, i = r % HS;
+            const float* src = which == 0 ? dq : which == 1 ? dk : dv;
+            const float x = src[(((long)b * NH + h) * T + t) * HS + i];
+            dqkv[bt * 3 * C + r] = x;
+            if (sums.chk != nullptr) { acc.add(x, sums, r); }
+        }
+        if (sums.chk != nullptr) { acc.store(sums, bt); }
     }
-    if (sums.chk != nullptr) { acc.store(sums, bt); }
+    if (sums.part == nullptr) { return; }
+    __syncthreads(); // the block's rows of dqkv are written
+    abft_row_sums_part(sums, dqkv, r0, rows, 3 * C);
 }
 
 // y (B,NH,T,HS) -> out (B,T,C). One warp per row (b, t) of out, and, when sums.chk is given,
@@ -676,8 +693,8 @@ static void layernorm_forward(float* out, float* mean, float* rstd, const float*
 static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                                const float* weight, const float* mean, const float* rstd, int B, int T, int C,
                                const AbftRowSums& sums = AbftRowSums{}) {
-    LAUNCH(layernorm_backward_dinp_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dinp, dout, inp, weight, mean,
-                                                                                            rstd, B * T, C, sums);
+    LAUNCH(layernorm_backward_dinp_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dinp, dout, inp, weight, mean,
+                                                                                               rstd, B * T, C, sums);
     cudaCheckLaunch();
     column_sums(dweight, dbias, dout, inp, mean, rstd, B * T, C);
 }
@@ -729,7 +746,7 @@ static void permute_forward(float* q, float* k, float* v, const float* qkv, int 
 
 static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS,
                              const AbftRowSums& sums) {
-    LAUNCH(permute_backward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums);
+    LAUNCH(permute_backward_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums);
     cudaCheckLaunch();
 }
 
@@ -797,6 +814,7 @@ struct GPT2 {
     HostView host = {nullptr, nullptr, nullptr}; // host copies of params, m, v (allocated on first use)
     Abft abft;
     float* abft_sums_memory = nullptr; // the checksum sums of layer_sums: L x (3·B·NH·T + 4·B·T) + 12 x B·NH·T + 8 x B·T
+                                       // + the weight gradients' partial sums, 2 x B·T/32 x 4C
     AbftWeightStack qkvw_sums, attprojw_sums; // the weights' checksums, once per step (gpt2_forward)
 };
 
@@ -874,7 +892,8 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     model->cpu_losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
     const int L = model->config.num_layers;
     const size_t bht = (size_t)B * model->config.num_heads * T, bt = (size_t)B * T;
-    model->abft_sums_memory = gpu_alloc(L * (3 * bht + 4 * bt) + 12 * bht + 8 * bt, "ABFT checksum sums");
+    const size_t parts = 2 * (size_t)abft_ceil_div(B * T, ABFT_PART_ROWS) * 4 * model->config.channels; // dqkv's and dres's
+    model->abft_sums_memory = gpu_alloc(L * (3 * bht + 4 * bt) + 12 * bht + 8 * bt + parts, "ABFT checksum sums");
 }
 
 // Where layer l's permute and softmax write the checksum sums of its attention GEMMs (see
@@ -900,6 +919,11 @@ static AbftLayerSums layer_sums(GPT2* model, int l) {
     s.atty.w_sum = s.attprojw.col_sum; s.atty.w_abs = s.attprojw.col_abs; s.atty.chk = rows + 2 * bt; s.atty.bound = rows + 3 * bt;
     s.dres.w_sum = s.attprojw.row_sum; s.dres.w_abs = s.attprojw.row_abs; s.dres.chk = rows + 4 * bt; s.dres.bound = rows + 5 * bt;
     s.dqkv.w_sum = s.qkvw.row_sum; s.dqkv.w_abs = s.qkvw.row_abs; s.dqkv.chk = rows + 6 * bt; s.dqkv.bound = rows + 7 * bt;
+    const size_t chunks = abft_ceil_div((long)bt, ABFT_PART_ROWS), C = model->config.channels;
+    float* parts = rows + 8 * bt; // (2, chunks, 3C) for dqkv, then (2, chunks, C) for dres
+    s.dqkv.row_w = s.ln1.sum; s.dqkv.row_wabs = s.ln1.abs; s.dqkv.part = parts; s.dqkv.part_abs = parts + chunks * 3 * C;
+    s.dres.row_w = s.atty.sum; s.dres.row_wabs = s.atty.abs; s.dres.part = parts + chunks * 6 * C;
+    s.dres.part_abs = s.dres.part + chunks * C;
     return s;
 }
 

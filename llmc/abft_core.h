@@ -72,6 +72,8 @@ struct AbftGemm {
     const float* b_abs = nullptr;     // (K) |B|·e           against A·(B·e) + Σ bias
     const float* bias_sum = nullptr;  // (1) Σ bias
     const float* bias_abs = nullptr;  // (1) Σ |bias|
+    const float* a_part = nullptr;    // (ceil(K / ABFT_PART_ROWS), M) partial sums of A·(B·e) over
+    const float* a_part_abs = nullptr; // chunks of K, and of |A|·(|B|·e), left by A's writer
     // Or the check is left to the kernel that reads C next, which compares the rows it reads
     // with their checksums, then the repair runs: the permute reads qkv (row_chk from the
     // layernorm), the softmax reads S and dP (the deferred check writes their causal row
@@ -106,7 +108,16 @@ struct AbftRowSums {
     const float* w_abs = nullptr;
     float* chk = nullptr;         // (B·T) x[t]·w_sum
     float* bound = nullptr;       // (B·T) |x[t]|·w_abs
+    // When x is the dout of a weight gradient doutᵀ·inp: x's columns weighted by inp's row sums
+    // (that GEMM's B·e) and summed over each chunk of ABFT_PART_ROWS rows, the partial sums of
+    // its row checksums (AbftGemm::a_part)
+    const float* row_w = nullptr;    // (B·T) inp's row sums
+    const float* row_wabs = nullptr; // (B·T) inp's absolute row sums
+    float* part = nullptr;           // (ceil(B·T / ABFT_PART_ROWS), C) Σ_t row_w[t]·x[t][c]
+    float* part_abs = nullptr;       // the same with row_wabs and |x|
 };
+
+constexpr int ABFT_PART_ROWS = 32; // rows per partial sum of AbftRowSums::part
 
 // One layer's checksum sums, (B·NH, T) each unless noted, written by the kernels that hold the
 // data anyway, so that no check of the attention's GEMMs reads a (T, T) matrix again and the

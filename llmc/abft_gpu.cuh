@@ -540,11 +540,16 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
     if (g.b_sum != nullptr && g.A.rs == 1 && g.A.cs != 1) {
         // a weight gradient's, A = doutᵀ: A·(B·e) as dout's column sums weighted by B·e, split
         // over chunks of K (B·T), then each row of C against its sum
-        const int chunks = abft_row_chunks(g.K);
-        abft_gpu_colsums_partial(MatView{g.A.p, g.A.cs, g.A.rs}, 0, 1, g.K, g.M, g.b_sum, g.b_abs, s->part, s->part_abs,
-                                 stream);
-        LAUNCH(abft_row_compare_kernel, dim3(abft_ceil_div(g.M, 8)), dim3(256), 0, stream)(g, s->part, s->part_abs, chunks,
-                                                                                          tau, operand_u, s->flags, s->counter);
+        // (or, when dout's writer left them, its chunks' sums: g.a_part)
+        const float* part = g.a_part != nullptr ? g.a_part : s->part;
+        const float* part_abs = g.a_part != nullptr ? g.a_part_abs : s->part_abs;
+        const int chunks = g.a_part != nullptr ? abft_ceil_div(g.K, ABFT_PART_ROWS) : abft_row_chunks(g.K);
+        if (g.a_part == nullptr) {
+            abft_gpu_colsums_partial(MatView{g.A.p, g.A.cs, g.A.rs}, 0, 1, g.K, g.M, g.b_sum, g.b_abs, s->part, s->part_abs,
+                                     stream);
+        }
+        LAUNCH(abft_row_compare_kernel, dim3(abft_ceil_div(g.M, 8)), dim3(256), 0, stream)(g, part, part_abs, chunks, tau,
+                                                                                          operand_u, s->flags, s->counter);
         cudaCheckLaunch();
         return;
     }
@@ -960,6 +965,23 @@ struct AbftRowAccumulator {
         r.bound[row] = ca;
     }
 };
+
+// The partial sums of AbftRowSums::part for the rows [r0, r0 + ABFT_PART_ROWS) of x (rows, cols)
+// that the block has just written (after a __syncthreads): a thread per column, the rows in
+// order. Call from the whole block, which then writes chunk r0 / ABFT_PART_ROWS.
+__device__ inline void abft_row_sums_part(const AbftRowSums& r, const float* x, long r0, long rows, int cols) {
+    const long chunk = r0 / ABFT_PART_ROWS, r1 = min(r0 + (long)ABFT_PART_ROWS, rows);
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+        float p = 0.0f, pa = 0.0f;
+        for (long i = r0; i < r1; i++) {
+            const float v = x[i * cols + c];
+            p += r.row_w[i] * v;
+            pa += r.row_wabs[i] * fabsf(v);
+        }
+        r.part[chunk * cols + c] = p;
+        r.part_abs[chunk * cols + c] = pa;
+    }
+}
 
 // The reader's side of a reader check: row `row` of C (batch entry row / M), whose first n
 // elements the reader summed (sum, abssum), against its causal checksum: the rule of

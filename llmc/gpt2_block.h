@@ -107,7 +107,8 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     dy.row_chk = s.dres.chk; dy.row_bound = s.dres.bound; // from the layernorm backward (block_backward)
     dy.repair_with_next = true; // dWproj's GEMM does not read dY
     if (!protected_gemm(model, dy, OP_PROJ_DX, l)) { return false; }
-    const AbftGemm dwproj = linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C, s.atty.sum, s.atty.abs);
+    AbftGemm dwproj = linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C, s.atty.sum, s.atty.abs);
+    dwproj.a_part = s.dres.part; dwproj.a_part_abs = s.dres.part_abs; // from the layernorm backward
     if (!protected_gemm(model, dwproj, OP_PROJ_DW, l)) { return false; }
     bias_backward(dp.attprojb, dresidual, BT, C);
     unpermute_backward(d.yh, d.atty, B, T, NH, HS);
@@ -137,7 +138,8 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     dln1.row_chk = s.dqkv.chk; dln1.row_bound = s.dqkv.bound; // from the permute
     dln1.repair_with_next = true; // dWqkv's GEMM does not read dln1
     if (!protected_gemm(model, dln1, OP_QKV_DX, l)) { return false; }
-    const AbftGemm dwqkv = linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C, s.ln1.sum, s.ln1.abs);
+    AbftGemm dwqkv = linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C, s.ln1.sum, s.ln1.abs);
+    dwqkv.a_part = s.dqkv.part; dwqkv.a_part_abs = s.dqkv.part_abs; // from the permute
     if (!protected_gemm(model, dwqkv, OP_QKV_DW, l)) { return false; }
     bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
     layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
