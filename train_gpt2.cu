@@ -165,7 +165,7 @@ __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, c
     }
     if (sums.part == nullptr) { return; }
     __syncthreads(); // the block's rows of dinp are written
-    abft_row_sums_part(sums, dinp, r0, rows, C);
+    abft_row_sums_part(sums, [=](long i, int c) { return dinp[i * C + c]; }, r0, rows, C);
 }
 
 // Sums over the rows of (rows, C) matrices, for the bias and layernorm parameter gradients, in
@@ -313,8 +313,11 @@ __global__ void permute_backward_kernel(float* dqkv, const float* dq, const floa
         if (sums.chk != nullptr) { acc.store(sums, bt); }
     }
     if (sums.part == nullptr) { return; }
-    __syncthreads(); // the block's rows of dqkv are written
-    abft_row_sums_part(sums, dqkv, r0, rows, 3 * C);
+    abft_row_sums_part(sums, [=](long bt, int r) { // from the sources the block has just read
+        const int which = r / C, h = r % C / HS, i = r % HS;
+        const float* src = which == 0 ? dq : which == 1 ? dk : dv;
+        return src[(((long)(bt / T) * NH + h) * T + bt % T) * HS + i];
+    }, r0, rows, 3 * C);
 }
 
 // y (B,NH,T,HS) -> out (B,T,C). One warp per row (b, t) of out, and, when sums.chk is given,

@@ -966,15 +966,17 @@ struct AbftRowAccumulator {
     }
 };
 
-// The partial sums of AbftRowSums::part for the rows [r0, r0 + ABFT_PART_ROWS) of x (rows, cols)
-// that the block has just written (after a __syncthreads): a thread per column, the rows in
-// order. Call from the whole block, which then writes chunk r0 / ABFT_PART_ROWS.
-__device__ inline void abft_row_sums_part(const AbftRowSums& r, const float* x, long r0, long rows, int cols) {
+// The partial sums of AbftRowSums::part for the rows [r0, r0 + ABFT_PART_ROWS) of x (rows,
+// cols), whose element (i, c) x(i, c) returns: a thread per column, the rows in order. Call
+// from the whole block, which writes chunk r0 / ABFT_PART_ROWS; x should read what the block
+// has read or written already (a cache hit).
+template <typename Element>
+__device__ inline void abft_row_sums_part(const AbftRowSums& r, Element x, long r0, long rows, int cols) {
     const long chunk = r0 / ABFT_PART_ROWS, r1 = min(r0 + (long)ABFT_PART_ROWS, rows);
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float p = 0.0f, pa = 0.0f;
         for (long i = r0; i < r1; i++) {
-            const float v = x[i * cols + c];
+            const float v = x(i, c);
             p += r.row_w[i] * v;
             pa += r.row_wabs[i] * fabsf(v);
         }
