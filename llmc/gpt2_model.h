@@ -320,8 +320,8 @@ inline LayerParams layer_params(const ParameterTensors& p, const GPT2Config& c, 
 
 // What a trainer allocates for the model at batch shape (B, T), in bytes, as the size tables
 // say (besides a few (B, T) arrays of tokens and losses, ABFT's check scratch, which grows on
-// first use, and the CUDA trainer's checksum sums, (3L + 12)·B·NH·T + 4L·B·T floats: 20 MB at GPT-2 124M,
-// B=8, T=1024).
+// first use, and the CUDA trainer's checksum sums (layer_sums in train_gpt2.cu): 27 MB at GPT-2
+// 124M, B=8, T=1024).
 struct MemoryFootprint {
     size_t parameters, gradients, moments; // moments: AdamW's m and v
     size_t activations, activation_grads;
