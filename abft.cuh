@@ -59,8 +59,8 @@ static const char* const abft_op_names[ABFT_NUM_OPS] = {
 // ----------------------------------------------------------------------------
 // the model's GEMMs as descriptors (row-major buffers), for both trainers
 
-// A linear layer: out (rows, OC) = inp (rows, IC) · weightᵀ + bias, weight (OC, IC). With the
-// weight's checksums (ws), the GPU checks its rows against them.
+// A linear layer: out (rows, OC) = inp (rows, IC) · weightᵀ + bias, weight (OC, IC); ws: the
+// bias's sums, for the GPU's row checks.
 inline AbftGemm linear_gemm(float* out, const float* inp, const float* weight, const float* bias, int rows, int IC, int OC,
                             const AbftWeightSums& ws = AbftWeightSums{}) {
     AbftGemm g;
@@ -69,32 +69,27 @@ inline AbftGemm linear_gemm(float* out, const float* inp, const float* weight, c
     g.B = transposed(weight, IC);
     g.C = out; g.ldc = OC;
     g.bias = bias;
-    g.b_sum = ws.col_sum; g.b_abs = ws.col_abs; g.bias_sum = ws.bias_sum; g.bias_abs = ws.bias_abs;
+    g.bias_sum = ws.bias_sum; g.bias_abs = ws.bias_abs;
     return g;
 }
 
 // its input gradient: dinp (rows, IC) = dout (rows, OC) · weight (OC, IC)
-inline AbftGemm linear_dinp_gemm(float* dinp, const float* dout, const float* weight, int rows, int IC, int OC,
-                                 const AbftWeightSums& ws = AbftWeightSums{}) {
+inline AbftGemm linear_dinp_gemm(float* dinp, const float* dout, const float* weight, int rows, int IC, int OC) {
     AbftGemm g;
     g.M = rows; g.N = IC; g.K = OC;
     g.A = row_major(dout, OC);
     g.B = row_major(weight, IC);
     g.C = dinp; g.ldc = IC;
-    g.b_sum = ws.row_sum; g.b_abs = ws.row_abs;
     return g;
 }
 
-// its weight gradient: dweight (OC, IC) = doutᵀ (OC, rows) · inp (rows, IC); with inp's row
-// sums (inp·e, |inp|·e), the GPU checks its rows against doutᵀ·(inp·e)
-inline AbftGemm linear_dweight_gemm(float* dweight, const float* dout, const float* inp, int rows, int IC, int OC,
-                                    const float* inp_sum = nullptr, const float* inp_abs = nullptr) {
+// its weight gradient: dweight (OC, IC) = doutᵀ (OC, rows) · inp (rows, IC)
+inline AbftGemm linear_dweight_gemm(float* dweight, const float* dout, const float* inp, int rows, int IC, int OC) {
     AbftGemm g;
     g.M = OC; g.N = IC; g.K = rows;
     g.A = transposed(dout, OC);
     g.B = row_major(inp, IC);
     g.C = dweight; g.ldc = IC;
-    g.b_sum = inp_sum; g.b_abs = inp_abs;
     return g;
 }
 

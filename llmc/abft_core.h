@@ -68,12 +68,10 @@ struct AbftGemm {
     const float* a_abs = nullptr;     // (batch, K) e·|A|
     const float* row_chk = nullptr;   // (batch, M) A·(B·e): what each row of C sums to (no bias)
     const float* row_bound = nullptr; // (batch, M) |A|·(|B|·e): the bound of each row's |C| sum
-    const float* b_sum = nullptr;     // (K) B·e, when B is a weight (batch 1): rows checked
-    const float* b_abs = nullptr;     // (K) |B|·e           against A·(B·e) + Σ bias
-    const float* bias_sum = nullptr;  // (1) Σ bias
+    const float* bias_sum = nullptr;  // (1) Σ bias, added to the row checksums
     const float* bias_abs = nullptr;  // (1) Σ |bias|
     const float* a_part = nullptr;    // (ceil(K / ABFT_PART_ROWS), M) partial sums of A·(B·e) over
-    const float* a_part_abs = nullptr; // chunks of K, and of |A|·(|B|·e), left by A's writer
+    const float* a_part_abs = nullptr; // chunks of K, and of |A|·(|B|·e), left by A's writer (batch 1)
     // Or the check is left to the kernel that reads C next, which compares the rows it reads
     // with their checksums, then the repair runs: the permute reads qkv (row_chk from the
     // layernorm), the softmax reads S and dP (the deferred check writes their causal row

@@ -137,11 +137,8 @@ static AbftPendingRepair g_abft_repair;
 
 // The repair after a reader check, run by the reader's own redo kernel (abft_reader_repair).
 struct AbftReaderRepair {
-    AbftGemm g;
-    int* flags;
-    AbftCorrectScratch cs;
+    AbftRepairJob job;            // job.out (batch): what the repair did; not REPAIR_NONE: redo the entry
     float extreme, tau, operand_u;
-    AbftOutcome* out;             // (batch) what the repair did; not REPAIR_NONE: redo the entry
 };
 
 // The checksums of one weight of every layer, W (L, OC, IC) and its bias (L, OC), for the row
@@ -179,8 +176,6 @@ inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& f
                                    cudaStream_t stream);
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
                              float* abssum, cudaStream_t stream, const float* w = nullptr, const float* a = nullptr);
-inline void abft_gpu_colsums_partial(MatView X, long strideX, int batch, int rows, int cols, const float* w, const float* a,
-                                     float* part, float* part_abs, cudaStream_t stream);
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g);
 inline void abft_gpu_free(AbftGpuScratch* s);
 
@@ -199,8 +194,7 @@ __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue
 __global__ void abft_row_verify_kernel(AbftGemm g, float tau, float operand_u, int* flags, int* counter);
 __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound);
 __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u);
-__global__ void abft_row_compare_kernel(AbftGemm g, const float* part, const float* part_abs, int chunks, float tau,
-                                        float operand_u, int* flags, int* counter);
+__global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float operand_u, int* flags, int* counter);
 __global__ void abft_stack_sums_kernel(const float* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
                                        float* part_abs);
 __device__ void abft_repair_entry(const AbftGemm& g, int b, int* flags, const float* chk, const float* bound,
@@ -241,7 +235,6 @@ struct AbftGpuLog {
 };
 static AbftGpuLog g_abft_log;
 
-
 inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s, cudaEvent_t done = nullptr);
 inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s);
 inline bool abft_gpu_verify_now(Abft* abft, const AbftGemm& g, int op, int layer);
@@ -275,7 +268,7 @@ inline AbftReaderCheck abft_gpu_reader_check() {
 inline AbftReaderRepair abft_gpu_reader_repair() {
     AbftPendingReader* r = &g_abft_reader;
     r->pending = false;
-    return AbftReaderRepair{r->job.g, r->job.flags, r->job.cs, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u, r->job.out};
+    return AbftReaderRepair{r->job, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u};
 }
 
 // The end of a deferred pass: reads every verdict the pass queued (waiting for the GPU unless
@@ -537,23 +530,13 @@ inline std::vector<int> abft_gpu_ints(const int* device, int n) {
 // then (e·A)·B and the check.
 inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream) {
     abft_gpu_reserve(s, g);
-    if (g.b_sum != nullptr && g.A.rs == 1 && g.A.cs != 1) {
-        // a weight gradient's, A = doutᵀ: A·(B·e) as dout's column sums weighted by B·e, split
-        // over chunks of K (B·T), then each row of C against its sum
-        // (or, when dout's writer left them, its chunks' sums: g.a_part)
-        const float* part = g.a_part != nullptr ? g.a_part : s->part;
-        const float* part_abs = g.a_part != nullptr ? g.a_part_abs : s->part_abs;
-        const int chunks = g.a_part != nullptr ? abft_ceil_div(g.K, ABFT_PART_ROWS) : abft_row_chunks(g.K);
-        if (g.a_part == nullptr) {
-            abft_gpu_colsums_partial(MatView{g.A.p, g.A.cs, g.A.rs}, 0, 1, g.K, g.M, g.b_sum, g.b_abs, s->part, s->part_abs,
-                                     stream);
-        }
-        LAUNCH(abft_row_compare_kernel, dim3(abft_ceil_div(g.M, 8)), dim3(256), 0, stream)(g, part, part_abs, chunks, tau,
-                                                                                          operand_u, s->flags, s->counter);
+    if (g.a_part != nullptr) { // a weight gradient's: its rows against the partial sums dout's writer left
+        LAUNCH(abft_row_compare_kernel, dim3(abft_ceil_div(g.M, 8)), dim3(256), 0, stream)(
+            g, abft_ceil_div(g.K, ABFT_PART_ROWS), tau, operand_u, s->flags, s->counter);
         cudaCheckLaunch();
         return;
     }
-    if (g.row_chk != nullptr || g.b_sum != nullptr) {
+    if (g.row_chk != nullptr) {
         LAUNCH(abft_row_verify_kernel, dim3(abft_ceil_div(g.M, 8), g.batch), dim3(256), 0, stream)(g, tau, operand_u, s->flags,
                                                                                                    s->counter);
         cudaCheckLaunch();
@@ -565,22 +548,20 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
         cudaCheckLaunch();
         return;
     }
-    const float* ue = s->ue;
-    const float* ua = s->ua;
     abft_gpu_colsums(s, g.A, g.strideA, g.batch, g.M, g.K, s->ue, s->ua, stream);
     abft_gpu_colsums(s, MatView{g.C, g.ldc, 1}, g.strideC, g.batch, g.M, g.N, s->csum, s->cabs, stream);
     if (g.B.rs == 1 && g.B.cs != 1) {
         LAUNCH(abft_encode_verify_contiguous_kernel, dim3(abft_ceil_div(g.N, 8), g.batch), dim3(256), 0, stream)(
-            g, ue, ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+            g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     } else if (g.K > ABFT_ROW_CHUNK) {
         // a long reduction (a weight gradient's, over B·T): (e·A)·B as B's column sums weighted
         // by e·A, split over chunks of K like any tall column sum, so that it fills the GPU
-        abft_gpu_colsums(s, g.B, g.strideB, g.batch, g.K, g.N, s->chk, s->bound, stream, ue, ua);
+        abft_gpu_colsums(s, g.B, g.strideB, g.batch, g.K, g.N, s->chk, s->bound, stream, s->ue, s->ua);
         LAUNCH(abft_compare_kernel, dim3(abft_ceil_div(g.N, 128), g.batch), dim3(128), 0, stream)(
             g, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     } else {
         LAUNCH(abft_encode_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
-            g, ue, ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
+            g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     }
     cudaCheckLaunch();
 }
@@ -589,7 +570,7 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
 // fast path's column checksums (s->chk, s->bound), or after a row check, which has none,
 // against the repair's own.
 inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out) {
-    const bool rows_checked = g.row_chk != nullptr || g.b_sum != nullptr || g.reader_checks;
+    const bool rows_checked = g.row_chk != nullptr || g.a_part != nullptr || g.reader_checks;
     return AbftRepairJob{g, s->flags, rows_checked ? nullptr : s->chk, rows_checked ? nullptr : s->bound, s->cs, out};
 }
 
@@ -615,17 +596,11 @@ inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int bat
         return;
     }
     const int chunks = abft_row_chunks(rows);
-    abft_gpu_colsums_partial(X, strideX, batch, rows, cols, w, a, s->part, s->part_abs, stream);
+    LAUNCH(abft_colsums_partial_kernel, dim3(abft_ceil_div(cols, ABFT_TILE), batch, chunks), dim3(ABFT_TILE, ABFT_ROWS), 0,
+           stream)(X, strideX, rows, cols, w, a, s->part, s->part_abs);
+    cudaCheckLaunch();
     LAUNCH(abft_colsums_reduce_kernel, dim3(abft_ceil_div(cols, 128), batch), dim3(128), 0, stream)(s->part, s->part_abs,
                                                                                                    chunks, cols, sum, abssum);
-    cudaCheckLaunch();
-}
-
-// The first stage: partial column sums over chunks of ABFT_ROW_CHUNK rows, (batch, chunks, cols).
-inline void abft_gpu_colsums_partial(MatView X, long strideX, int batch, int rows, int cols, const float* w, const float* a,
-                                     float* part, float* part_abs, cudaStream_t stream) {
-    LAUNCH(abft_colsums_partial_kernel, dim3(abft_ceil_div(cols, ABFT_TILE), batch, abft_row_chunks(rows)),
-           dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(X, strideX, rows, cols, w, a, part, part_abs);
     cudaCheckLaunch();
 }
 
@@ -643,9 +618,8 @@ inline void abft_gpu_free(AbftGpuScratch* s) {
 // Grows the scratch to fit g (buffers are only ever reallocated upward).
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g) {
     const long bk = (long)g.batch * g.K, bn = (long)g.batch * g.N, bm = (long)g.batch * g.M, b = g.batch;
-    const long part_m = (long)abft_row_chunks(g.M) * std::max(g.K, g.N);
-    const long part_k = (long)abft_row_chunks(g.K) * std::max(g.M, g.N);
-    const long part = (long)g.batch * std::max(part_m, part_k); // column sums over M, or split-K over K
+    const long part_m = (long)abft_row_chunks(g.M) * (g.K > g.N ? g.K : g.N), part_k = (long)abft_row_chunks(g.K) * g.N;
+    const long part = (long)g.batch * (part_m > part_k ? part_m : part_k); // column sums over M, or split-K over K
     if (bk <= s->cap_bk && bn <= s->cap_bn && bm <= s->cap_bm && b <= s->cap_b && part <= s->cap_part) { return; }
     // the new capacities cover every GEMM seen so far, so that GEMMs of different shapes do not
     // make each other reallocate (abft_gpu_free forgets the old ones)
@@ -843,57 +817,49 @@ __global__ void abft_compare_kernel(AbftGemm g, const float* csum, const float* 
     abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
 }
 
-// Row i of C[b] against its checksum, abft_compare_column's rule on a row (whose length is the
-// tolerance's n): alpha times the checksum computed upstream (g.row_chk = A·(B·e), g.row_bound
-// = |A|·(|B|·e)), or, for a weight B (batch 1), A_i·(B·e) and |A_i|·(|B|·e) taken here from A's
-// row and the weight's sums g.b_sum, g.b_abs; plus the bias's sums. One warp per row.
-// grid (ceil(M/8), batch), block 256.
+// abft_compare_column's rule on a row of n elements of batch entry b: its sums (sum, abssum)
+// against alpha·chk + Σ bias and the bound |alpha|·bd + Σ |bias| (bias sums may be null).
+__device__ inline void abft_compare_row(float alpha, const float* bias_sum, const float* bias_abs, float chk, float bd,
+                                        float sum, float abssum, float tau, int K, int n, float operand_u, int* flags,
+                                        int* counter, int b) {
+    chk = alpha * chk + (bias_sum != nullptr ? *bias_sum : 0.0f);
+    bd = fabsf(alpha) * bd + (bias_abs != nullptr ? *bias_abs : 0.0f);
+    const float tol = abft_tolerance(tau, K, n, bd, operand_u);
+    if (!((fabsf(sum - chk) <= tol) && (abssum <= bd + tol))) { abft_report_fault(flags, counter, b); }
+}
+
+// Row i of C[b] against the checksum computed upstream (g.row_chk = A·(B·e), g.row_bound =
+// |A|·(|B|·e)). One warp per row. grid (ceil(M/8), batch), block 256.
 __global__ void abft_row_verify_kernel(AbftGemm g, float tau, float operand_u, int* flags, int* counter) {
     const int i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
     if (i >= g.M) { return; } // whole warps leave together
     const float* row = g.C + b * g.strideC + (long)i * g.ldc;
-    float s = 0.0f, sa = 0.0f, c = 0.0f, bd = 0.0f;
+    float s = 0.0f, sa = 0.0f;
     for (int j = lane; j < g.N; j += 32) { s += row[j]; sa += fabsf(row[j]); }
-    if (g.row_chk == nullptr) {
-        for (int k = lane; k < g.K; k += 32) {
-            const float a = g.A.at(i, k);
-            c += a * g.b_sum[k];
-            bd += fabsf(a) * g.b_abs[k];
-        }
-    }
     s = warp_sum(s);
     sa = warp_sum(sa);
-    c = warp_sum(c);
-    bd = warp_sum(bd);
     if (lane != 0) { return; }
     const long at = (long)b * g.M + i;
-    if (g.row_chk != nullptr) { c = g.row_chk[at]; bd = g.row_bound[at]; }
-    c = g.alpha * c + (g.bias_sum != nullptr ? *g.bias_sum : 0.0f);
-    bd = fabsf(g.alpha) * bd + (g.bias_abs != nullptr ? *g.bias_abs : 0.0f);
-    const float tol = abft_tolerance(tau, g.K, g.N, bd, operand_u);
-    if (!((fabsf(s - c) <= tol) && (sa <= bd + tol))) { abft_report_fault(flags, counter, b); }
+    abft_compare_row(g.alpha, g.bias_sum, g.bias_abs, g.row_chk[at], g.row_bound[at], s, sa, tau, g.K, g.N, operand_u, flags,
+                     counter, b);
 }
 
-// Row i of C (batch 1) against A_i·(B·e) + Σ bias, whose partial sums over `chunks` chunks of
-// K the split-K stage left in part (chunks, M) (and the bound's in part_abs): the rule of
-// abft_row_verify_kernel. One warp per row. grid (ceil(M/8)), block 256.
-__global__ void abft_row_compare_kernel(AbftGemm g, const float* part, const float* part_abs, int chunks, float tau,
-                                        float operand_u, int* flags, int* counter) {
+// Row i of C (batch 1) against A_i·(B·e), whose partial sums over `chunks` chunks of K the
+// kernel that wrote A left (g.a_part (chunks, M), g.a_part_abs). One warp per row.
+// grid (ceil(M/8)), block 256.
+__global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float operand_u, int* flags, int* counter) {
     const int i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (i >= g.M) { return; } // whole warps leave together
     const float* row = g.C + (long)i * g.ldc;
     float s = 0.0f, sa = 0.0f, c = 0.0f, bd = 0.0f;
     for (int j = lane; j < g.N; j += 32) { s += row[j]; sa += fabsf(row[j]); }
-    for (int k = lane; k < chunks; k += 32) { c += part[(long)k * g.M + i]; bd += part_abs[(long)k * g.M + i]; }
+    for (int k = lane; k < chunks; k += 32) { c += g.a_part[(long)k * g.M + i]; bd += g.a_part_abs[(long)k * g.M + i]; }
     s = warp_sum(s);
     sa = warp_sum(sa);
     c = warp_sum(c);
     bd = warp_sum(bd);
     if (lane != 0) { return; }
-    c = g.alpha * c + (g.bias_sum != nullptr ? *g.bias_sum : 0.0f);
-    bd = fabsf(g.alpha) * bd + (g.bias_abs != nullptr ? *g.bias_abs : 0.0f);
-    const float tol = abft_tolerance(tau, g.K, g.N, bd, operand_u);
-    if (!((fabsf(s - c) <= tol) && (sa <= bd + tol))) { abft_report_fault(flags, counter, 0); }
+    abft_compare_row(g.alpha, g.bias_sum, g.bias_abs, c, bd, s, sa, tau, g.K, g.N, operand_u, flags, counter, 0);
 }
 
 // The column checks in one pass when e·A came from upstream (g.a_sum: dV's and dK's): per
@@ -989,18 +955,17 @@ __device__ inline void abft_row_sums_part(const AbftRowSums& r, Element x, long 
 // elements the reader summed (sum, abssum), against its causal checksum: the rule of
 // abft_compare_column on a row. Call from one thread per row.
 __device__ inline void abft_reader_compare(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
-    const float chk = c.alpha * c.chk[row] + (c.bias_sum != nullptr ? *c.bias_sum : 0.0f);
-    const float bd = fabsf(c.alpha) * c.bound[row] + (c.bias_abs != nullptr ? *c.bias_abs : 0.0f);
-    const float tol = abft_tolerance(c.tau, c.K, n, bd, c.operand_u);
-    if (!((fabsf(sum - chk) <= tol) && (abssum <= bd + tol))) { abft_report_fault(c.flags, c.counter, (int)(row / M)); }
+    abft_compare_row(c.alpha, c.bias_sum, c.bias_abs, c.chk[row], c.bound[row], sum, abssum, c.tau, c.K, n, c.operand_u,
+                     c.flags, c.counter, (int)(row / M));
 }
 
 // The reader's redo kernel starts here, one block per batch entry b: the repair of b if the
 // reader flagged it. True when b was rebuilt: the reader must redo its work on b.
 __device__ inline bool abft_reader_repair(const AbftReaderRepair& r, int b) {
-    abft_repair_entry(r.g, b, r.flags, nullptr, nullptr, r.cs, r.extreme, r.tau, r.operand_u, r.out);
+    const AbftRepairJob& j = r.job;
+    abft_repair_entry(j.g, b, j.flags, j.chk, j.bound, j.cs, r.extreme, r.tau, r.operand_u, j.out);
     __syncthreads(); // out[b] was written by thread 0
-    return r.out[b].status != REPAIR_NONE;
+    return j.out[b].status != REPAIR_NONE;
 }
 
 // The causal row checksums of C[b] = A·B (alpha aside), over j <= i: chk[i] = A_i·(Σ_{j<=i} B's
@@ -1051,7 +1016,8 @@ __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound)
 // its block from start to end, in abft_repair's order: the fp64 operand sums, the checksums of
 // every column and row, each line judged (abft_judge), the rebuild by columns if every column
 // is fixable, else by rows if every row is; then the rebuilt entry is checked again against the
-// fast path's checksums (chk, bound). out[b] says what happened. grid (batch), block 256.
+// fast path's column checksums (chk, bound; null: the fp64 ones just computed), and its flag
+// cleared. out[b] says what happened.
 // One block per entry is slow for a large entry (a linear layer's), but it only runs after a
 // fault.
 __device__ void abft_repair_entry(const AbftGemm& g, int b, int* flags, const float* chk, const float* bound,

@@ -103,11 +103,11 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     const int BT = B * T;
     const AbftLayerSums s = layer_sums(model, l);
     // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
-    AbftGemm dy = linear_dinp_gemm(d.atty, dresidual, p.attprojw, BT, C, C, s.attprojw);
+    AbftGemm dy = linear_dinp_gemm(d.atty, dresidual, p.attprojw, BT, C, C);
     dy.row_chk = s.dres.chk; dy.row_bound = s.dres.bound; // from the layernorm backward (block_backward)
     dy.repair_with_next = true; // dWproj's GEMM does not read dY
     if (!protected_gemm(model, dy, OP_PROJ_DX, l)) { return false; }
-    AbftGemm dwproj = linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C, s.atty.sum, s.atty.abs);
+    AbftGemm dwproj = linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C);
     dwproj.a_part = s.dres.part; dwproj.a_part_abs = s.dres.part_abs; // from the layernorm backward
     if (!protected_gemm(model, dwproj, OP_PROJ_DW, l)) { return false; }
     bias_backward(dp.attprojb, dresidual, BT, C);
@@ -134,11 +134,11 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     if (!protected_gemm(model, dkg, OP_QK_DK, l)) { return false; }
     permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS, s.dqkv);
     // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
-    AbftGemm dln1 = linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C, s.qkvw);
+    AbftGemm dln1 = linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C);
     dln1.row_chk = s.dqkv.chk; dln1.row_bound = s.dqkv.bound; // from the permute
     dln1.repair_with_next = true; // dWqkv's GEMM does not read dln1
     if (!protected_gemm(model, dln1, OP_QKV_DX, l)) { return false; }
-    AbftGemm dwqkv = linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C, s.ln1.sum, s.ln1.abs);
+    AbftGemm dwqkv = linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C);
     dwqkv.a_part = s.dqkv.part; dwqkv.a_part_abs = s.dqkv.part_abs; // from the permute
     if (!protected_gemm(model, dwqkv, OP_QKV_DW, l)) { return false; }
     bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
