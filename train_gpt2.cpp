@@ -16,7 +16,7 @@
 // themselves, the model's passes, and main.
 //
 // Reading path, from the bottom of this file to a repaired GEMM:
-//   main → train → train_step → gpt2_forward_backward (llmc/trainer.h)
+//   main → train → train_step → gpt2_train_step (llmc/trainer.h)
 //        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
 //        → protected_gemm (here) → abft_gemm → abft_verify (abft.cuh)
 //        → abft_check_columns (detect) → abft_repair → abft_judge (locate), abft_apply (llmc/abft_core.h)
@@ -200,7 +200,8 @@ static void gelu_backward(float* dinp, const float* inp, const float* dout, long
 
 static void zero_floats(float* p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
-static void residual_forward(float* out, const float* a, const float* b, long N) {
+static void residual_forward(float* out, const float* a, const float* b, int rows, int C) {
+    const long N = (long)rows * C;
     #pragma omp parallel for
     for (long i = 0; i < N; i++) { out[i] = a[i] + b[i]; }
 }

@@ -4,22 +4,25 @@
 // (train_gpt2.cpp): handwritten kernels for the layers, cuBLASLt for the linear layers (the
 // bias fused as an epilogue), cuBLAS strided batched GEMMs for the attention heads, fp32
 // (TF32 tensor-core math on GPUs that have it, sm_80 and later; -tf32 0 turns it off). The 4
-// forward and 8 backward GEMMs of every attention layer run under ATTNChecker: after each GEMM,
-// abft.cuh's GPU path (llmc/abft_gpu.cuh) queues in stream order the check (column sums of the
-// operand A and of the output, the expected column sums encoded from them, the comparison) and
-// a repair kernel that rebuilds in place what the checksums can and exits at once where
-// nothing is flagged. The host reads the
-// verdicts once per pass (gpt2_settle), with the losses: no wait on the GPU per GEMM. A fault
-// the checksums cannot rebuild makes the pass run again from the same state with every
-// verdict read at once, so that it climbs the ladder shared with the CPU trainer: recompute
-// the GEMM, recompute the layer (llmc/gpt2_block.h), redo the step (llmc/trainer.h).
+// forward and 8 backward GEMMs of every attention layer run under ATTNChecker: abft.cuh's GPU
+// path (llmc/abft_gpu.cuh) queues each check in stream order, mostly inside the kernel that
+// reads the GEMM's output next (the permute, softmax, unpermute, residual add and layernorm
+// backward compare the rows they read with checksums formed upstream), and a repair kernel
+// that rebuilds in place what the checksums can and exits at once where nothing is flagged.
+// The host reads the verdicts when it waits for the GPU anyway (the losses' copy, the step's
+// closing wait: gpt2_settle), and the update queued before that is skipped on the device if
+// a fault was left: ABFT adds no wait. A fault the checksums cannot rebuild makes the pass run
+// again from the same state with every verdict read at once, so that it climbs the ladder
+// shared with the CPU trainer: recompute the GEMM, recompute the layer (llmc/gpt2_block.h),
+// redo the step (llmc/trainer.h).
 //
 // Reading path, from the bottom of this file to a repaired GEMM:
-//   main → train → train_step → gpt2_forward_backward → gpt2_run_checked (llmc/trainer.h)
+//   main → train → train_step → gpt2_train_step (llmc/trainer.h)
 //        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
 //        → protected_gemm (here) → abft_gemm (abft.cuh) → abft_gpu_verify (llmc/abft_gpu.cuh)
-//        → abft_gpu_encode_verify, abft_repair_kernel, which judges each line with abft_judge and
-//          rebuilds with abft_apply (llmc/abft_core.h); at the pass's end gpt2_settle (here)
+//        → the reader (e.g. softmax_forward, here) → abft_reader_compare, and its redo kernel →
+//          abft_repair_entry, which judges each line with abft_judge and rebuilds with
+//          abft_apply (llmc/abft_core.h); after the step's wait gpt2_settle (here)
 //        → abft_gpu_settle
 //
 //   make train_gpt2cu && ./train_gpt2cu -h
@@ -130,18 +133,33 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
 }
 
 // Row `row`, by one warp: dinp += (weight·dout − mean(weight·dout) − norm·mean(weight·dout·norm))·rstd;
-// with sums.chk, the row checksums of the GEMM that reads dinp (AbftRowSums).
+// with sums.chk, the row checksums of the GEMM that reads dinp (AbftRowSums). When `check` has
+// one, dout's row is first checked against its checksum (dln1's check, left to this reader);
+// a row that fails is not added (the addition could not be undone) but marked in skipped[],
+// for the redo after dout's repair.
 __device__ void layernorm_backward_dinp_row(float* dinp, const float* dout, const float* inp, const float* weight,
-                                            const float* mean, const float* rstd, long row, int C, const AbftRowSums& sums) {
+                                            const float* mean, const float* rstd, long row, int rows, int C,
+                                            const AbftRowSums& sums, const AbftReaderCheck& check, int* skipped) {
     const int lane = threadIdx.x % 32;
     const float* d = dout + row * C;
     const float* x = inp + row * C;
     const float m = mean[row], s = rstd[row];
-    float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+    float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f, dsum = 0.0f, dabs = 0.0f;
     for (int i = lane; i < C; i += 32) {
         float dnorm = weight[i] * d[i];
         dnorm_mean += dnorm;
         dnorm_norm_mean += dnorm * (x[i] - m) * s;
+        dsum += d[i];
+        dabs += fabsf(d[i]);
+    }
+    if (check.chk != nullptr) {
+        dsum = warp_sum(dsum);
+        dabs = warp_sum(dabs);
+        const int bad = lane == 0 && !abft_reader_compare(check, row, rows, C, dsum, dabs);
+        if (__shfl_sync(0xffffffffu, bad, 0)) {
+            if (lane == 0) { skipped[row] = 1; }
+            return;
+        }
     }
     dnorm_mean = warp_sum(dnorm_mean) / C;
     dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
@@ -158,14 +176,31 @@ __device__ void layernorm_backward_dinp_row(float* dinp, const float* dout, cons
 // Rows [r0, r0 + ABFT_PART_ROWS) per block, a warp per row; then, when sums.part is given, the
 // block's partial sums for the check of the weight gradient that reads dinp (AbftRowSums).
 __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
-                                               const float* mean, const float* rstd, int rows, int C, AbftRowSums sums) {
+                                               const float* mean, const float* rstd, int rows, int C, AbftRowSums sums,
+                                               AbftReaderCheck check, int* skipped) {
     const long r0 = (long)blockIdx.x * ABFT_PART_ROWS;
     for (long row = r0 + threadIdx.x / 32; row < r0 + ABFT_PART_ROWS && row < rows; row += blockDim.x / 32) {
-        layernorm_backward_dinp_row(dinp, dout, inp, weight, mean, rstd, row, C, sums);
+        layernorm_backward_dinp_row(dinp, dout, inp, weight, mean, rstd, row, rows, C, sums, check, skipped);
     }
     if (sums.part == nullptr) { return; }
     __syncthreads(); // the block's rows of dinp are written
     abft_row_sums_part(sums, [=](long i, int c) { return dinp[i * C + c]; }, r0, rows, C);
+}
+
+// After a layernorm backward that checked dout: one block repairs dout if the layernorm
+// flagged it (abft_reader_repair), then adds the rows it skipped, and clears their marks
+// (also when the repair failed: the pass is then redone without reader checks).
+__global__ void layernorm_backward_repair_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
+                                                 const float* mean, const float* rstd, int rows, int C,
+                                                 AbftReaderRepair repair, int* skipped) {
+    if (!abft_reader_repair(repair, 0)) { return; }
+    for (long row = threadIdx.x / 32; row < rows; row += blockDim.x / 32) {
+        if (skipped[row] == 0) { continue; } // the same for the whole warp
+        layernorm_backward_dinp_row(dinp, dout, inp, weight, mean, rstd, row, rows, C, AbftRowSums{}, AbftReaderCheck{},
+                                    nullptr);
+        __syncwarp();
+        if (threadIdx.x % 32 == 0) { skipped[row] = 0; }
+    }
 }
 
 // Sums over the rows of (rows, C) matrices, for the bias and layernorm parameter gradients, in
@@ -230,9 +265,38 @@ __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float*
     dinp[i] = local * dout[i];
 }
 
-__global__ void residual_forward_kernel(float* out, const float* a, const float* b, long N) {
-    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < N) { out[i] = a[i] + b[i]; }
+// Row `row` of out = a + b (rows, C), by one warp. While b's row is in registers: its check
+// against its checksum, when `check` has one (the attention projection's, left to this reader).
+__device__ void residual_forward_row(float* out, const float* a, const float* b, long row, int rows, int C,
+                                     const AbftReaderCheck& check) {
+    const int lane = threadIdx.x % 32;
+    float s = 0.0f, sa = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        const float x = b[row * C + c];
+        out[row * C + c] = a[row * C + c] + x;
+        s += x;
+        sa += fabsf(x);
+    }
+    if (check.chk == nullptr) { return; }
+    s = warp_sum(s);
+    sa = warp_sum(sa);
+    if (lane == 0) { abft_reader_compare(check, row, rows, C, s, sa); }
+}
+
+// one warp per row
+__global__ void residual_forward_kernel(float* out, const float* a, const float* b, int rows, int C, AbftReaderCheck check) {
+    const long row = global_warp();
+    if (row < rows) { residual_forward_row(out, a, b, row, rows, C, check); }
+}
+
+// After a residual add that checked b: one block repairs b if the add flagged it
+// (abft_reader_repair), then redoes the add.
+__global__ void residual_forward_repair_kernel(float* out, const float* a, const float* b, int rows, int C,
+                                               AbftReaderRepair repair) {
+    if (!abft_reader_repair(repair, 0)) { return; }
+    for (long row = threadIdx.x / 32; row < rows; row += blockDim.x / 32) {
+        residual_forward_row(out, a, b, row, rows, C, AbftReaderCheck{});
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -293,22 +357,36 @@ __global__ void permute_forward_repair_kernel(float* q, float* k, float* v, cons
     for (long bt = 0; bt < BT; bt++) { permute_forward_position(q, k, v, qkv, bt, T, NH, HS, sums, AbftReaderCheck{}); }
 }
 
-// dq, dk, dv (B,NH,T,HS) -> dqkv (B,T,3C). ABFT_PART_ROWS rows (b, t) of dqkv per block, a
-// warp per row; when sums.chk is given, what the checks of the GEMMs that read dqkv need
+// dq, dk, dv (B,NH,T,HS) -> rows [r0, r0 + ABFT_PART_ROWS) of dqkv (B,T,3C), by one block: a
+// warp per row (b, t), a head at a time. While the rows are in registers, for the checks: each
+// head's row of dq against its checksum (when `check` has one: dQ's check, left to this
+// reader), and, when sums.chk is given, what the checks of the GEMMs that read dqkv need
 // (AbftRowSums: the row checksums of dln1's GEMM, the block's partial sums for dWqkv's).
-__global__ void permute_backward_kernel(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T,
-                                        int NH, int HS, AbftRowSums sums) {
+__device__ void permute_backward_rows(float* dqkv, const float* dq, const float* dk, const float* dv, long r0, int B, int T,
+                                      int NH, int HS, const AbftRowSums& sums, const AbftReaderCheck& check) {
     const int C = NH * HS, lane = threadIdx.x % 32;
-    const long r0 = (long)blockIdx.x * ABFT_PART_ROWS, rows = (long)B * T;
+    const long rows = (long)B * T;
     for (long bt = r0 + threadIdx.x / 32; bt < r0 + ABFT_PART_ROWS && bt < rows; bt += blockDim.x / 32) {
         const int t = (int)(bt % T), b = (int)(bt / T);
         AbftRowAccumulator acc;
-        for (int r = lane; r < 3 * C; r += 32) {
-            const int which = r / C, h = r % C / HS, i = r % HS;
+        for (int which = 0; which < 3; which++) {
             const float* src = which == 0 ? dq : which == 1 ? dk : dv;
-            const float x = src[(((long)b * NH + h) * T + t) * HS + i];
-            dqkv[bt * 3 * C + r] = x;
-            if (sums.chk != nullptr) { acc.add(x, sums, r); }
+            for (int h = 0; h < NH; h++) {
+                const long row = ((long)b * NH + h) * T + t; // of src
+                float s = 0.0f, sa = 0.0f;
+                for (int i = lane; i < HS; i += 32) {
+                    const int r = which * C + h * HS + i;
+                    const float x = src[row * HS + i];
+                    dqkv[bt * 3 * C + r] = x;
+                    s += x;
+                    sa += fabsf(x);
+                    if (sums.chk != nullptr) { acc.add(x, sums, r); }
+                }
+                if (which != 0 || check.chk == nullptr) { continue; }
+                s = warp_sum(s);
+                sa = warp_sum(sa);
+                if (lane == 0) { abft_reader_compare(check, row, T, HS, s, sa); }
+            }
         }
         if (sums.chk != nullptr) { acc.store(sums, bt); }
     }
@@ -320,29 +398,108 @@ __global__ void permute_backward_kernel(float* dqkv, const float* dq, const floa
     }, r0, rows, 3 * C);
 }
 
-// y (B,NH,T,HS) -> out (B,T,C). One warp per row (b, t) of out, and, when sums.chk is given,
-// what the checks of the GEMMs that read out need (AbftRowSums).
-__global__ void unpermute_forward_kernel(float* out, const float* y, int B, int T, int NH, int HS, AbftRowSums sums) {
-    const long bt = global_warp();
+// ABFT_PART_ROWS rows per block
+__global__ void permute_backward_kernel(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T,
+                                        int NH, int HS, AbftRowSums sums, AbftReaderCheck check) {
+    permute_backward_rows(dqkv, dq, dk, dv, (long)blockIdx.x * ABFT_PART_ROWS, B, T, NH, HS, sums, check);
+}
+
+// After a permute that checked dq: one block repairs the heads of dq that the permute flagged
+// (abft_reader_repair), then redoes the whole permute if it rebuilt any (each block of rows,
+// and its partial sums, mixes heads and sequences).
+__global__ void permute_backward_repair_kernel(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T,
+                                               int NH, int HS, AbftRowSums sums, AbftReaderRepair repair) {
+    if (!abft_reader_flagged(repair, 0, B * NH)) { return; }
+    bool rebuilt = false;
+    for (int e = 0; e < B * NH; e++) { rebuilt |= abft_reader_repair(repair, e); }
+    if (!rebuilt) { return; }
+    for (long r0 = 0; r0 < (long)B * T; r0 += ABFT_PART_ROWS) {
+        permute_backward_rows(dqkv, dq, dk, dv, r0, B, T, NH, HS, sums, AbftReaderCheck{});
+    }
+}
+
+// Row (b, t) of out (B,T,C) from y (B,NH,T,HS), by one warp, a head at a time. While the rows
+// are in registers, for the checks: each head's row of y against its checksum (when `check`
+// has one: P·V's check, left to this reader), and, when sums.chk is given, what the checks of
+// the GEMMs that read out need (AbftRowSums).
+__device__ void unpermute_forward_row(float* out, const float* y, long bt, int T, int NH, int HS, const AbftRowSums& sums,
+                                      const AbftReaderCheck& check) {
     const int lane = threadIdx.x % 32, C = NH * HS;
-    if (bt >= (long)B * T) { return; }
     const int t = (int)(bt % T), b = (int)(bt / T);
     AbftRowAccumulator acc;
-    for (int c = lane; c < C; c += 32) {
-        const float x = y[(((long)b * NH + c / HS) * T + t) * HS + c % HS];
-        out[bt * C + c] = x;
-        if (sums.chk != nullptr) { acc.add(x, sums, c); }
+    for (int h = 0; h < NH; h++) {
+        const long row = ((long)b * NH + h) * T + t; // of y
+        float s = 0.0f, sa = 0.0f;
+        for (int i = lane; i < HS; i += 32) {
+            const float x = y[row * HS + i];
+            out[bt * C + h * HS + i] = x;
+            s += x;
+            sa += fabsf(x);
+            if (sums.chk != nullptr) { acc.add(x, sums, h * HS + i); }
+        }
+        if (check.chk == nullptr) { continue; }
+        s = warp_sum(s);
+        sa = warp_sum(sa);
+        if (lane == 0) { abft_reader_compare(check, row, T, HS, s, sa); }
     }
     if (sums.chk != nullptr) { acc.store(sums, bt); }
 }
 
-// dout (B,T,C) -> dy (B,NH,T,HS). One thread per element of dy.
-__global__ void unpermute_backward_kernel(float* dy, const float* dout, int B, int T, int NH, int HS) {
-    const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= (long)B * NH * T * HS) { return; }
-    const int i = (int)(idx % HS), t = (int)(idx / HS % T), h = (int)(idx / ((long)HS * T) % NH);
-    const int b = (int)(idx / ((long)HS * T * NH));
-    dy[idx] = dout[((long)b * T + t) * NH * HS + h * HS + i];
+// one warp per row (b, t)
+__global__ void unpermute_forward_kernel(float* out, const float* y, int B, int T, int NH, int HS, AbftRowSums sums,
+                                         AbftReaderCheck check) {
+    const long bt = global_warp();
+    if (bt < (long)B * T) { unpermute_forward_row(out, y, bt, T, NH, HS, sums, check); }
+}
+
+// After an unpermute that checked y: one block per sequence b repairs the heads of b that the
+// unpermute flagged (abft_reader_repair), then redoes the unpermute of b's rows if it rebuilt
+// any. One block for all of b's heads, since each row of out mixes them.
+__global__ void unpermute_forward_repair_kernel(float* out, const float* y, int T, int NH, int HS, AbftRowSums sums,
+                                                AbftReaderRepair repair) {
+    const int b = blockIdx.x;
+    if (!abft_reader_flagged(repair, b * NH, (b + 1) * NH)) { return; }
+    bool rebuilt = false;
+    for (int h = 0; h < NH; h++) { rebuilt |= abft_reader_repair(repair, b * NH + h); }
+    if (!rebuilt) { return; }
+    for (long bt = (long)b * T + threadIdx.x / 32; bt < (long)(b + 1) * T; bt += blockDim.x / 32) {
+        unpermute_forward_row(out, y, bt, T, NH, HS, sums, AbftReaderCheck{});
+    }
+}
+
+// Row (b, t) of dout (B,T,C) into dy (B,NH,T,HS), by one warp. While the row is in registers:
+// its check against its checksum, when `check` has one (dY's, left to this reader).
+__device__ void unpermute_backward_row(float* dy, const float* dout, long bt, int B, int T, int NH, int HS,
+                                       const AbftReaderCheck& check) {
+    const int lane = threadIdx.x % 32, C = NH * HS;
+    const int t = (int)(bt % T), b = (int)(bt / T);
+    float s = 0.0f, sa = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        const float x = dout[bt * C + c];
+        dy[(((long)b * NH + c / HS) * T + t) * HS + c % HS] = x;
+        s += x;
+        sa += fabsf(x);
+    }
+    if (check.chk == nullptr) { return; }
+    s = warp_sum(s);
+    sa = warp_sum(sa);
+    if (lane == 0) { abft_reader_compare(check, bt, B * T, C, s, sa); }
+}
+
+// one warp per row (b, t)
+__global__ void unpermute_backward_kernel(float* dy, const float* dout, int B, int T, int NH, int HS, AbftReaderCheck check) {
+    const long bt = global_warp();
+    if (bt < (long)B * T) { unpermute_backward_row(dy, dout, bt, B, T, NH, HS, check); }
+}
+
+// After an unpermute that checked dout: one block repairs dout if the unpermute flagged it
+// (abft_reader_repair), then redoes the unpermute.
+__global__ void unpermute_backward_repair_kernel(float* dy, const float* dout, int B, int T, int NH, int HS,
+                                                 AbftReaderRepair repair) {
+    if (!abft_reader_repair(repair, 0)) { return; }
+    for (long bt = threadIdx.x / 32; bt < (long)B * T; bt += blockDim.x / 32) {
+        unpermute_backward_row(dy, dout, bt, B, T, NH, HS, AbftReaderCheck{});
+    }
 }
 
 // P = causal softmax of row `row` of S (B,NH,T,T), by one warp; zeros above the diagonal so
@@ -473,11 +630,12 @@ __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const
 }
 
 // AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group);
-// bc1, bc2 are the bias corrections 1 − beta^t.
+// bc1, bc2 are the bias corrections 1 − beta^t. Skipped when the pass that computed the
+// gradients has failed its gate (a fault beyond the device's repair: the host redoes the pass).
 __global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, float lr, float beta1,
-                             float beta2, float bc1, float bc2, float eps, float weight_decay) {
+                             float beta2, float bc1, float bc2, float eps, float weight_decay, AbftPassGate gate) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) { return; }
+    if (i >= n || (gate.failed != nullptr && *gate.failed == gate.pass)) { return; }
     float p = params[i], g = grads[i];
     float mi = beta1 * m[i] + (1.0f - beta1) * g;
     float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
@@ -691,14 +849,44 @@ static void layernorm_forward(float* out, float* mean, float* rstd, const float*
     cudaCheckLaunch();
 }
 
+// The rows a layernorm backward left out after a failed check (layernorm_backward_dinp_row):
+// (rows) marks, zero but between that kernel and its repair, which clears them. Allocated on
+// first use, for the largest shape so far.
+static int* skipped_rows(int rows) {
+    static int* marks = nullptr;
+    static int capacity = 0;
+    if (rows > capacity) {
+        cudaCheck(cudaFree(marks));
+        cudaCheck(cudaMalloc(&marks, (size_t)rows * sizeof(int)));
+        cudaCheck(cudaMemset(marks, 0, (size_t)rows * sizeof(int)));
+        capacity = rows;
+    }
+    return marks;
+}
+
 // dinp is added to (the residual stream's gradient has two paths); dweight, dbias are written
-// (with sums: the row sums of dinp, the residual gradient, for the check of the GEMM that reads it)
+// (with sums: the row sums of dinp, the residual gradient, for the check of the GEMM that reads it).
+// When dout's check was left to the layernorm (dln1's), the layernorm compares dout's rows with
+// their checksums (from the permute backward) before it adds them; then, if it flagged one,
+// dout is repaired and the rows it skipped are added, before the column sums read dout.
 static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                                const float* weight, const float* mean, const float* rstd, int B, int T, int C,
                                const AbftRowSums& sums = AbftRowSums{}) {
+    const AbftReaderCheck check = abft_gpu_reader_check();
+    if (check.chk != nullptr && sums.chk != nullptr) {
+        die("layernorm_backward", "a redo after dout's repair would not redo the row sums: check dout where none are kept",
+            "a reader check and row sums in one layernorm backward");
+    }
+    int* skipped = check.chk != nullptr ? skipped_rows(B * T) : nullptr;
     LAUNCH(layernorm_backward_dinp_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dinp, dout, inp, weight, mean,
-                                                                                               rstd, B * T, C, sums);
+                                                                                               rstd, B * T, C, sums, check,
+                                                                                               skipped);
     cudaCheckLaunch();
+    if (check.chk != nullptr) {
+        LAUNCH(layernorm_backward_repair_kernel, 1, BLOCK, 0, 0)(dinp, dout, inp, weight, mean, rstd, B * T, C,
+                                                                abft_gpu_reader_repair(), skipped);
+        cudaCheckLaunch();
+    }
     column_sums(dweight, dbias, dout, inp, mean, rstd, B * T, C);
 }
 
@@ -729,8 +917,15 @@ static void gelu_backward(float* dinp, const float* inp, const float* dout, long
 
 static void zero_floats(float* p, size_t n) { cudaCheck(cudaMemset(p, 0, n * sizeof(float))); }
 
-static void residual_forward(float* out, const float* a, const float* b, long N) {
-    LAUNCH(residual_forward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(out, a, b, N);
+// When the check of the GEMM that wrote b was left to this add (the attention projection's),
+// the add compares b's rows with their checksums (from the unpermute); then, if it flagged
+// one, b is repaired and the add redone.
+static void residual_forward(float* out, const float* a, const float* b, int rows, int C) {
+    const AbftReaderCheck check = abft_gpu_reader_check();
+    LAUNCH(residual_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(out, a, b, rows, C, check);
+    cudaCheckLaunch();
+    if (check.chk == nullptr) { return; }
+    LAUNCH(residual_forward_repair_kernel, 1, BLOCK, 0, 0)(out, a, b, rows, C, abft_gpu_reader_repair());
     cudaCheckLaunch();
 }
 
@@ -747,19 +942,39 @@ static void permute_forward(float* q, float* k, float* v, const float* qkv, int 
     cudaCheckLaunch();
 }
 
+// When dQ's check was left to the permute, the permute compares dq's rows with their checksums
+// (from the softmax backward); then, if it flagged one, dq is repaired and the permute redone.
 static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS,
                              const AbftRowSums& sums) {
-    LAUNCH(permute_backward_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums);
+    const AbftReaderCheck check = abft_gpu_reader_check();
+    LAUNCH(permute_backward_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums,
+                                                                                        check);
+    cudaCheckLaunch();
+    if (check.chk == nullptr) { return; }
+    LAUNCH(permute_backward_repair_kernel, 1, BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums, abft_gpu_reader_repair());
     cudaCheckLaunch();
 }
 
+// When P·V's check was left to the unpermute, the unpermute compares its rows with their
+// checksums (from the softmax); then the sequences with a flagged head are repaired and redone.
 static void unpermute_forward(float* out, const float* y, int B, int T, int NH, int HS, const AbftLayerSums& sums) {
-    LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, y, B, T, NH, HS, sums.atty);
+    const AbftReaderCheck check = abft_gpu_reader_check();
+    LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, y, B, T, NH, HS, sums.atty, check);
+    cudaCheckLaunch();
+    if (check.chk == nullptr) { return; }
+    LAUNCH(unpermute_forward_repair_kernel, B, BLOCK, 0, 0)(out, y, T, NH, HS, sums.atty, abft_gpu_reader_repair());
     cudaCheckLaunch();
 }
 
+// When dY's check was left to the unpermute, the unpermute compares its rows with their
+// checksums (from the layernorm backward); then, if it flagged one, dY is repaired and the
+// unpermute redone.
 static void unpermute_backward(float* dy, const float* dout, int B, int T, int NH, int HS) {
-    LAUNCH(unpermute_backward_kernel, blocks_for((long)B * T * NH * HS, BLOCK), BLOCK, 0, 0)(dy, dout, B, T, NH, HS);
+    const AbftReaderCheck check = abft_gpu_reader_check();
+    LAUNCH(unpermute_backward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dy, dout, B, T, NH, HS, check);
+    cudaCheckLaunch();
+    if (check.chk == nullptr) { return; }
+    LAUNCH(unpermute_backward_repair_kernel, 1, BLOCK, 0, 0)(dy, dout, B, T, NH, HS, abft_gpu_reader_repair());
     cudaCheckLaunch();
 }
 
@@ -817,7 +1032,7 @@ struct GPT2 {
     HostView host = {nullptr, nullptr, nullptr}; // host copies of params, m, v (allocated on first use)
     Abft abft;
     float* abft_sums_memory = nullptr; // the checksum sums of layer_sums: L x (3·B·NH·T + 4·B·T) + 12 x B·NH·T + 8 x B·T
-                                       // + the weight gradients' partial sums, 2 x B·T/32 x 4C
+                                       // + the weight gradients' partial sums, 2 x B·T/32 x 4C, + 2 x B·C
     AbftWeightStack qkvw_sums, attprojw_sums; // the weights' checksums, once per step (gpt2_forward)
 };
 
@@ -895,8 +1110,9 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     model->cpu_losses = (float*)malloc_check((size_t)B * T * sizeof(float), "losses");
     const int L = model->config.num_layers;
     const size_t bht = (size_t)B * model->config.num_heads * T, bt = (size_t)B * T;
-    const size_t parts = 2 * (size_t)abft_ceil_div(B * T, ABFT_PART_ROWS) * 4 * model->config.channels; // dqkv's and dres's
-    model->abft_sums_memory = gpu_alloc(L * (3 * bht + 4 * bt) + 12 * bht + 8 * bt + parts, "ABFT checksum sums");
+    const size_t C = model->config.channels;
+    const size_t parts = 2 * (size_t)abft_ceil_div(B * T, ABFT_PART_ROWS) * 4 * C; // dqkv's and dres's
+    model->abft_sums_memory = gpu_alloc(L * (3 * bht + 4 * bt) + 12 * bht + 8 * bt + parts + 2 * B * C, "ABFT checksum sums");
 }
 
 // Where layer l's permute and softmax write the checksum sums of its attention GEMMs (see
@@ -927,6 +1143,10 @@ static AbftLayerSums layer_sums(GPT2* model, int l) {
     s.dqkv.row_w = s.ln1.sum; s.dqkv.row_wabs = s.ln1.abs; s.dqkv.part = parts; s.dqkv.part_abs = parts + chunks * 3 * C;
     s.dres.row_w = s.atty.sum; s.dres.row_wabs = s.atty.abs; s.dres.part = parts + chunks * 6 * C;
     s.dres.part_abs = s.dres.part + chunks * C;
+    if (C / model->config.num_heads <= ABFT_READER_MAX_K) { // dP's check has a pass over dO to form them in
+        s.dv_chk = parts + chunks * 8 * C; // (2, B·C)
+        s.dv_bound = s.dv_chk + model->B * C;
+    }
     return s;
 }
 
@@ -986,6 +1206,7 @@ static bool gpt2_backward(GPT2* model) {
     head_backward(model);
     if (!blocks_backward(model)) { return false; }
     encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->buckets, B, T, C);
+    abft_gpu_log_fetch(); // the deferred verdicts come back by the step's closing wait (gpt2_train_step)
     return true;
 }
 
@@ -1001,8 +1222,11 @@ static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float e
     gpt2_allocate_moments(model);
     const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     const long n = (long)model->num_parameters;
+    // queued before the host has read the pass's verdicts (gpt2_train_step), so gated on them
+    const AbftPassGate gate = model->abft.cfg.enabled && model->abft.deferred ? abft_gpu_pass_gate() : AbftPassGate{};
     LAUNCH(adamw_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->params_memory, model->grads_memory, model->m_memory,
-                                                             model->v_memory, n, lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+                                                             model->v_memory, n, lr, beta1, beta2, bc1, bc2, eps, weight_decay,
+                                                             gate);
     cudaCheckLaunch();
 }
 

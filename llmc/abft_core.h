@@ -72,6 +72,15 @@ struct AbftGemm {
     const float* bias_abs = nullptr;  // (1) Σ |bias|
     const float* a_part = nullptr;    // (ceil(K / ABFT_PART_ROWS), M) partial sums of A·(B·e) over
     const float* a_part_abs = nullptr; // chunks of K, and of |A|·(|B|·e), left by A's writer (batch 1)
+    const float* col_chk = nullptr;   // (batch, N) (e·A)·B: what each column of C sums to (no bias)
+    const float* col_bound = nullptr; // (batch, N) (e·|A|)·|B|
+    // With a causal reader check (below), the pass over A that forms its checksums can also sum
+    // A's rows weighted by a_row_w: another GEMM's col_chk, when that GEMM reads A as its B and
+    // has a_row_w as its e·A (dV = Pᵀ·dO, from dP = dO·Vᵀ's pass over dO).
+    const float* a_row_w = nullptr;    // (batch, M)
+    const float* a_row_wabs = nullptr; // (batch, M) the weights of |A|'s rows
+    float* a_wsum = nullptr;           // (batch, K) Σ_i a_row_w[i]·A[i][k]
+    float* a_wabs = nullptr;           // (batch, K) Σ_i a_row_wabs[i]·|A[i][k]|
     // Or the check is left to the kernel that reads C next, which compares the rows it reads
     // with their checksums, then the repair runs: the permute reads qkv (row_chk from the
     // layernorm), the softmax reads S and dP (the deferred check writes their causal row
@@ -79,9 +88,6 @@ struct AbftGemm {
     bool reader_checks = false;
     float* reader_chk = nullptr;      // (batch, M)
     float* reader_bound = nullptr;    // (batch, M)
-    // The GPU's deferred repair of this GEMM joins the next protected GEMM's: one launch for
-    // both. Only where nothing reads C before that next GEMM has been checked.
-    bool repair_with_next = false;
 };
 
 // A linear layer's weight checksums, weight (OC, IC), computed once per step (they change only
@@ -138,6 +144,8 @@ struct AbftLayerSums {
     float* ds_abs = nullptr;   // Σ_j |dS[t][j]|
     float* dq_chk = nullptr;   // dS[t]·k_sum        softmax_backward: dQ's row checksums
     float* dq_bound = nullptr; // |dS[t]|·k_abs
+    float* dv_chk = nullptr;   // (B·NH, HS) p_sum·dO  dP's check (from its pass over dO): dV's column checksums
+    float* dv_bound = nullptr; // (B·NH, HS) p_sum·|dO|
     AbftRowSums ln1;           // layernorm_forward's, for qkv's check and dWqkv's
     AbftRowSums atty;          // unpermute_forward's, for attproj's check and dWproj's
     AbftRowSums dres;          // the residual gradient's (layernorm_backward), for dYproj's (no sums)

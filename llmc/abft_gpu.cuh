@@ -5,32 +5,35 @@
 //   abft_gpu_verify    checks every batch entry of a GEMM's output in GPU memory and repairs
 //                      what the checksums can, counting as the CPU path does. In a training
 //                      pass (abft.deferred) it only queues the check and the repair in stream
-//                      order, and abft_gpu_settle reads all their verdicts at the end of the
-//                      pass: no wait on the GPU per GEMM. Otherwise it waits for each
+//                      order, and abft_gpu_settle reads all their verdicts once the host waits
+//                      for the GPU anyway (the losses' copy, the step's closing wait): no wait
+//                      of its own. Work queued before that (the update) is gated on the
+//                      device's verdict (abft_gpu_pass_gate). Otherwise it waits for each
 //                      (abft_gpu_check, then after a detection abft_gpu_repair; dev/cuda's ABFT
 //                      versions call these two)
 //   abft_gpu_corrupt   fault injection (-fi) into GPU memory
 //
 //   abft_gpu_reader_check, abft_gpu_reader_repair
-//                      the checks fused into the kernel that reads a GEMM's output next: the
-//                      softmax compares the rows of S (and of dP) with checksums computed from
-//                      Q and K alone, then the repair runs and the softmax is redone for the
-//                      heads it rebuilt
+//                      the checks fused into the kernel that reads a GEMM's output next: it
+//                      compares the rows it reads with their checksums, then one kernel
+//                      repairs what it flagged and redoes the reader's work there
 //
 // Below them the launch sequences and kernels they are made of:
-//   the check, after every protected GEMM (abft_gpu_encode_verify): the column sums of A (e·A,
-//     e·|A|) and of C, then the column checksums (e·A)·B and the comparison; a faulty batch
-//     entry raises its flag and a device counter. Where the kernels that the data flowed
-//     through have already summed what the check needs (AbftLayerSums: the CUDA trainer's
-//     permute, softmax, layernorm and unpermute kernels), no pass over A: the linear layers,
-//     P·V and dQ compare C's row sums with row checksums (abft_row_verify_kernel; the weights'
-//     sums come from abft_gpu_weight_sums, once per step), dV and dK take e·A from the softmax
-//     (abft_column_verify_kernel); S and dP are checked by their reader, the softmax
-//     (abft_causal_rowsums_kernel, abft_reader_compare). No check reads a (T, T) matrix;
-//   the repair (abft_repair_kernel), one block per batch entry, which exits at once unless the
-//     entry is flagged: fp64 checksums of its lines, each line judged (abft_judge, as
-//     abft_repair does), the rebuild, by columns if every column is fixable, else by rows, and
-//     the check of the rebuilt entry;
+//   the check, after every protected GEMM. In a training pass it reads no (T, T) matrix and
+//     almost no operand: the kernels the data flowed through have summed what it needs
+//     (AbftLayerSums: the CUDA trainer's permute, softmax, layernorm and unpermute kernels).
+//     Every GEMM with row checksums from upstream (the linear layers' from the weights' sums,
+//     abft_gpu_weight_sums, once per step; P·V's and dQ's from the softmax) is checked by its
+//     reader (abft_reader_compare); so are S and dP, against causal checksums from Q and K (dO
+//     and V) alone (abft_causal_rowsums_kernel, whose pass over dO also forms dV's column
+//     checksums). dV and dK compare C's column sums (abft_column_verify_kernel), the weight
+//     gradients C's row sums (abft_row_compare_kernel). Otherwise (abft_gpu_encode_verify on
+//     a bare GEMM): the column sums of A (e·A, e·|A|) and of C, then the column checksums
+//     (e·A)·B and the comparison. A faulty batch entry raises its flag and a device counter;
+//   the repair (abft_repair_kernel, or a reader's redo kernel), one block per batch entry,
+//     which exits at once unless the entry is flagged: fp64 checksums of its lines, each line
+//     judged (abft_judge, as abft_repair does), the rebuild, by columns if every column is
+//     fixable, else by rows, and the check of the rebuilt entry;
 // then the scratch buffers.
 //
 // Included by abft.cuh in CUDA builds (nvcc, or the CPU harness: llmc/cuda_common.h).
@@ -106,9 +109,18 @@ struct AbftReaderCheck {
     int* counter = nullptr;
 };
 
+// The device's verdict on a deferred pass, for the work queued before the host reads the
+// pass's verdicts (the AdamW update): a repair that leaves an entry faulty writes the pass's id
+// to *failed, and that work skips itself when it finds its own pass's id there. Ids only grow,
+// so the word is never cleared. failed null: no gate (the work always runs).
+struct AbftPassGate {
+    int* failed = nullptr; // (1) device: the id of the last pass with a fault beyond the device's repair
+    int pass = 0;
+};
+
 // One GEMM's repair, as abft_repair_kernel takes it: the entries flags[] marks, rebuilt and
 // then checked against chk/bound (the detection's column checksums; null after a row check:
-// the repair's own), out[b] says what was done.
+// the repair's own), out[b] says what was done, and gate hears of an entry left faulty.
 struct AbftRepairJob {
     AbftGemm g;
     int* flags = nullptr;
@@ -116,6 +128,7 @@ struct AbftRepairJob {
     const float* bound = nullptr;
     AbftCorrectScratch cs = {};
     AbftOutcome* out = nullptr;
+    AbftPassGate gate = {};
 };
 
 // The one check waiting for its reader (each reader follows its GEMM with no other reader
@@ -127,13 +140,6 @@ struct AbftPendingReader {
     AbftConfig cfg;
 };
 static AbftPendingReader g_abft_reader;
-
-// A deferred repair waiting to join the next GEMM's (AbftGemm::repair_with_next).
-struct AbftPendingRepair {
-    bool pending = false;
-    AbftRepairJob job;
-};
-static AbftPendingRepair g_abft_repair;
 
 // The repair after a reader check, run by the reader's own redo kernel (abft_reader_repair).
 struct AbftReaderRepair {
@@ -164,6 +170,7 @@ inline AbftReaderCheck abft_gpu_reader_check();
 inline AbftReaderRepair abft_gpu_reader_repair();
 inline bool abft_gpu_settle(Abft* abft);
 inline void abft_gpu_log_fetch();
+inline AbftPassGate abft_gpu_pass_gate();
 inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type);
 inline void abft_gpu_weight_stack_alloc(AbftWeightStack* w, int L, int OC, int IC);
 inline void abft_gpu_weight_sums(AbftWeightStack* w, const float* W, const float* bias);
@@ -171,9 +178,8 @@ inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l);
 inline void abft_gpu_weight_stack_free(AbftWeightStack* w);
 
 inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream);
-inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out);
-inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& first, const AbftRepairJob& second,
-                                   cudaStream_t stream);
+inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out, AbftPassGate gate);
+inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& job, cudaStream_t stream);
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
                              float* abssum, cudaStream_t stream, const float* w = nullptr, const float* a = nullptr);
 inline void abft_gpu_reserve(AbftGpuScratch* s, const AbftGemm& g);
@@ -191,21 +197,19 @@ __global__ void abft_encode_verify_kernel(AbftGemm g, const float* ue, const flo
 __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue, const float* ua, const float* csum,
                                                      const float* cabs, float* chk, float* bound, float tau,
                                                      float operand_u, int* flags, int* counter);
-__global__ void abft_row_verify_kernel(AbftGemm g, float tau, float operand_u, int* flags, int* counter);
 __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound);
 __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u);
 __global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float operand_u, int* flags, int* counter);
 __global__ void abft_stack_sums_kernel(const float* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
                                        float* part_abs);
-__device__ void abft_repair_entry(const AbftGemm& g, int b, int* flags, const float* chk, const float* bound,
-                                  const AbftCorrectScratch& s, float extreme, float tau, float operand_u, AbftOutcome* out);
-__global__ void abft_repair_kernel(AbftRepairJob first, AbftRepairJob second, float extreme, float tau, float operand_u);
+__device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, float tau, float operand_u);
+__global__ void abft_repair_kernel(AbftRepairJob job, float extreme, float tau, float operand_u);
 
 // ----------------------------------------------------------------------------
 // the entry points
 
 static AbftGpuScratch g_abft_gpu;              // grown to the largest protected GEMM
-static AbftGpuScratch g_abft_gpu_second;       // the second GEMM's of a joint repair
+static AbftGpuScratch g_abft_gpu_second;       // a GEMM's checked while another's waits for its reader
 static cudaEvent_t g_abft_start, g_abft_stop;  // time the synchronous checks on the GPU's clock
 
 // What the slow path did to each batch entry of one GEMM (host copies).
@@ -230,6 +234,8 @@ struct AbftGpuLog {
     AbftOutcome* device = nullptr; // (capacity)
     AbftOutcome* host = nullptr;   // (capacity) pinned, so the copy back can be queued
     long capacity = 0, used = 0, fetched = 0; // outcomes: room, written, queued for the host
+    cudaEvent_t landed = nullptr;  // after the last copy to host queued
+    AbftPassGate gate;             // gate.pass: this pass's id (passes settled so far)
     std::vector<AbftGpuRecord> records;
     std::vector<cudaEvent_t> events; // reused from pass to pass
 };
@@ -271,21 +277,27 @@ inline AbftReaderRepair abft_gpu_reader_repair() {
     return AbftReaderRepair{r->job, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u};
 }
 
-// The end of a deferred pass: reads every verdict the pass queued (waiting for the GPU unless
-// abft_gpu_log_fetch's copy has already been waited for). When the device repaired every fault
+// The end of a deferred pass: reads every verdict the pass queued, waiting for the GPU only if
+// their copy has not landed yet (a blocking call after abft_gpu_log_fetch, such as the losses'
+// copy or the training step's closing wait, has waited for it). When the device repaired every fault
 // it found, counts and prints them as abft_gpu_verify_now would have, in order, and returns
 // true. Otherwise the pass's later work used a bad output: it returns false, counting and
 // printing nothing, and the caller redoes the pass with synchronous checks and the same faults
 // (see abft_snapshot), which then tell the story.
 inline bool abft_gpu_settle(Abft* abft) {
     AbftGpuLog* log = &g_abft_log;
-    if (g_abft_reader.pending || g_abft_repair.pending) {
-        die("ABFT", "a GEMM whose check is left to its reader, or whose repair joins the next GEMM's, must be followed by it",
-            "the pass ended with a check or a repair waiting");
+    if (g_abft_reader.pending) {
+        die("ABFT", "a GEMM whose check is left to its reader must be followed by that reader",
+            "the pass ended with a check waiting");
     }
-    if (log->fetched < log->used) {
-        abft_gpu_log_fetch();
-        cudaCheck(cudaStreamSynchronize(0));
+    abft_gpu_log_fetch();
+    if (log->landed != nullptr) {
+        const cudaError_t ready = cudaEventQuery(log->landed);
+        if (ready == cudaErrorNotReady) {
+            cudaCheck(cudaEventSynchronize(log->landed));
+        } else {
+            cudaCheck(ready);
+        }
     }
     bool all_repaired = true;
     for (long i = 0; i < log->used; i++) {
@@ -314,6 +326,7 @@ inline bool abft_gpu_settle(Abft* abft) {
     abft->pending.clear();
     log->records.clear();
     log->used = log->fetched = 0;
+    log->gate.pass++;
     return all_repaired;
 }
 
@@ -324,7 +337,19 @@ inline void abft_gpu_log_fetch() {
     if (log->fetched == log->used) { return; }
     cudaCheck(cudaMemcpyAsync(log->host + log->fetched, log->device + log->fetched,
                               (log->used - log->fetched) * sizeof(AbftOutcome), cudaMemcpyDeviceToHost, 0));
+    if (log->landed == nullptr) { cudaCheck(cudaEventCreateWithFlags(&log->landed, cudaEventDisableTiming)); }
+    cudaCheck(cudaEventRecord(log->landed, 0));
     log->fetched = log->used;
+}
+
+// The gate of the deferred pass under way, for work queued before abft_gpu_settle (the update).
+inline AbftPassGate abft_gpu_pass_gate() {
+    AbftGpuLog* log = &g_abft_log;
+    if (log->gate.failed == nullptr) { // once: no pass has failed yet
+        cudaCheck(cudaMalloc(&log->gate.failed, sizeof(int)));
+        cudaCheck(cudaMemset(log->gate.failed, 0xff, sizeof(int)));
+    }
+    return log->gate;
 }
 
 // A fault lands in GPU memory: read the element, write what a faulty unit would have written.
@@ -375,8 +400,12 @@ inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l) {
 
 // The check and the repair in stream order, their verdicts to the pass's log: no waiting.
 inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int layer) {
-    AbftPendingRepair* joint = &g_abft_repair;
-    AbftGpuScratch* s = joint->pending ? &g_abft_gpu_second : &g_abft_gpu; // the first's flags wait for the repair
+    const bool waiting = g_abft_reader.pending; // a GEMM whose flags wait for its reader (dQ while dK is checked)
+    if (waiting && g.reader_checks) {
+        die("ABFT", "at most one GEMM's check may wait for its reader", "a check was left waiting before %s",
+            abft_op_names[op]);
+    }
+    AbftGpuScratch* s = waiting ? &g_abft_gpu_second : &g_abft_gpu;
     abft_gpu_reserve(s, g);
     AbftOutcome* out = abft_gpu_log_append(&g_abft_log, op, layer, g.batch, &abft->pending);
     const AbftGpuRecord& r = g_abft_log.records.back();
@@ -396,23 +425,12 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
         p->pending = true;
         p->check = AbftReaderCheck{chk, bound, g.bias_sum, g.bias_abs, g.alpha, abft->cfg.tau, abft->cfg.operand_u, g.K,
                                    s->flags, s->counter};
-        p->job = abft_repair_job(g, s, out);
+        p->job = abft_repair_job(g, s, out, abft_gpu_pass_gate());
         p->cfg = abft->cfg;
         return;
     }
     abft_gpu_encode_verify(g, s, abft->cfg.tau, abft->cfg.operand_u, 0);
-    const AbftRepairJob job = abft_repair_job(g, s, out);
-    if (g.repair_with_next && !joint->pending) { // the repair waits for the next GEMM's check
-        *joint = AbftPendingRepair{true, job};
-        cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the check; the joint repair is the next's
-        return;
-    }
-    if (joint->pending) {
-        abft_gpu_launch_repair(abft->cfg, joint->job, job, 0);
-        joint->pending = false;
-    } else {
-        abft_gpu_launch_repair(abft->cfg, job, AbftRepairJob{}, 0);
-    }
+    abft_gpu_launch_repair(abft->cfg, abft_repair_job(g, s, out, abft_gpu_pass_gate()), 0);
     cudaCheck(cudaEventRecord(r.stop, 0));
 }
 
@@ -462,7 +480,7 @@ inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScrat
 inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s) {
     AbftGpuRepair r;
     r.flagged = abft_gpu_ints(s->flags, g.batch);
-    abft_gpu_launch_repair(cfg, abft_repair_job(g, s, s->outcome), AbftRepairJob{}, 0);
+    abft_gpu_launch_repair(cfg, abft_repair_job(g, s, s->outcome, AbftPassGate{}), 0);
     std::vector<AbftOutcome> out(g.batch);
     cudaCheck(cudaMemcpy(out.data(), s->outcome, g.batch * sizeof(AbftOutcome), cudaMemcpyDeviceToHost));
     for (const AbftOutcome& o : out) {
@@ -524,10 +542,10 @@ inline std::vector<int> abft_gpu_ints(const int* device, int n) {
 
 // The fast path, after every protected GEMM; raises flags[b] (which must be clear: the repair
 // kernel clears what it handled) and adds the faulty entries to *counter (reset it to read one
-// GEMM's). When the GEMM brings its rows' checksums (g.row_chk, from the kernel that wrote A),
-// the rows of C are summed and compared with them. Otherwise the column checksums: e·A and
-// e·|A| (g.a_sum and g.a_abs when computed upstream, else a pass over A), the column sums of C,
-// then (e·A)·B and the check.
+// GEMM's). A weight gradient whose dout's writer left partial sums (g.a_part): its rows against
+// them. Otherwise the column checksums: e·A and e·|A| (g.a_sum and g.a_abs when computed
+// upstream, else a pass over A) or (e·A)·B itself (g.col_chk), the column sums of C, then
+// (e·A)·B and the check.
 inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream) {
     abft_gpu_reserve(s, g);
     if (g.a_part != nullptr) { // a weight gradient's: its rows against the partial sums dout's writer left
@@ -536,13 +554,7 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
         cudaCheckLaunch();
         return;
     }
-    if (g.row_chk != nullptr) {
-        LAUNCH(abft_row_verify_kernel, dim3(abft_ceil_div(g.M, 8), g.batch), dim3(256), 0, stream)(g, tau, operand_u, s->flags,
-                                                                                                   s->counter);
-        cudaCheckLaunch();
-        return;
-    }
-    if (g.a_sum != nullptr) {
+    if (g.a_sum != nullptr || g.col_chk != nullptr) {
         LAUNCH(abft_column_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
             g, *s, tau, operand_u);
         cudaCheckLaunch();
@@ -569,18 +581,15 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
 // The repair of g after its check with scratch s: the rebuilt entries are checked against the
 // fast path's column checksums (s->chk, s->bound), or after a row check, which has none,
 // against the repair's own.
-inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out) {
+inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out, AbftPassGate gate) {
     const bool rows_checked = g.row_chk != nullptr || g.a_part != nullptr || g.reader_checks;
-    return AbftRepairJob{g, s->flags, rows_checked ? nullptr : s->chk, rows_checked ? nullptr : s->bound, s->cs, out};
+    return AbftRepairJob{g, s->flags, rows_checked ? nullptr : s->chk, rows_checked ? nullptr : s->bound, s->cs, out, gate};
 }
 
-// One launch for the repairs of one GEMM or two (second.g.batch 0: none), for the entries their
-// flags mark (the others cost nothing); the flags are cleared.
-inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& first, const AbftRepairJob& second,
-                                   cudaStream_t stream) {
-    const int second_batch = second.flags != nullptr ? second.g.batch : 0;
-    LAUNCH(abft_repair_kernel, dim3(first.g.batch + second_batch), dim3(256), 0, stream)(first, second, cfg.extreme, cfg.tau,
-                                                                                        cfg.operand_u);
+// One launch for the repair of a GEMM's entries that its flags mark (the others cost nothing);
+// the flags are cleared.
+inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& job, cudaStream_t stream) {
+    LAUNCH(abft_repair_kernel, dim3(job.g.batch), dim3(256), 0, stream)(job, cfg.extreme, cfg.tau, cfg.operand_u);
     cudaCheckLaunch();
 }
 
@@ -819,29 +828,16 @@ __global__ void abft_compare_kernel(AbftGemm g, const float* csum, const float* 
 
 // abft_compare_column's rule on a row of n elements of batch entry b: its sums (sum, abssum)
 // against alpha·chk + Σ bias and the bound |alpha|·bd + Σ |bias| (bias sums may be null).
-__device__ inline void abft_compare_row(float alpha, const float* bias_sum, const float* bias_abs, float chk, float bd,
+// False (and the entry flagged) when the row fails.
+__device__ inline bool abft_compare_row(float alpha, const float* bias_sum, const float* bias_abs, float chk, float bd,
                                         float sum, float abssum, float tau, int K, int n, float operand_u, int* flags,
                                         int* counter, int b) {
     chk = alpha * chk + (bias_sum != nullptr ? *bias_sum : 0.0f);
     bd = fabsf(alpha) * bd + (bias_abs != nullptr ? *bias_abs : 0.0f);
     const float tol = abft_tolerance(tau, K, n, bd, operand_u);
-    if (!((fabsf(sum - chk) <= tol) && (abssum <= bd + tol))) { abft_report_fault(flags, counter, b); }
-}
-
-// Row i of C[b] against the checksum computed upstream (g.row_chk = A·(B·e), g.row_bound =
-// |A|·(|B|·e)). One warp per row. grid (ceil(M/8), batch), block 256.
-__global__ void abft_row_verify_kernel(AbftGemm g, float tau, float operand_u, int* flags, int* counter) {
-    const int i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
-    if (i >= g.M) { return; } // whole warps leave together
-    const float* row = g.C + b * g.strideC + (long)i * g.ldc;
-    float s = 0.0f, sa = 0.0f;
-    for (int j = lane; j < g.N; j += 32) { s += row[j]; sa += fabsf(row[j]); }
-    s = warp_sum(s);
-    sa = warp_sum(sa);
-    if (lane != 0) { return; }
-    const long at = (long)b * g.M + i;
-    abft_compare_row(g.alpha, g.bias_sum, g.bias_abs, g.row_chk[at], g.row_bound[at], s, sa, tau, g.K, g.N, operand_u, flags,
-                     counter, b);
+    if ((fabsf(sum - chk) <= tol) && (abssum <= bd + tol)) { return true; }
+    abft_report_fault(flags, counter, b);
+    return false;
 }
 
 // Row i of C (batch 1) against A_i·(B·e), whose partial sums over `chunks` chunks of K the
@@ -862,24 +858,29 @@ __global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float
     abft_compare_row(g.alpha, g.bias_sum, g.bias_abs, c, bd, s, sa, tau, g.K, g.N, operand_u, flags, counter, 0);
 }
 
-// The column checks in one pass when e·A came from upstream (g.a_sum: dV's and dK's): per
-// column j of C[b], its sums and (e·A)·B_j, each over its own rows, then the comparison
-// (abft_compare_column). grid (ceil(N/ABFT_TILE), batch), block (ABFT_TILE, ABFT_ROWS).
+// The column checks in one pass when e·A came from upstream (g.a_sum: dK's), or (e·A)·B itself
+// (g.col_chk: dV's): per column j of C[b], its sums and (e·A)·B_j (unless given), each over its
+// own rows, then the comparison (abft_compare_column). grid (ceil(N/ABFT_TILE), batch), block
+// (ABFT_TILE, ABFT_ROWS).
 __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u) {
     const int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
     const float* C = g.C + b * g.strideC;
     const MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    const float* ue = g.a_sum + (long)b * g.K;
-    const float* ua = g.a_abs + (long)b * g.K;
+    const bool given = g.col_chk != nullptr;
     float cs = 0.0f, ca = 0.0f, e = 0.0f, ea = 0.0f;
     if (j < g.N) {
         for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { const float x = C[(long)i * g.ldc + j]; cs += x; ca += fabsf(x); }
-        for (int k = threadIdx.y; k < g.K; k += ABFT_ROWS) { const float x = B.at(k, j); e += ue[k] * x; ea += ua[k] * fabsf(x); }
+        for (int k = threadIdx.y; !given && k < g.K; k += ABFT_ROWS) {
+            const float x = B.at(k, j);
+            e += g.a_sum[(long)b * g.K + k] * x;
+            ea += g.a_abs[(long)b * g.K + k] * fabsf(x);
+        }
     }
     abft_reduce_over_warps(&cs, &ca);
     abft_reduce_over_warps(&e, &ea);
     if (threadIdx.y != 0 || j >= g.N) { return; }
     const long at = (long)b * g.N + j;
+    if (given) { e = g.col_chk[at]; ea = g.col_bound[at]; }
     s.csum[at] = cs;
     s.cabs[at] = ca;
     const float bias = g.bias != nullptr ? g.bias[j] : 0.0f;
@@ -954,32 +955,46 @@ __device__ inline void abft_row_sums_part(const AbftRowSums& r, Element x, long 
 // The reader's side of a reader check: row `row` of C (batch entry row / M), whose first n
 // elements the reader summed (sum, abssum), against its causal checksum: the rule of
 // abft_compare_column on a row. Call from one thread per row.
-__device__ inline void abft_reader_compare(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
-    abft_compare_row(c.alpha, c.bias_sum, c.bias_abs, c.chk[row], c.bound[row], sum, abssum, c.tau, c.K, n, c.operand_u,
+__device__ inline bool abft_reader_compare(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
+    return abft_compare_row(c.alpha, c.bias_sum, c.bias_abs, c.chk[row], c.bound[row], sum, abssum, c.tau, c.K, n, c.operand_u,
                      c.flags, c.counter, (int)(row / M));
+}
+
+// For a redo kernel whose one block covers the entries [e0, e1) (a reader whose rows mix
+// them): whether the reader flagged any, read by the whole block at once; when none, their
+// outcomes are written (nothing done) and the block can leave without visiting each.
+__device__ inline bool abft_reader_flagged(const AbftReaderRepair& r, int e0, int e1) {
+    int any = 0;
+    for (int e = e0 + (int)threadIdx.x; e < e1; e += blockDim.x) { any |= r.job.flags[e]; }
+    if (__syncthreads_or(any)) { return true; }
+    for (int e = e0 + (int)threadIdx.x; e < e1; e += blockDim.x) { r.job.out[e] = AbftOutcome{REPAIR_NONE, -1, 0, 0}; }
+    return false;
 }
 
 // The reader's redo kernel starts here, one block per batch entry b: the repair of b if the
 // reader flagged it. True when b was rebuilt: the reader must redo its work on b.
 __device__ inline bool abft_reader_repair(const AbftReaderRepair& r, int b) {
-    const AbftRepairJob& j = r.job;
-    abft_repair_entry(j.g, b, j.flags, j.chk, j.bound, j.cs, r.extreme, r.tau, r.operand_u, j.out);
+    abft_repair_entry(r.job, b, r.extreme, r.tau, r.operand_u);
     __syncthreads(); // out[b] was written by thread 0
-    return j.out[b].status != REPAIR_NONE;
+    return r.job.out[b].status != REPAIR_NONE;
 }
 
 // The causal row checksums of C[b] = A·B (alpha aside), over j <= i: chk[i] = A_i·(Σ_{j<=i} B's
 // column j) and bound[i] = |A_i|·(Σ_{j<=i} |B's column j|), from running prefix sums of B's
 // columns: one pass over A and B, none over C. One block per batch entry; thread t keeps the
 // prefix sums of k = t, t + 128, ... (K <= ABFT_READER_MAX_K) and goes down the rows a tile at
-// a time; a warp then adds each row's products over the threads. grid (batch), block 128.
+// a time; a warp then adds each row's products over the threads. With g.a_wsum, it also sums
+// A's rows weighted by a_row_w into g.a_wsum (and |A| by a_row_wabs into a_wabs): the column
+// checksums of a GEMM that reads A later (dV = Pᵀ·dO from dP's A = dO). grid (batch), block 128.
 __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound) {
     __shared__ float part[2][ABFT_PREFIX_ROWS][ABFT_PREFIX_THREADS];
     constexpr int KS = ABFT_READER_MAX_K / ABFT_PREFIX_THREADS; // k per thread
     const int b = blockIdx.x, t = threadIdx.x, lane = t % 32, warp = t / 32;
     const MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    float pre[KS], pre_abs[KS];
-    for (int u = 0; u < KS; u++) { pre[u] = 0.0f; pre_abs[u] = 0.0f; }
+    const float* w = g.a_wsum != nullptr ? g.a_row_w + (long)b * g.M : nullptr;
+    const float* wa = g.a_wsum != nullptr ? g.a_row_wabs + (long)b * g.M : nullptr;
+    float pre[KS], pre_abs[KS], ws[KS], wsa[KS];
+    for (int u = 0; u < KS; u++) { pre[u] = 0.0f; pre_abs[u] = 0.0f; ws[u] = 0.0f; wsa[u] = 0.0f; }
     for (int i0 = 0; i0 < g.M; i0 += ABFT_PREFIX_ROWS) {
         const int rows = min(ABFT_PREFIX_ROWS, g.M - i0);
         for (int r = 0; r < rows; r++) {
@@ -992,6 +1007,7 @@ __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound)
                 const float a = A.at(i, k);
                 p += a * pre[u];
                 pa += fabsf(a) * pre_abs[u];
+                if (w != nullptr) { ws[u] += w[i] * a; wsa[u] += wa[i] * fabsf(a); }
             }
             part[0][r][t] = p;
             part[1][r][t] = pa;
@@ -1006,6 +1022,10 @@ __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound)
         }
         __syncthreads(); // part[] is written again by the next tile
     }
+    for (int u = 0; w != nullptr && u < KS && t + u * ABFT_PREFIX_THREADS < g.K; u++) {
+        g.a_wsum[(long)b * g.K + t + u * ABFT_PREFIX_THREADS] = ws[u];
+        g.a_wabs[(long)b * g.K + t + u * ABFT_PREFIX_THREADS] = wsa[u];
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -1017,11 +1037,15 @@ __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound)
 // every column and row, each line judged (abft_judge), the rebuild by columns if every column
 // is fixable, else by rows if every row is; then the rebuilt entry is checked again against the
 // fast path's column checksums (chk, bound; null: the fp64 ones just computed), and its flag
-// cleared. out[b] says what happened.
+// cleared. out[b] says what happened; an entry left faulty also fails the pass's gate.
 // One block per entry is slow for a large entry (a linear layer's), but it only runs after a
 // fault.
-__device__ void abft_repair_entry(const AbftGemm& g, int b, int* flags, const float* chk, const float* bound,
-                                  const AbftCorrectScratch& s, float extreme, float tau, float operand_u, AbftOutcome* out) {
+__device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, float tau, float operand_u) {
+    const AbftGemm& g = j.g;
+    int* flags = j.flags;
+    const float *chk = j.chk, *bound = j.bound;
+    const AbftCorrectScratch& s = j.cs;
+    AbftOutcome* out = j.out;
     if (flags[b] == 0) {
         if (threadIdx.x == 0) { out[b] = AbftOutcome{REPAIR_NONE, -1, 0, 0}; }
         return; // the whole block leaves: no barrier is skipped by part of it
@@ -1118,14 +1142,11 @@ __device__ void abft_repair_entry(const AbftGemm& g, int b, int* flags, const fl
             o.fixed = (int)fixed;
         }
         out[b] = o;
+        if (o.still != 0 && j.gate.failed != nullptr) { *j.gate.failed = j.gate.pass; }
     }
 }
 
-// One block per batch entry of first, then of second (a job without flags has none).
-// grid (first.g.batch + second.g.batch), block 256.
-__global__ void abft_repair_kernel(AbftRepairJob first, AbftRepairJob second, float extreme, float tau, float operand_u) {
-    const bool in_first = (int)blockIdx.x < first.g.batch;
-    const AbftRepairJob& j = in_first ? first : second;
-    const int b = in_first ? (int)blockIdx.x : (int)blockIdx.x - first.g.batch;
-    abft_repair_entry(j.g, b, j.flags, j.chk, j.bound, j.cs, extreme, tau, operand_u, j.out);
+// One block per batch entry. grid (job.g.batch), block 256.
+__global__ void abft_repair_kernel(AbftRepairJob job, float extreme, float tau, float operand_u) {
+    abft_repair_entry(job, blockIdx.x, extreme, tau, operand_u);
 }

@@ -44,10 +44,12 @@ static bool attention_forward(GPT2* model, int l, const float* residual) {
     AbftGemm pv = heads_gemm(B * NH, T, HS, T);
     pv.A = row_major(a.att, T); pv.B = row_major(a.v, HS); pv.C = a.yh;
     pv.row_chk = s.pv_chk; pv.row_bound = s.pv_bound;
+    pv.reader_checks = s.readers_check; // by the unpermute
     if (!protected_gemm(model, pv, OP_PV, l)) { return false; }
     unpermute_forward(a.atty, a.yh, B, T, NH, HS, s);
     AbftGemm proj = linear_gemm(a.attproj, a.atty, p.attprojw, p.attprojb, B * T, C, C, s.attprojw);
     proj.row_chk = s.atty.chk; proj.row_bound = s.atty.bound; // from the unpermute
+    proj.reader_checks = s.readers_check; // by the residual add (block_forward)
     return protected_gemm(model, proj, OP_PROJ, l);
 }
 
@@ -57,12 +59,12 @@ static bool block_forward(GPT2* model, int l) {
     const LayerParams p = layer_params(model->params, model->config, l);
     const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
     if (!attention_forward(model, l, residual)) { return false; }
-    residual_forward(a.residual2, residual, a.attproj, (long)B * T * C);
+    residual_forward(a.residual2, residual, a.attproj, B * T, C); // checks attproj (its reader)
     layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, B, T, C);
     matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, B * T, C, 4 * C);
     gelu_forward(a.fch_gelu, a.fch, (long)B * T * 4 * C);
     matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, B * T, 4 * C, C);
-    residual_forward(a.residual3, a.residual2, a.fcproj, (long)B * T * C);
+    residual_forward(a.residual3, a.residual2, a.fcproj, B * T, C);
     return true;
 }
 
@@ -105,28 +107,30 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
     AbftGemm dy = linear_dinp_gemm(d.atty, dresidual, p.attprojw, BT, C, C);
     dy.row_chk = s.dres.chk; dy.row_bound = s.dres.bound; // from the layernorm backward (block_backward)
-    dy.repair_with_next = true; // dWproj's GEMM does not read dY
+    dy.reader_checks = s.readers_check;                   // by the unpermute
     if (!protected_gemm(model, dy, OP_PROJ_DX, l)) { return false; }
+    unpermute_backward(d.yh, d.atty, B, T, NH, HS);
     AbftGemm dwproj = linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C);
     dwproj.a_part = s.dres.part; dwproj.a_part_abs = s.dres.part_abs; // from the layernorm backward
     if (!protected_gemm(model, dwproj, OP_PROJ_DW, l)) { return false; }
     bias_backward(dp.attprojb, dresidual, BT, C);
-    unpermute_backward(d.yh, d.atty, B, T, NH, HS);
     // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head; e·Pᵀ (P's row sums) came with P
     AbftGemm dpg = heads_gemm(B * NH, T, T, HS);
     dpg.A = row_major(d.yh, HS); dpg.B = transposed(a.v, HS); dpg.C = d.att; dpg.causal = true;
     dpg.reader_checks = s.readers_check; dpg.reader_chk = s.dp_chk; dpg.reader_bound = s.dp_bound;
+    dpg.a_row_w = s.p_sum; dpg.a_row_wabs = s.p_sum; dpg.a_wsum = s.dv_chk; dpg.a_wabs = s.dv_bound; // dV's, on the way
     if (!protected_gemm(model, dpg, OP_PV_DP, l)) { return false; }
     AbftGemm dvg = heads_gemm(B * NH, T, HS, T);
     dvg.A = transposed(a.att, T); dvg.B = row_major(d.yh, HS); dvg.C = d.v;
-    dvg.a_sum = s.p_sum; dvg.a_abs = s.p_sum; // P >= 0
+    dvg.col_chk = s.dv_chk; dvg.col_bound = s.dv_bound; // from dP's check
+    dvg.a_sum = s.p_sum; dvg.a_abs = s.p_sum;           // P >= 0; for when dP's check formed no dv_chk
     if (!protected_gemm(model, dvg, OP_PV_DV, l)) { return false; }
     softmax_backward(d.preatt, d.att, a.att, B, NH, T, s);
     // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head; their checksum sums came with dS
     AbftGemm dqg = heads_gemm(B * NH, T, HS, T);
     dqg.A = row_major(d.preatt, T); dqg.B = row_major(a.k, HS); dqg.C = d.q; dqg.alpha = scale;
     dqg.row_chk = s.dq_chk; dqg.row_bound = s.dq_bound;
-    dqg.repair_with_next = true; // dK's GEMM does not read dQ
+    dqg.reader_checks = s.readers_check; // by the permute, after dK's GEMM (which does not read dQ)
     if (!protected_gemm(model, dqg, OP_QK_DQ, l)) { return false; }
     AbftGemm dkg = heads_gemm(B * NH, T, HS, T);
     dkg.A = transposed(d.preatt, T); dkg.B = row_major(a.q, HS); dkg.C = d.k; dkg.alpha = scale;
@@ -136,13 +140,13 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
     AbftGemm dln1 = linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C);
     dln1.row_chk = s.dqkv.chk; dln1.row_bound = s.dqkv.bound; // from the permute
-    dln1.repair_with_next = true; // dWqkv's GEMM does not read dln1
+    dln1.reader_checks = s.readers_check;                     // by the layernorm backward
     if (!protected_gemm(model, dln1, OP_QKV_DX, l)) { return false; }
+    layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
     AbftGemm dwqkv = linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C);
     dwqkv.a_part = s.dqkv.part; dwqkv.a_part_abs = s.dqkv.part_abs; // from the permute
     if (!protected_gemm(model, dwqkv, OP_QKV_DW, l)) { return false; }
     bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
-    layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
     return true;
 }
 

@@ -4,8 +4,8 @@
 // the JSONL log, checkpoints and resume, Ctrl-C, the checkpoint/restore baseline
 // (-rollback), and the ABFT on/off benchmark.
 //
-// Reading path: main (the trainer's) → train → train_step → gpt2_forward_backward → the
-// trainer's gpt2_forward / gpt2_backward.
+// Reading path: main (the trainer's) → train → train_step → gpt2_train_step → the trainer's
+// gpt2_forward / gpt2_backward / gpt2_update.
 //
 // Included by a trainer after it has defined the model and its passes, which this file calls:
 //   struct GPT2 { GPT2Config config; size_t num_parameters; int B, T; float mean_loss; Abft abft; ... }
@@ -14,6 +14,8 @@
 //   gpt2_forward(GPT2*, inputs, targets, for_backward), gpt2_backward(GPT2*)
 //                                              (false when a fault survived the lower rungs)
 //   gpt2_update(GPT2*, lr, beta1, beta2, eps, weight_decay, t)       gpt2_free(GPT2*)
+//                                              (on the GPU, skipped on the device when the pass
+//                                              before it left a fault: see gpt2_train_step)
 //   HostView gpt2_host_view(GPT2*), gpt2_to_host(GPT2*), gpt2_from_host(GPT2*)
 //                                              (host arrays of parameters and AdamW moments)
 //   gpt2_logits_row(GPT2*, bt, out)            (the V logits of position bt)
@@ -192,13 +194,14 @@ static void build_model(GPT2* model, const Options& o) {
 // the top of the ladder
 
 static void gpt2_run_synchronous(GPT2* model, const int* inputs, const int* targets, bool backward);
+static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, const int* inputs, const int* targets,
+                                    bool backward);
 
 // A forward (and, with `backward`, backward) pass under the whole escalation ladder. On the
 // GPU the checks' verdicts are deferred (abft.deferred): the repairs the checksums can make run
 // in stream order, and the host reads what happened once, at the end of the pass
-// (gpt2_settle). When that shows a fault the device could not repair, the pass is redone from
-// the same state with the same faults, this time with a verdict read after every GEMM, so
-// that the lower rungs (recompute the GEMM, the layer) apply as on the CPU.
+// (gpt2_settle). When that shows a fault the device could not repair, the pass is redone
+// (gpt2_replay_synchronous).
 static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets, bool backward) {
     if (!model->abft.deferred) {
         gpt2_run_synchronous(model, inputs, targets, backward);
@@ -207,6 +210,36 @@ static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets,
     const AbftSnapshot before = abft_snapshot(&model->abft);
     const bool done = gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model));
     if (gpt2_settle(model) && done) { return; }
+    gpt2_replay_synchronous(model, before, inputs, targets, backward);
+}
+
+// One training step: forward, backward and the AdamW update under the whole ladder, ending
+// with the step's one wait for the device (the trainer times steps, so it waits anyway). On
+// the GPU the update is queued before the host has read the pass's verdicts: the device skips
+// it when a check found a fault it could not repair (gpt2_update's gate), and the host, which
+// reads the verdicts after the wait, redoes the pass and then updates. So ABFT adds no wait.
+static void gpt2_train_step(GPT2* model, const int* inputs, const int* targets, float lr, float weight_decay, int t) {
+    if (!model->abft.deferred) {
+        gpt2_run_synchronous(model, inputs, targets, true);
+        gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t);
+        gpt2_synchronize(model);
+        return;
+    }
+    const AbftSnapshot before = abft_snapshot(&model->abft);
+    const bool done = gpt2_forward(model, inputs, targets, true) && gpt2_backward(model);
+    if (done) { gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t); }
+    gpt2_synchronize(model);
+    if (gpt2_settle(model) && done) { return; }
+    gpt2_replay_synchronous(model, before, inputs, targets, true); // the update above was skipped
+    gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t);
+    gpt2_synchronize(model);
+}
+
+// A deferred pass that left a fault beyond the device's repair, redone from the same state
+// with the same faults, this time with a verdict read after every GEMM, so that the lower
+// rungs (recompute the GEMM, the layer) apply as on the CPU.
+static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, const int* inputs, const int* targets,
+                                    bool backward) {
     abft_restore(&model->abft, before);
     model->abft.n.replayed_pass++;
     if (model->abft.cfg.verbose) {
@@ -233,7 +266,8 @@ static void gpt2_run_synchronous(GPT2* model, const int* inputs, const int* targ
     }
 }
 
-// One training pass: forward with targets, backward, under the whole ladder.
+// Forward with targets and backward under the whole ladder, without the update (the tests
+// compare the gradients it leaves).
 static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* targets) {
     gpt2_run_checked(model, inputs, targets, true);
 }
@@ -287,8 +321,7 @@ static int train(GPT2* model, const Options& o) {
         const long detected0 = abft_total_detected(model->abft.n);
         gpt2_synchronize(model);
         const double t0 = wall_seconds();
-        const float train_loss = train_step(model, &train_loader, o, step);
-        gpt2_synchronize(model);
+        const float train_loss = train_step(model, &train_loader, o, step); // ends with the device idle
         const double ms = 1e3 * (wall_seconds() - t0);
         const double tok_s = o.B * o.T / (ms * 1e-3);
         since_checkpoint += ms * 1e-3;
@@ -363,8 +396,7 @@ static int train(GPT2* model, const Options& o) {
 static float train_step(GPT2* model, DataLoader* loader, const Options& o, int step) {
     model->abft.step = step;
     dataloader_next_batch(loader);
-    gpt2_forward_backward(model, loader->inputs, loader->targets);
-    gpt2_update(model, o.lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step + 1);
+    gpt2_train_step(model, loader->inputs, loader->targets, o.lr, o.weight_decay, step + 1);
     return model->mean_loss;
 }
 
@@ -382,9 +414,7 @@ static double timed_step(GPT2* model, const int* x, const int* y, bool abft_on, 
     model->abft.step = step;
     gpt2_synchronize(model);
     double t0 = wall_seconds();
-    gpt2_forward_backward(model, x, y);
-    gpt2_update(model, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.0f, step + 1);
-    gpt2_synchronize(model);
+    gpt2_train_step(model, x, y, 1e-4f, 0.0f, step + 1); // returns with the device idle
     return wall_seconds() - t0;
 }
 
