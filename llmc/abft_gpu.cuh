@@ -1142,7 +1142,7 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
             o.fixed = (int)fixed;
         }
         out[b] = o;
-        if (o.still != 0 && j.gate.failed != nullptr) { *j.gate.failed = j.gate.pass; }
+        if (o.still != 0 && j.gate.failed != nullptr) { atomicExch(j.gate.failed, j.gate.pass); } // blocks may race
     }
 }
 
