@@ -193,7 +193,7 @@ __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, c
 __global__ void layernorm_backward_repair_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
                                                  const float* mean, const float* rstd, int rows, int C,
                                                  AbftReaderRepair repair, int* skipped) {
-    if (!abft_reader_repair(repair, 0)) { return; }
+    if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
     for (long row = threadIdx.x / 32; row < rows; row += blockDim.x / 32) {
         if (skipped[row] == 0) { continue; } // the same for the whole warp
         layernorm_backward_dinp_row(dinp, dout, inp, weight, mean, rstd, row, rows, C, AbftRowSums{}, AbftReaderCheck{},
@@ -293,7 +293,7 @@ __global__ void residual_forward_kernel(float* out, const float* a, const float*
 // (abft_reader_repair), then redoes the add.
 __global__ void residual_forward_repair_kernel(float* out, const float* a, const float* b, int rows, int C,
                                                AbftReaderRepair repair) {
-    if (!abft_reader_repair(repair, 0)) { return; }
+    if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
     for (long row = threadIdx.x / 32; row < rows; row += blockDim.x / 32) {
         residual_forward_row(out, a, b, row, rows, C, AbftReaderCheck{});
     }
@@ -353,7 +353,7 @@ __global__ void permute_forward_kernel(float* q, float* k, float* v, const float
 // (abft_reader_repair), then redoes the permute at every position.
 __global__ void permute_forward_repair_kernel(float* q, float* k, float* v, const float* qkv, int BT, int T, int NH, int HS,
                                               AbftLayerSums sums, AbftReaderRepair repair) {
-    if (!abft_reader_repair(repair, 0)) { return; }
+    if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
     for (long bt = 0; bt < BT; bt++) { permute_forward_position(q, k, v, qkv, bt, T, NH, HS, sums, AbftReaderCheck{}); }
 }
 
@@ -404,15 +404,15 @@ __global__ void permute_backward_kernel(float* dqkv, const float* dq, const floa
     permute_backward_rows(dqkv, dq, dk, dv, (long)blockIdx.x * ABFT_PART_ROWS, B, T, NH, HS, sums, check);
 }
 
-// After a permute that checked dq: one block repairs the heads of dq that the permute flagged
-// (abft_reader_repair), then redoes the whole permute if it rebuilt any (each block of rows,
-// and its partial sums, mixes heads and sequences).
+// After a permute that checked dq: one block repairs the heads of dq that the permute flagged,
+// and those of the GEMM checked meanwhile (dK's, which the permute reads too: joined), then
+// redoes the whole permute if it rebuilt any (each block of rows, and its partial sums, mixes
+// heads and sequences).
 __global__ void permute_backward_repair_kernel(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T,
                                                int NH, int HS, AbftRowSums sums, AbftReaderRepair repair) {
-    if (!abft_reader_flagged(repair, 0, B * NH)) { return; }
-    bool rebuilt = false;
-    for (int e = 0; e < B * NH; e++) { rebuilt |= abft_reader_repair(repair, e); }
-    if (!rebuilt) { return; }
+    const bool q = abft_job_repair_all(repair, repair.job, 0, repair.job.g.batch);
+    const bool joined = abft_job_repair_all(repair, repair.joined, 0, repair.joined.g.batch);
+    if (!q && !joined) { return; }
     for (long r0 = 0; r0 < (long)B * T; r0 += ABFT_PART_ROWS) {
         permute_backward_rows(dqkv, dq, dk, dv, r0, B, T, NH, HS, sums, AbftReaderCheck{});
     }
@@ -458,10 +458,10 @@ __global__ void unpermute_forward_kernel(float* out, const float* y, int B, int 
 __global__ void unpermute_forward_repair_kernel(float* out, const float* y, int T, int NH, int HS, AbftRowSums sums,
                                                 AbftReaderRepair repair) {
     const int b = blockIdx.x;
-    if (!abft_reader_flagged(repair, b * NH, (b + 1) * NH)) { return; }
-    bool rebuilt = false;
-    for (int h = 0; h < NH; h++) { rebuilt |= abft_reader_repair(repair, b * NH + h); }
-    if (!rebuilt) { return; }
+    if (abft_reader_joined_block(repair, gridDim.x - abft_joined_blocks(repair)) ||
+        !abft_job_repair_all(repair, repair.job, b * NH, (b + 1) * NH)) {
+        return;
+    }
     for (long bt = (long)b * T + threadIdx.x / 32; bt < (long)(b + 1) * T; bt += blockDim.x / 32) {
         unpermute_forward_row(out, y, bt, T, NH, HS, sums, AbftReaderCheck{});
     }
@@ -496,7 +496,7 @@ __global__ void unpermute_backward_kernel(float* dy, const float* dout, int B, i
 // (abft_reader_repair), then redoes the unpermute.
 __global__ void unpermute_backward_repair_kernel(float* dy, const float* dout, int B, int T, int NH, int HS,
                                                  AbftReaderRepair repair) {
-    if (!abft_reader_repair(repair, 0)) { return; }
+    if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
     for (long bt = threadIdx.x / 32; bt < (long)B * T; bt += blockDim.x / 32) {
         unpermute_backward_row(dy, dout, bt, B, T, NH, HS, AbftReaderCheck{});
     }
@@ -585,7 +585,8 @@ __global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const
 // flagged it (abft_reader_repair), then redoes its softmax; the other heads leave at once.
 __global__ void softmax_forward_repair_kernel(float* att, const float* preatt, int T, AbftLayerSums sums,
                                               AbftReaderRepair repair) {
-    if (!abft_reader_repair(repair, blockIdx.x)) { return; }
+    const int heads = gridDim.x - abft_joined_blocks(repair);
+    if (abft_reader_joined_block(repair, heads) || !abft_reader_repair(repair, blockIdx.x)) { return; }
     for (long row = (long)blockIdx.x * T + threadIdx.x / 32; row < (long)(blockIdx.x + 1) * T; row += blockDim.x / 32) {
         softmax_forward_row(att, preatt, row, T, sums, AbftReaderCheck{});
     }
@@ -593,7 +594,8 @@ __global__ void softmax_forward_repair_kernel(float* att, const float* preatt, i
 
 __global__ void softmax_backward_repair_kernel(float* dpreatt, const float* datt, const float* att, int T,
                                                AbftLayerSums sums, AbftReaderRepair repair) {
-    if (!abft_reader_repair(repair, blockIdx.x)) { return; }
+    const int heads = gridDim.x - abft_joined_blocks(repair);
+    if (abft_reader_joined_block(repair, heads) || !abft_reader_repair(repair, blockIdx.x)) { return; }
     for (long row = (long)blockIdx.x * T + threadIdx.x / 32; row < (long)(blockIdx.x + 1) * T; row += blockDim.x / 32) {
         softmax_backward_row(dpreatt, datt, att, row, T, sums, AbftReaderCheck{});
     }
@@ -883,8 +885,9 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
                                                                                                skipped);
     cudaCheckLaunch();
     if (check.chk != nullptr) {
-        LAUNCH(layernorm_backward_repair_kernel, 1, BLOCK, 0, 0)(dinp, dout, inp, weight, mean, rstd, B * T, C,
-                                                                abft_gpu_reader_repair(), skipped);
+        const AbftReaderRepair repair = abft_gpu_reader_repair();
+        LAUNCH(layernorm_backward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(dinp, dout, inp, weight, mean,
+                                                                                             rstd, B * T, C, repair, skipped);
         cudaCheckLaunch();
     }
     column_sums(dweight, dbias, dout, inp, mean, rstd, B * T, C);
@@ -925,7 +928,8 @@ static void residual_forward(float* out, const float* a, const float* b, int row
     LAUNCH(residual_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(out, a, b, rows, C, check);
     cudaCheckLaunch();
     if (check.chk == nullptr) { return; }
-    LAUNCH(residual_forward_repair_kernel, 1, BLOCK, 0, 0)(out, a, b, rows, C, abft_gpu_reader_repair());
+    const AbftReaderRepair repair = abft_gpu_reader_repair();
+    LAUNCH(residual_forward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(out, a, b, rows, C, repair);
     cudaCheckLaunch();
 }
 
@@ -938,7 +942,9 @@ static void permute_forward(float* q, float* k, float* v, const float* qkv, int 
     LAUNCH(permute_forward_kernel, B * T, BLOCK, 0, 0)(q, k, v, qkv, T, NH, HS, sums, check);
     cudaCheckLaunch();
     if (check.chk == nullptr) { return; }
-    LAUNCH(permute_forward_repair_kernel, 1, BLOCK, 0, 0)(q, k, v, qkv, B * T, T, NH, HS, sums, abft_gpu_reader_repair());
+    const AbftReaderRepair repair = abft_gpu_reader_repair();
+    LAUNCH(permute_forward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(q, k, v, qkv, B * T, T, NH, HS, sums,
+                                                                                      repair);
     cudaCheckLaunch();
 }
 
@@ -962,7 +968,8 @@ static void unpermute_forward(float* out, const float* y, int B, int T, int NH, 
     LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, y, B, T, NH, HS, sums.atty, check);
     cudaCheckLaunch();
     if (check.chk == nullptr) { return; }
-    LAUNCH(unpermute_forward_repair_kernel, B, BLOCK, 0, 0)(out, y, T, NH, HS, sums.atty, abft_gpu_reader_repair());
+    const AbftReaderRepair repair = abft_gpu_reader_repair();
+    LAUNCH(unpermute_forward_repair_kernel, B + abft_joined_blocks(repair), BLOCK, 0, 0)(out, y, T, NH, HS, sums.atty, repair);
     cudaCheckLaunch();
 }
 
@@ -974,7 +981,8 @@ static void unpermute_backward(float* dy, const float* dout, int B, int T, int N
     LAUNCH(unpermute_backward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dy, dout, B, T, NH, HS, check);
     cudaCheckLaunch();
     if (check.chk == nullptr) { return; }
-    LAUNCH(unpermute_backward_repair_kernel, 1, BLOCK, 0, 0)(dy, dout, B, T, NH, HS, abft_gpu_reader_repair());
+    const AbftReaderRepair repair = abft_gpu_reader_repair();
+    LAUNCH(unpermute_backward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(dy, dout, B, T, NH, HS, repair);
     cudaCheckLaunch();
 }
 
@@ -987,7 +995,8 @@ static void softmax_forward(float* att, const float* preatt, int B, int NH, int 
     LAUNCH(softmax_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(att, preatt, (int)rows, T, sums, check);
     cudaCheckLaunch();
     if (check.chk == nullptr) { return; }
-    LAUNCH(softmax_forward_repair_kernel, B * NH, BLOCK, 0, 0)(att, preatt, T, sums, abft_gpu_reader_repair());
+    const AbftReaderRepair repair = abft_gpu_reader_repair();
+    LAUNCH(softmax_forward_repair_kernel, B * NH + abft_joined_blocks(repair), BLOCK, 0, 0)(att, preatt, T, sums, repair);
     cudaCheckLaunch();
 }
 
@@ -999,7 +1008,9 @@ static void softmax_backward(float* dpreatt, const float* datt, const float* att
     LAUNCH(softmax_backward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(dpreatt, datt, att, (int)rows, T, sums, check);
     cudaCheckLaunch();
     if (check.chk == nullptr) { return; }
-    LAUNCH(softmax_backward_repair_kernel, B * NH, BLOCK, 0, 0)(dpreatt, datt, att, T, sums, abft_gpu_reader_repair());
+    const AbftReaderRepair repair = abft_gpu_reader_repair();
+    LAUNCH(softmax_backward_repair_kernel, B * NH + abft_joined_blocks(repair), BLOCK, 0, 0)(dpreatt, datt, att, T, sums,
+                                                                                           repair);
     cudaCheckLaunch();
 }
 

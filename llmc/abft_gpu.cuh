@@ -132,20 +132,27 @@ struct AbftRepairJob {
 };
 
 // The one check waiting for its reader (each reader follows its GEMM with no other reader
-// check in between), and its repair.
+// check in between), and its repair. A GEMM checked while it waits has its repair joined to
+// the reader's redo kernel (one launch for both): at most one.
 struct AbftPendingReader {
     bool pending = false;
     AbftReaderCheck check;
     AbftRepairJob job;            // its repair, after the reader
+    AbftRepairJob joined;         // the other GEMM's (flags null: none)
     AbftConfig cfg;
 };
 static AbftPendingReader g_abft_reader;
 
-// The repair after a reader check, run by the reader's own redo kernel (abft_reader_repair).
+// The repairs after a reader check, run by the reader's own redo kernel (abft_reader_repair,
+// abft_reader_joined_block).
 struct AbftReaderRepair {
     AbftRepairJob job;            // job.out (batch): what the repair did; not REPAIR_NONE: redo the entry
+    AbftRepairJob joined;         // a GEMM checked while the reader's waited (flags null: none)
     float extreme, tau, operand_u;
 };
+
+// The blocks a redo kernel adds for the joined repair (abft_reader_joined_block): one per entry.
+inline int abft_joined_blocks(const AbftReaderRepair& r) { return r.joined.flags != nullptr ? r.joined.g.batch : 0; }
 
 // The checksums of one weight of every layer, W (L, OC, IC) and its bias (L, OC), for the row
 // checks of its GEMMs (AbftWeightSums, one layer's slice: abft_weight_sums_of). Computed once
@@ -274,7 +281,9 @@ inline AbftReaderCheck abft_gpu_reader_check() {
 inline AbftReaderRepair abft_gpu_reader_repair() {
     AbftPendingReader* r = &g_abft_reader;
     r->pending = false;
-    return AbftReaderRepair{r->job, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u};
+    const AbftReaderRepair repair = {r->job, r->joined, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u};
+    r->joined = AbftRepairJob{};
+    return repair;
 }
 
 // The end of a deferred pass: reads every verdict the pass queued, waiting for the GPU only if
@@ -430,8 +439,17 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
         return;
     }
     abft_gpu_encode_verify(g, s, abft->cfg.tau, abft->cfg.operand_u, 0);
-    abft_gpu_launch_repair(abft->cfg, abft_repair_job(g, s, out, abft_gpu_pass_gate()), 0);
-    cudaCheck(cudaEventRecord(r.stop, 0));
+    const AbftRepairJob job = abft_repair_job(g, s, out, abft_gpu_pass_gate());
+    if (waiting) { // the repair joins the waiting reader's redo kernel
+        if (g_abft_reader.joined.flags != nullptr) {
+            die("ABFT", "at most one GEMM may be checked while another's check waits for its reader",
+                "a second one before %s", abft_op_names[op]);
+        }
+        g_abft_reader.joined = job;
+    } else {
+        abft_gpu_launch_repair(abft->cfg, job, 0);
+    }
+    cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the check (and the repair, unless joined)
 }
 
 // Checks, waits for the verdict, and repairs what the checksums can after a detection.
@@ -960,15 +978,36 @@ __device__ inline bool abft_reader_compare(const AbftReaderCheck& c, long row, i
                      c.flags, c.counter, (int)(row / M));
 }
 
-// For a redo kernel whose one block covers the entries [e0, e1) (a reader whose rows mix
-// them): whether the reader flagged any, read by the whole block at once; when none, their
+// For a redo kernel whose one block covers the entries [e0, e1) of a job (a reader whose rows
+// mix them): whether any is flagged, read by the whole block at once; when none, their
 // outcomes are written (nothing done) and the block can leave without visiting each.
-__device__ inline bool abft_reader_flagged(const AbftReaderRepair& r, int e0, int e1) {
+__device__ inline bool abft_job_flagged(const AbftRepairJob& j, int e0, int e1) {
     int any = 0;
-    for (int e = e0 + (int)threadIdx.x; e < e1; e += blockDim.x) { any |= r.job.flags[e]; }
+    for (int e = e0 + (int)threadIdx.x; e < e1; e += blockDim.x) { any |= j.flags[e]; }
     if (__syncthreads_or(any)) { return true; }
-    for (int e = e0 + (int)threadIdx.x; e < e1; e += blockDim.x) { r.job.out[e] = AbftOutcome{REPAIR_NONE, -1, 0, 0}; }
+    for (int e = e0 + (int)threadIdx.x; e < e1; e += blockDim.x) { j.out[e] = AbftOutcome{REPAIR_NONE, -1, 0, 0}; }
     return false;
+}
+
+// The repairs of a job's entries [e0, e1) by one block (after abft_job_flagged's test). True
+// when it rebuilt any: the reader must redo its work on them.
+__device__ inline bool abft_job_repair_all(const AbftReaderRepair& r, const AbftRepairJob& j, int e0, int e1) {
+    if (j.flags == nullptr || !abft_job_flagged(j, e0, e1)) { return false; }
+    bool rebuilt = false;
+    for (int e = e0; e < e1; e++) {
+        abft_repair_entry(j, e, r.extreme, r.tau, r.operand_u);
+        __syncthreads(); // out[e] was written by thread 0
+        rebuilt |= j.out[e].status != REPAIR_NONE;
+    }
+    return rebuilt;
+}
+
+// A redo kernel's blocks from `first` on repair the joined GEMM's entries, one each (a GEMM
+// the reader does not read). True for those blocks: they are done.
+__device__ inline bool abft_reader_joined_block(const AbftReaderRepair& r, int first) {
+    if ((int)blockIdx.x < first) { return false; }
+    abft_repair_entry(r.joined, blockIdx.x - first, r.extreme, r.tau, r.operand_u);
+    return true;
 }
 
 // The reader's redo kernel starts here, one block per batch entry b: the repair of b if the

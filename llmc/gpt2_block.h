@@ -107,13 +107,13 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     // out = Y·Wprojᵀ + b:  dY = dout·Wproj, dWproj = doutᵀ·Y
     AbftGemm dy = linear_dinp_gemm(d.atty, dresidual, p.attprojw, BT, C, C);
     dy.row_chk = s.dres.chk; dy.row_bound = s.dres.bound; // from the layernorm backward (block_backward)
-    dy.reader_checks = s.readers_check;                   // by the unpermute
+    dy.reader_checks = s.readers_check;                   // by the unpermute, after dWproj's GEMM
     if (!protected_gemm(model, dy, OP_PROJ_DX, l)) { return false; }
-    unpermute_backward(d.yh, d.atty, B, T, NH, HS);
     AbftGemm dwproj = linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C);
     dwproj.a_part = s.dres.part; dwproj.a_part_abs = s.dres.part_abs; // from the layernorm backward
     if (!protected_gemm(model, dwproj, OP_PROJ_DW, l)) { return false; }
     bias_backward(dp.attprojb, dresidual, BT, C);
+    unpermute_backward(d.yh, d.atty, B, T, NH, HS);
     // Y = P·V:  dP = dY·Vᵀ (T,T), dV = Pᵀ·dY (T,HS), per head; e·Pᵀ (P's row sums) came with P
     AbftGemm dpg = heads_gemm(B * NH, T, T, HS);
     dpg.A = row_major(d.yh, HS); dpg.B = transposed(a.v, HS); dpg.C = d.att; dpg.causal = true;
@@ -140,13 +140,13 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
     AbftGemm dln1 = linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C);
     dln1.row_chk = s.dqkv.chk; dln1.row_bound = s.dqkv.bound; // from the permute
-    dln1.reader_checks = s.readers_check;                     // by the layernorm backward
+    dln1.reader_checks = s.readers_check;                     // by the layernorm backward, after dWqkv's GEMM
     if (!protected_gemm(model, dln1, OP_QKV_DX, l)) { return false; }
-    layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
     AbftGemm dwqkv = linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C);
     dwqkv.a_part = s.dqkv.part; dwqkv.a_part_abs = s.dqkv.part_abs; // from the permute
     if (!protected_gemm(model, dwqkv, OP_QKV_DW, l)) { return false; }
     bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
+    layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
     return true;
 }
 
