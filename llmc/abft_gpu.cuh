@@ -152,7 +152,7 @@ struct AbftReaderRepair {
 };
 
 // The blocks a redo kernel adds for the joined repair (abft_reader_joined_block): one per entry.
-inline int abft_joined_blocks(const AbftReaderRepair& r) { return r.joined.flags != nullptr ? r.joined.g.batch : 0; }
+ABFT_HD inline int abft_joined_blocks(const AbftReaderRepair& r) { return r.joined.flags != nullptr ? r.joined.g.batch : 0; }
 
 // The checksums of one weight of every layer, W (L, OC, IC) and its bias (L, OC), for the row
 // checks of its GEMMs (AbftWeightSums, one layer's slice: abft_weight_sums_of). Computed once
