@@ -122,8 +122,10 @@ static bool attention_backward(GPT2* model, int l, const float* residual, float*
     if (!protected_gemm(model, dpg, OP_PV_DP, l)) { return false; }
     AbftGemm dvg = heads_gemm(B * NH, T, HS, T);
     dvg.A = transposed(a.att, T); dvg.B = row_major(d.yh, HS); dvg.C = d.v;
-    dvg.col_chk = s.dv_chk; dvg.col_bound = s.dv_bound; // from dP's check
-    dvg.a_sum = s.p_sum; dvg.a_abs = s.p_sum;           // P >= 0; for when dP's check formed no dv_chk
+    if (abft_due(&model->abft, OP_PV_DP)) { // dP's check forms them this step (else they are stale)
+        dvg.col_chk = s.dv_chk; dvg.col_bound = s.dv_bound;
+    }
+    dvg.a_sum = s.p_sum; dvg.a_abs = s.p_sum; // P >= 0; for when dP's check formed no dv_chk
     if (!protected_gemm(model, dvg, OP_PV_DV, l)) { return false; }
     softmax_backward(d.preatt, d.att, a.att, B, NH, T, s);
     // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head; their checksum sums came with dS

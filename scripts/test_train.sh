@@ -119,6 +119,7 @@ every every_odd -abft_every qk=2 -fi op=qk,layer=0,step=3,type=-inf
 every every_off -abft 0 -fi op=qk,layer=0,step=3,type=-inf
 every every_even -abft_every qk=2 -fi op=qk,layer=0,step=4,type=-inf
 every every_nan -abft_every qk=2 -fi op=qk,layer=0,step=3,type=nan
+every every_dp -abft_every pv_dp=2
 final8() { sed -n 's/^step *8\/8: train loss \([^ ]*\).*/\1/p' "$1"; }
 [ "$(abft_report "$WORK/every_odd" ops.qk.checked ops.qk.detected ops.qk.repaired.0d)" = "8 0 0" ] &&
     [ "$(abft_report "$WORK/every_odd" ops.pv.checked ops.pv.detected ops.pv.repaired.0d)" = "16 0 0" ] &&
@@ -133,6 +134,11 @@ check "-abft_every qk=2: the same fault at step 4 is detected and corrected, fin
     [ "$(abft_report "$WORK/every_nan" total.detected)" -ge 1 ] &&
     [ "$(final8 "$WORK/every_nan.log")" = "$(final8 "$WORK/every_clean.log")" ]
 check "-abft_every qk=2: a NaN at step 3 skips qk's check, is caught downstream (pv), the layer is recomputed, final loss = fault-free" $?
+# on the GPU, dP's check also forms dV's checksums: at the steps dP is not checked, dV's
+# check must not use the last ones
+[ "$(abft_report "$WORK/every_dp" ops.pv_dp.checked ops.pv_dv.checked total.detected passes_replayed)" = "8 16 0 0" ] &&
+    [ "$(final8 "$WORK/every_dp.log")" = "$(final8 "$WORK/every_clean.log")" ]
+check "-abft_every pv_dp=2, fault-free: dP checked at 4 of 8 steps, dV at all 8, no alarm, no pass replayed" $?
 
 # ----------------------------------------------------------------------------
 # checkpoint/restore recovery (the baseline ABFT is compared with): with ABFT off, a fault's
