@@ -409,7 +409,7 @@ inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l) {
 
 // The check and the repair in stream order, their verdicts to the pass's log: no waiting.
 inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int layer) {
-    const bool waiting = g_abft_reader.pending; // a GEMM whose flags wait for its reader (dQ while dK is checked)
+    const bool waiting = g_abft_reader.pending; // a GEMM whose flags wait for its reader (dQ's while dK is checked)
     if (waiting && g.reader_checks) {
         die("ABFT", "at most one GEMM's check may wait for its reader", "a check was left waiting before %s",
             abft_op_names[op]);

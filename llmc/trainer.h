@@ -219,19 +219,20 @@ static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets,
 // it when a check found a fault it could not repair (gpt2_update's gate), and the host, which
 // reads the verdicts after the wait, redoes the pass and then updates. So ABFT adds no wait.
 static void gpt2_train_step(GPT2* model, const int* inputs, const int* targets, float lr, float weight_decay, int t) {
+    auto update = [&] { gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t); };
     if (!model->abft.deferred) {
         gpt2_run_synchronous(model, inputs, targets, true);
-        gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t);
+        update();
         gpt2_synchronize(model);
         return;
     }
     const AbftSnapshot before = abft_snapshot(&model->abft);
     const bool done = gpt2_forward(model, inputs, targets, true) && gpt2_backward(model);
-    if (done) { gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t); }
+    if (done) { update(); }
     gpt2_synchronize(model);
     if (gpt2_settle(model) && done) { return; }
     gpt2_replay_synchronous(model, before, inputs, targets, true); // the update above was skipped
-    gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t);
+    update();
     gpt2_synchronize(model);
 }
 
