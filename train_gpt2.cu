@@ -152,14 +152,9 @@ __device__ void layernorm_backward_dinp_row(float* dinp, const float* dout, cons
         dsum += d[i];
         dabs += fabsf(d[i]);
     }
-    if (check.chk != nullptr) {
-        dsum = warp_sum(dsum);
-        dabs = warp_sum(dabs);
-        const int bad = lane == 0 && !abft_reader_compare(check, row, rows, C, dsum, dabs);
-        if (__shfl_sync(0xffffffffu, bad, 0)) {
-            if (lane == 0) { skipped[row] = 1; }
-            return;
-        }
+    if (check.chk != nullptr && !abft_reader_compare_warp(check, row, rows, C, dsum, dabs)) {
+        if (lane == 0) { skipped[row] = 1; }
+        return;
     }
     dnorm_mean = warp_sum(dnorm_mean) / C;
     dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
@@ -277,10 +272,7 @@ __device__ void residual_forward_row(float* out, const float* a, const float* b,
         s += x;
         sa += fabsf(x);
     }
-    if (check.chk == nullptr) { return; }
-    s = warp_sum(s);
-    sa = warp_sum(sa);
-    if (lane == 0) { abft_reader_compare(check, row, rows, C, s, sa); }
+    if (check.chk != nullptr) { abft_reader_compare_warp(check, row, rows, C, s, sa); }
 }
 
 // one warp per row
@@ -382,10 +374,7 @@ __device__ void permute_backward_rows(float* dqkv, const float* dq, const float*
                     sa += fabsf(x);
                     if (sums.chk != nullptr) { acc.add(x, sums, r); }
                 }
-                if (which != 0 || check.chk == nullptr) { continue; }
-                s = warp_sum(s);
-                sa = warp_sum(sa);
-                if (lane == 0) { abft_reader_compare(check, row, T, HS, s, sa); }
+                if (which == 0 && check.chk != nullptr) { abft_reader_compare_warp(check, row, T, HS, s, sa); }
             }
         }
         if (sums.chk != nullptr) { acc.store(sums, bt); }
@@ -437,10 +426,7 @@ __device__ void unpermute_forward_row(float* out, const float* y, long bt, int T
             sa += fabsf(x);
             if (sums.chk != nullptr) { acc.add(x, sums, h * HS + i); }
         }
-        if (check.chk == nullptr) { continue; }
-        s = warp_sum(s);
-        sa = warp_sum(sa);
-        if (lane == 0) { abft_reader_compare(check, row, T, HS, s, sa); }
+        if (check.chk != nullptr) { abft_reader_compare_warp(check, row, T, HS, s, sa); }
     }
     if (sums.chk != nullptr) { acc.store(sums, bt); }
 }
@@ -480,10 +466,7 @@ __device__ void unpermute_backward_row(float* dy, const float* dout, long bt, in
         s += x;
         sa += fabsf(x);
     }
-    if (check.chk == nullptr) { return; }
-    s = warp_sum(s);
-    sa = warp_sum(sa);
-    if (lane == 0) { abft_reader_compare(check, bt, B * T, C, s, sa); }
+    if (check.chk != nullptr) { abft_reader_compare_warp(check, bt, B * T, C, s, sa); }
 }
 
 // one warp per row (b, t)
@@ -515,11 +498,7 @@ __device__ void softmax_forward_row(float* att, const float* preatt, long row, i
     float maxval = -INFINITY, ssum = 0.0f, sabs = 0.0f;
     for (int j = lane; j <= t; j += 32) { maxval = fmaxf(maxval, s[j]); ssum += s[j]; sabs += fabsf(s[j]); }
     maxval = warp_max(maxval);
-    if (check.chk != nullptr) {
-        ssum = warp_sum(ssum);
-        sabs = warp_sum(sabs);
-        if (lane == 0) { abft_reader_compare(check, row, T, t + 1, ssum, sabs); }
-    }
+    if (check.chk != nullptr) { abft_reader_compare_warp(check, row, T, t + 1, ssum, sabs); }
     float sum = 0.0f;
     for (int j = lane; j <= t; j += 32) { sum += expf(s[j] - maxval); }
     const float inv = 1.0f / warp_sum(sum);
@@ -548,11 +527,7 @@ __device__ void softmax_backward_row(float* dpreatt, const float* datt, const fl
     float dot = 0.0f, dpsum = 0.0f, dpabs = 0.0f;
     for (int j = lane; j <= t; j += 32) { dot += p[j] * dp[j]; dpsum += dp[j]; dpabs += fabsf(dp[j]); }
     dot = warp_sum(dot);
-    if (check.chk != nullptr) {
-        dpsum = warp_sum(dpsum);
-        dpabs = warp_sum(dpabs);
-        if (lane == 0) { abft_reader_compare(check, row, T, t + 1, dpsum, dpabs); }
-    }
+    if (check.chk != nullptr) { abft_reader_compare_warp(check, row, T, t + 1, dpsum, dpabs); }
     const bool encode = sums.ds_sum != nullptr;
     float dsum = 0.0f, dabs = 0.0f, dq = 0.0f, dqa = 0.0f;
     for (int j = lane; j < T; j += 32) {

@@ -978,6 +978,14 @@ __device__ inline bool abft_reader_compare(const AbftReaderCheck& c, long row, i
                      c.flags, c.counter, (int)(row / M));
 }
 
+// The same, by a warp whose lanes hold partial sums of the row: every lane gets the verdict.
+__device__ inline bool abft_reader_compare_warp(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
+    sum = warp_sum(sum);
+    abssum = warp_sum(abssum);
+    const int ok = threadIdx.x % 32 != 0 || abft_reader_compare(c, row, M, n, sum, abssum);
+    return __shfl_sync(0xffffffffu, ok, 0) != 0;
+}
+
 // For a redo kernel whose one block covers the entries [e0, e1) of a job (a reader whose rows
 // mix them): whether any is flagged, read by the whole block at once; when none, their
 // outcomes are written (nothing done) and the block can leave without visiting each.
