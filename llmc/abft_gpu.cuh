@@ -93,8 +93,11 @@ struct AbftGpuScratch {
 // A GEMM whose check is left to its reader (AbftGemm::reader_checks) takes that route up to this
 // reduction length (an attention head's size); beyond it, the check that reads C itself.
 constexpr int ABFT_READER_MAX_K = 512;
-constexpr int ABFT_PREFIX_THREADS = 128; // abft_causal_rowsums_kernel's block
-constexpr int ABFT_PREFIX_ROWS = 32;     // and its tile of rows
+
+// abft_causal_rowsums_kernel's warps for a reduction length K: as many as its shared memory
+// (2·warps·K floats) allows within the 48 KB every GPU gives a block, at most 32
+inline int abft_prefix_warps(int K) { return std::max(1, std::min(32, 48 * 1024 / (8 * K))); }
+inline size_t abft_prefix_shared(int K) { return 2 * (size_t)abft_prefix_warps(K) * K * sizeof(float); }
 
 // A check left to the kernel that reads C next (AbftGemm::reader_checks): what that kernel
 // needs to compare each row it reads with its checksum and to flag a faulty batch entry
@@ -424,7 +427,8 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
         // the repair after it
         const float* chk = g.row_chk, *bound = g.row_bound;
         if (chk == nullptr) {
-            LAUNCH(abft_causal_rowsums_kernel, dim3(g.batch), dim3(ABFT_PREFIX_THREADS), 0, 0)(g, g.reader_chk, g.reader_bound);
+            LAUNCH(abft_causal_rowsums_kernel, dim3(g.batch), dim3(32 * abft_prefix_warps(g.K)), abft_prefix_shared(g.K), 0)(
+                g, g.reader_chk, g.reader_bound);
             cudaCheckLaunch();
             chk = g.reader_chk;
             bound = g.reader_bound;
@@ -1027,51 +1031,64 @@ __device__ inline bool abft_reader_repair(const AbftReaderRepair& r, int b) {
 }
 
 // The causal row checksums of C[b] = A·B (alpha aside), over j <= i: chk[i] = A_i·(Σ_{j<=i} B's
-// column j) and bound[i] = |A_i|·(Σ_{j<=i} |B's column j|), from running prefix sums of B's
-// columns: one pass over A and B, none over C. One block per batch entry; thread t keeps the
-// prefix sums of k = t, t + 128, ... (K <= ABFT_READER_MAX_K) and goes down the rows a tile at
-// a time; a warp then adds each row's products over the threads. With g.a_wsum, it also sums
-// A's rows weighted by a_row_w into g.a_wsum (and |A| by a_row_wabs into a_wabs): the column
-// checksums of a GEMM that reads A later (dV = Pᵀ·dO from dP's A = dO). grid (batch), block 128.
+// column j) and bound[i] = |A_i|·(Σ_{j<=i} |B's column j|), from prefix sums of B's columns: one
+// pass over A and B, none over C. One block per batch entry, its warps over consecutive chunks
+// of rows, a lane per k (k = lane, lane + 32, ...; K <= ABFT_READER_MAX_K), so that every warp
+// has a chunk of independent loads in flight: first each warp sums B's columns over its chunk
+// (into shared memory: 2·warps·K floats), then each warp starts from the sums of the chunks
+// before it and goes down its rows again (B's reads are the same sectors: L2, not DRAM), a warp
+// sum per row. With g.a_wsum, it also sums A's rows weighted by a_row_w into g.a_wsum (and |A|
+// by a_row_wabs into a_wabs): the column checksums of a GEMM that reads A later (dV = Pᵀ·dO
+// from dP's A = dO). grid (batch), block abft_prefix_warps(K)·32, dynamic shared memory
+// abft_prefix_shared(K).
 __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound) {
-    __shared__ float part[2][ABFT_PREFIX_ROWS][ABFT_PREFIX_THREADS];
-    constexpr int KS = ABFT_READER_MAX_K / ABFT_PREFIX_THREADS; // k per thread
-    const int b = blockIdx.x, t = threadIdx.x, lane = t % 32, warp = t / 32;
+    DYNAMIC_SHARED(float, part); // (2, warps, K): per chunk, B's column sums and |B|'s
+    constexpr int KS = ABFT_READER_MAX_K / 32; // k per lane, at most
+    const int b = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, K = g.K;
     const MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
     const float* w = g.a_wsum != nullptr ? g.a_row_w + (long)b * g.M : nullptr;
     const float* wa = g.a_wsum != nullptr ? g.a_row_wabs + (long)b * g.M : nullptr;
-    float pre[KS], pre_abs[KS], ws[KS], wsa[KS];
-    for (int u = 0; u < KS; u++) { pre[u] = 0.0f; pre_abs[u] = 0.0f; ws[u] = 0.0f; wsa[u] = 0.0f; }
-    for (int i0 = 0; i0 < g.M; i0 += ABFT_PREFIX_ROWS) {
-        const int rows = min(ABFT_PREFIX_ROWS, g.M - i0);
-        for (int r = 0; r < rows; r++) {
-            const int i = i0 + r;
-            float p = 0.0f, pa = 0.0f;
-            for (int u = 0; u < KS; u++) {
-                const int k = t + u * ABFT_PREFIX_THREADS;
-                if (k >= g.K) { break; }
-                if (i < g.N) { const float x = B.at(k, i); pre[u] += x; pre_abs[u] += fabsf(x); }
-                const float a = A.at(i, k);
-                p += a * pre[u];
-                pa += fabsf(a) * pre_abs[u];
-                if (w != nullptr) { ws[u] += w[i] * a; wsa[u] += wa[i] * fabsf(a); }
-            }
-            part[0][r][t] = p;
-            part[1][r][t] = pa;
-        }
-        __syncthreads();
-        for (int r = warp; r < rows; r += ABFT_PREFIX_THREADS / 32) {
-            float p = 0.0f, pa = 0.0f;
-            for (int c = lane; c < ABFT_PREFIX_THREADS; c += 32) { p += part[0][r][c]; pa += part[1][r][c]; }
-            p = warp_sum(p);
-            pa = warp_sum(pa);
-            if (lane == 0) { chk[(long)b * g.M + i0 + r] = p; bound[(long)b * g.M + i0 + r] = pa; }
-        }
-        __syncthreads(); // part[] is written again by the next tile
+    const int chunk = (g.M + warps - 1) / warps, i0 = min(g.M, warp * chunk), i1 = min(g.M, i0 + chunk);
+    float* sum = part + (long)warp * K;
+    float* sum_abs = part + (long)(warps + warp) * K;
+    // B's columns j <= i are summed for row i; only j < N exist
+    for (int u = 0; u < KS && lane + 32 * u < K; u++) {
+        const int k = lane + 32 * u;
+        float s = 0.0f, sa = 0.0f;
+        for (int i = i0; i < min(i1, g.N); i++) { const float x = B.at(k, i); s += x; sa += fabsf(x); }
+        sum[k] = s;
+        sum_abs[k] = sa;
     }
-    for (int u = 0; w != nullptr && u < KS && t + u * ABFT_PREFIX_THREADS < g.K; u++) {
-        g.a_wsum[(long)b * g.K + t + u * ABFT_PREFIX_THREADS] = ws[u];
-        g.a_wabs[(long)b * g.K + t + u * ABFT_PREFIX_THREADS] = wsa[u];
+    __syncthreads();
+    float pre[KS], pre_abs[KS], ws[KS], wsa[KS];
+    for (int u = 0; u < KS; u++) {
+        const int k = lane + 32 * u;
+        pre[u] = 0.0f; pre_abs[u] = 0.0f; ws[u] = 0.0f; wsa[u] = 0.0f;
+        for (int c = 0; c < warp && k < K; c++) { pre[u] += part[(long)c * K + k]; pre_abs[u] += part[(long)(warps + c) * K + k]; }
+    }
+    for (int i = i0; i < i1; i++) {
+        float p = 0.0f, pa = 0.0f;
+        for (int u = 0; u < KS && lane + 32 * u < K; u++) {
+            const int k = lane + 32 * u;
+            if (i < g.N) { const float x = B.at(k, i); pre[u] += x; pre_abs[u] += fabsf(x); }
+            const float a = A.at(i, k);
+            p += a * pre[u];
+            pa += fabsf(a) * pre_abs[u];
+            if (w != nullptr) { ws[u] += w[i] * a; wsa[u] += wa[i] * fabsf(a); }
+        }
+        p = warp_sum(p);
+        pa = warp_sum(pa);
+        if (lane == 0) { chk[(long)b * g.M + i] = p; bound[(long)b * g.M + i] = pa; }
+    }
+    if (w == nullptr) { return; }
+    __syncthreads(); // part[] now takes each warp's weighted sums, added in warp order
+    for (int u = 0; u < KS && lane + 32 * u < K; u++) { sum[lane + 32 * u] = ws[u]; sum_abs[lane + 32 * u] = wsa[u]; }
+    __syncthreads();
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        float s = 0.0f, sa = 0.0f;
+        for (int c = 0; c < warps; c++) { s += part[(long)c * K + k]; sa += part[(long)(warps + c) * K + k]; }
+        g.a_wsum[(long)b * K + k] = s;
+        g.a_wabs[(long)b * K + k] = sa;
     }
 }
 
