@@ -1,5 +1,5 @@
-// abft.cuh: ATTNChecker, checksum-based fault tolerance for the attention GEMMs: the header a
-// trainer includes.
+// abft.cuh: ATTNChecker, checksum-based fault tolerance for the attention GEMMs (and, with
+// -abft_scope all, for every GEMM of the step): the header a trainer includes.
 //
 // After "Light-Weight Fault Tolerant Attention for Large Language Model Training"
 // (arXiv 2410.11720). Every protected GEMM C = alpha·A·B + bias is checked against checksums
@@ -7,13 +7,15 @@
 // more than fp32 rounding can explain) is detected, located and rebuilt in place; what the
 // checksums cannot rebuild climbs a ladder: recompute the GEMM (here), recompute the layer
 // (llmc/gpt2_block.h), redo the step (llmc/trainer.h). No step is lost, no checkpoint reloaded.
-// Beyond the paper: the 8 backward GEMMs are protected too, and every GEMM verifies its own
-// output, so no corrupted Q, K, V or S stays in the activations the backward pass reads.
+// Beyond the paper: the 8 backward GEMMs are protected too, every GEMM verifies its own
+// output, so no corrupted Q, K, V or S stays in the activations the backward pass reads, and
+// -abft_scope all takes in the MLP's and the LM head's GEMMs with the same checks.
 // docs/ABFT.md has the algorithm and the derivation of its tolerance.
 //
 // The pieces, one concern each:
-//   abft.cuh               the 12 protected GEMMs of an attention layer, their descriptors,
-//                          and the protected GEMM itself: abft_gemm, abft_verify (this file)
+//   abft.cuh               the protected GEMMs (the attention's 12 a layer; the MLP's 6 and
+//                          the LM head's 3 with -abft_scope all), their descriptors, and the
+//                          protected GEMM itself: abft_gemm, abft_verify (this file)
 //   llmc/abft_core.h       the checksum core: detect (abft_check_columns), locate and repair
 //                          (abft_repair, abft_judge, abft_apply), the tolerance
 //   llmc/abft_faults.h     settings and counters (Abft), fault injection (-fi), the flags,
@@ -27,29 +29,43 @@
 #include "llmc/abft_core.h"
 
 // ----------------------------------------------------------------------------
-// the 12 protected GEMMs of one attention layer
-// B = batch, T = sequence length, C = channels, NH = heads, HS = C/NH
+// the protected GEMMs: 12 in each layer's attention (ATTNChecker's scope), 6 in each layer's
+// MLP and 3 in the LM head (with -abft_scope all: every GEMM of the step)
+// B = batch, T = sequence length, C = channels, NH = heads, HS = C/NH, Vp = padded vocabulary
 
 enum AbftOp {
-    // forward
-    OP_QKV,      // qkv  = ln1 · Wqkvᵀ + bqkv         (B·T, 3C)
-    OP_QK,       // S    = Q · Kᵀ / √HS               (B·NH) × (T, T)
-    OP_PV,       // Y    = P · V                      (B·NH) × (T, HS)
-    OP_PROJ,     // out  = Y · Wprojᵀ + bproj         (B·T, C)
-    // backward
-    OP_PROJ_DX,  // dY   = dout · Wproj               (B·T, C)
-    OP_PROJ_DW,  // dWproj = doutᵀ · Y                (C, C)
-    OP_PV_DP,    // dP   = dY · Vᵀ                    (B·NH) × (T, T)
-    OP_PV_DV,    // dV   = Pᵀ · dY                    (B·NH) × (T, HS)
-    OP_QK_DQ,    // dQ   = dS · K / √HS               (B·NH) × (T, HS)
-    OP_QK_DK,    // dK   = dSᵀ · Q / √HS              (B·NH) × (T, HS)
-    OP_QKV_DX,   // dln1 = dqkv · Wqkv                (B·T, C)
-    OP_QKV_DW,   // dWqkv = dqkvᵀ · ln1               (3C, C)
+    // attention, forward
+    OP_QKV,       // qkv  = ln1 · Wqkvᵀ + bqkv         (B·T, 3C)
+    OP_QK,        // S    = Q · Kᵀ / √HS               (B·NH) × (T, T)
+    OP_PV,        // Y    = P · V                      (B·NH) × (T, HS)
+    OP_PROJ,      // out  = Y · Wprojᵀ + bproj         (B·T, C)
+    // attention, backward
+    OP_PROJ_DX,   // dY   = dout · Wproj               (B·T, C)
+    OP_PROJ_DW,   // dWproj = doutᵀ · Y                (C, C)
+    OP_PV_DP,     // dP   = dY · Vᵀ                    (B·NH) × (T, T)
+    OP_PV_DV,     // dV   = Pᵀ · dY                    (B·NH) × (T, HS)
+    OP_QK_DQ,     // dQ   = dS · K / √HS               (B·NH) × (T, HS)
+    OP_QK_DK,     // dK   = dSᵀ · Q / √HS              (B·NH) × (T, HS)
+    OP_QKV_DX,    // dln1 = dqkv · Wqkv                (B·T, C)
+    OP_QKV_DW,    // dWqkv = dqkvᵀ · ln1               (3C, C)
+    // MLP (-abft_scope all)
+    OP_FC,        // fch  = ln2 · Wfcᵀ + bfc           (B·T, 4C)
+    OP_FCPROJ,    // out  = gelu · Wfcprojᵀ + bfcproj  (B·T, C)
+    OP_FCPROJ_DX, // dgelu = dout · Wfcproj            (B·T, 4C)
+    OP_FCPROJ_DW, // dWfcproj = doutᵀ · gelu           (C, 4C)
+    OP_FC_DX,     // dln2 = dfch · Wfc                 (B·T, C)
+    OP_FC_DW,     // dWfc = dfchᵀ · ln2                (4C, C)
+    // LM head (-abft_scope all), once per step: its layer is 0
+    OP_LM,        // logits = lnf · wteᵀ               (B·T, Vp)
+    OP_LM_DX,     // dlnf = dlogits · wte              (B·T, C)
+    OP_LM_DW,     // dwte = dlogitsᵀ · lnf             (Vp, C)
     ABFT_NUM_OPS
 };
+constexpr int ABFT_NUM_ATTN_OPS = OP_FC; // the attention's, ATTNChecker's own scope
 
 static const char* const abft_op_names[ABFT_NUM_OPS] = {
-    "qkv", "qk", "pv", "proj", "proj_dx", "proj_dw", "pv_dp", "pv_dv", "qk_dq", "qk_dk", "qkv_dx", "qkv_dw"};
+    "qkv", "qk", "pv", "proj", "proj_dx", "proj_dw", "pv_dp", "pv_dv", "qk_dq", "qk_dk", "qkv_dx", "qkv_dw",
+    "fc", "fcproj", "fcproj_dx", "fcproj_dw", "fc_dx", "fc_dw", "lm", "lm_dx", "lm_dw"};
 
 #include "llmc/abft_faults.h" // counts and names the ops above
 #if defined(__CUDACC__) || defined(CUDA_CPU_HARNESS)

@@ -165,17 +165,6 @@ static void bias_backward(float* dbias, const float* dout, int rows, int OC) {
     }
 }
 
-static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int rows, int IC, int OC) {
-    gemm_cpu(linear_gemm(out, inp, weight, bias, rows, IC, OC));
-}
-
-static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                            const float* weight, int rows, int IC, int OC) {
-    gemm_cpu(linear_dinp_gemm(dinp, dout, weight, rows, IC, OC));
-    gemm_cpu(linear_dweight_gemm(dweight, dout, inp, rows, IC, OC));
-    if (dbias != nullptr) { bias_backward(dbias, dout, rows, OC); }
-}
-
 #define GELU_SCALING_FACTOR 0.7978845608028654f // sqrt(2/pi)
 
 static void gelu_forward(float* out, const float* inp, long N) {
@@ -428,7 +417,7 @@ static AbftLayerSums layer_sums(GPT2*, int) { return AbftLayerSums{}; }
 #include "llmc/gpt2_block.h"
 
 // Forward pass over inputs (B,T); with targets, also the losses and their mean. False when a
-// fault survived the layer's recomputation (the caller redoes the step).
+// fault survived a layer's recomputation, or the LM head's GEMM's (the caller redoes the step).
 static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool /*for_backward*/) {
     const GPT2Config& c = model->config;
     const int B = model->B, T = model->T, C = c.channels, V = c.vocab_size, Vp = c.padded_vocab_size;
@@ -436,8 +425,7 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     memcpy(model->inputs, inputs, (size_t)B * T * sizeof(int));
     if (targets != nullptr) { memcpy(model->targets, targets, (size_t)B * T * sizeof(int)); }
     encoder_forward(model->acts.encoded, inputs, model->params.wte, model->params.wpe, B, T, C);
-    if (!blocks_forward(model)) { return false; }
-    head_forward(model);
+    if (!blocks_forward(model) || !head_forward(model)) { return false; }
     const ActivationTensors& a = model->acts;
     softmax_crossentropy_forward(a.probs, model->losses, a.logits, targets, B, T, V, Vp);
     model->mean_loss = targets != nullptr ? mean_loss_of(model->losses, B * T) : -1.0f;
@@ -457,8 +445,7 @@ static bool gpt2_backward(GPT2* model) {
         point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
     }
     softmax_crossentropy_backward(model->acts.logits, model->acts.probs, model->targets, B, T, V, Vp); // dlogits
-    head_backward(model);
-    if (!blocks_backward(model)) { return false; }
+    if (!head_backward(model) || !blocks_backward(model)) { return false; }
     encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->inputs, B, T, C);
     return true;
 }

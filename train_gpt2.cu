@@ -872,17 +872,6 @@ static void bias_backward(float* dbias, const float* dout, int rows, int OC) {
     column_sums(nullptr, dbias, dout, nullptr, nullptr, nullptr, rows, OC);
 }
 
-static void matmul_forward(float* out, const float* inp, const float* weight, const float* bias, int rows, int IC, int OC) {
-    gemm_gpu(linear_gemm(out, inp, weight, bias, rows, IC, OC));
-}
-
-static void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                            const float* weight, int rows, int IC, int OC) {
-    gemm_gpu(linear_dinp_gemm(dinp, dout, weight, rows, IC, OC));
-    gemm_gpu(linear_dweight_gemm(dweight, dout, inp, rows, IC, OC));
-    if (dbias != nullptr) { bias_backward(dbias, dout, rows, OC); }
-}
-
 static void gelu_forward(float* out, const float* inp, long N) {
     LAUNCH(gelu_forward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(out, inp, N);
     cudaCheckLaunch();
@@ -1148,7 +1137,8 @@ static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
 
 // Forward pass over inputs (B,T) (host arrays); with targets, also the losses and their mean,
 // and with for_backward the loss gradient dlogits (the fused classifier), written over the
-// logits. False when a fault survived the layer's recomputation (the caller redoes the step).
+// logits. False when a fault survived a layer's recomputation, or the LM head's GEMM's (the
+// caller redoes the step).
 static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, bool for_backward) {
     const GPT2Config& c = model->config;
     const int B = model->B, T = model->T, C = c.channels, V = c.vocab_size, Vp = c.padded_vocab_size;
@@ -1161,8 +1151,7 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
         abft_gpu_weight_sums(&model->attprojw_sums, model->params.attprojw, model->params.attprojb);
     }
     encoder_forward(model->acts.encoded, model->inputs, model->params.wte, model->params.wpe, B, T, C);
-    if (!blocks_forward(model)) { return false; }
-    head_forward(model);
+    if (!blocks_forward(model) || !head_forward(model)) { return false; }
     model->mean_loss = -1.0f;
     if (targets == nullptr) { return true; }
     float* dlogits = for_backward ? model->acts.logits : nullptr;
@@ -1189,8 +1178,7 @@ static bool gpt2_backward(GPT2* model) {
         cudaCheck(cudaMemset(model->grads_memory, 0, model->num_parameters * sizeof(float)));
         point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
     }
-    head_backward(model);
-    if (!blocks_backward(model)) { return false; }
+    if (!head_backward(model) || !blocks_backward(model)) { return false; }
     encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->buckets, B, T, C);
     abft_gpu_log_fetch(); // the deferred verdicts come back by the step's closing wait (gpt2_train_step)
     return true;

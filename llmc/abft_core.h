@@ -61,6 +61,8 @@ struct AbftGemm {
     float alpha = 1.0f;
     const float* bias = nullptr; // (N) added to every row, or nullptr
     bool causal = false;         // only C[i][j] with j <= i is read downstream (S and dP)
+    int read_rows = 0;           // only rows i < read_rows and columns j < read_cols matter
+    int read_cols = 0;           // downstream (0: all; the vocabulary, not its padding), for -fi
     // Checksum sums computed upstream, by the kernels the data already flowed through (the
     // CUDA trainer's permute and softmax: AbftLayerSums). The GPU's deferred check uses them
     // instead of a pass over A; the other checks ignore them.

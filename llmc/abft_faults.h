@@ -11,6 +11,7 @@
 //     -fi op=qk,layer=3,step=5,type=inf,pattern=row,seed=1[,count=2]   one fault (count: that
 //                                                                      many executions of the op)
 //     -fi rate=1e-4[,type=nan][,op=..][,layer=..]                      random faults over a run
+//                                                                      (in the ops -abft_scope takes in)
 #pragma once
 
 #include <cerrno>
@@ -34,8 +35,13 @@ struct AbftConfig {
     float operand_u = 0.0f;  // the GEMMs' operand rounding: ABFT_TF32_UNIT_ROUNDOFF under TF32
     bool verbose = true;     // print every event
     int every[ABFT_NUM_OPS]; // check op only every N-th step (-abft_every); 1: every step
+    int scope = 0;           // AbftScope (-abft_scope): which GEMMs are checked
     AbftConfig() { for (int& n : every) { n = 1; } }
 };
+
+// -abft_scope: the attention's GEMMs (ATTNChecker's scope), or every GEMM of the step
+enum AbftScope { ABFT_SCOPE_ATTN, ABFT_SCOPE_ALL, ABFT_NUM_SCOPES };
+static const char* const abft_scope_names[ABFT_NUM_SCOPES] = {"attn", "all"};
 
 enum AbftFaultType { FAULT_INF, FAULT_NEG_INF, FAULT_NAN, FAULT_NEAR_INF, FAULT_BITFLIP, FAULT_NUM_TYPES };
 static const char* const abft_fault_type_names[FAULT_NUM_TYPES] = {"inf", "-inf", "nan", "nearinf", "bitflip"};
@@ -103,6 +109,11 @@ ABFT_HD inline float abft_fault_value(int type, float x);
 inline int abft_lookup(const char* value, const char* const* names, int count, const char* key, const char* flag = "-fi");
 inline long abft_parse_int(const char* key, const char* value, long lo, long hi, const char* flag = "-fi");
 
+// Whether -abft_scope takes op in (whether ATTNChecker is on or not).
+inline bool abft_in_scope(const AbftConfig& cfg, int op) {
+    return op < ABFT_NUM_ATTN_OPS || cfg.scope == ABFT_SCOPE_ALL;
+}
+
 // ----------------------------------------------------------------------------
 // the state's life cycle
 
@@ -123,31 +134,34 @@ inline void abft_restore(Abft* abft, const AbftSnapshot& s) {
     abft->pending.clear();
 }
 
-// Whether op is checked in the step now running (adaptive detection frequency, -abft_every).
+// Whether op is checked in the step now running: inside the scope (-abft_scope), and at this
+// step (adaptive detection frequency, -abft_every).
 inline bool abft_due(const Abft* abft, int op) {
-    return abft->cfg.enabled && abft->step % abft->cfg.every[op] == 0;
+    return abft->cfg.enabled && abft_in_scope(abft->cfg, op) && abft->step % abft->cfg.every[op] == 0;
 }
 
 // ----------------------------------------------------------------------------
 // fault injection: writes into C right after the GEMM, before any check
 
-// Picks where the fault lands: a live element (j <= i where only the causal part is read, so
-// that the fault matters), a whole row, a whole column, or a 2x2 block (2-D).
+// Picks where the fault lands: a live element (j <= i where only the causal part is read; i <
+// read_rows and j < read_cols where only those are: not the vocabulary's padding; so that the
+// fault matters), a whole row, a whole column, or a 2x2 block (2-D).
 inline void abft_inject(Abft* abft, const AbftGemm& g, int op, int layer, AbftCorruptFn corrupt = abft_corrupt) {
     if (!abft_fault_fires(abft, op, layer)) { return; }
     const int type = abft->fault.type;
     int b = abft_pick(abft, g.batch);
-    int i = abft_pick(abft, g.M);
-    int j = g.causal ? abft_pick(abft, (i < g.N ? i : g.N - 1) + 1) : abft_pick(abft, g.N);
+    const int M = g.read_rows > 0 ? g.read_rows : g.M, N = g.read_cols > 0 ? g.read_cols : g.N;
+    int i = abft_pick(abft, M);
+    int j = g.causal ? abft_pick(abft, (i < N ? i : N - 1) + 1) : abft_pick(abft, N);
     switch (abft->fault.pattern) {
         case PATTERN_0D: corrupt(g, b, i, j, type); break;
-        case PATTERN_ROW: for (int jj = 0; jj < g.N; jj++) { corrupt(g, b, i, jj, type); } break;
-        case PATTERN_COL: for (int ii = 0; ii < g.M; ii++) { corrupt(g, b, ii, j, type); } break;
+        case PATTERN_ROW: for (int jj = 0; jj < N; jj++) { corrupt(g, b, i, jj, type); } break;
+        case PATTERN_COL: for (int ii = 0; ii < M; ii++) { corrupt(g, b, ii, j, type); } break;
         default: {
-            int i0 = g.M < 3 ? 0 : 1 + abft_pick(abft, g.M - 2);      // rows i0, i0+1
-            int j0 = g.causal ? abft_pick(abft, i0) : abft_pick(abft, g.N - 1); // cols j0, j0+1 <= i0
-            for (int ii = i0; ii < i0 + 2 && ii < g.M; ii++) {
-                for (int jj = j0; jj < j0 + 2 && jj < g.N; jj++) { corrupt(g, b, ii, jj, type); }
+            int i0 = M < 3 ? 0 : 1 + abft_pick(abft, M - 2);                   // rows i0, i0+1
+            int j0 = g.causal ? abft_pick(abft, i0) : abft_pick(abft, N - 1); // cols j0, j0+1 <= i0
+            for (int ii = i0; ii < i0 + 2 && ii < M; ii++) {
+                for (int jj = j0; jj < j0 + 2 && jj < N; jj++) { corrupt(g, b, ii, jj, type); }
             }
         }
     }
@@ -166,7 +180,9 @@ inline bool abft_fault_fires(Abft* abft, int op, int layer) {
     if (f.op >= 0 && f.op != op) { return false; }
     if (f.layer >= 0 && f.layer != layer) { return false; }
     if (f.step >= 0 && f.step != abft->step) { return false; }
-    if (f.rate > 0.0) { return random_f32(&abft->fault_rng) < f.rate; }
+    if (f.rate > 0.0) { // random faults hit the ops in the scope, unless the spec names one
+        return (f.op >= 0 || abft_in_scope(abft->cfg, op)) && random_f32(&abft->fault_rng) < f.rate;
+    }
     if (abft->fault_fired >= f.count) { return false; }
     abft->fault_fired++;
     return true;
@@ -238,10 +254,12 @@ inline long abft_total_recomputed(const AbftCounters& n) {
 // The table at the end of a run, for a person.
 inline void abft_print_summary(const Abft& abft, int steps) {
     const AbftCounters& n = abft.n;
-    printf("abft summary over %d step%s (%s):\n", steps, steps == 1 ? "" : "s", abft.cfg.enabled ? "on" : "off");
-    printf("  %-8s %8s %8s %6s %6s %6s %6s %8s %10s\n", "op", "checked", "detected", "0d", "row", "col", "scat", "recomp", "ms");
+    printf("abft summary over %d step%s (%s, scope %s):\n", steps, steps == 1 ? "" : "s", abft.cfg.enabled ? "on" : "off",
+           abft_scope_names[abft.cfg.scope]);
+    printf("  %-9s %8s %8s %6s %6s %6s %6s %8s %10s\n", "op", "checked", "detected", "0d", "row", "col", "scat", "recomp", "ms");
     for (int op = 0; op < ABFT_NUM_OPS; op++) {
-        printf("  %-8s %8ld %8ld %6ld %6ld %6ld %6ld %8ld %10.3f\n", abft_op_names[op], n.checked[op], n.detected[op],
+        if (!abft_in_scope(abft.cfg, op)) { continue; }
+        printf("  %-9s %8ld %8ld %6ld %6ld %6ld %6ld %8ld %10.3f\n", abft_op_names[op], n.checked[op], n.detected[op],
                n.corrected[op][FIX_0D], n.corrected[op][FIX_ROW], n.corrected[op][FIX_COL], n.corrected[op][FIX_SCATTERED],
                n.recomputed_op[op], 1e3 * n.seconds[op]);
     }

@@ -3,9 +3,10 @@
 // (recompute a layer). The composition lives here once; the layers it calls are each
 // trainer's own, with the same signatures (plain loops in train_gpt2.cpp, kernels in
 // train_gpt2.cu), defined before this header is included:
-//   layernorm_, matmul_, gelu_, permute_, unpermute_, softmax_ forward/backward,
+//   layernorm_, gelu_, permute_, unpermute_, softmax_ forward/backward,
 //   residual_forward, bias_backward, zero_floats, protected_gemm(model, gemm, op, layer): a GEMM under
-//   ATTNChecker (compute, check, repair or recompute; false when the output stays faulty), and
+//   ATTNChecker (compute, check, repair or recompute; false when the output stays faulty; a
+//   GEMM outside -abft_scope is computed and not checked), and
 //   layer_sums(model, layer): where permute and softmax write the checksum sums of the layer's
 //   attention GEMMs (AbftLayerSums; all null in the CPU trainer, which computes none).
 //
@@ -16,6 +17,25 @@
 
 #include "abft.cuh"
 #include "llmc/gpt2_model.h"
+
+// ----------------------------------------------------------------------------
+// the linear layers of the MLP and the LM head: protected GEMMs, checked with -abft_scope all
+
+// out (rows, OC) = inp (rows, IC) · weightᵀ + bias. False when out stays faulty.
+static bool linear_forward(GPT2* model, float* out, const float* inp, const float* weight, const float* bias, int rows,
+                           int IC, int OC, int op, int layer) {
+    return protected_gemm(model, linear_gemm(out, inp, weight, bias, rows, IC, OC), op, layer);
+}
+
+// Its backward: dinp = dout · weight (op_dx), dweight = doutᵀ · inp (op_dw), and dbias when
+// there is a bias. False when a gradient stays faulty.
+static bool linear_backward(GPT2* model, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                            const float* weight, int rows, int IC, int OC, int op_dx, int op_dw, int layer) {
+    if (!protected_gemm(model, linear_dinp_gemm(dinp, dout, weight, rows, IC, OC), op_dx, layer)) { return false; }
+    if (!protected_gemm(model, linear_dweight_gemm(dweight, dout, inp, rows, IC, OC), op_dw, layer)) { return false; }
+    if (dbias != nullptr) { bias_backward(dbias, dout, rows, OC); }
+    return true;
+}
 
 // ----------------------------------------------------------------------------
 // forward: the four protected GEMMs of the attention, then the MLP
@@ -61,9 +81,9 @@ static bool block_forward(GPT2* model, int l) {
     if (!attention_forward(model, l, residual)) { return false; }
     residual_forward(a.residual2, residual, a.attproj, B * T, C); // checks attproj (its reader)
     layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, B, T, C);
-    matmul_forward(a.fch, a.ln2, p.fcw, p.fcb, B * T, C, 4 * C);
+    if (!linear_forward(model, a.fch, a.ln2, p.fcw, p.fcb, B * T, C, 4 * C, OP_FC, l)) { return false; }
     gelu_forward(a.fch_gelu, a.fch, (long)B * T * 4 * C);
-    matmul_forward(a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, B * T, 4 * C, C);
+    if (!linear_forward(model, a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, B * T, 4 * C, C, OP_FCPROJ, l)) { return false; }
     residual_forward(a.residual3, a.residual2, a.fcproj, B * T, C);
     return true;
 }
@@ -84,12 +104,15 @@ static bool blocks_forward(GPT2* model) {
 // backward: the eight protected GEMMs of the attention
 
 // The top of the model, forward: the final layernorm and the LM head, logits (B,T,Vp) = lnf · wteᵀ.
-static void head_forward(GPT2* model) {
+// False when the logits stay faulty (the caller redoes the step).
+static bool head_forward(GPT2* model) {
     const int B = model->B, T = model->T, C = model->config.channels, Vp = model->config.padded_vocab_size;
     const ActivationTensors& a = model->acts;
     const float* residual = layer_acts(a, model, model->config.num_layers - 1).residual3;
     layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C);
-    matmul_forward(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
+    AbftGemm lm = linear_gemm(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
+    lm.read_cols = model->config.vocab_size; // the loss reads no padding
+    return protected_gemm(model, lm, OP_LM, 0);
 }
 
 // The attention half of a block, backward: dattproj -> dln1, eight protected GEMMs. The
@@ -164,25 +187,35 @@ static bool block_backward(GPT2* model, int l) {
     const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
     float* dresidual = d.residual;
     const AbftLayerSums s = layer_sums(model, l);
-    matmul_backward(d.fch_gelu, dp.fcprojw, dp.fcprojb, dresidual, a.fch_gelu, p.fcprojw, B * T, 4 * C, C);
+    if (!linear_backward(model, d.fch_gelu, dp.fcprojw, dp.fcprojb, dresidual, a.fch_gelu, p.fcprojw, B * T, 4 * C, C,
+                         OP_FCPROJ_DX, OP_FCPROJ_DW, l)) {
+        return false;
+    }
     gelu_backward(d.fch, a.fch, d.fch_gelu, (long)B * T * C * 4);
-    matmul_backward(d.ln2, dp.fcw, dp.fcb, d.fch, a.ln2, p.fcw, B * T, C, 4 * C);
+    if (!linear_backward(model, d.ln2, dp.fcw, dp.fcb, d.fch, a.ln2, p.fcw, B * T, C, 4 * C, OP_FC_DX, OP_FC_DW, l)) {
+        return false;
+    }
     layernorm_backward(dresidual, dp.ln2w, dp.ln2b, d.ln2, a.residual2, p.ln2w, a.ln2_mean, a.ln2_rstd, B, T, C, s.dres);
     return attention_backward(model, l, residual, dresidual);
 }
 
 // From dlogits (written over acts.logits) down through the LM head and the final layernorm to
 // the last block's output, whose gradient starts the residual stream's (grads_acts.residual);
-// wte's gradient is written here (the embedding backward adds to it).
-static void head_backward(GPT2* model) {
+// wte's gradient is written here (the embedding backward adds to it). False when a gradient
+// stays faulty (the caller redoes the step).
+static bool head_backward(GPT2* model) {
     const int B = model->B, T = model->T, C = model->config.channels, Vp = model->config.padded_vocab_size;
     const ActivationTensors& a = model->acts;
     const ActivationGradTensors& d = model->grads_acts;
     const int L = model->config.num_layers;
-    matmul_backward(d.lnf, model->grads.wte, nullptr, a.logits, a.lnf, model->params.wte, B * T, C, Vp);
+    AbftGemm dx = linear_dinp_gemm(d.lnf, a.logits, model->params.wte, B * T, C, Vp);
+    AbftGemm dw = linear_dweight_gemm(model->grads.wte, a.logits, a.lnf, B * T, C, Vp);
+    dw.read_rows = model->config.vocab_size; // the padding's rows reach no loss
+    if (!protected_gemm(model, dx, OP_LM_DX, 0) || !protected_gemm(model, dw, OP_LM_DW, 0)) { return false; }
     zero_floats(d.residual, (size_t)B * T * C); // the layernorm adds into it
     layernorm_backward(d.residual, model->grads.lnfw, model->grads.lnfb, d.lnf, layer_acts(a, model, L - 1).residual3,
                        model->params.lnfw, a.lnf_mean, a.lnf_rstd, B, T, C);
+    return true;
 }
 
 // All L blocks, last to first, through the one set of activation-gradient buffers; afterwards

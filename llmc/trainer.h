@@ -61,6 +61,7 @@ struct Options {
     const char* log_dir = nullptr;
     const char* fault = nullptr;
     const char* abft_every = nullptr;
+    const char* abft_scope = "attn";
     int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
     int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0, tf32 = TF32_AUTO, memory = 0;
     float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f;
@@ -134,6 +135,7 @@ static Options parse_options(int argc, char** argv) {
         {"-abft", FLAG_INT, &o.abft, 0, 1, "ATTNChecker on (1) or off (0)"},
         {"-abft_extreme", FLAG_FLOAT, &o.abft_extreme, 1, 3e38, "|x| above this is a fault by itself"},
         {"-abft_tau", FLAG_FLOAT, &o.abft_tau, 1, 1e6, "safety factor over the fp32 error bound of checksums"},
+        {"-abft_scope", FLAG_STRING, &o.abft_scope, 0, 0, "which GEMMs are checked: attn (the attention's) or all (also the MLP's and the LM head's)"},
         {"-abft_every", FLAG_STRING, &o.abft_every, 0, 0, "check some ops only every N-th step, e.g. qk=4,pv_dv=8 (others: every step)"},
         {"-abft_quiet", FLAG_INT, &o.abft_quiet, 0, 1, "do not print each ABFT event"},
         {"-n", FLAG_INT, &o.checkpoint_every, 0, 1 << 30, "write a checkpoint to the log directory every N steps (0: never)"},
@@ -174,8 +176,14 @@ static void build_model(GPT2* model, const Options& o) {
     model->abft.cfg.extreme = o.abft_extreme;
     model->abft.cfg.tau = o.abft_tau;
     model->abft.cfg.verbose = o.abft_quiet == 0;
+    model->abft.cfg.scope = abft_lookup(o.abft_scope, abft_scope_names, ABFT_NUM_SCOPES, "scope", "-abft_scope");
     if (o.abft_every != nullptr) { abft_parse_every(o.abft_every, &model->abft.cfg); }
     if (o.fault != nullptr) { model->abft.fault = abft_parse_fault(o.fault); }
+    const int fault_op = model->abft.fault.op;
+    if (fault_op >= ABFT_NUM_ATTN_OPS && model->abft.cfg.scope != ABFT_SCOPE_ALL) {
+        printf("note: -fi op=%s is outside -abft_scope %s: the fault is injected and not checked\n",
+               abft_op_names[fault_op], o.abft_scope);
+    }
     if (model->abft.fault.layer >= model->config.num_layers) {
         die("-fi", "layers count from 0", "layer %d, but the model has %d", model->abft.fault.layer, model->config.num_layers);
     }

@@ -141,6 +141,31 @@ check "-abft_every qk=2: a NaN at step 3 skips qk's check, is caught downstream 
 check "-abft_every pv_dp=2, fault-free: dP checked at 4 of 8 steps, dV at all 8, no alarm, no pass replayed" $?
 
 # ----------------------------------------------------------------------------
+# -abft_scope: the MLP's and the LM head's GEMMs are checked with "all" only
+
+every scope_attn -fi op=fc,layer=0,step=3,type=nan
+every scope_all -abft_scope all -fi op=fc,layer=0,step=3,type=nan
+every scope_lm -abft_scope all -fi op=lm_dw,layer=0,step=2,type=inf,pattern=row
+every scope_clean -abft_scope all
+grep -q "note: -fi op=fc is outside -abft_scope attn" "$WORK/scope_attn.log" &&
+    [ "$(abft_report "$WORK/scope_attn" ops.fc.checked injected)" = "0 1" ]
+check "-abft_scope attn (the default): a fault in fc is injected, not checked, and the note says so" $?
+# A value rebuilt from checksums is exact to fp32 rounding, not bit-identical under TF32 (where
+# the GEMM rounds its operands and the checksums do not): the final losses agree to 1e-5.
+close8() { # close8 LOG-A LOG-B: their final losses within 1e-5, relative
+    awk -v a="$(final8 "$1")" -v b="$(final8 "$2")" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-5 * b) }'
+}
+[ "$(abft_report "$WORK/scope_all" ops.fc.checked ops.fc.detected ops.fc.repaired.0d total.detected)" = "16 1 1 1" ] &&
+    close8 "$WORK/scope_all.log" "$WORK/every_clean.log"
+check "-abft_scope all: fc checked at every step and layer, its NaN detected and corrected, final loss = fault-free" $?
+[ "$(abft_report "$WORK/scope_lm" ops.lm_dw.checked ops.lm_dw.detected ops.lm_dw.repaired.row total.detected)" = "8 1 1 1" ] &&
+    close8 "$WORK/scope_lm.log" "$WORK/every_clean.log"
+check "-abft_scope all: a row of INF in wte's gradient (lm_dw) detected and corrected, final loss = fault-free" $?
+[ "$(abft_report "$WORK/scope_clean" total.detected ops.fcproj_dx.checked ops.lm.checked)" = "0 16 8" ] &&
+    [ "$(final8 "$WORK/scope_clean.log")" = "$(final8 "$WORK/every_clean.log")" ]
+check "-abft_scope all, fault-free: no alarm over 8 steps of every GEMM, loss bit-identical to -abft_scope attn" $?
+
+# ----------------------------------------------------------------------------
 # checkpoint/restore recovery (the baseline ABFT is compared with): with ABFT off, a fault's
 # non-finite loss (forward fault) or parameters (backward fault) sends training back to the
 # last checkpoint, and the run ends where the fault-free one does
@@ -248,6 +273,7 @@ expect_error "flag without a value" "-x" $RUN -x
 expect_error "bad fault spec" "-fi" $RUN -x 1 -fi op=attention,layer=0,step=0
 expect_error "bad -abft_every spec" "-abft_every" $RUN -x 1 -abft_every qk=0
 expect_error "-abft_every with an unknown op" "-abft_every" $RUN -x 1 -abft_every attention=2
+expect_error "unknown -abft_scope" "-abft_scope" $RUN -x 1 -abft_scope mlp
 expect_error "resume without a log directory" "-y" $RUN -x 1 -y 1
 expect_error "resume from a directory without checkpoints" "$WORK/empty" $RUN -x 1 -y 1 -o "$WORK/empty"
 # a corrupted state file in the newest checkpoint
