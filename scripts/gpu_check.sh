@@ -4,7 +4,8 @@
 # Builds every dev/cuda file and the harness's own tests with nvcc for the local GPU, runs their
 # validations natively, then the benchmarks; then the CUDA trainer: test_gpt2cu (reference
 # checks, determinism, the full fault table) and the ABFT on/off benchmark at GPT-2 124M shapes
-# (L=12 C=768 NH=12 T=1024 B=8, random init) in fp32 and in TF32, beside the step times that
+# (L=12 C=768 NH=12 T=1024 B=8, random init) in fp32 and in TF32 (and in TF32 with every GEMM
+# checked, -abft_scope all), beside the step times that
 # `make cost` models for an H100 and an H200 (dev/harness/cost_model.txt); and, when data/bible exists,
 # 600 steps of the `make train` run on the GPU, next to the CPU run's log if there is one.
 # Writes OUTDIR/summary.md plus every log. Meant to finish in a few minutes; each program is
@@ -74,6 +75,8 @@ if make --no-print-directory train_gpt2cu test_gpt2cu CUDA_ARCHS="$arch_num" NVC
         timeout 120 ./train_gpt2cu -e d12 -b 8 -t 1024 -bench 5 -tf32 $tf32 > "$out/bench_124M_tf32_$tf32.log" 2>&1
         echo "bench 124M tf32=$tf32: exit $?"
     done
+    timeout 120 ./train_gpt2cu -e d12 -b 8 -t 1024 -bench 5 -tf32 1 -abft_scope all > "$out/bench_124M_tf32_1_all.log" 2>&1
+    echo "bench 124M tf32=1 -abft_scope all: exit $?"
     if ls data/bible/train_*.bin > /dev/null 2>&1; then
         timeout 240 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 600 \
             -l 1e-3 -v 100 -s 0 -o "$out/log_bible_gpu" > "$out/train_bible_gpu.log" 2>&1

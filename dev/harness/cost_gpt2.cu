@@ -11,7 +11,8 @@
 // call with its FLOPs and the bytes of its operands and output; memsets, copies, and the
 // calls that make the host wait. A step is the trainer's (gpt2_train_step): forward + backward
 // + AdamW and the closing wait for the device that times it, after one warm-up step (first-use
-// allocations). Kernels are grouped: GEMMs (cuBLAS/cuBLASLt), attention's other
+// allocations); counted with ABFT off, on (the default -abft_scope attn) and on for every GEMM
+// (-abft_scope all). Kernels are grouped: GEMMs (cuBLAS/cuBLASLt), attention's other
 // kernels (permute, unpermute, softmax), ABFT checks and repairs (kernels named abft_*, and
 // the readers' repair-and-redo kernels, named *_repair_kernel),
 // everything else. A memset or a copy to the device belongs to the group of the launch that
@@ -33,7 +34,8 @@
 // computes in fp32 or TF32); HBM 3.35 TB/s (H100 SXM), 4.8 TB/s (H200). "tf32" applies the TF32
 // peak to the GEMMs, as the trainer's -tf32 1.
 //
-// The output ends with two lines:
+// The output ends with two lines for every GEMM (prefixed "-abft_scope all: "), then these two
+// for the default scope:
 //     abft cost per step: +X.X% bytes, +X.X% flops, +N launches, +N host syncs
 //     modelled abft overhead: h100-fp32 X.X%, h100-tf32 X.X%, h200-fp32 X.X%, h200-tf32 X.X%
 #define TESTING
@@ -210,16 +212,22 @@ static StepCost lerp(const StepCost& a, const StepCost& b, double t) {
 // ----------------------------------------------------------------------------
 // counting a step
 
+// What a step is counted with: ABFT off, on (the attention's GEMMs, the default scope), and
+// on for every GEMM (-abft_scope all).
+enum Setting { ABFT_OFF, ABFT_ON, ABFT_ALL, NUM_SETTINGS };
+const char* const kSettingNames[NUM_SETTINGS] = {"abft off", "abft on ", "abft all"};
+
 struct Counted {
     int B, L;
-    std::vector<OpCount> off, on;  // the ops of one step with ABFT off, and on
-    int allocations_off = 0, allocations_on = 0;  // cudaMalloc and cudaFree calls in the step
+    std::vector<OpCount> ops[NUM_SETTINGS];  // the ops of one step in each setting
+    int allocations[NUM_SETTINGS] = {};      // cudaMalloc and cudaFree calls in the step
 };
 
 // The ops of one step, but cudaMalloc and cudaFree, which are counted apart.
-static std::vector<OpCount> counted_step(GPT2* model, const int* x, const int* y, bool abft_on, int step,
+static std::vector<OpCount> counted_step(GPT2* model, const int* x, const int* y, Setting setting, int step,
                                          int* allocations) {
-    model->abft.cfg.enabled = abft_on;
+    model->abft.cfg.enabled = setting != ABFT_OFF;
+    model->abft.cfg.scope = setting == ABFT_ALL ? ABFT_SCOPE_ALL : ABFT_SCOPE_ATTN;
     model->abft.step = step;
     san::ops().clear();
     san::record(true);
@@ -254,9 +262,8 @@ static Counted count(int B, int L) {
     c.B = B;
     c.L = L;
     int warm_up = 0;
-    counted_step(&model, x, y, true, 0, &warm_up);  // first-use allocations
-    c.off = counted_step(&model, x, y, false, 1, &c.allocations_off);
-    c.on = counted_step(&model, x, y, true, 2, &c.allocations_on);
+    counted_step(&model, x, y, ABFT_ALL, 0, &warm_up);  // first-use allocations
+    for (int v = 0; v < NUM_SETTINGS; v++) { c.ops[v] = counted_step(&model, x, y, (Setting)v, 1 + v, &c.allocations[v]); }
     gpt2_free(&model);
     fprintf(stderr, "counted B=%d L=%d in %.0f s\n", B, L,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -292,10 +299,9 @@ struct Corners {
     int B1, B2, L1, L2;
     Counted c11, c21, c12, c22;  // c<b><l>
 
-    StepCost at(int B, int L, bool abft_on) const {
-        auto ops = [abft_on](const Counted& c) -> const std::vector<OpCount>& { return abft_on ? c.on : c.off; };
-        const StepCost l1 = cost_of(extrapolate_ops(ops(c11), B1, ops(c21), B2, B));
-        const StepCost l2 = cost_of(extrapolate_ops(ops(c12), B1, ops(c22), B2, B));
+    StepCost at(int B, int L, Setting v) const {
+        const StepCost l1 = cost_of(extrapolate_ops(c11.ops[v], B1, c21.ops[v], B2, B));
+        const StepCost l2 = cost_of(extrapolate_ops(c12.ops[v], B1, c22.ops[v], B2, B));
         return lerp(l1, l2, (double)(L - L1) / (L2 - L1));
     }
 };
@@ -317,6 +323,17 @@ static void print_table(const char* title, const StepCost& s) {
     printf("  modelled time:");
     for (int v = 0; v < kVariants; v++) { printf(" %s %.2f ms%s", kVariant[v].name, 1e3 * s.total().time[v], v + 1 < kVariants ? "," : ""); }
     printf("\n\n");
+}
+
+// Two lines: ABFT's counts per step, and its modelled overhead, from the totals on and off.
+static void print_overhead(const char* prefix, const Cost& on, const Cost& off) {
+    printf("%sabft cost per step: %+.1f%% bytes, %+.1f%% flops, %+.0f launches, %+.0f host syncs\n", prefix,
+           percent(on.bytes, off.bytes), percent(on.flops, off.flops), on.launches - off.launches,
+           on.blocking - off.blocking);
+    printf("%smodelled abft overhead:", prefix);
+    for (int v = 0; v < kVariants; v++) {
+        printf(" %s %.1f%%%s", kVariant[v].name, percent(on.time[v], off.time[v]), v + 1 < kVariants ? "," : "\n");
+    }
 }
 
 // The extrapolation against a direct count: every total within 1%.
@@ -353,36 +370,36 @@ int main() {
 
     printf("extrapolation (counted at B=1,2 x L=1,2; linear in B per launch, then in L), checked against B=%d L=%d "
            "counted directly, extrapolated vs counted:\n", BV, LV);
-    bool ok = check_extrapolation("abft off", k.at(BV, LV, false), cost_of(direct.off));
-    ok = check_extrapolation("abft on ", k.at(BV, LV, true), cost_of(direct.on)) && ok;
+    bool ok = true;
+    for (int v = 0; v < NUM_SETTINGS; v++) {
+        ok = check_extrapolation(kSettingNames[v], k.at(BV, LV, (Setting)v), cost_of(direct.ops[v])) && ok;
+    }
     printf("\n");
 
-    const StepCost off = k.at(B, L, false), on = k.at(B, L, true);
+    const StepCost off = k.at(B, L, ABFT_OFF), on = k.at(B, L, ABFT_ON), all = k.at(B, L, ABFT_ALL);
     print_table("abft off (extrapolated to B=8 L=12)", off);
     print_table("abft on (extrapolated to B=8 L=12)", on);
+    print_table("abft on, -abft_scope all: every GEMM checked (extrapolated to B=8 L=12)", all);
 
     printf("cudaMalloc and cudaFree calls per step, as counted (outside the model; on a GPU cudaFree also waits for "
            "the device):\n");
     for (const Counted* c : {&k.c11, &k.c21, &k.c12, &k.c22, &direct}) {
-        printf("  B=%d L=%d: abft off %d, abft on %d\n", c->B, c->L, c->allocations_off, c->allocations_on);
+        printf("  B=%d L=%d: abft off %d, abft on %d, abft all %d\n", c->B, c->L, c->allocations[ABFT_OFF],
+               c->allocations[ABFT_ON], c->allocations[ABFT_ALL]);
     }
     printf("\n");
     printf("modelled step time (a roofline model, not a measurement: per kernel max(FLOPs/(0.7 peak), bytes/(0.8 "
            "bandwidth), 2 us), plus 15 us per blocking host call;\n");
     printf("peaks FP32 67 TFLOP/s, TF32 tensor 495 TFLOP/s; HBM 3.35 TB/s (H100 SXM), 4.8 TB/s (H200)):\n");
-    const Cost t_off = off.total(), t_on = on.total();
+    const Cost t_off = off.total(), t_on = on.total(), t_all = all.total();
     for (int v = 0; v < kVariants; v++) {
-        printf("  modelled %-10s abft off %8.2f ms, abft on %8.2f ms\n", kVariant[v].name, 1e3 * t_off.time[v],
-               1e3 * t_on.time[v]);
+        printf("  modelled %-10s abft off %8.2f ms, abft on %8.2f ms, abft all %8.2f ms\n", kVariant[v].name,
+               1e3 * t_off.time[v], 1e3 * t_on.time[v], 1e3 * t_all.time[v]);
     }
     printf("\n");
-    printf("abft cost per step: %+.1f%% bytes, %+.1f%% flops, %+.0f launches, %+.0f host syncs\n",
-           percent(t_on.bytes, t_off.bytes), percent(t_on.flops, t_off.flops), t_on.launches - t_off.launches,
-           t_on.blocking - t_off.blocking);
-    printf("modelled abft overhead:");
-    for (int v = 0; v < kVariants; v++) {
-        printf(" %s %.1f%%%s", kVariant[v].name, percent(t_on.time[v], t_off.time[v]), v + 1 < kVariants ? "," : "\n");
-    }
+    // every GEMM (-abft_scope all) first; the default scope's two lines close the output
+    print_overhead("-abft_scope all: ", t_all, t_off);
+    print_overhead("", t_on, t_off);
     if (!ok) {
         fprintf(stderr, "error: cost: the extrapolation differs from the direct count by more than 1%%\n");
         return 1;
