@@ -91,7 +91,11 @@ static void print_usage(const Flag* flags, int n) {
     }
     printf("  %-14s %s\n", "-fi", "e.g. op=qk,layer=0,step=3,type=inf,pattern=row,seed=1[,count=2]; or rate=1e-4[,type=..]");
     printf("                 layers and steps count from 0 (step=3 is the 4th training step)\n");
-    printf("                 ops: qkv qk pv proj proj_dx proj_dw pv_dp pv_dv qk_dq qk_dk qkv_dx qkv_dw\n");
+    printf("                 ops:");
+    for (int op = 0; op < ABFT_NUM_ATTN_OPS; op++) { printf(" %s", abft_op_names[op]); }
+    printf("\n                 and, checked with -abft_scope all (the LM head's at layer 0):\n                ");
+    for (int op = ABFT_NUM_ATTN_OPS; op < ABFT_NUM_OPS; op++) { printf(" %s", abft_op_names[op]); }
+    printf("\n");
     printf("                 types: inf -inf nan nearinf bitflip; patterns: 0d row col 2d\n");
 }
 
