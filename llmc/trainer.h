@@ -191,6 +191,9 @@ static void build_model(GPT2* model, const Options& o) {
     if (model->abft.fault.layer >= model->config.num_layers) {
         die("-fi", "layers count from 0", "layer %d, but the model has %d", model->abft.fault.layer, model->config.num_layers);
     }
+    if (fault_op >= OP_LM && model->abft.fault.layer > 0) {
+        die("-fi", "there is one LM head: give layer=0", "op %s at layer %d", abft_op_names[fault_op], model->abft.fault.layer);
+    }
     abft_init(&model->abft);
     const GPT2Config& c = model->config;
     printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,

@@ -274,6 +274,7 @@ expect_error "bad fault spec" "-fi" $RUN -x 1 -fi op=attention,layer=0,step=0
 expect_error "bad -abft_every spec" "-abft_every" $RUN -x 1 -abft_every qk=0
 expect_error "-abft_every with an unknown op" "-abft_every" $RUN -x 1 -abft_every attention=2
 expect_error "unknown -abft_scope" "-abft_scope" $RUN -x 1 -abft_scope mlp
+expect_error "a fault in the LM head at a layer other than 0" "-fi" $RUN -x 1 -abft_scope all -fi op=lm,layer=1,step=0
 expect_error "resume without a log directory" "-y" $RUN -x 1 -y 1
 expect_error "resume from a directory without checkpoints" "$WORK/empty" $RUN -x 1 -y 1 -o "$WORK/empty"
 # a corrupted state file in the newest checkpoint
