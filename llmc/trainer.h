@@ -184,7 +184,7 @@ static void build_model(GPT2* model, const Options& o) {
     if (o.abft_every != nullptr) { abft_parse_every(o.abft_every, &model->abft.cfg); }
     if (o.fault != nullptr) { model->abft.fault = abft_parse_fault(o.fault); }
     const int fault_op = model->abft.fault.op;
-    if (fault_op >= ABFT_NUM_ATTN_OPS && model->abft.cfg.scope != ABFT_SCOPE_ALL) {
+    if (!abft_in_scope(model->abft.cfg, fault_op)) {
         printf("note: -fi op=%s is outside -abft_scope %s: the fault is injected and not checked\n",
                abft_op_names[fault_op], o.abft_scope);
     }
