@@ -67,9 +67,22 @@ static const char* const abft_op_names[ABFT_NUM_OPS] = {
     "qkv", "qk", "pv", "proj", "proj_dx", "proj_dw", "pv_dp", "pv_dv", "qk_dq", "qk_dk", "qkv_dx", "qkv_dw",
     "fc", "fcproj", "fcproj_dx", "fcproj_dw", "fc_dx", "fc_dw", "lm", "lm_dx", "lm_dw"};
 
+// -abft_tol measured: each op's tolerance factor (tau): 20 times the largest fault-free
+// residual of its checks that scripts/tolerance_study.py measured (in units of the fp32 worst
+// case), rounded down, and at most the bound's 2 (docs/ABFT.md, "Measured tolerances"). fp32
+// GEMMs only.
+static const float abft_measured_tau[ABFT_NUM_OPS] = {
+    // qkv   qk     pv     proj   proj_dx proj_dw pv_dp  pv_dv  qk_dq  qk_dk  qkv_dx qkv_dw
+    0.72f, 2.0f, 2.0f, 0.92f, 0.89f, 0.12f, 2.0f, 2.0f, 2.0f, 1.2f, 0.34f, 0.23f,
+    // fc   fcproj fcproj_dx fcproj_dw fc_dx fc_dw  lm     lm_dx   lm_dw
+    0.52f, 0.3f, 1.0f, 0.13f, 0.21f, 0.29f, 1.4f, 0.067f, 0.081f};
+
 #include "llmc/abft_faults.h" // counts and names the ops above
 #if defined(__CUDACC__) || defined(CUDA_CPU_HARNESS)
 #include "llmc/abft_gpu.cuh"
+constexpr bool ABFT_HOST_CHECKS = false; // the checks run on the device (abft_gpu_verify)
+#else
+constexpr bool ABFT_HOST_CHECKS = true;  // abft_verify: what the fault log (Abft::events) needs
 #endif
 
 // ----------------------------------------------------------------------------
@@ -128,6 +141,7 @@ typedef bool (*AbftVerifyFn)(Abft* abft, const AbftGemm& g, int op, int layer);
 
 inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer); // below
 inline float* abft_scratch(Abft* abft, size_t floats);
+inline void abft_note_residual(AbftCounters* n, int op, const float* residual, size_t count);
 
 // One protected GEMM: compute, (inject a fault), verify, repair from checksums, and recompute
 // once when the checksums cannot repair. Returns false when even the recomputed output is
@@ -160,11 +174,13 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     const double t0 = wall_seconds();
     const int chunk = 64; // columns per work item
     const int kchunks = (g.K + chunk - 1) / chunk, nchunks = (g.N + chunk - 1) / chunk;
-    float* work = abft_scratch(abft, (size_t)g.batch * (2 * g.K + 4 * g.N + 1));
+    float* work = abft_scratch(abft, (size_t)g.batch * (2 * g.K + 4 * g.N + 1 + nchunks));
     float* ue = work;                                       // (batch, K) e·A
     float* ua = work + (size_t)g.batch * g.K;               // (batch, K) e·|A|
     float* scratch = work + (size_t)g.batch * 2 * g.K;      // (batch, 4N)
     float* bad = scratch + (size_t)g.batch * 4 * g.N;       // (batch) 1 when the entry failed
+    float* residual = bad + g.batch;                        // (batch, nchunks) abft_check_columns'
+    const float tau = abft_op_tau(abft->cfg, op);
     // encode: the column sums of A, from which abft_check_columns makes the checksums
     ABFT_PARALLEL_FOR_2D
     for (int b = 0; b < g.batch; b++) {
@@ -180,13 +196,17 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     for (int b = 0; b < g.batch; b++) {
         for (int c = 0; c < nchunks; c++) {
             int j1 = (c + 1) * chunk < g.N ? (c + 1) * chunk : g.N;
-            if (!abft_check_columns(abft->cfg.tau, g, b, c * chunk, j1, ue + (size_t)b * g.K, ua + (size_t)b * g.K,
-                                    scratch + (size_t)b * 4 * g.N)) {
+            if (!abft_check_columns(tau, g, b, c * chunk, j1, ue + (size_t)b * g.K, ua + (size_t)b * g.K,
+                                    scratch + (size_t)b * 4 * g.N, residual + (size_t)b * nchunks + c)) {
                 bad[b] = 1.0f; // benign race: every writer stores the same value
             }
         }
     }
     abft->n.checked[op]++;
+    const bool probed = abft->probe.armed && abft->probe.op == op && abft->probe.layer == layer;
+    const float probe_tol = probed ? abft_column_tolerance(tau, g, abft->probe.b, abft->probe.j,
+                                                           ue + (size_t)abft->probe.b * g.K, ua + (size_t)abft->probe.b * g.K)
+                                   : 0.0f;
     // locate and repair the faulty entries, then check them again
     bool repaired_all = true, detected = false;
     const double t_repair = wall_seconds();
@@ -194,8 +214,8 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
         if (bad[b] == 0.0f) { continue; }
         detected = true;
         long fixed = 0;
-        int pattern = abft_repair(abft->cfg.tau, abft->cfg.extreme, g, b, &fixed);
-        bool ok = pattern >= 0 && abft_check_columns(abft->cfg.tau, g, b, 0, g.N, ue + (size_t)b * g.K,
+        int pattern = abft_repair(tau, abft->cfg.extreme, g, b, &fixed);
+        bool ok = pattern >= 0 && abft_check_columns(tau, g, b, 0, g.N, ue + (size_t)b * g.K,
                                                      ua + (size_t)b * g.K, scratch + (size_t)b * 4 * g.N);
         abft_count_repair(abft, op, layer, b, ok, fixed, pattern);
         repaired_all &= ok;
@@ -203,9 +223,18 @@ inline bool abft_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
     if (detected) {
         abft->n.detected[op]++;
         abft->n.recovery_seconds += wall_seconds() - t_repair;
+    } else {
+        abft_note_residual(&abft->n, op, residual, (size_t)g.batch * nchunks);
     }
+    if (probed) { abft_log_probe(abft, detected, probe_tol); }
     abft->n.seconds[op] += wall_seconds() - t0;
     return repaired_all;
+}
+
+// A check that found nothing: its largest residual joins the op's (AbftCounters::residual).
+inline void abft_note_residual(AbftCounters* n, int op, const float* residual, size_t count) {
+    for (size_t k = 0; k < count; k++) { n->residual[op] = fmaxf(n->residual[op], residual[k]); }
+    n->residual_checks[op]++;
 }
 
 inline float* abft_scratch(Abft* abft, size_t floats) {

@@ -357,6 +357,8 @@ struct GPT2 {
     int* targets = nullptr;    // (B, T)
     float* losses = nullptr;   // (B, T)
     float mean_loss = -1.0f;   // -1 when the forward pass had no targets
+    float grad_norm = -1.0f;   // the last update's global gradient norm (-1: not computed)
+    bool update_skipped = false; // whether the step guard stopped the last update
     Abft abft;
 };
 
@@ -456,9 +458,23 @@ static void gpt2_allocate_moments(GPT2* model) {
     model->v_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
 }
 
+// The global L2 norm of the n gradients, summed in fp64.
+static float grad_norm_of(const float* g, size_t n) {
+    double sum = 0.0;
+    #pragma omp parallel for reduction(+ : sum)
+    for (size_t i = 0; i < n; i++) { sum += (double)g[i] * g[i]; }
+    return (float)sqrt(sum);
+}
+
 // AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group).
-static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+// With max_norm >= 0 (the step guard's limit; GUARD_OFF: none), not applied when the global
+// gradient norm is above it or not finite.
+static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t,
+                        float max_norm) {
     gpt2_allocate_moments(model);
+    model->grad_norm = max_norm >= 0.0f ? grad_norm_of(model->grads_memory, model->num_parameters) : -1.0f;
+    model->update_skipped = max_norm >= 0.0f && !(std::isfinite(model->grad_norm) && model->grad_norm <= max_norm);
+    if (model->update_skipped) { return; }
     const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     #pragma omp parallel for
     for (size_t i = 0; i < model->num_parameters; i++) {

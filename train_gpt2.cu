@@ -606,13 +606,21 @@ __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const
     }
 }
 
+// What the step guard's kernels decide, for adamw_kernel and, after the step's wait, the host.
+struct GuardVerdict {
+    float norm; // the global gradient norm
+    int skip;   // 1: the update is not applied
+};
+
 // AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group);
 // bc1, bc2 are the bias corrections 1 − beta^t. Skipped when the pass that computed the
-// gradients has failed its gate (a fault beyond the device's repair: the host redoes the pass).
+// gradients has failed its gate (a fault beyond the device's repair: the host redoes the pass),
+// or when the step guard says so (guard: null without one).
 __global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, float lr, float beta1,
-                             float beta2, float bc1, float bc2, float eps, float weight_decay, AbftPassGate gate) {
+                             float beta2, float bc1, float bc2, float eps, float weight_decay, AbftPassGate gate,
+                             const GuardVerdict* guard) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n || (gate.failed != nullptr && *gate.failed == gate.pass)) { return; }
+    if (i >= n || (gate.failed != nullptr && *gate.failed == gate.pass) || (guard != nullptr && guard->skip)) { return; }
     float p = params[i], g = grads[i];
     float mi = beta1 * m[i] + (1.0f - beta1) * g;
     float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
@@ -620,6 +628,28 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
     v[i] = vi;
     float mhat = mi / bc1, vhat = vi / bc2;
     params[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+}
+
+// The step guard's global gradient norm: each of GUARD_BLOCKS blocks sums the squares of its
+// grid-stride share, then one block sums those in a fixed order (the norm does not depend on
+// timing) and decides: skip when the norm is above max_norm or not finite.
+constexpr int GUARD_BLOCKS = 256;
+
+__global__ void grad_norm_partial_kernel(float* partial, const float* grads, long n) {
+    float s = 0.0f;
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
+        s += grads[i] * grads[i];
+    }
+    s = block_reduce(s, false);
+    if (threadIdx.x == 0) { partial[blockIdx.x] = s; }
+}
+
+__global__ void guard_decide_kernel(GuardVerdict* verdict, const float* partial, float max_norm) {
+    const float norm = sqrtf(block_reduce(partial[threadIdx.x], false)); // blockDim.x == GUARD_BLOCKS
+    if (threadIdx.x == 0) {
+        verdict->norm = norm;
+        verdict->skip = !(isfinite(norm) && norm <= max_norm);
+    }
 }
 
 __global__ void count_nonfinite_kernel(int* count, const float* x, long n) {
@@ -1003,6 +1033,12 @@ struct GPT2 {
     float* losses = nullptr;     // (B, T) on the GPU
     float* cpu_losses = nullptr; // (B, T)
     float mean_loss = -1.0f;     // -1 when the forward pass had no targets
+    float grad_norm = -1.0f;     // the last update's global gradient norm (-1: not computed)
+    bool update_skipped = false; // whether the step guard stopped the last update
+    GuardVerdict* guard = nullptr;      // (1) on the GPU: the step guard's verdict (gpt2_update)
+    GuardVerdict* guard_host = nullptr; // (1) pinned: its copy, read after the step's wait
+    float* guard_partial = nullptr;     // (GUARD_BLOCKS) on the GPU: the norm's partial sums
+    bool guard_queued = false;          // whether the last update queued a verdict
     TokenBuckets buckets = {};   // the inputs grouped by token, for the embedding backward
     HostView host = {nullptr, nullptr, nullptr}; // host copies of params, m, v (allocated on first use)
     Abft abft;
@@ -1192,15 +1228,36 @@ static void gpt2_allocate_moments(GPT2* model) {
     cudaCheck(cudaMemset(model->v_memory, 0, model->num_parameters * sizeof(float)));
 }
 
-static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t) {
+// Queues the step guard's gradient norm and verdict, and the verdict's copy to the host.
+static void guard_queue(GPT2* model, float max_norm) {
+    if (model->guard == nullptr) {
+        cudaCheck(cudaMalloc(&model->guard, sizeof(GuardVerdict)));
+        cudaCheck(cudaMalloc(&model->guard_partial, GUARD_BLOCKS * sizeof(float)));
+        cudaCheck(cudaMallocHost(&model->guard_host, sizeof(GuardVerdict)));
+    }
+    LAUNCH(grad_norm_partial_kernel, GUARD_BLOCKS, BLOCK, 0, 0)(model->guard_partial, model->grads_memory,
+                                                                 (long)model->num_parameters);
+    cudaCheckLaunch();
+    LAUNCH(guard_decide_kernel, 1, GUARD_BLOCKS, 0, 0)(model->guard, model->guard_partial, max_norm);
+    cudaCheckLaunch();
+    cudaCheck(cudaMemcpyAsync(model->guard_host, model->guard, sizeof(GuardVerdict), cudaMemcpyDeviceToHost, 0));
+}
+
+// With max_norm >= 0 (the step guard's limit; GUARD_OFF: none), not applied when the global
+// gradient norm is above it or not finite: the device decides, the host learns it after the
+// step's wait (gpt2_synchronize).
+static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t,
+                        float max_norm) {
     gpt2_allocate_moments(model);
     const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
     const long n = (long)model->num_parameters;
     // queued before the host has read the pass's verdicts (gpt2_train_step), so gated on them
     const AbftPassGate gate = model->abft.cfg.enabled && model->abft.deferred ? abft_gpu_pass_gate() : AbftPassGate{};
+    model->guard_queued = max_norm >= 0.0f;
+    if (model->guard_queued) { guard_queue(model, max_norm); }
     LAUNCH(adamw_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->params_memory, model->grads_memory, model->m_memory,
                                                              model->v_memory, n, lr, beta1, beta2, bc1, bc2, eps, weight_decay,
-                                                             gate);
+                                                             gate, model->guard_queued ? model->guard : nullptr);
     cudaCheckLaunch();
 }
 
@@ -1208,6 +1265,9 @@ static void gpt2_free(GPT2* model) {
     float* device[] = {model->params_memory, model->grads_memory, model->m_memory, model->v_memory,
                        model->acts_memory, model->grads_acts_memory, model->losses, model->abft_sums_memory};
     for (float* p : device) { cudaCheck(cudaFree(p)); }
+    cudaCheck(cudaFree(model->guard));
+    cudaCheck(cudaFree(model->guard_partial));
+    cudaCheck(cudaFreeHost(model->guard_host));
     cudaCheck(cudaFree(model->inputs));
     cudaCheck(cudaFree(model->buckets.tokens));
     cudaCheck(cudaFree(model->buckets.offsets));
@@ -1295,7 +1355,11 @@ static bool gpt2_settle(GPT2* model) { return abft_gpu_settle(&model->abft); }
 
 // Waits until the GPU has finished all the work launched so far: before every clock read
 // that times GPU work (a launch returns long before its kernel ends).
-static void gpt2_synchronize(GPT2*) { cudaCheck(cudaDeviceSynchronize()); }
+static void gpt2_synchronize(GPT2* model) {
+    cudaCheck(cudaDeviceSynchronize());
+    model->grad_norm = model->guard_queued ? model->guard_host->norm : -1.0f;
+    model->update_skipped = model->guard_queued && model->guard_host->skip;
+}
 
 static void gpt2_describe_backend(char* out, size_t size) {
     cudaDeviceProp prop;

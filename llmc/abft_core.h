@@ -198,9 +198,11 @@ ABFT_HD inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool
 // Checks columns [j0, j1) of C[b] given (e·A, e·|A|) = (ue, ua), the column sums of A[b] that
 // encode its checksums. A column is clean when its sum matches the checksum within the
 // tolerance and its absolute sum stays within the bound |alpha|·|A|·|B| + M·|bias|: the
-// second test catches extreme values whose signs cancel in the plain sum.
+// second test catches extreme values whose signs cancel in the plain sum. *residual (when not
+// null) gets the largest |sum - checksum| over the columns in units of the fp32 worst case
+// (abft_tolerance with tau = 1): how close a fault-free check came to its tolerance.
 inline bool abft_check_columns(float tau, const AbftGemm& g, int b, int j0, int j1, const float* ue, const float* ua,
-                               float* scratch /* 4N */) {
+                               float* scratch /* 4N */, float* residual = nullptr) {
     float* chk = scratch;            // (N) e·C expected, before alpha and bias
     float* bound = scratch + g.N;    // (N)
     float* sum = scratch + 2 * g.N;  // (N) e·C found
@@ -208,14 +210,27 @@ inline bool abft_check_columns(float tau, const AbftGemm& g, int b, int j0, int 
     abft_colsums(abft_entry(g.B, g.strideB, b), g.K, j0, j1, ue, ua, chk, bound);
     abft_colsums(abft_output(g, b), g.M, j0, j1, nullptr, nullptr, sum, abssum);
     bool clean = true;
+    float worst = 0.0f;
     for (int j = j0; j < j1; j++) {
         float bias = g.bias ? g.bias[j] : 0.0f;
         float expect = g.alpha * chk[j] + (float)g.M * bias;
         float bnd = fabsf(g.alpha) * bound[j] + (float)g.M * fabsf(bias);
         float tol = abft_tolerance(tau, g.K, g.M, bnd);
         clean &= (fabsf(sum[j] - expect) <= tol) && (abssum[j] <= bnd + tol); // false on NaN
+        worst = fmaxf(worst, fabsf(sum[j] - expect) / abft_tolerance(1.0f, g.K, g.M, bnd));
     }
+    if (residual != nullptr) { *residual = worst; }
     return clean;
+}
+
+// The tolerance abft_check_columns gives column j of C[b] (for the fault log).
+inline float abft_column_tolerance(float tau, const AbftGemm& g, int b, int j, const float* ue, const float* ua) {
+    MatView column = abft_entry(g.B, g.strideB, b);
+    column.p += j * column.cs;
+    float chk[1], bound[1];
+    abft_colsums(column, g.K, 0, 1, ue, ua, chk, bound);
+    float bias = g.bias ? fabsf(g.bias[j]) : 0.0f;
+    return abft_tolerance(tau, g.K, g.M, fabsf(g.alpha) * bound[0] + (float)g.M * bias);
 }
 
 // ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@
 //                                                                      many executions of the op)
 //     -fi rate=1e-4[,type=nan][,op=..][,layer=..]                      random faults over a run
 //                                                                      (in the ops -abft_scope takes in)
+//     -fi ...,type=bitflip,bit=12                                      flip that bit (0-31) instead
+//                                                                      of the paper's exponent bit
 #pragma once
 
 #include <cerrno>
@@ -36,12 +38,18 @@ struct AbftConfig {
     bool verbose = true;     // print every event
     int every[ABFT_NUM_OPS]; // check op only every N-th step (-abft_every); 1: every step
     int scope = 0;           // AbftScope (-abft_scope): which GEMMs are checked
+    int tol = 0;             // AbftTol (-abft_tol): tau for every op, or each op's measured one
     AbftConfig() { for (int& n : every) { n = 1; } }
 };
 
 // -abft_scope: the attention's GEMMs (ATTNChecker's scope), or every GEMM of the step
 enum AbftScope { ABFT_SCOPE_ATTN, ABFT_SCOPE_ALL, ABFT_NUM_SCOPES };
 static const char* const abft_scope_names[ABFT_NUM_SCOPES] = {"attn", "all"};
+
+// -abft_tol: the fp32 worst case times tau (-abft_tau) for every op, or each op's measured
+// factor (abft_measured_tau) where the GEMMs are fp32 (with TF32 operands, the worst case)
+enum AbftTol { ABFT_TOL_BOUND, ABFT_TOL_MEASURED, ABFT_NUM_TOLS };
+static const char* const abft_tol_names[ABFT_NUM_TOLS] = {"bound", "measured"};
 
 enum AbftFaultType { FAULT_INF, FAULT_NEG_INF, FAULT_NAN, FAULT_NEAR_INF, FAULT_BITFLIP, FAULT_NUM_TYPES };
 static const char* const abft_fault_type_names[FAULT_NUM_TYPES] = {"inf", "-inf", "nan", "nearinf", "bitflip"};
@@ -54,6 +62,7 @@ struct AbftFaultSpec {
     bool active = false;
     int op = -1, layer = -1, step = -1; // -1: any (rate mode)
     int type = FAULT_BITFLIP, pattern = PATTERN_0D;
+    int bit = -1;       // bitflip: the bit to flip, 0-31; -1: the paper's (abft_fault_value)
     uint64_t seed = 1;
     int count = 1;      // executions of the op to fault: 2 or more exercise the escalation ladder
     double rate = 0.0;  // > 0: every matching protected GEMM execution faults with this probability
@@ -68,8 +77,22 @@ struct AbftCounters {
     long replayed_pass;                    // GPU: passes redone with synchronous checks because a
                                            // deferred verdict showed a fault beyond the device's repair
     long injected;                         // faults injected (GEMM executions hit)
+    long injected_op[ABFT_NUM_OPS];        // the same, by op
+    // The fault-free residuals (the CPU path): the largest |column sum - checksum| / bound,
+    // where bound is the fp32 worst case (abft_tolerance with tau = 1), over the columns of
+    // the checks that found nothing, and how many checks that was.
+    float residual[ABFT_NUM_OPS];
+    long residual_checks[ABFT_NUM_OPS];
     double seconds[ABFT_NUM_OPS];          // time spent in checksums, verification and repair
     double recovery_seconds;               // of which repairs and recomputations (faults only)
+};
+
+// The single-element fault injected last into host memory, until the check after it has
+// judged it (abft_verify): what goes to the fault log (Abft::events).
+struct AbftProbe {
+    bool armed = false;
+    int op = -1, layer = -1, b = 0, i = 0, j = 0, bit = -1;
+    float before = 0.0f, after = 0.0f;
 };
 
 struct Abft {
@@ -87,6 +110,9 @@ struct Abft {
     std::string pending;
     float* work = nullptr;    // the CPU checks' scratch, grown on demand
     size_t work_floats = 0;
+    FILE* events = nullptr;   // the fault log, LOGDIR/faults.jsonl (-fi with -o): one line per
+                              // single-element fault in host memory, with its check's verdict
+    AbftProbe probe;
 };
 
 // What a pass changes in the state: saved before a deferred pass, so that a pass redone after
@@ -97,17 +123,30 @@ struct AbftSnapshot {
     uint64_t fault_rng;
 };
 
-// Writes the fault into element (i, j) of C[b]: abft_corrupt on the host; the GPU path has
-// its own (C in GPU memory).
-typedef void (*AbftCorruptFn)(const AbftGemm& g, int b, int i, int j, int type);
+// Writes the fault (type, and for a bit flip its bit) into element (i, j) of C[b] and returns
+// the value it replaced: abft_corrupt on the host; the GPU path has its own (C in GPU memory).
+typedef float (*AbftCorruptFn)(const AbftGemm& g, int b, int i, int j, int type, int bit);
 
 // the helpers, defined below the entry points
 inline bool abft_fault_fires(Abft* abft, int op, int layer);
 inline int abft_pick(Abft* abft, int n);
-inline void abft_corrupt(const AbftGemm& g, int b, int i, int j, int type);
-ABFT_HD inline float abft_fault_value(int type, float x);
+inline float abft_corrupt(const AbftGemm& g, int b, int i, int j, int type, int bit);
+ABFT_HD inline float abft_fault_value(int type, int bit, float x);
+ABFT_HD inline int abft_flip_bit(int bit, float x);
 inline int abft_lookup(const char* value, const char* const* names, int count, const char* key, const char* flag = "-fi");
 inline long abft_parse_int(const char* key, const char* value, long lo, long hi, const char* flag = "-fi");
+
+// The safety factor of op's tolerance (abft_tolerance's tau).
+inline float abft_op_tau(const AbftConfig& cfg, int op) {
+    return cfg.tol == ABFT_TOL_MEASURED && cfg.operand_u == 0.0f ? abft_measured_tau[op] : cfg.tau;
+}
+
+// The settings op's check runs with: its tau in place of -abft_tau's.
+inline AbftConfig abft_op_config(const AbftConfig& cfg, int op) {
+    AbftConfig c = cfg;
+    c.tau = abft_op_tau(cfg, op);
+    return c;
+}
 
 // Whether -abft_scope takes op in (whether ATTNChecker is on or not).
 inline bool abft_in_scope(const AbftConfig& cfg, int op) {
@@ -148,30 +187,50 @@ inline bool abft_due(const Abft* abft, int op) {
 // fault matters), a whole row, a whole column, or a 2x2 block (2-D).
 inline void abft_inject(Abft* abft, const AbftGemm& g, int op, int layer, AbftCorruptFn corrupt = abft_corrupt) {
     if (!abft_fault_fires(abft, op, layer)) { return; }
-    const int type = abft->fault.type;
+    const int type = abft->fault.type, bit = abft->fault.bit;
     int b = abft_pick(abft, g.batch);
     const int M = g.read_rows > 0 ? g.read_rows : g.M, N = g.read_cols > 0 ? g.read_cols : g.N;
     int i = abft_pick(abft, M);
     int j = g.causal ? abft_pick(abft, (i < N ? i : N - 1) + 1) : abft_pick(abft, N);
+    float before = 0.0f;
     switch (abft->fault.pattern) {
-        case PATTERN_0D: corrupt(g, b, i, j, type); break;
-        case PATTERN_ROW: for (int jj = 0; jj < N; jj++) { corrupt(g, b, i, jj, type); } break;
-        case PATTERN_COL: for (int ii = 0; ii < M; ii++) { corrupt(g, b, ii, j, type); } break;
+        case PATTERN_0D: before = corrupt(g, b, i, j, type, bit); break;
+        case PATTERN_ROW: for (int jj = 0; jj < N; jj++) { corrupt(g, b, i, jj, type, bit); } break;
+        case PATTERN_COL: for (int ii = 0; ii < M; ii++) { corrupt(g, b, ii, j, type, bit); } break;
         default: {
             int i0 = M < 3 ? 0 : 1 + abft_pick(abft, M - 2);                   // rows i0, i0+1
             int j0 = g.causal ? abft_pick(abft, i0) : abft_pick(abft, N - 1); // cols j0, j0+1 <= i0
             for (int ii = i0; ii < i0 + 2 && ii < M; ii++) {
-                for (int jj = j0; jj < j0 + 2 && jj < N; jj++) { corrupt(g, b, ii, jj, type); }
+                for (int jj = j0; jj < j0 + 2 && jj < N; jj++) { corrupt(g, b, ii, jj, type, bit); }
             }
         }
     }
     abft->n.injected++;
+    abft->n.injected_op[op]++;
+    const bool single = abft->fault.pattern == PATTERN_0D;
+    const float after = abft_fault_value(type, bit, before);
+    if (single && abft->events != nullptr && corrupt == abft_corrupt && abft_due(abft, op)) { // abft_verify judges it
+        abft->probe = AbftProbe{true, op, layer, b, i, j, abft_flip_bit(bit, before), before, after};
+    }
     if (abft->cfg.verbose) {
-        char line[256];
-        snprintf(line, sizeof(line), "fault: step %d layer %d %s: %s %s at batch %d row %d col %d\n", abft->step, layer,
-                 abft_op_names[op], abft_fault_type_names[type], abft_pattern_names[abft->fault.pattern], b, i, j);
+        char line[320], value[96] = "";
+        if (single) { snprintf(value, sizeof(value), " (%.9g -> %.9g)", before, after); }
+        snprintf(line, sizeof(line), "fault: step %d layer %d %s: %s %s at batch %d row %d col %d%s\n", abft->step, layer,
+                 abft_op_names[op], abft_fault_type_names[type], abft_pattern_names[abft->fault.pattern], b, i, j, value);
         if (abft->deferred) { abft->pending += line; } else { fputs(line, stdout); }
     }
+}
+
+// Writes the armed probe's line to the fault log: where the fault went, what it changed, the
+// tolerance of the check of its column and whether the check of its GEMM found it.
+inline void abft_log_probe(Abft* abft, bool detected, float tolerance) {
+    const AbftProbe& p = abft->probe;
+    const float error = fabsf(p.after - p.before);
+    fprintf(abft->events, "{\"step\": %d, \"layer\": %d, \"op\": \"%s\", \"type\": \"%s\", \"bit\": %d, "
+                          "\"before\": %.9g, \"after\": %.9g, \"error\": %.9g, \"tolerance\": %.9g, \"detected\": %s}\n",
+            abft->step, p.layer, abft_op_names[p.op], abft_fault_type_names[abft->fault.type], p.bit, p.before, p.after, error,
+            tolerance, detected ? "true" : "false");
+    abft->probe.armed = false;
 }
 
 inline bool abft_fault_fires(Abft* abft, int op, int layer) {
@@ -190,16 +249,18 @@ inline bool abft_fault_fires(Abft* abft, int op, int layer) {
 
 inline int abft_pick(Abft* abft, int n) { return n <= 1 ? 0 : (int)(random_u32(&abft->fault_rng) % (uint32_t)n); }
 
-inline void abft_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
+inline float abft_corrupt(const AbftGemm& g, int b, int i, int j, int type, int bit) {
     float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
-    *x = abft_fault_value(type, *x);
+    const float before = *x;
+    *x = abft_fault_value(type, bit, before);
+    return before;
 }
 
 constexpr float ABFT_NEAR_INF = 1e20f; // finite, far above the 1e10 extreme threshold
 
-// What a faulty unit writes instead of x. The bit flip is the paper's injector: the top
-// exponent bit (bit 30) when |x| < 2, else bit 29, which makes x huge (or INF/NaN).
-ABFT_HD inline float abft_fault_value(int type, float x) {
+// What a faulty unit writes instead of x. A bit flip flips `bit` (0-31; -1: the paper's choice,
+// abft_flip_bit).
+ABFT_HD inline float abft_fault_value(int type, int bit, float x) {
     switch (type) {
         case FAULT_INF: return INFINITY;
         case FAULT_NEG_INF: return -INFINITY;
@@ -208,12 +269,16 @@ ABFT_HD inline float abft_fault_value(int type, float x) {
         default: {
             uint32_t bits;
             memcpy(&bits, &x, sizeof(bits));
-            bits ^= (fabsf(x) < 2.0f) ? (1u << 30) : (1u << 29);
+            bits ^= 1u << abft_flip_bit(bit, x);
             memcpy(&x, &bits, sizeof(bits));
             return x;
         }
     }
 }
+
+// The bit a flip of x hits: `bit`, or when it is -1 the paper's injector, the top exponent bit
+// (bit 30) when |x| < 2, else bit 29, which makes x huge (or INF/NaN).
+ABFT_HD inline int abft_flip_bit(int bit, float x) { return bit >= 0 ? bit : (fabsf(x) < 2.0f) ? 30 : 29; }
 
 // ----------------------------------------------------------------------------
 // counting, and the reports
@@ -272,7 +337,8 @@ inline void abft_print_summary(const Abft& abft, int steps) {
 
 // The same counters as one JSON object, for scripts and tests (the trainer writes it to
 // LOGDIR/abft.json): {"steps": S, "enabled": true, "ops": {"qkv": {"checked": .., "detected": ..,
-// "repaired": {"0d": .., "row": .., "col": .., "scattered": ..}, "recomputed": .., "ms": ..}, ..},
+// "repaired": {"0d": .., "row": .., "col": .., "scattered": ..}, "recomputed": .., "injected": ..,
+// "tau": .., "residual": .., "residual_checks": .., "ms": ..}, ..},
 // "injected": .., "layers_recomputed": .., "steps_redone": .., "passes_replayed": .., "recovery_ms": ..}
 inline void abft_write_report(FILE* f, const Abft& abft, int steps) {
     const AbftCounters& n = abft.n;
@@ -281,7 +347,10 @@ inline void abft_write_report(FILE* f, const Abft& abft, int steps) {
         fprintf(f, "%s\n  \"%s\": {\"checked\": %ld, \"detected\": %ld, \"repaired\": {", op ? "," : "", abft_op_names[op],
                 n.checked[op], n.detected[op]);
         for (int p = 0; p < FIX_NUM; p++) { fprintf(f, "%s\"%s\": %ld", p ? ", " : "", abft_fix_names[p], n.corrected[op][p]); }
-        fprintf(f, "}, \"recomputed\": %ld, \"ms\": %.3f}", n.recomputed_op[op], 1e3 * n.seconds[op]);
+        fprintf(f, "}, \"recomputed\": %ld, \"injected\": %ld, \"tau\": %g, \"residual\": %.6g, \"residual_checks\": %ld, "
+                   "\"ms\": %.3f}",
+                n.recomputed_op[op], n.injected_op[op], abft_op_tau(abft.cfg, op), n.residual[op], n.residual_checks[op],
+                1e3 * n.seconds[op]);
     }
     fprintf(f, "},\n \"injected\": %ld, \"layers_recomputed\": %ld, \"steps_redone\": %ld, \"passes_replayed\": %ld, "
                "\"recovery_ms\": %.3f}\n",
@@ -311,6 +380,7 @@ inline AbftFaultSpec abft_parse_fault(const char* text) {
         else if (strcmp(key, "pattern") == 0) { f.pattern = abft_lookup(value, abft_pattern_names, PATTERN_NUM, "pattern"); }
         else if (strcmp(key, "seed") == 0) { f.seed = (uint64_t)abft_parse_int(key, value, 0, 1L << 62); }
         else if (strcmp(key, "count") == 0) { f.count = (int)abft_parse_int(key, value, 1, 1 << 20); }
+        else if (strcmp(key, "bit") == 0) { f.bit = (int)abft_parse_int(key, value, 0, 31); }
         else if (strcmp(key, "rate") == 0) {
             char* end = nullptr;
             f.rate = strtod(value, &end);
@@ -318,8 +388,11 @@ inline AbftFaultSpec abft_parse_fault(const char* text) {
                 die("-fi", "a probability per protected GEMM execution, e.g. rate=1e-4", "rate must be in (0, 1], got '%s'", value);
             }
         } else {
-            die("-fi", "keys: op, layer, step, type, pattern, seed, count, rate", "unknown key '%s'", key);
+            die("-fi", "keys: op, layer, step, type, pattern, seed, count, rate, bit", "unknown key '%s'", key);
         }
+    }
+    if (f.bit >= 0 && f.type != FAULT_BITFLIP) {
+        die("-fi", "bit=N goes with type=bitflip", "bit=%d with type=%s", f.bit, abft_fault_type_names[f.type]);
     }
     if (f.rate == 0.0 && (f.op < 0 || f.layer < 0 || f.step < 0)) {
         die("-fi", "e.g. -fi op=qk,layer=0,step=5,type=inf,pattern=row (or give rate=R for random faults)",

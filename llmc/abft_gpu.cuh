@@ -181,7 +181,7 @@ inline AbftReaderRepair abft_gpu_reader_repair();
 inline bool abft_gpu_settle(Abft* abft);
 inline void abft_gpu_log_fetch();
 inline AbftPassGate abft_gpu_pass_gate();
-inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type);
+inline float abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type, int bit);
 inline void abft_gpu_weight_stack_alloc(AbftWeightStack* w, int L, int OC, int IC);
 inline void abft_gpu_weight_sums(AbftWeightStack* w, const float* W, const float* bias);
 inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l);
@@ -365,12 +365,13 @@ inline AbftPassGate abft_gpu_pass_gate() {
 }
 
 // A fault lands in GPU memory: read the element, write what a faulty unit would have written.
-inline void abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type) {
+inline float abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type, int bit) {
     float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
-    float value = 0.0f;
-    cudaCheck(cudaMemcpy(&value, x, sizeof(float), cudaMemcpyDeviceToHost));
-    value = abft_fault_value(type, value);
+    float before = 0.0f;
+    cudaCheck(cudaMemcpy(&before, x, sizeof(float), cudaMemcpyDeviceToHost));
+    const float value = abft_fault_value(type, bit, before);
     cudaCheck(cudaMemcpy(x, &value, sizeof(float), cudaMemcpyHostToDevice));
+    return before;
 }
 
 // Room for the checksums of a weight stack W (L, OC, IC).
@@ -417,6 +418,7 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
         die("ABFT", "at most one GEMM's check may wait for its reader", "a check was left waiting before %s",
             abft_op_names[op]);
     }
+    const AbftConfig cfg = abft_op_config(abft->cfg, op);
     AbftGpuScratch* s = waiting ? &g_abft_gpu_second : &g_abft_gpu;
     abft_gpu_reserve(s, g);
     AbftOutcome* out = abft_gpu_log_append(&g_abft_log, op, layer, g.batch, &abft->pending);
@@ -436,13 +438,13 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
         cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the checksums (the comparison is the reader's)
         AbftPendingReader* p = &g_abft_reader;
         p->pending = true;
-        p->check = AbftReaderCheck{chk, bound, g.bias_sum, g.bias_abs, g.alpha, abft->cfg.tau, abft->cfg.operand_u, g.K,
+        p->check = AbftReaderCheck{chk, bound, g.bias_sum, g.bias_abs, g.alpha, cfg.tau, cfg.operand_u, g.K,
                                    s->flags, s->counter};
         p->job = abft_repair_job(g, s, out, abft_gpu_pass_gate());
-        p->cfg = abft->cfg;
+        p->cfg = cfg;
         return;
     }
-    abft_gpu_encode_verify(g, s, abft->cfg.tau, abft->cfg.operand_u, 0);
+    abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0);
     const AbftRepairJob job = abft_repair_job(g, s, out, abft_gpu_pass_gate());
     if (waiting) { // the repair joins the waiting reader's redo kernel
         if (g_abft_reader.joined.flags != nullptr) {
@@ -451,7 +453,7 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
         }
         g_abft_reader.joined = job;
     } else {
-        abft_gpu_launch_repair(abft->cfg, job, 0);
+        abft_gpu_launch_repair(cfg, job, 0);
     }
     cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the check (and the repair, unless joined)
 }
@@ -462,14 +464,15 @@ inline bool abft_gpu_verify_now(Abft* abft, const AbftGemm& g, int op, int layer
         cudaCheck(cudaEventCreate(&g_abft_start));
         cudaCheck(cudaEventCreate(&g_abft_stop));
     }
+    const AbftConfig cfg = abft_op_config(abft->cfg, op);
     cudaCheck(cudaEventRecord(g_abft_start, 0));
-    const int faulty = abft_gpu_check(abft->cfg, g, &g_abft_gpu, g_abft_stop);
+    const int faulty = abft_gpu_check(cfg, g, &g_abft_gpu, g_abft_stop);
     float ms = 0.0f; // the stop event has completed: abft_gpu_check waited for the stream
     cudaCheck(cudaEventElapsedTime(&ms, g_abft_start, g_abft_stop));
     abft->n.seconds[op] += 1e-3 * ms;
     if (faulty == 0) { return true; }
     const double t0 = wall_seconds();
-    const AbftGpuRepair r = abft_gpu_repair(abft->cfg, g, &g_abft_gpu);
+    const AbftGpuRepair r = abft_gpu_repair(cfg, g, &g_abft_gpu);
     bool repaired_all = true;
     for (int b = 0; b < g.batch; b++) {
         if (r.flagged[b] == 0) { continue; }

@@ -13,15 +13,20 @@
 //   gpt2_allocate_activations(GPT2*, B, T)     gpt2_allocate_moments(GPT2*)
 //   gpt2_forward(GPT2*, inputs, targets, for_backward), gpt2_backward(GPT2*)
 //                                              (false when a fault survived the lower rungs)
-//   gpt2_update(GPT2*, lr, beta1, beta2, eps, weight_decay, t)       gpt2_free(GPT2*)
+//   gpt2_update(GPT2*, lr, beta1, beta2, eps, weight_decay, t, max_norm)   gpt2_free(GPT2*)
 //                                              (on the GPU, skipped on the device when the pass
-//                                              before it left a fault: see gpt2_train_step)
+//                                              before it left a fault: see gpt2_train_step; and
+//                                              when max_norm >= 0, skipped where the global
+//                                              gradient norm is above it or not finite: the
+//                                              step guard's; GUARD_OFF: no norm, no skip)
 //   HostView gpt2_host_view(GPT2*), gpt2_to_host(GPT2*), gpt2_from_host(GPT2*)
 //                                              (host arrays of parameters and AdamW moments)
 //   gpt2_logits_row(GPT2*, bt, out)            (the V logits of position bt)
 //   gpt2_params_finite(GPT2*), gpt2_describe_backend(out, size)
 //   gpt2_has_tf32(), gpt2_set_tf32(GPT2*, on)  (whether the hardware has TF32 tensor cores; use them)
-//   gpt2_synchronize(GPT2*)                    (waits for the device: before a clock read)
+//   gpt2_synchronize(GPT2*)                    (waits for the device: before a clock read; then
+//                                              model->grad_norm and model->update_skipped tell
+//                                              the last gpt2_update's norm and guard verdict)
 //   gpt2_settle(GPT2*)                         (reads the deferred ABFT verdicts of the pass: false
 //                                              when one is beyond the device's repair)
 //   MemoryFootprint gpt2_footprint(GPT2*, B, T) (what the model takes at that batch shape)
@@ -62,9 +67,10 @@ struct Options {
     const char* fault = nullptr;
     const char* abft_every = nullptr;
     const char* abft_scope = "attn";
+    const char* abft_tol = "bound";
     int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
     int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0, tf32 = TF32_AUTO, memory = 0;
-    float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f;
+    float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f, guard = 0.0f;
     long seed = 1337;
 };
 
@@ -96,7 +102,8 @@ static void print_usage(const Flag* flags, int n) {
     printf("\n                 and, checked with -abft_scope all (the LM head's at layer 0):\n                ");
     for (int op = ABFT_NUM_ATTN_OPS; op < ABFT_NUM_OPS; op++) { printf(" %s", abft_op_names[op]); }
     printf("\n");
-    printf("                 types: inf -inf nan nearinf bitflip; patterns: 0d row col 2d\n");
+    printf("                 types: inf -inf nan nearinf bitflip (bit=N: flip bit N, 0-31); patterns: 0d row col 2d\n");
+    printf("                 with -o, the CPU trainer writes each 0d fault and its check's verdict to LOGDIR/faults.jsonl\n");
 }
 
 static void parse_flag_value(const Flag& f, const char* value) {
@@ -140,10 +147,12 @@ static Options parse_options(int argc, char** argv) {
         {"-abft_extreme", FLAG_FLOAT, &o.abft_extreme, 1, 3e38, "|x| above this is a fault by itself"},
         {"-abft_tau", FLAG_FLOAT, &o.abft_tau, 1, 1e6, "safety factor over the fp32 error bound of checksums"},
         {"-abft_scope", FLAG_STRING, &o.abft_scope, 0, 0, "which GEMMs are checked: attn (the attention's) or all (also the MLP's and the LM head's)"},
+        {"-abft_tol", FLAG_STRING, &o.abft_tol, 0, 0, "checksum tolerance: bound (fp32 worst case x -abft_tau) or measured (per op, fp32)"},
         {"-abft_every", FLAG_STRING, &o.abft_every, 0, 0, "check some ops only every N-th step, e.g. qk=4,pv_dv=8 (others: every step)"},
         {"-abft_quiet", FLAG_INT, &o.abft_quiet, 0, 1, "do not print each ABFT event"},
         {"-n", FLAG_INT, &o.checkpoint_every, 0, 1 << 30, "write a checkpoint to the log directory every N steps (0: never)"},
         {"-y", FLAG_INT, &o.resume, 0, 1, "resume from the newest checkpoint in the log directory (1)"},
+        {"-guard", FLAG_FLOAT, &o.guard, 0, 1e6, "step guard: redo a step whose loss or gradient norm is Z std devs above the recent mean (0: off)"},
         {"-rollback", FLAG_INT, &o.rollback, 0, 1, "checkpoint/restore recovery: on a non-finite loss reload the last checkpoint (1)"},
         {"-tf32", FLAG_AUTO, &o.tf32, 0, 1, "TF32 tensor-core GEMMs: 1, 0, or auto (CUDA trainer: on from sm_80; CPU: off)"},
         {"-bench", FLAG_INT, &o.bench, 0, 1000, "benchmark: N interleaved repeats of a step with ABFT off and on"},
@@ -181,6 +190,10 @@ static void build_model(GPT2* model, const Options& o) {
     model->abft.cfg.tau = o.abft_tau;
     model->abft.cfg.verbose = o.abft_quiet == 0;
     model->abft.cfg.scope = abft_lookup(o.abft_scope, abft_scope_names, ABFT_NUM_SCOPES, "scope", "-abft_scope");
+    model->abft.cfg.tol = abft_lookup(o.abft_tol, abft_tol_names, ABFT_NUM_TOLS, "tolerance", "-abft_tol");
+    if (model->abft.cfg.tol == ABFT_TOL_MEASURED && model->abft.cfg.operand_u != 0.0f) {
+        printf("note: -abft_tol measured is measured for fp32 GEMMs; with TF32 the checks keep the bound\n");
+    }
     if (o.abft_every != nullptr) { abft_parse_every(o.abft_every, &model->abft.cfg); }
     if (o.fault != nullptr) { model->abft.fault = abft_parse_fault(o.fault); }
     const int fault_op = model->abft.fault.op;
@@ -204,6 +217,43 @@ static void build_model(GPT2* model, const Options& o) {
     printf("backend: %s\n", backend);
 }
 
+
+// ----------------------------------------------------------------------------
+// the step guard (-guard Z): the last line, for what no check sees
+
+// A step whose loss or global gradient norm is not finite, or lies more than Z standard
+// deviations above the mean of the last GUARD_WINDOW applied steps, is not applied: it is
+// redone from the pre-step state (the parameters change only in the update). A transient
+// fault does not come back, so the redone step is clean; a spike that comes back is the
+// data's, and is applied. The z-score is the one llm.c's outlier detector logs.
+constexpr int GUARD_WINDOW = 64; // steps of history
+constexpr int GUARD_WARMUP = 16; // the z-scores need this many; before, only non-finite values fire
+constexpr float GUARD_OFF = -1.0f;
+
+struct GuardHistory {
+    double x[GUARD_WINDOW];
+    long n = 0; // values pushed; the last min(n, GUARD_WINDOW) are kept
+};
+
+struct StepGuard {
+    float z = 0.0f; // -guard; 0: off
+    GuardHistory loss, norm;
+    long redone_loss = 0, redone_norm = 0; // steps redone, by what fired
+};
+
+static void guard_push(GuardHistory* h, double x) { h->x[h->n++ % GUARD_WINDOW] = x; }
+
+// The largest value that passes: mean + z·std of the history, INFINITY until it is long
+// enough (then only a non-finite value fires).
+static float guard_limit(const GuardHistory& h, float z) {
+    const long n = std::min<long>(h.n, GUARD_WINDOW);
+    if (n < GUARD_WARMUP) { return INFINITY; }
+    double mean = 0.0, var = 0.0;
+    for (long i = 0; i < n; i++) { mean += h.x[i]; }
+    mean /= n;
+    for (long i = 0; i < n; i++) { var += (h.x[i] - mean) * (h.x[i] - mean); }
+    return (float)(mean + z * sqrt(var / n));
+}
 
 // ----------------------------------------------------------------------------
 // the top of the ladder
@@ -233,22 +283,57 @@ static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets,
 // the GPU the update is queued before the host has read the pass's verdicts: the device skips
 // it when a check found a fault it could not repair (gpt2_update's gate), and the host, which
 // reads the verdicts after the wait, redoes the pass and then updates. So ABFT adds no wait.
-static void gpt2_train_step(GPT2* model, const int* inputs, const int* targets, float lr, float weight_decay, int t) {
-    auto update = [&] { gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t); };
+// With the step guard's limits (GUARD_OFF: none), the update is not applied when the loss is
+// above max_loss (the host knows it before it queues the update) or the gradient norm above
+// max_norm (the device decides); returns whether it was applied.
+static bool gpt2_train_step(GPT2* model, const int* inputs, const int* targets, float lr, float weight_decay, int t,
+                            float max_loss = GUARD_OFF, float max_norm = GUARD_OFF) {
+    auto update = [&] {
+        const bool loss_ok = max_loss < 0.0f || (std::isfinite(model->mean_loss) && model->mean_loss <= max_loss);
+        if (loss_ok) { gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t, max_norm); }
+        return loss_ok;
+    };
     if (!model->abft.deferred) {
         gpt2_run_synchronous(model, inputs, targets, true);
-        update();
+        const bool queued = update();
         gpt2_synchronize(model);
-        return;
+        return queued && !model->update_skipped;
     }
     const AbftSnapshot before = abft_snapshot(&model->abft);
     const bool done = gpt2_forward(model, inputs, targets, true) && gpt2_backward(model);
-    if (done) { update(); }
+    bool queued = done && update();
     gpt2_synchronize(model);
-    if (gpt2_settle(model) && done) { return; }
-    gpt2_replay_synchronous(model, before, inputs, targets, true); // the update above was skipped
-    update();
-    gpt2_synchronize(model);
+    if (!(gpt2_settle(model) && done)) {
+        gpt2_replay_synchronous(model, before, inputs, targets, true); // the update above was skipped
+        queued = update();
+        gpt2_synchronize(model);
+    }
+    return queued && !model->update_skipped;
+}
+
+// A training step under the step guard: redone once from the pre-step state when its loss
+// or gradient norm fires; applied if the redone step fires again, unless it is not finite
+// (then it is not transient, and training stops).
+static void gpt2_guarded_step(GPT2* model, StepGuard* guard, const int* inputs, const int* targets, float lr,
+                              float weight_decay, int t) {
+    if (guard->z <= 0.0f) {
+        gpt2_train_step(model, inputs, targets, lr, weight_decay, t);
+        return;
+    }
+    const float max_loss = guard_limit(guard->loss, guard->z), max_norm = guard_limit(guard->norm, guard->z);
+    if (!gpt2_train_step(model, inputs, targets, lr, weight_decay, t, max_loss, max_norm)) {
+        const bool by_loss = !(std::isfinite(model->mean_loss) && model->mean_loss <= max_loss);
+        (by_loss ? guard->redone_loss : guard->redone_norm)++;
+        printf("guard: step %d: %s %g above its limit %g; redoing the step\n", model->abft.step,
+               by_loss ? "loss" : "gradient norm", by_loss ? model->mean_loss : model->grad_norm, by_loss ? max_loss : max_norm);
+        if (!gpt2_train_step(model, inputs, targets, lr, weight_decay, t, INFINITY, INFINITY)) {
+            die("-guard", "the fault is not transient, or the model diverges: lower the learning rate",
+                "step %d: loss %g, gradient norm %g: not finite after the step was redone", model->abft.step,
+                model->mean_loss, model->grad_norm);
+        }
+    }
+    guard_push(&guard->loss, model->mean_loss);
+    guard_push(&guard->norm, model->grad_norm);
 }
 
 // A deferred pass that left a fault beyond the device's repair, redone from the same state
@@ -291,13 +376,13 @@ static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* tar
 // ----------------------------------------------------------------------------
 // training
 
-static float train_step(GPT2* model, DataLoader* loader, const Options& o, int step);
+static float train_step(GPT2* model, StepGuard* guard, DataLoader* loader, const Options& o, int step);
 static float validation_loss(GPT2* model, DataLoader* loader, int batches);
 static void sample_text(GPT2* model, const Tokenizer& tokenizer, int gen_tokens, uint64_t* rng);
 static Tokenizer open_tokenizer(const char* path, int vocab_size);
 static FILE* open_log(const char* dir, int resume_step);
-static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, double ms, double tok_s,
-                     const AbftCounters& n);
+static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, float grad_norm, double ms,
+                     double tok_s, const AbftCounters& n);
 static void write_abft_report(const char* dir, const Abft& abft, int steps);
 static double save_checkpoint(GPT2* model, const char* dir, int step, int previous_step, const DataLoader* loader,
                               uint64_t sample_rng);
@@ -319,6 +404,10 @@ static int train(GPT2* model, const Options& o) {
     uint64_t sample_rng = (uint64_t)o.seed + 7;
     int first_step = o.resume ? load_checkpoint(model, o.log_dir, &train_loader, &sample_rng, true) : 0;
     FILE* log = open_log(o.log_dir, first_step);
+    if (ABFT_HOST_CHECKS && o.fault != nullptr && o.log_dir != nullptr) {
+        std::string path = std::string(o.log_dir) + "/faults.jsonl";
+        model->abft.events = fopen_check(path.c_str(), first_step > 0 ? "a" : "w", "choose a writable directory for -o");
+    }
     printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
@@ -330,6 +419,8 @@ static int train(GPT2* model, const Options& o) {
         checkpoints++;
     }
     int done = first_step; // steps completed
+    StepGuard guard;
+    guard.z = o.guard;
     int rollbacks = 0, rollbacks_in_a_row = 0, steps_redone = 0;
     double rollback_seconds = 0.0; // time lost to rollbacks: the discarded steps and the reloads
     double since_checkpoint = 0.0; // training time since the last checkpoint
@@ -337,7 +428,7 @@ static int train(GPT2* model, const Options& o) {
         const long detected0 = abft_total_detected(model->abft.n);
         gpt2_synchronize(model);
         const double t0 = wall_seconds();
-        const float train_loss = train_step(model, &train_loader, o, step); // ends with the device idle
+        const float train_loss = train_step(model, &guard, &train_loader, o, step); // ends with the device idle
         const double ms = 1e3 * (wall_seconds() - t0);
         const double tok_s = o.B * o.T / (ms * 1e-3);
         since_checkpoint += ms * 1e-3;
@@ -374,7 +465,7 @@ static int train(GPT2* model, const Options& o) {
             val_loss = validation_loss(model, &val_loader, o.val_batches);
             printf("val loss %.6f\n", val_loss);
         }
-        log_step(log, o.log_dir, done, train_loss, val_loss, ms, tok_s, model->abft.n);
+        log_step(log, o.log_dir, done, train_loss, val_loss, model->grad_norm, ms, tok_s, model->abft.n);
         if (o.sample_every > 0 && (done % o.sample_every == 0 || last)) {
             sample_text(model, tokenizer, o.gen_tokens, &sample_rng);
         }
@@ -389,7 +480,12 @@ static int train(GPT2* model, const Options& o) {
         }
     }
     abft_print_summary(model->abft, done - first_step);
+    if (guard.z > 0.0f) {
+        printf("step guard (-guard %g): %ld steps redone (%ld for the loss, %ld for the gradient norm)\n", guard.z,
+               guard.redone_loss + guard.redone_norm, guard.redone_loss, guard.redone_norm);
+    }
     if (o.log_dir != nullptr) { write_abft_report(o.log_dir, model->abft, done - first_step); }
+    if (model->abft.events != nullptr) { fclose_check(model->abft.events, o.log_dir); }
     if (o.rollback) {
         printf("rollbacks: %d, steps recomputed %d, time lost %.3f s; %d checkpoints written in %.3f s\n", rollbacks,
                steps_redone, rollback_seconds, checkpoints, checkpoint_seconds);
@@ -409,10 +505,10 @@ static int train(GPT2* model, const Options& o) {
 
 // One training step: the next batch, forward and backward under the whole ladder, then AdamW.
 // Returns the step's training loss.
-static float train_step(GPT2* model, DataLoader* loader, const Options& o, int step) {
+static float train_step(GPT2* model, StepGuard* guard, DataLoader* loader, const Options& o, int step) {
     model->abft.step = step;
     dataloader_next_batch(loader);
-    gpt2_train_step(model, loader->inputs, loader->targets, o.lr, o.weight_decay, step + 1);
+    gpt2_guarded_step(model, guard, loader->inputs, loader->targets, o.lr, o.weight_decay, step + 1);
     return model->mean_loss;
 }
 
@@ -549,13 +645,16 @@ static FILE* open_log(const char* dir, int resume_step) {
     return f;
 }
 
-static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, double ms, double tok_s, const AbftCounters& n) {
+static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, float grad_norm, double ms,
+                     double tok_s, const AbftCounters& n) {
     if (log == nullptr) { return; }
     char val[32] = "null"; // no validation at this step (val_loss -1); a non-finite one prints as nan
     if (val_loss != -1.0f) { snprintf(val, sizeof(val), "%.6f", val_loss); }
-    fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"ms\": %.2f, \"tok_s\": %.1f, "
+    char norm[32] = "null"; // the gradient norm, computed for the step guard only (-guard)
+    if (grad_norm >= 0.0f || std::isnan(grad_norm)) { snprintf(norm, sizeof(norm), "%.6f", grad_norm); }
+    fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"grad_norm\": %s, \"ms\": %.2f, \"tok_s\": %.1f, "
                  "\"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
-            step, loss, val, ms, tok_s, abft_total_detected(n), abft_total_corrected(n), abft_total_recomputed(n));
+            step, loss, val, norm, ms, tok_s, abft_total_detected(n), abft_total_corrected(n), abft_total_recomputed(n));
     if (fflush(log) != 0) { die(dir, "check free disk space", "cannot write the log"); }
 }
 

@@ -89,6 +89,18 @@ def fail(what, reason, hint):
     raise Fail("error: %s: %s (hint: %s)" % (what, reason, hint))
 
 
+def run_main(body):
+    """A study script's main: runs body(); a Fail prints its one-line error (exit 1), Ctrl-C exits 130."""
+    try:
+        return body()
+    except Fail as e:
+        print(e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         sys.stderr.write("error: command line: %s (hint: %s -h lists the flags)\n" % (message, self.prog))

@@ -81,6 +81,12 @@ if make --no-print-directory train_gpt2cu test_gpt2cu CUDA_ARCHS="$arch_num" NVC
         timeout 240 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 600 \
             -l 1e-3 -v 100 -s 0 -o "$out/log_bible_gpu" > "$out/train_bible_gpu.log" 2>&1
         echo "train bible on the GPU: exit $?"
+        # the measured per-op tolerances (fit on the CPU) against the GPU's own summation orders,
+        # fp32, every GEMM checked; the step guard's norm kernels run along (-guard 1e6 never fires)
+        timeout 120 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 200 \
+            -l 1e-3 -v 0 -s 0 -tf32 0 -abft_scope all -abft_tol measured -abft_quiet 1 -guard 1e6 \
+            -o "$out/log_tol_gpu" > "$out/tol_gpu.log" 2>&1
+        echo "measured tolerances on the GPU: exit $?"
     fi
 else
     echo "| train_gpt2cu, test_gpt2cu | - | - | build failed (see trainer.build.log) |" >> "$summary"
@@ -110,6 +116,15 @@ fi
             echo "$precision, measured on $gpu: ${measured:-?}"
             grep "modelled h[0-9]*-$precision " dev/harness/cost_model.txt
         done
+        echo '```'
+    fi
+    if [ -f "$out/log_tol_gpu/abft.json" ]; then
+        echo
+        echo "## -abft_tol measured on the GPU (fp32, every GEMM, 200 fault-free steps): checks and false alarms"
+        echo '```'
+        python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["ops"]
+print("checks %d, false alarms %d" % (sum(o["checked"] for o in r.values()), sum(o["detected"] for o in r.values())))' \
+            "$out/log_tol_gpu/abft.json"
         echo '```'
     fi
     if [ -f "$out/log_bible_gpu/main.jsonl" ]; then

@@ -166,6 +166,50 @@ check "-abft_scope all: a row of INF in wte's gradient (lm_dw) detected and corr
 check "-abft_scope all, fault-free: no alarm over 8 steps of every GEMM, loss bit-identical to -abft_scope attn" $?
 
 # ----------------------------------------------------------------------------
+# finite faults: bit=N flips that bit; the CPU trainer logs each one-element fault with its
+# check's tolerance and verdict (LOGDIR/faults.jsonl) and each op's fault-free residual
+# (abft.json); -abft_tol measured (fp32: each op's measured tolerance) raises no false alarm
+
+every bit_high -abft_scope all -fi op=fc,layer=1,step=3,type=bitflip,bit=30
+every bit_low -abft_scope all -fi op=fc,layer=1,step=3,type=bitflip,bit=2
+every tol_measured -abft_scope all -abft_tol measured -tf32 0
+[ "$(abft_report "$WORK/tol_measured" total.detected ops.fc.checked ops.lm_dw.checked)" = "0 16 8" ]
+check "-abft_tol measured, fault-free: no alarm over 8 steps of every GEMM" $?
+[ "$(abft_report "$WORK/bit_high" ops.fc.detected ops.fc.repaired.0d total.detected)" = "1 1 1" ] &&
+    close8 "$WORK/bit_high.log" "$WORK/every_clean.log"
+check "a flip of bit 30 in fc detected and corrected, final loss = fault-free" $?
+if $RUN -x 0 2> /dev/null | grep -q "^backend: CPU"; then
+    # fault_line DIR: the fault log's one line as "bit detected error>tolerance"
+    fault_line() {
+        "$PY" -c 'import json, sys; e = [json.loads(l) for l in open(sys.argv[1] + "/faults.jsonl")]; assert len(e) == 1
+print(e[0]["bit"], str(e[0]["detected"]).lower(), str(e[0]["error"] > e[0]["tolerance"]).lower())' "$1" 2>/dev/null
+    }
+    [ "$(fault_line "$WORK/bit_high")" = "30 true true" ]
+    check "faults.jsonl: the bit-30 flip, detected, its error above its column's tolerance" $?
+    [ "$(fault_line "$WORK/bit_low")" = "2 false false" ] && [ "$(abft_report "$WORK/bit_low" total.detected)" = "0" ]
+    check "faults.jsonl: a flip of bit 2 goes undetected, and its error is within its column's tolerance" $?
+    awk -v r="$(abft_report "$WORK/scope_clean" ops.fc.residual)" -v n="$(abft_report "$WORK/scope_clean" ops.fc.residual_checks)" \
+        'BEGIN { exit !(r > 0 && r < 1 && n == 16) }'
+    check "abft.json: fc's largest fault-free residual ($(abft_report "$WORK/scope_clean" ops.fc.residual) of the bound) over its 16 checks" $?
+fi
+
+# ----------------------------------------------------------------------------
+# the step guard (-guard Z): a step whose loss or gradient norm is not finite, or more than Z
+# standard deviations above the recent mean, is redone from the pre-step state
+
+every guard_fault -abft 0 -guard 6 -fi op=fc,layer=1,step=3,type=bitflip
+every guard_none -abft 0 -fi op=fc,layer=1,step=3,type=bitflip
+$RUN -x 30 -v 0 -guard 0.1 > "$WORK/guard_low.log" 2>&1 # rate_clean's run, with the guard
+grep -q "^step guard (-guard 6): 1 steps redone" "$WORK/guard_fault.log" &&
+    [ "$(final8 "$WORK/guard_fault.log")" = "$(final8 "$WORK/every_clean.log")" ] &&
+    [ "$(final8 "$WORK/guard_none.log")" != "$(final8 "$WORK/every_clean.log")" ]
+check "-guard 6, ABFT off: a bit flip in fc that no check sees; the guard redoes its step, final loss = fault-free (unguarded: $(final8 "$WORK/guard_none.log"))" $?
+redone=$(sed -n 's/^step guard (-guard 0.1): \([0-9]*\) steps redone.*/\1/p' "$WORK/guard_low.log")
+[ "${redone:-0}" -gt 0 ] && [ -n "$(final "$WORK/guard_low.log")" ] &&
+    [ "$(final "$WORK/guard_low.log")" = "$(final "$WORK/rate_clean.log")" ]
+check "-guard 0.1, fault-free: ${redone:-0} legitimate spikes redone, come back and are applied: final loss bit-identical to no guard" $?
+
+# ----------------------------------------------------------------------------
 # checkpoint/restore recovery (the baseline ABFT is compared with): with ABFT off, a fault's
 # non-finite loss (forward fault) or parameters (backward fault) sends training back to the
 # last checkpoint, and the run ends where the fault-free one does
@@ -274,6 +318,10 @@ expect_error "bad fault spec" "-fi" $RUN -x 1 -fi op=attention,layer=0,step=0
 expect_error "bad -abft_every spec" "-abft_every" $RUN -x 1 -abft_every qk=0
 expect_error "-abft_every with an unknown op" "-abft_every" $RUN -x 1 -abft_every attention=2
 expect_error "unknown -abft_scope" "-abft_scope" $RUN -x 1 -abft_scope mlp
+expect_error "unknown -abft_tol" "-abft_tol" $RUN -x 1 -abft_tol tight
+expect_error "a negative -guard" "-guard" $RUN -x 1 -guard -2
+expect_error "a bit beyond 31" "-fi" $RUN -x 1 -fi op=qk,layer=0,step=0,type=bitflip,bit=32
+expect_error "a bit with a fault type other than bitflip" "-fi" $RUN -x 1 -fi op=qk,layer=0,step=0,type=nan,bit=3
 expect_error "a fault in the LM head at a layer other than 0" "-fi" $RUN -x 1 -abft_scope all -fi op=lm,layer=1,step=0
 expect_error "resume without a log directory" "-y" $RUN -x 1 -y 1
 expect_error "resume from a directory without checkpoints" "$WORK/empty" $RUN -x 1 -y 1 -o "$WORK/empty"

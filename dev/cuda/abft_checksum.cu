@@ -525,7 +525,7 @@ static void test_faults(cublasHandle_t handle, Problem& p, const ChecksumVersion
             std::vector<float> faulty = clean;
             for (auto cell : fault_cells(g, pattern, s)) {
                 float& x = faulty[((size_t)s.b * g.M + cell.first) * g.N + cell.second];
-                x = abft_fault_value(type, x);
+                x = abft_fault_value(type, -1, x);
             }
             std::string why = run_fault_case(v, block, p, c, clean, faulty, pattern != PATTERN_2D);
             cases++;

@@ -280,7 +280,7 @@ struct Fault {
 constexpr Fault kNoFault = {-1, 0, 0, 0, 0, 0};
 
 __device__ inline void corrupt(float* C, long ldc, int i, int j, int type) {
-    C[i * ldc + j] = abft_fault_value(type, C[i * ldc + j]);
+    C[i * ldc + j] = abft_fault_value(type, -1, C[i * ldc + j]);
 }
 
 // One thread: a fault is a handful of elements.
