@@ -34,7 +34,7 @@ and the checks made:
     odd400     odd shapes: -e L2C80H5 -b 5 -t 29 -x 400 -l 1e-3 -seed 3
 
 How long: --tol bound 18 min on 2 cores (train600 is most of it: ~1.4 s a step with every
-GEMM checked on one core); --tol measured ~10 min.
+GEMM checked on one core); --tol measured 8 min.
 """
 
 import argparse
