@@ -6,10 +6,10 @@ plot_loss.py: draws the loss curves of a train_gpt2 run from its log.
 
 The log (train_gpt2 -o DIR writes DIR/main.jsonl) has one JSON object per step:
 
-    {"step": 1, "loss": 10.80, "val_loss": 10.83 or null, "ms": 319.8, "tok_s": 800.4,
-     "abft_detected": 0, "abft_corrected": 0, "abft_recomputed": 0}
+    {"step": 1, "loss": 10.80, "val_loss": 10.83 or null, "grad_norm": 2.13 or null, "ms": 319.8,
+     "tok_s": 800.4, "abft_detected": 0, "abft_corrected": 0, "abft_recomputed": 0}
 
-The abft_* values are running totals. The plot shows the training loss and the validation loss
+The abft_* values are running totals; grad_norm is logged with the step guard on (-guard). The plot shows the training loss and the validation loss
 (at the steps that have one) against the step, and a vertical line at every step where
 abft_detected went up, i.e. where ATTNChecker found a fault in an attention GEMM. The title
 gives the final losses. Needs matplotlib (Debian: python3-matplotlib), which is installed when
