@@ -200,6 +200,7 @@ fi
 every guard_fault -abft 0 -guard 6 -fi op=fc,layer=1,step=3,type=bitflip
 every guard_none -abft 0 -fi op=fc,layer=1,step=3,type=bitflip
 $RUN -x 30 -v 0 -guard 0.1 > "$WORK/guard_low.log" 2>&1 # rate_clean's run, with the guard
+$RUN -x 30 -v 0 -guard 20 > "$WORK/guard_quiet.log" 2>&1
 grep -q "^step guard (-guard 6): 1 steps redone" "$WORK/guard_fault.log" &&
     [ "$(final8 "$WORK/guard_fault.log")" = "$(final8 "$WORK/every_clean.log")" ] &&
     [ "$(final8 "$WORK/guard_none.log")" != "$(final8 "$WORK/every_clean.log")" ]
@@ -208,6 +209,9 @@ redone=$(sed -n 's/^step guard (-guard 0.1): \([0-9]*\) steps redone.*/\1/p' "$W
 [ "${redone:-0}" -gt 0 ] && [ -n "$(final "$WORK/guard_low.log")" ] &&
     [ "$(final "$WORK/guard_low.log")" = "$(final "$WORK/rate_clean.log")" ]
 check "-guard 0.1, fault-free: ${redone:-0} legitimate spikes redone, come back and are applied: final loss bit-identical to no guard" $?
+grep -q "^step guard (-guard 20): 0 steps redone" "$WORK/guard_quiet.log" &&
+    [ "$(final "$WORK/guard_quiet.log")" = "$(final "$WORK/rate_clean.log")" ]
+check "-guard 20, fault-free: never fires over 30 steps, final loss bit-identical to no guard" $?
 
 # ----------------------------------------------------------------------------
 # checkpoint/restore recovery (the baseline ABFT is compared with): with ABFT off, a fault's
