@@ -91,7 +91,7 @@ struct AbftCounters {
 // judged it (abft_verify): what goes to the fault log (Abft::events).
 struct AbftProbe {
     bool armed = false;
-    int op = -1, layer = -1, b = 0, i = 0, j = 0, bit = -1;
+    int op = -1, layer = -1, b = 0, j = 0, bit = -1; // where: batch entry b, column j
     float before = 0.0f, after = 0.0f;
 };
 
@@ -110,8 +110,8 @@ struct Abft {
     std::string pending;
     float* work = nullptr;    // the CPU checks' scratch, grown on demand
     size_t work_floats = 0;
-    FILE* events = nullptr;   // the fault log, LOGDIR/faults.jsonl (-fi with -o): one line per
-                              // single-element fault in host memory, with its check's verdict
+    FILE* events = nullptr;   // the fault log, LOGDIR/faults.jsonl (-fi with -o, where the checks
+                              // run on the host): one line per single-element fault, with its verdict
     AbftProbe probe;
 };
 
@@ -209,8 +209,8 @@ inline void abft_inject(Abft* abft, const AbftGemm& g, int op, int layer, AbftCo
     abft->n.injected_op[op]++;
     const bool single = abft->fault.pattern == PATTERN_0D;
     const float after = abft_fault_value(type, bit, before);
-    if (single && abft->events != nullptr && corrupt == abft_corrupt && abft_due(abft, op)) { // abft_verify judges it
-        abft->probe = AbftProbe{true, op, layer, b, i, j, abft_flip_bit(bit, before), before, after};
+    if (single && abft->events != nullptr && abft_due(abft, op)) { // abft_verify judges it
+        abft->probe = AbftProbe{true, op, layer, b, j, abft_flip_bit(bit, before), before, after};
     }
     if (abft->cfg.verbose) {
         char line[320], value[96] = "";

@@ -173,8 +173,8 @@ check "-abft_scope all, fault-free: no alarm over 8 steps of every GEMM, loss bi
 every bit_high -abft_scope all -fi op=fc,layer=1,step=3,type=bitflip,bit=30
 every bit_low -abft_scope all -fi op=fc,layer=1,step=3,type=bitflip,bit=2
 every tol_measured -abft_scope all -abft_tol measured -tf32 0
-[ "$(abft_report "$WORK/tol_measured" total.detected ops.fc.checked ops.lm_dw.checked)" = "0 16 8" ]
-check "-abft_tol measured, fault-free: no alarm over 8 steps of every GEMM" $?
+[ "$(abft_report "$WORK/tol_measured" total.detected ops.fc.checked ops.lm_dw.checked ops.lm_dw.tau ops.qk.tau)" = "0 16 8 0.081 2" ]
+check "-abft_tol measured, fault-free: each op its measured tau (lm_dw 0.081), no alarm over 8 steps of every GEMM" $?
 [ "$(abft_report "$WORK/bit_high" ops.fc.detected ops.fc.repaired.0d total.detected)" = "1 1 1" ] &&
     close8 "$WORK/bit_high.log" "$WORK/every_clean.log"
 check "a flip of bit 30 in fc detected and corrected, final loss = fault-free" $?
