@@ -59,25 +59,47 @@ enum AbftOp {
     OP_LM,        // logits = lnf · wteᵀ               (B·T, Vp)
     OP_LM_DX,     // dlnf = dlogits · wte              (B·T, C)
     OP_LM_DW,     // dwte = dlogitsᵀ · lnf             (Vp, C)
+    // the kernels that are not GEMMs (-abft_scope all), checked by an invariant of their output
+    // (llmc/abft_invariants.h); the output a fault lands in, as (rows, columns):
+    OP_LN1,       // ln1's normalized rows: mean 0, variance 1   (B·T, C)
+    OP_SOFTMAX,   // P = softmax(S): rows sum to 1, in [0, 1]     (B·NH·T, T)
+    OP_RES2,      // residual2 = residual + attproj, to rounding (B·T, C)
+    OP_LN2,       // ln2's normalized rows                       (B·T, C)
+    OP_GELU,      // gelu(x): between x/2 and x, at least -0.17  (B·T, 4C)
+    OP_RES3,      // residual3 = residual2 + fcproj             (B·T, C)
+    // once per step: their layer is 0
+    OP_LNF,       // lnf's normalized rows                       (B·T, C)
+    OP_LOSS,      // the losses: in [0, max logit − target logit + ln V]   (B·T, 1)
+    OP_DLOGITS,   // dlogits: rows sum to 0, |x| <= 1/(B·T)      (B·T, V)
+    OP_ADAMW,     // the update: |step| <= its bias-corrected bound          (params/C, C)
     ABFT_NUM_OPS
 };
-constexpr int ABFT_NUM_ATTN_OPS = OP_FC; // the attention's, ATTNChecker's own scope
+constexpr int ABFT_NUM_ATTN_OPS = OP_FC;  // the attention's, ATTNChecker's own scope
+constexpr int ABFT_NUM_GEMM_OPS = OP_LN1; // the GEMMs; the ops after them are kernels
+
+// Whether op runs once per step (the LM head's GEMMs and the kernels around the loss and the
+// update), not once per layer.
+inline bool abft_once_per_step(int op) { return (op >= OP_LM && op < OP_LN1) || op >= OP_LNF; }
 
 static const char* const abft_op_names[ABFT_NUM_OPS] = {
     "qkv", "qk", "pv", "proj", "proj_dx", "proj_dw", "pv_dp", "pv_dv", "qk_dq", "qk_dk", "qkv_dx", "qkv_dw",
-    "fc", "fcproj", "fcproj_dx", "fcproj_dw", "fc_dx", "fc_dw", "lm", "lm_dx", "lm_dw"};
+    "fc", "fcproj", "fcproj_dx", "fcproj_dw", "fc_dx", "fc_dw", "lm", "lm_dx", "lm_dw",
+    "ln1", "softmax", "res2", "ln2", "gelu", "res3", "lnf", "loss", "dlogits", "adamw"};
 
-// -abft_tol measured: each op's tolerance factor (tau): 20 times the largest fault-free
+// -abft_tol measured: each GEMM's tolerance factor (tau): 20 times the largest fault-free
 // residual of its checks that scripts/tolerance_study.py measured (in units of the fp32 worst
 // case), rounded down, and at most the bound's 2 (docs/ABFT.md, "Measured tolerances"). fp32
-// GEMMs only.
+// GEMMs only; the kernels' invariants keep the bound's factor.
 static const float abft_measured_tau[ABFT_NUM_OPS] = {
     // qkv   qk     pv     proj   proj_dx proj_dw pv_dp  pv_dv  qk_dq  qk_dk  qkv_dx qkv_dw
     0.72f, 2.0f, 2.0f, 0.92f, 0.89f, 0.12f, 2.0f, 2.0f, 2.0f, 1.2f, 0.34f, 0.23f,
     // fc   fcproj fcproj_dx fcproj_dw fc_dx fc_dw  lm     lm_dx   lm_dw
-    0.52f, 0.3f, 1.0f, 0.13f, 0.21f, 0.29f, 1.4f, 0.067f, 0.081f};
+    0.52f, 0.3f, 1.0f, 0.13f, 0.21f, 0.29f, 1.4f, 0.067f, 0.081f,
+    // ln1 softmax res2  ln2   gelu  res3  lnf   loss  dlogits adamw
+    2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f};
 
-#include "llmc/abft_faults.h" // counts and names the ops above
+#include "llmc/abft_faults.h"     // counts and names the ops above
+#include "llmc/abft_invariants.h" // the kernels' checks
 #if defined(__CUDACC__) || defined(CUDA_CPU_HARNESS)
 #include "llmc/abft_gpu.cuh"
 constexpr bool ABFT_HOST_CHECKS = false; // the checks run on the device (abft_gpu_verify)

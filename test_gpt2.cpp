@@ -8,11 +8,13 @@
 //    and the losses of 10 AdamW steps, computed in float64. This program loads the same model
 //    and checks its fp32 results against them. Fault-free runs must raise zero ABFT alarms,
 //    and ABFT on and off must give bit-identical losses (checking never changes the maths).
-// 2. Fault suite. Every protected GEMM (12) x every fault type (5) x every pattern (0-D, row,
-//    column, 2-D): with ABFT on the fault is detected and repaired (2-D by recomputation), and
-//    the loss, every gradient and the losses of the next 5 steps equal the fault-free run's;
-//    with ABFT off the same fault visibly harms training. Then the upper rungs of the ladder
-//    (layer recompute, step redo) and a fault that persists.
+// 2. Fault suite. Every protected op (the 21 GEMMs and the 10 kernels checked by invariants,
+//    with -abft_scope all) x every fault type (5) x every pattern (0-D, row, column, 2-D):
+//    with ABFT on the fault is detected and repaired (a GEMM's from checksums, 2-D by
+//    recomputation; a kernel's by recomputing the rows that broke its invariant), and the loss,
+//    every gradient and the losses of the next 5 steps equal the fault-free run's; with ABFT
+//    off the same fault visibly harms the first FAULT_STEPS_OFF steps. Then the upper rungs of
+//    the ladder (layer recompute, step redo) and a fault that persists.
 //
 // -refs DIR keeps the reference files in DIR and reuses them on the next run (with the same
 // -seed): so a machine without PyTorch (e.g. a GPU box) can run the tests on references made
@@ -263,39 +265,46 @@ static void test_reference(const TestConfig& c, const char* name) {
     long alarms = abft_total_detected(model.abft.n);
     long checked = 0;
     for (long n : model.abft.n.checked) { checked += n; }
-    const long per_step = (long)c.L * OP_LM + (ABFT_NUM_OPS - OP_LM); // each layer's GEMMs, then the LM head's
+    long per_step = 0; // each layer's GEMMs and kernels, then the LM head's and the step's
+    for (int op = 0; op < ABFT_NUM_OPS; op++) { per_step += abft_once_per_step(op) ? 1 : c.L; }
     check(alarms == 0 && checked == TEST_STEPS * per_step,
-          "%s fault-free: %ld GEMM outputs checked, %ld alarms", name, checked, alarms);
+          "%s fault-free: %ld GEMM outputs and kernel outputs checked, %ld alarms", name, checked, alarms);
     gpt2_free(&model);
 }
 
 // ----------------------------------------------------------------------------
 // 2. the fault suite
 
-static const int FAULT_STEPS = 6; // the faulty step and the 5 after it
+static const int FAULT_STEPS = 6;     // the faulty step and the 5 after it
+static const int FAULT_STEPS_OFF = 3; // with ABFT off: enough to see the harm in the losses, the
+                                      // faulty step's gradients or the parameters (a faulty gradient
+                                      // element may move its parameter as a clean one would in
+                                      // AdamW's first, sign-like step, and differently in the next)
 
 struct Run {
-    std::vector<float> losses;  // (FAULT_STEPS)
-    std::vector<float> grads0;  // every gradient of the faulty step
-    std::vector<float> params;  // every parameter after the last step
+    std::vector<float> losses;     // (steps)
+    std::vector<float> grads0;     // every gradient of the faulty step
+    std::vector<float> params;     // every parameter after the last step
+    std::vector<float> params_off; // the fault-free run's after FAULT_STEPS_OFF steps
     AbftCounters n;
 };
 
-// FAULT_STEPS training steps from params0 on the batch of s, the fault (if any) at step 0.
+// `steps` training steps from params0 on the batch of s, the fault (if any) at step 0.
 static Run train_run(GPT2* model, const std::vector<float>& params0, const DebugState& s, bool abft_on,
-                     const AbftFaultSpec& fault) {
+                     const AbftFaultSpec& fault, int steps = FAULT_STEPS) {
     restart_training(model, params0);
     model->abft.cfg.enabled = abft_on;
     model->abft.fault = fault;
     abft_init(&model->abft);
     Run r;
-    for (int step = 0; step < FAULT_STEPS; step++) {
+    for (int step = 0; step < steps; step++) {
         model->abft.step = step;
         // on the GPU the update is queued before the verdicts are read, and gated on them: a
         // fault beyond the device's repair must leave it undone until the pass is redone
         gpt2_train_step(model, s.x.data(), s.y.data(), TEST_LR, TEST_WD, step + 1);
         r.losses.push_back(model->mean_loss);
         if (step == 0) { r.grads0 = copy_grads(model); } // the update leaves the gradients as they were
+        if (step + 1 == FAULT_STEPS_OFF) { r.params_off = copy_params(model); }
     }
     r.params = copy_params(model);
     r.n = model->abft.n;
@@ -345,14 +354,17 @@ static const char* fault_case(GPT2* model, const std::vector<float>& params0, co
     f.active = true;
     f.op = op; f.layer = layer; f.step = 0; f.type = type; f.pattern = pattern; f.seed = 1 + op * 31 + type * 7 + pattern;
     Run on = train_run(model, params0, s, true, f);
-    Run off = train_run(model, params0, s, false, f);
+    Run off = train_run(model, params0, s, false, f, FAULT_STEPS_OFF);
     // ABFT on: detected once, repaired the expected way, and nothing else raised
     const int expect_fix[] = {FIX_0D, FIX_ROW, FIX_COL};
-    // (on the GPU the checksums' repairs happen on the device; a recomputation replays the pass)
-    const long replays = model->abft.deferred && pattern == PATTERN_2D ? 1 : 0;
-    bool repaired = pattern == PATTERN_2D ? on.n.recomputed_op[op] == 1 && abft_total_corrected(on.n) == 0
-                                          : on.n.corrected[op][expect_fix[pattern]] == 1 && on.n.recomputed_op[op] == 0;
-    repaired &= on.n.replayed_pass == replays;
+    // (on the GPU the checksums' repairs happen on the device; a GEMM's recomputation replays
+    // the pass; a kernel recomputes its rows itself)
+    const bool kernel = op >= ABFT_NUM_GEMM_OPS;
+    const long replays = model->abft.deferred && pattern == PATTERN_2D && !kernel ? 1 : 0;
+    bool repaired = pattern == PATTERN_2D || kernel
+                        ? on.n.recomputed_op[op] == 1 && abft_total_recomputed(on.n) == 1 && abft_total_corrected(on.n) == 0
+                        : on.n.corrected[op][expect_fix[pattern]] == 1 && on.n.recomputed_op[op] == 0;
+    repaired &= on.n.replayed_pass == replays && on.n.held == 0;
     bool detected = on.n.injected == 1 && on.n.detected[op] == 1 && abft_total_detected(on.n) == 1;
     double loss_err = max_rel_diff(on.losses, clean.losses);
     double grad_err = scaled_error(on.grads0.data(), clean.grads0.data(), clean.grads0.size());
@@ -360,16 +372,20 @@ static const char* fault_case(GPT2* model, const std::vector<float>& params0, co
     bool same = g_test_tf32 ? loss_err <= TOL_REPAIRED_OUT_TF32 && grad_err <= TOL_REPAIRED_OUT_TF32
                             : loss_err <= TOL_REPAIRED_OUT && grad_err <= TOL_REPAIRED_OUT && param_err <= TOL_REPAIRED_PARAMS;
     // ABFT off: the same fault really harms training
-    double off_err = scaled_error(off.params.data(), clean.params.data(), clean.params.size());
+    const std::vector<float> clean_losses(clean.losses.begin(), clean.losses.begin() + FAULT_STEPS_OFF);
+    double off_err = scaled_error(off.params.data(), clean.params_off.data(), clean.params_off.size());
+    double off_loss = max_rel_diff(off.losses, clean_losses); // a fault in the loss itself moves only this
+    double off_grads = scaled_error(off.grads0.data(), clean.grads0.data(), clean.grads0.size());
     bool harmful = !all_finite(off.losses) || !all_finite(off.params) || off_err > TOL_REPAIRED_PARAMS ||
-                   max_rel_diff(off.losses, clean.losses) > TOL_REPAIRED_OUT;
+                   off_loss > TOL_REPAIRED_OUT || off_grads > TOL_REPAIRED_OUT;
     bool ok = detected && repaired && same && harmful;
     check(ok, "fault %-9s %-7s %-3s layer %d: detected %d, repaired %d (loss %.1e, grads %.1e, params %.1e); "
-              "abft off: %s (%.1e)",
+              "abft off: %s (params %.1e, losses %.1e, grads %.1e)",
           abft_op_names[op], abft_fault_type_names[type], abft_pattern_names[pattern], layer, detected, repaired,
-          loss_err, grad_err, param_err, !all_finite(off.losses) || !all_finite(off.params) ? "non-finite" : "diverged", off_err);
+          loss_err, grad_err, param_err, !all_finite(off.losses) || !all_finite(off.params) ? "non-finite" : "diverged", off_err,
+          off_loss, off_grads);
     if (!ok) { return "FAIL"; }
-    return pattern == PATTERN_2D ? "rcmp" : "fix";
+    return pattern == PATTERN_2D || kernel ? "rcmp" : "fix";
 }
 
 // A single scripted fault higher up the ladder: `count` executions of op are hit (2-D, so
@@ -385,6 +401,18 @@ static void ladder_case(GPT2* model, const std::vector<float>& params0, const De
     check(same && on.n.recomputed_layer == want_layers && on.n.redone_step == want_steps && on.n.injected == count,
           "ladder: %s (%s hit %d times): %ld layer recomputes, %ld step redos, training unchanged %d", what,
           abft_op_names[op], count, on.n.recomputed_layer, on.n.redone_step, same);
+}
+
+// AdamW is the last kernel of the step: a parameter whose update breaks its bound again after
+// the recompute is left as it was (2-D: 4 parameters), and training goes on.
+static void held_case(GPT2* model, const std::vector<float>& params0, const DebugState& s) {
+    AbftFaultSpec f;
+    f.active = true;
+    f.op = OP_ADAMW; f.layer = 0; f.step = 0; f.type = FAULT_INF; f.pattern = PATTERN_2D; f.count = 2;
+    Run on = train_run(model, params0, s, true, f);
+    check(on.n.held == 4 && on.n.injected == 2 && all_finite(on.losses) && all_finite(on.params),
+          "ladder: adamw faulty after its recompute -> 4 parameters left unchanged (held %ld), training finite %d",
+          on.n.held, all_finite(on.losses) && all_finite(on.params));
 }
 
 // A fault that never goes away is not transient: the trainer must stop with a clear message.
@@ -439,7 +467,7 @@ static void test_faults(const TestConfig& c) {
             for (int pattern = 0; pattern < PATTERN_NUM; pattern++) {
                 table[op][type][pattern] = "-";
                 if (g_quick && (type != op % FAULT_NUM_TYPES || pattern != op % PATTERN_NUM)) { continue; }
-                int layer = op >= OP_LM ? 0 : (op + type + pattern) % c.L; // spread over the layers (one LM head)
+                int layer = abft_once_per_step(op) ? 0 : (op + type + pattern) % c.L; // spread over the layers
                 table[op][type][pattern] = fault_case(&model, params0, s, clean, op, type, pattern, layer);
             }
         }
@@ -447,10 +475,14 @@ static void test_faults(const TestConfig& c) {
     ladder_case(&model, params0, s, clean, OP_QK, 2, 1, 0, "forward op faulty after its recompute -> layer recompute");
     ladder_case(&model, params0, s, clean, OP_PV, 4, 1, 1, "forward op faulty after the layer recompute -> step redo");
     ladder_case(&model, params0, s, clean, OP_QK_DK, 2, 0, 1, "backward op faulty after its recompute -> step redo");
+    ladder_case(&model, params0, s, clean, OP_SOFTMAX, 2, 1, 0, "kernel faulty after its rows' recompute -> layer recompute");
+    ladder_case(&model, params0, s, clean, OP_GELU, 4, 1, 1, "kernel faulty after the layer recompute -> step redo");
+    ladder_case(&model, params0, s, clean, OP_DLOGITS, 2, 0, 1, "loss gradient faulty after its recompute -> step redo");
+    held_case(&model, params0, s);
     persistent_fault_case(dir);
 
-    printf("\nfault table (fix: detected and rebuilt from checksums; rcmp: detected, recomputed; FAIL: see above;\n"
-           "-: not run in -quick mode)\n");
+    printf("\nfault table (fix: detected and rebuilt from checksums; rcmp: detected, recomputed (a kernel: the rows\n"
+           "that broke its invariant); FAIL: see above; -: not run in -quick mode)\n");
     printf("%-9s", "op");
     for (int type = 0; type < FAULT_NUM_TYPES; type++) { printf(" | %-19s", abft_fault_type_names[type]); }
     printf("\n%-9s", "");
@@ -464,7 +496,8 @@ static void test_faults(const TestConfig& c) {
         }
         printf("\n");
     }
-    printf("every case also ran with ABFT off: the same fault made training non-finite or diverge.\n");
+    printf("every case also ran with ABFT off: the same fault made training non-finite, or moved its losses, the\n"
+           "faulty step's gradients or the parameters beyond what a repaired run shows.\n");
     gpt2_free(&model);
 }
 

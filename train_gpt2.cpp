@@ -98,25 +98,46 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
     }
 }
 
-static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                              const float* bias, int B, int T, int C, const AbftRowSums& /* none here */ = AbftRowSums{}) {
-    // out (B,T,C), mean and rstd (B,T) kept for the backward pass
+// One row of the layernorm, with the fault (-fi ln1/ln2/lnf) in its normalized values; the
+// residual of their invariant (mean 0, variance 1 − eps·rstd²: llmc/abft_invariants.h).
+static float layernorm_forward_row(float* o, float* mean, float* rstd, const float* x, const float* weight,
+                                   const float* bias, long row, int C, const AbftKernelFault& fault) {
     const float eps = 1e-5f;
-    #pragma omp parallel for
+    float m = 0.0f, abs_x = 0.0f;
+    for (int i = 0; i < C; i++) { m += x[i]; abs_x += fabsf(x[i]); }
+    m /= C;
+    float v = 0.0f;
+    for (int i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
+    v /= C;
+    float s = 1.0f / sqrtf(v + eps);
+    float sum_n = 0.0f, sum_n2 = 0.0f, abs_n = 0.0f;
+    for (int i = 0; i < C; i++) {
+        float n = abft_kernel_fault_apply(fault, row, i, s * (x[i] - m));
+        o[i] = n * weight[i] + bias[i];
+        sum_n += n; sum_n2 += n * n; abs_n += fabsf(n);
+    }
+    mean[row] = m;
+    rstd[row] = s;
+    return abft_layernorm_residual(sum_n, sum_n2, abs_n, abs_x, s, eps, C);
+}
+
+// out (B,T,C); mean and rstd (B,T) kept for the backward pass. With k.on, a row that breaks the
+// invariant is recomputed (k's verdict counts both).
+static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                              const float* bias, int B, int T, int C, const AbftRowSums& /* none here */ = AbftRowSums{},
+                              const AbftKernelCheck& k = AbftKernelCheck{}) {
+    int failed = 0, still = 0;
+    float worst = 0.0f;
+    #pragma omp parallel for reduction(+ : failed, still) reduction(max : worst)
     for (int bt = 0; bt < B * T; bt++) {
         const float* x = inp + (long)bt * C;
-        float m = 0.0f;
-        for (int i = 0; i < C; i++) { m += x[i]; }
-        m /= C;
-        float v = 0.0f;
-        for (int i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
-        v /= C;
-        float s = 1.0f / sqrtf(v + eps);
         float* o = out + (long)bt * C;
-        for (int i = 0; i < C; i++) { o[i] = (s * (x[i] - m)) * weight[i] + bias[i]; }
-        mean[bt] = m;
-        rstd[bt] = s;
+        const float r = layernorm_forward_row(o, mean, rstd, x, weight, bias, bt, C, k.fault);
+        if (r <= k.tau || !k.on) { worst = fmaxf(worst, r); continue; }
+        failed++;
+        still += !(layernorm_forward_row(o, mean, rstd, x, weight, bias, bt, C, k.refault) <= k.tau);
     }
+    abft_kernel_report(k, failed, still, worst);
 }
 
 static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
@@ -167,12 +188,24 @@ static void bias_backward(float* dbias, const float* dout, int rows, int OC) {
 
 #define GELU_SCALING_FACTOR 0.7978845608028654f // sqrt(2/pi)
 
-static void gelu_forward(float* out, const float* inp, long N) {
-    #pragma omp parallel for
+static float gelu_of(float x) { return 0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x))); }
+
+// out = gelu(inp) over N values, (rows, 4C); with k.on, a value outside GELU's bounds
+// (llmc/abft_invariants.h) is recomputed.
+static void gelu_forward(float* out, const float* inp, long N, const AbftKernelCheck& k = AbftKernelCheck{}) {
+    int failed = 0, still = 0;
+    #pragma omp parallel for reduction(+ : failed, still)
     for (long i = 0; i < N; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x)));
+        float y = abft_kernel_fault_apply_at(k.fault, i, gelu_of(x));
+        if (k.on && !(abft_gelu_residual(x, y) <= k.tau)) {
+            failed++;
+            y = abft_kernel_fault_apply_at(k.refault, i, gelu_of(x));
+            still += !(abft_gelu_residual(x, y) <= k.tau);
+        }
+        out[i] = y;
     }
+    abft_kernel_report(k, failed, still, 0.0f); // bounds only: a passing value's residual is 0
 }
 
 static void gelu_backward(float* dinp, const float* inp, const float* dout, long N) {
@@ -189,10 +222,31 @@ static void gelu_backward(float* dinp, const float* inp, const float* dout, long
 
 static void zero_floats(float* p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
-static void residual_forward(float* out, const float* a, const float* b, int rows, int C) {
-    const long N = (long)rows * C;
-    #pragma omp parallel for
-    for (long i = 0; i < N; i++) { out[i] = a[i] + b[i]; }
+// Row `row` of out = a + b, with the fault (-fi res2/res3); the residual of its invariant (each
+// value a + b to rounding).
+static float residual_forward_row(float* out, const float* a, const float* b, long row, int C, const AbftKernelFault& fault) {
+    float residual = 0.0f;
+    for (int c = 0; c < C; c++) {
+        const long i = row * C + c;
+        out[i] = abft_kernel_fault_apply(fault, row, c, a[i] + b[i]);
+        residual = fmaxf(residual, abft_add_residual(a[i], b[i], out[i]));
+    }
+    return residual;
+}
+
+// out = a + b (rows, C); with k.on, a row with a value that is not a + b to rounding is recomputed.
+static void residual_forward(float* out, const float* a, const float* b, int rows, int C,
+                             const AbftKernelCheck& k = AbftKernelCheck{}) {
+    int failed = 0, still = 0;
+    float worst = 0.0f;
+    #pragma omp parallel for reduction(+ : failed, still) reduction(max : worst)
+    for (long row = 0; row < rows; row++) {
+        const float r = residual_forward_row(out, a, b, row, C, k.fault);
+        if (r <= k.tau || !k.on) { worst = fmaxf(worst, r); continue; }
+        failed++;
+        still += !(residual_forward_row(out, a, b, row, C, k.refault) <= k.tau);
+    }
+    abft_kernel_report(k, failed, still, worst);
 }
 
 // ----------------------------------------------------------------------------
@@ -266,22 +320,43 @@ static void unpermute_backward(float* dy, const float* dout, int B, int T, int N
     }
 }
 
-// Causal softmax over each row of S (B,NH,T,T): P[i][j] for j <= i; zeros above the diagonal
-// so that the next GEMM (P·V) can run over whole rows.
-static void softmax_forward(float* att, const float* preatt, int B, int NH, int T, const AbftLayerSums& /* none here */) {
-    #pragma omp parallel for
-    for (long row = 0; row < (long)B * NH * T; row++) {
-        const int t = (int)(row % T);
-        const float* s = preatt + row * T;
-        float* p = att + row * T;
-        float maxval = -INFINITY;
-        for (int j = 0; j <= t; j++) { maxval = fmaxf(maxval, s[j]); }
-        float sum = 0.0f;
-        for (int j = 0; j <= t; j++) { p[j] = expf(s[j] - maxval); sum += p[j]; }
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= t; j++) { p[j] *= inv; }
-        for (int j = t + 1; j < T; j++) { p[j] = 0.0f; }
+// Row `row` of the causal softmax, with the fault (-fi softmax) in its output; the residual of
+// its invariant (sums to 1, every entry in [0, 1]).
+static float softmax_forward_row(float* p, const float* s, long row, int T, const AbftKernelFault& fault) {
+    const int t = (int)(row % T);
+    float maxval = -INFINITY;
+    for (int j = 0; j <= t; j++) { maxval = fmaxf(maxval, s[j]); }
+    float sum = 0.0f;
+    for (int j = 0; j <= t; j++) { p[j] = expf(s[j] - maxval); sum += p[j]; }
+    float inv = 1.0f / sum;
+    float psum = 0.0f;
+    int outside = 0;
+    for (int j = 0; j < T; j++) {
+        float pj = abft_kernel_fault_apply(fault, row, j, j <= t ? p[j] * inv : 0.0f);
+        p[j] = pj;
+        psum += pj;
+        outside += !abft_unit_interval(pj);
     }
+    return abft_softmax_residual(psum, outside, t + 1);
+}
+
+// Causal softmax over each row of S (B,NH,T,T): P[i][j] for j <= i; zeros above the diagonal
+// so that the next GEMM (P·V) can run over whole rows. With k.on, a row that breaks the
+// invariant is recomputed.
+static void softmax_forward(float* att, const float* preatt, int B, int NH, int T, const AbftLayerSums& /* none here */,
+                            const AbftKernelCheck& k = AbftKernelCheck{}) {
+    int failed = 0, still = 0;
+    float worst = 0.0f;
+    #pragma omp parallel for reduction(+ : failed, still) reduction(max : worst)
+    for (long row = 0; row < (long)B * NH * T; row++) {
+        float* p = att + row * T;
+        const float* s = preatt + row * T;
+        const float r = softmax_forward_row(p, s, row, T, k.fault);
+        if (r <= k.tau || !k.on) { worst = fmaxf(worst, r); continue; }
+        failed++;
+        still += !(softmax_forward_row(p, s, row, T, k.refault) <= k.tau);
+    }
+    abft_kernel_report(k, failed, still, worst);
 }
 
 // dS[i][j] = P[i][j] · (dP[i][j] − Σ_k P[i][k]·dP[i][k]) on and below the diagonal, 0 above.
@@ -303,34 +378,78 @@ static void softmax_backward(float* dpreatt, const float* datt, const float* att
 // ----------------------------------------------------------------------------
 // the classifier: softmax over the V real tokens and cross-entropy, then its backward
 
+// Position bt's probabilities (Vp) and, with targets, its loss, with the fault (-fi loss) in
+// the loss; the residual of their invariants (the probabilities a softmax's, the loss in its
+// bounds).
+static float crossentropy_forward_row(float* p, float* losses, const float* l, const int* targets, long bt, int V, int Vp,
+                                      const AbftKernelFault& fault) {
+    float maxval = -INFINITY;
+    for (int i = 0; i < V; i++) { maxval = fmaxf(maxval, l[i]); }
+    float sum = 0.0f;
+    for (int i = 0; i < V; i++) { p[i] = expf(l[i] - maxval); sum += p[i]; }
+    float psum = 0.0f;
+    int outside = 0;
+    for (int i = 0; i < V; i++) { p[i] /= sum; psum += p[i]; outside += !abft_unit_interval(p[i]); }
+    for (int i = V; i < Vp; i++) { p[i] = 0.0f; }
+    if (targets == nullptr) { return abft_softmax_residual(psum, outside, V); }
+    const int target = targets[bt];
+    losses[bt] = abft_kernel_fault_apply(fault, bt, 0, -logf(p[target]));
+    return fmaxf(abft_softmax_residual(psum, outside, V), abft_loss_residual(losses[bt], maxval - l[target], V));
+}
+
+// probs (B,T,Vp), losses (B,T); the padded logits [V, Vp) take no part. With k.on, a position
+// that breaks the invariants is recomputed.
 static void softmax_crossentropy_forward(float* probs, float* losses, const float* logits, const int* targets,
-                                         int B, int T, int V, int Vp) {
-    // probs (B,T,Vp), losses (B,T); the padded logits [V, Vp) take no part
-    #pragma omp parallel for
+                                         int B, int T, int V, int Vp, const AbftKernelCheck& k = AbftKernelCheck{}) {
+    int failed = 0, still = 0;
+    float worst = 0.0f;
+    #pragma omp parallel for reduction(+ : failed, still) reduction(max : worst)
     for (int bt = 0; bt < B * T; bt++) {
         const float* l = logits + (long)bt * Vp;
         float* p = probs + (long)bt * Vp;
-        float maxval = -INFINITY;
-        for (int i = 0; i < V; i++) { maxval = fmaxf(maxval, l[i]); }
-        float sum = 0.0f;
-        for (int i = 0; i < V; i++) { p[i] = expf(l[i] - maxval); sum += p[i]; }
-        for (int i = 0; i < V; i++) { p[i] /= sum; }
-        for (int i = V; i < Vp; i++) { p[i] = 0.0f; }
-        if (targets != nullptr) { losses[bt] = -logf(p[targets[bt]]); }
+        const float r = crossentropy_forward_row(p, losses, l, targets, bt, V, Vp, k.fault);
+        if (r <= k.tau || !k.on) { worst = fmaxf(worst, r); continue; }
+        failed++;
+        still += !(crossentropy_forward_row(p, losses, l, targets, bt, V, Vp, k.refault) <= k.tau);
     }
+    abft_kernel_report(k, failed, still, worst);
 }
 
-static void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, int B, int T, int V, int Vp) {
-    // the loss is the mean over B·T positions; dlogits may be the logits, overwritten
+// Position bt's loss gradient (p − onehot)/(B·T), with the fault (-fi dlogits); the residual of
+// the row's invariant (sums to 0, every entry within ±1/(B·T)).
+static float crossentropy_backward_row(float* d, const float* p, int target, long bt, float dloss, int V, int Vp,
+                                       const AbftKernelFault& fault) {
+    float sum = 0.0f;
+    int outside = 0;
+    for (int i = 0; i < V; i++) {
+        float di = p[i] * dloss;
+        if (i == target) { di -= dloss; }
+        di = abft_kernel_fault_apply(fault, bt, i, di);
+        d[i] = di;
+        sum += di;
+        outside += !abft_dlogit_in_range(di, dloss);
+    }
+    for (int i = V; i < Vp; i++) { d[i] = 0.0f; }
+    return abft_dlogits_residual(sum, outside, dloss, V);
+}
+
+// The loss is the mean over B·T positions; dlogits may be the logits, overwritten. With k.on,
+// a row that breaks the invariant is recomputed.
+static void softmax_crossentropy_backward(float* dlogits, const float* probs, const int* targets, int B, int T, int V, int Vp,
+                                          const AbftKernelCheck& k = AbftKernelCheck{}) {
     const float dloss = 1.0f / (B * T);
-    #pragma omp parallel for
+    int failed = 0, still = 0;
+    float worst = 0.0f;
+    #pragma omp parallel for reduction(+ : failed, still) reduction(max : worst)
     for (int bt = 0; bt < B * T; bt++) {
         const float* p = probs + (long)bt * Vp;
         float* d = dlogits + (long)bt * Vp;
-        for (int i = 0; i < V; i++) { d[i] = p[i] * dloss; }
-        for (int i = V; i < Vp; i++) { d[i] = 0.0f; }
-        d[targets[bt]] -= dloss;
+        const float r = crossentropy_backward_row(d, p, targets[bt], bt, dloss, V, Vp, k.fault);
+        if (r <= k.tau || !k.on) { worst = fmaxf(worst, r); continue; }
+        failed++;
+        still += !(crossentropy_backward_row(d, p, targets[bt], bt, dloss, V, Vp, k.refault) <= k.tau);
     }
+    abft_kernel_report(k, failed, still, worst);
 }
 
 // ----------------------------------------------------------------------------
@@ -360,6 +479,9 @@ struct GPT2 {
     float grad_norm = -1.0f;   // the last update's global gradient norm (-1: not computed)
     bool update_skipped = false; // whether the step guard stopped the last update
     Abft abft;
+    int kernel_verdict[2] = {0, 0}; // the last checked kernel's (AbftKernelCheck::verdict,
+    float kernel_residual = 0.0f;   // AbftKernelCheck::residual,
+    float kernel_probe[2] = {0, 0}; // AbftKernelFault::probe)
 };
 
 // ----------------------------------------------------------------------------
@@ -411,6 +533,27 @@ static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
     return abft_gemm(&model->abft, gemm_cpu, g, op, layer);
 }
 
+// A kernel checked by its invariant (llmc/abft_invariants.h): its check, then its verdict
+// (false when a row failed even its recompute). With a fault log (-fi and -o), a one-element
+// fault goes to it with the verdict.
+static AbftKernelCheck kernel_check(GPT2* model, int op, int layer, const AbftKernelShape& shape) {
+    AbftKernelCheck k = abft_kernel_check(&model->abft, op, layer, shape);
+    model->kernel_verdict[0] = model->kernel_verdict[1] = 0;
+    model->kernel_residual = 0.0f;
+    if (!k.on) { return k; }
+    k.verdict = model->kernel_verdict;
+    k.residual = &model->kernel_residual;
+    if (model->abft.events != nullptr && k.fault.type >= 0 && k.fault.pattern == PATTERN_0D) {
+        k.fault.probe = model->kernel_probe;
+    }
+    return k;
+}
+
+static bool kernel_verdict(GPT2* model, const AbftKernelCheck& k) {
+    if (k.fault.probe != nullptr) { abft_log_kernel_fault(&model->abft, k, model->kernel_verdict[0] > 0); }
+    return abft_kernel_verdict(&model->abft, k, model->kernel_verdict, &model->kernel_residual);
+}
+
 // This trainer's checks read the GEMMs' operands (abft_verify): no sums come from upstream.
 static AbftLayerSums layer_sums(GPT2*, int) { return AbftLayerSums{}; }
 
@@ -429,7 +572,13 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     encoder_forward(model->acts.encoded, inputs, model->params.wte, model->params.wpe, B, T, C);
     if (!blocks_forward(model) || !head_forward(model)) { return false; }
     const ActivationTensors& a = model->acts;
-    softmax_crossentropy_forward(a.probs, model->losses, a.logits, targets, B, T, V, Vp);
+    if (targets == nullptr) {
+        softmax_crossentropy_forward(a.probs, model->losses, a.logits, targets, B, T, V, Vp);
+    } else if (!checked_kernel(model, OP_LOSS, 0, AbftKernelShape{(long)B * T, 1}, [&](const AbftKernelCheck& k) {
+                   softmax_crossentropy_forward(a.probs, model->losses, a.logits, targets, B, T, V, Vp, k);
+               })) {
+        return false;
+    }
     model->mean_loss = targets != nullptr ? mean_loss_of(model->losses, B * T) : -1.0f;
     return true;
 }
@@ -446,7 +595,12 @@ static bool gpt2_backward(GPT2* model) {
         model->grads_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "gradients");
         point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
     }
-    softmax_crossentropy_backward(model->acts.logits, model->acts.probs, model->targets, B, T, V, Vp); // dlogits
+    const AbftKernelShape dlogits = {(long)B * T, Vp, 0, V};
+    if (!checked_kernel(model, OP_DLOGITS, 0, dlogits, [&](const AbftKernelCheck& k) {
+            softmax_crossentropy_backward(model->acts.logits, model->acts.probs, model->targets, B, T, V, Vp, k);
+        })) {
+        return false;
+    }
     if (!head_backward(model) || !blocks_backward(model)) { return false; }
     encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->inputs, B, T, C);
     return true;
@@ -468,7 +622,9 @@ static float grad_norm_of(const float* g, size_t n) {
 
 // AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group).
 // With max_norm >= 0 (the step guard's limit; GUARD_OFF: none), not applied when the global
-// gradient norm is above it or not finite.
+// gradient norm is above it or not finite. With -abft_scope all, a parameter whose step breaks
+// AdamW's bound (llmc/abft_invariants.h) is recomputed, and left as it was if it breaks it
+// again (bad gradient or moments).
 static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t,
                         float max_norm) {
     gpt2_allocate_moments(model);
@@ -476,16 +632,33 @@ static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float e
     model->update_skipped = max_norm >= 0.0f && !(std::isfinite(model->grad_norm) && model->grad_norm <= max_norm);
     if (model->update_skipped) { return; }
     const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
-    #pragma omp parallel for
+    const int C = model->config.channels; // every parameter tensor is a multiple of C long
+    const AbftKernelCheck k = kernel_check(model, OP_ADAMW, 0, AbftKernelShape{(long)(model->num_parameters / C), C});
+    const AbftAdamBound bound = abft_adam_bound(beta1, beta2, t);
+    float *params = model->params_memory, *m = model->m_memory, *v = model->v_memory;
+    const float* grads = model->grads_memory;
+    int failed = 0, held = 0;
+    float worst = 0.0f;
+    #pragma omp parallel for reduction(+ : failed, held) reduction(max : worst)
     for (size_t i = 0; i < model->num_parameters; i++) {
-        float p = model->params_memory[i], g = model->grads_memory[i];
-        float m = beta1 * model->m_memory[i] + (1.0f - beta1) * g;
-        float v = beta2 * model->v_memory[i] + (1.0f - beta2) * g * g;
-        model->m_memory[i] = m;
-        model->v_memory[i] = v;
-        float mhat = m / bc1, vhat = v / bc2;
-        model->params_memory[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+        const float p = params[i];
+        AdamWValue u = adamw_of(p, grads[i], m[i], v[i], lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+        u.p = abft_kernel_fault_apply_at(k.fault, (long)i, u.p);
+        const float r = abft_adamw_residual(p, u.p, u.m, u.v, lr, weight_decay, bound);
+        if (k.on && !(r <= k.tau)) {
+            failed++;
+            u = adamw_of(p, grads[i], m[i], v[i], lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+            u.p = abft_kernel_fault_apply_at(k.refault, (long)i, u.p);
+            if (!(abft_adamw_residual(p, u.p, u.m, u.v, lr, weight_decay, bound) <= k.tau)) { held++; continue; }
+        } else {
+            worst = fmaxf(worst, r);
+        }
+        m[i] = u.m;
+        v[i] = u.v;
+        params[i] = u.p;
     }
+    abft_kernel_report(k, failed, held, worst);
+    kernel_verdict(model, k);
 }
 
 static void gpt2_free(GPT2* model) {

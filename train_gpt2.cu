@@ -74,6 +74,35 @@ __device__ inline float block_reduce(float x, bool is_max) {
 // The index of the warp this thread belongs to over the whole grid, and its lane.
 __device__ inline long global_warp() { return ((long)blockIdx.x * blockDim.x + threadIdx.x) / 32; }
 
+// A row of a kernel checked by its invariant (llmc/abft_invariants.h), by one warp: row(fault)
+// computes it (with the fault, if any) and returns the residual of its invariant; a row beyond
+// k.tau is recomputed (without the fault, unless it stays: k.refault). Both go to k's verdict.
+// A row or value that broke the invariant again after its recompute: counted, and the pass's
+// gate raised (deferred on the GPU: the update queued after the pass must not run).
+__device__ void kernel_failed_again(const AbftKernelCheck& k) {
+    atomicAdd(&k.verdict[1], 1);
+    if (k.gate != nullptr) { atomicExch(k.gate, k.gate_pass); }
+}
+
+template <typename Row>
+__device__ void checked_row(const AbftKernelCheck& k, Row row) {
+    if (row(k.fault) <= k.tau || !k.on) { return; }
+    const bool lane0 = threadIdx.x % 32 == 0;
+    if (lane0) { atomicAdd(&k.verdict[0], 1); }
+    if (!(row(k.refault) <= k.tau) && lane0) { kernel_failed_again(k); }
+}
+
+// The same for element i of an elementwise kernel: compute() gives it, residual(y) judges it.
+template <typename Compute, typename Residual>
+__device__ float checked_value(const AbftKernelCheck& k, long i, Compute compute, Residual residual) {
+    const float y = abft_kernel_fault_apply_at(k.fault, i, compute());
+    if (!k.on || residual(y) <= k.tau) { return y; }
+    atomicAdd(&k.verdict[0], 1);
+    const float again = abft_kernel_fault_apply_at(k.refault, i, compute());
+    if (!(residual(again) <= k.tau)) { kernel_failed_again(k); }
+    return again;
+}
+
 // ----------------------------------------------------------------------------
 // kernels: embedding, layernorm, GELU, residual, bias gradient
 // B = batch, T = sequence length, C = channels, V = vocab, NH = heads, HS = head size
@@ -107,29 +136,45 @@ __global__ void encoder_backward_wte_kernel(float* dwte, const float* dout, cons
     for (int i = offsets[u]; i < offsets[u + 1]; i++) { *d += dout[(long)positions[i] * C + c]; }
 }
 
-// One warp per row of C: out = (x - mean) · rstd · weight + bias; mean and rstd kept, and, when
-// sums.chk is given, what the checks of the GEMMs that read out need (AbftRowSums).
-__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                                         const float* bias, int rows, int C, AbftRowSums sums) {
-    const long row = global_warp();
+// Row `row` of out = (x - mean) · rstd · weight + bias, by one warp, with the fault (-fi
+// ln1/ln2/lnf) in the normalized values; mean and rstd kept, and, when sums.chk is given, what
+// the checks of the GEMMs that read out need (AbftRowSums). The residual of the normalized
+// row's invariant (mean 0, variance 1 − eps·rstd²).
+__device__ float layernorm_forward_row(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                       const float* bias, long row, int C, const AbftRowSums& sums,
+                                       const AbftKernelFault& fault) {
     const int lane = threadIdx.x % 32;
-    if (row >= rows) { return; } // whole warps leave together: blockDim is a multiple of 32
+    const float eps = 1e-5f;
     const float* x = inp + row * C;
-    float s = 0.0f;
-    for (int i = lane; i < C; i += 32) { s += x[i]; }
+    float s = 0.0f, abs_x = 0.0f;
+    for (int i = lane; i < C; i += 32) { s += x[i]; abs_x += fabsf(x[i]); }
     const float m = warp_sum(s) / C;
     float v = 0.0f;
     for (int i = lane; i < C; i += 32) { float d = x[i] - m; v += d * d; }
-    const float r = 1.0f / sqrtf(warp_sum(v) / C + 1e-5f);
+    const float r = 1.0f / sqrtf(warp_sum(v) / C + eps);
     float* o = out + row * C;
     AbftRowAccumulator acc;
+    float sum_n = 0.0f, sum_n2 = 0.0f, abs_n = 0.0f;
     for (int i = lane; i < C; i += 32) {
-        const float y = (r * (x[i] - m)) * weight[i] + bias[i];
+        const float n = abft_kernel_fault_apply(fault, row, i, r * (x[i] - m));
+        const float y = n * weight[i] + bias[i];
         o[i] = y;
         if (sums.chk != nullptr) { acc.add(y, sums, i); }
+        sum_n += n; sum_n2 += n * n; abs_n += fabsf(n);
     }
     if (lane == 0) { mean[row] = m; rstd[row] = r; }
     if (sums.chk != nullptr) { acc.store(sums, row); }
+    return abft_layernorm_residual(warp_sum(sum_n), warp_sum(sum_n2), warp_sum(abs_n), warp_sum(abs_x), r, eps, C);
+}
+
+// one warp per row of C
+__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                                         const float* bias, int rows, int C, AbftRowSums sums, AbftKernelCheck k) {
+    const long row = global_warp();
+    if (row >= rows) { return; } // whole warps leave together: blockDim is a multiple of 32
+    checked_row(k, [&](const AbftKernelFault& fault) {
+        return layernorm_forward_row(out, mean, rstd, inp, weight, bias, row, C, sums, fault);
+    });
 }
 
 // Row `row`, by one warp: dinp += (weight·dout − mean(weight·dout) − norm·mean(weight·dout·norm))·rstd;
@@ -243,11 +288,16 @@ __global__ void column_sums_final_kernel(float* dweight, float* dbias, const flo
 
 #define GELU_SCALING_FACTOR 0.7978845608028654f // sqrt(2/pi)
 
-__global__ void gelu_forward_kernel(float* out, const float* inp, long N) {
+__device__ inline float gelu_of(float x) {
+    return 0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x)));
+}
+
+// out = gelu(inp); a value outside GELU's bounds is recomputed (k.on)
+__global__ void gelu_forward_kernel(float* out, const float* inp, long N, AbftKernelCheck k) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) { return; }
-    float x = inp[i];
-    out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x)));
+    const float x = inp[i];
+    out[i] = checked_value(k, i, [=] { return gelu_of(x); }, [=](float y) { return abft_gelu_residual(x, y); });
 }
 
 __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, long N) {
@@ -260,34 +310,45 @@ __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float*
     dinp[i] = local * dout[i];
 }
 
-// Row `row` of out = a + b (rows, C), by one warp. While b's row is in registers: its check
-// against its checksum, when `check` has one (the attention projection's, left to this reader).
-__device__ void residual_forward_row(float* out, const float* a, const float* b, long row, int rows, int C,
-                                     const AbftReaderCheck& check) {
+// Row `row` of out = a + b (rows, C), by one warp, with the fault (-fi res2/res3); the residual
+// of the row's invariant (each value a + b to rounding). While b's row is in registers: its
+// check against its checksum, when `check` has one (the attention projection's, left to this
+// reader); a row of b that fails it is repaired and the row redone (the repair kernel), so its
+// invariant is not judged here.
+__device__ float residual_forward_row(float* out, const float* a, const float* b, long row, int rows, int C,
+                                      const AbftReaderCheck& check, const AbftKernelFault& fault) {
     const int lane = threadIdx.x % 32;
-    float s = 0.0f, sa = 0.0f;
+    float s = 0.0f, sa = 0.0f, residual = 0.0f;
     for (int c = lane; c < C; c += 32) {
-        const float x = b[row * C + c];
-        out[row * C + c] = a[row * C + c] + x;
+        const float x = b[row * C + c], ai = a[row * C + c];
+        const float y = abft_kernel_fault_apply(fault, row, c, ai + x);
+        out[row * C + c] = y;
+        residual = fmaxf(residual, abft_add_residual(ai, x, y));
         s += x;
         sa += fabsf(x);
     }
-    if (check.chk != nullptr) { abft_reader_compare_warp(check, row, rows, C, s, sa); }
+    const bool input_ok = check.chk == nullptr || abft_reader_compare_warp(check, row, rows, C, s, sa);
+    return input_ok ? warp_max(residual) : 0.0f;
 }
 
 // one warp per row
-__global__ void residual_forward_kernel(float* out, const float* a, const float* b, int rows, int C, AbftReaderCheck check) {
+__global__ void residual_forward_kernel(float* out, const float* a, const float* b, int rows, int C, AbftReaderCheck check,
+                                        AbftKernelCheck k) {
     const long row = global_warp();
-    if (row < rows) { residual_forward_row(out, a, b, row, rows, C, check); }
+    if (row >= rows) { return; }
+    checked_row(k, [&](const AbftKernelFault& fault) { return residual_forward_row(out, a, b, row, rows, C, check, fault); });
 }
 
 // After a residual add that checked b: one block repairs b if the add flagged it
 // (abft_reader_repair), then redoes the add.
 __global__ void residual_forward_repair_kernel(float* out, const float* a, const float* b, int rows, int C,
-                                               AbftReaderRepair repair) {
+                                               AbftReaderRepair repair, AbftKernelCheck k) {
     if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
+    k.fault = k.refault; // the fault hit the add before; its redo only if it stays
     for (long row = threadIdx.x / 32; row < rows; row += blockDim.x / 32) {
-        residual_forward_row(out, a, b, row, rows, C, AbftReaderCheck{});
+        checked_row(k, [&](const AbftKernelFault& fault) {
+            return residual_forward_row(out, a, b, row, rows, C, AbftReaderCheck{}, fault);
+        });
     }
 }
 
@@ -489,8 +550,8 @@ __global__ void unpermute_backward_repair_kernel(float* dy, const float* dout, i
 // that P·V can run over whole rows. While the rows are in registers, for the checks: S's row
 // against its checksum (when `check` has one: abft_reader_compare), and, when sums.p_sum is
 // given, P's row sum (dV's e·A) and its products with V's row sums (P·V's row checksums).
-__device__ void softmax_forward_row(float* att, const float* preatt, long row, int T, const AbftLayerSums& sums,
-                                    const AbftReaderCheck& check) {
+__device__ float softmax_forward_row(float* att, const float* preatt, long row, int T, const AbftLayerSums& sums,
+                                     const AbftReaderCheck& check, const AbftKernelFault& fault) {
     const int lane = threadIdx.x % 32, t = (int)(row % T);
     const long head = row - t; // the head's first row: its V row sums start at sums.v_sum[head]
     const float* s = preatt + row * T;
@@ -498,20 +559,27 @@ __device__ void softmax_forward_row(float* att, const float* preatt, long row, i
     float maxval = -INFINITY, ssum = 0.0f, sabs = 0.0f;
     for (int j = lane; j <= t; j += 32) { maxval = fmaxf(maxval, s[j]); ssum += s[j]; sabs += fabsf(s[j]); }
     maxval = warp_max(maxval);
-    if (check.chk != nullptr) { abft_reader_compare_warp(check, row, T, t + 1, ssum, sabs); }
+    // a row of S that fails its check is repaired and its softmax redone (the repair kernel)
+    const bool input_ok = check.chk == nullptr || abft_reader_compare_warp(check, row, T, t + 1, ssum, sabs);
     float sum = 0.0f;
     for (int j = lane; j <= t; j += 32) { sum += expf(s[j] - maxval); }
     const float inv = 1.0f / warp_sum(sum);
     const bool encode = sums.p_sum != nullptr;
-    float psum = 0.0f, pv = 0.0f, pva = 0.0f;
+    float psum = 0.0f, pv = 0.0f, pva = 0.0f, outside = 0.0f;
     for (int j = lane; j < T; j += 32) {
-        const float pj = j <= t ? expf(s[j] - maxval) * inv : 0.0f;
+        const float pj = abft_kernel_fault_apply(fault, row, j, j <= t ? expf(s[j] - maxval) * inv : 0.0f);
         p[j] = pj;
-        if (encode && j <= t) { psum += pj; pv += pj * sums.v_sum[head + j]; pva += pj * sums.v_abs[head + j]; }
+        psum += pj;
+        outside += !abft_unit_interval(pj);
+        if (encode && j <= t) { pv += pj * sums.v_sum[head + j]; pva += pj * sums.v_abs[head + j]; }
     }
-    if (!encode) { return; }
-    psum = warp_sum(psum); pv = warp_sum(pv); pva = warp_sum(pva);
-    if (lane == 0) { sums.p_sum[row] = psum; sums.pv_chk[row] = pv; sums.pv_bound[row] = pva; }
+    psum = warp_sum(psum);
+    if (encode) {
+        pv = warp_sum(pv); pva = warp_sum(pva);
+        if (lane == 0) { sums.p_sum[row] = psum; sums.pv_chk[row] = pv; sums.pv_bound[row] = pva; }
+    }
+    const float residual = abft_softmax_residual(psum, (int)warp_sum(outside), t + 1);
+    return input_ok ? residual : 0.0f;
 }
 
 // dS = P · (dP − Σ_k P·dP) on and below the diagonal, 0 above, for row `row`, by one warp.
@@ -543,11 +611,14 @@ __device__ void softmax_backward_row(float* dpreatt, const float* datt, const fl
     if (lane == 0) { sums.ds_sum[row] = dsum; sums.ds_abs[row] = dabs; sums.dq_chk[row] = dq; sums.dq_bound[row] = dqa; }
 }
 
-// one warp per row of the (B·NH·T) rows
+// one warp per row of the (B·NH·T) rows; a row that breaks the softmax's invariant is recomputed (k.on)
 __global__ void softmax_forward_kernel(float* att, const float* preatt, int rows, int T, AbftLayerSums sums,
-                                       AbftReaderCheck check) {
+                                       AbftReaderCheck check, AbftKernelCheck k) {
     const long row = global_warp();
-    if (row < rows) { softmax_forward_row(att, preatt, row, T, sums, check); }
+    if (row >= rows) { return; }
+    checked_row(k, [&](const AbftKernelFault& fault) {
+        return softmax_forward_row(att, preatt, row, T, sums, check, fault);
+    });
 }
 
 __global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const float* att, int rows, int T,
@@ -559,11 +630,14 @@ __global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const
 // After a softmax that checked its input: one block per head repairs the head if the softmax
 // flagged it (abft_reader_repair), then redoes its softmax; the other heads leave at once.
 __global__ void softmax_forward_repair_kernel(float* att, const float* preatt, int T, AbftLayerSums sums,
-                                              AbftReaderRepair repair) {
+                                              AbftReaderRepair repair, AbftKernelCheck k) {
     const int heads = gridDim.x - abft_joined_blocks(repair);
     if (abft_reader_joined_block(repair, heads) || !abft_reader_repair(repair, blockIdx.x)) { return; }
+    k.fault = k.refault; // the fault hit the softmax before; its redo only if it stays
     for (long row = (long)blockIdx.x * T + threadIdx.x / 32; row < (long)(blockIdx.x + 1) * T; row += blockDim.x / 32) {
-        softmax_forward_row(att, preatt, row, T, sums, AbftReaderCheck{});
+        checked_row(k, [&](const AbftKernelFault& fault) {
+            return softmax_forward_row(att, preatt, row, T, sums, AbftReaderCheck{}, fault);
+        });
     }
 }
 
@@ -579,30 +653,74 @@ __global__ void softmax_backward_repair_kernel(float* dpreatt, const float* datt
 // ----------------------------------------------------------------------------
 // kernels: the fused classifier, AdamW, a finiteness check
 
+// The softmax statistics of a row of V logits, by the block: its max and Σ exp(l − max).
+__device__ void softmax_stats(const float* l, int V, float* maxval, float* sum) {
+    float m = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) { m = fmaxf(m, l[i]); }
+    m = block_reduce(m, true);
+    float s = 0.0f;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) { s += expf(l[i] - m); }
+    *maxval = m;
+    *sum = block_reduce(s, false);
+}
+
+// Row `row` of the loss gradient (p − onehot)·dloss, by the block, with the fault (-fi
+// dlogits); padded columns [V, Vp) get zero. d may be the logits l themselves: each thread
+// reads only the logits it overwrites. The residual of the row's invariant (sums to 0, every
+// entry within ±dloss).
+__device__ float dlogits_row(float* d, const float* l, long row, int target, float maxval, float inv, float dloss, int V,
+                             int Vp, const AbftKernelFault& fault) {
+    float sum = 0.0f, outside = 0.0f;
+    for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
+        const float p = i < V ? expf(l[i] - maxval) * inv : 0.0f;
+        const float di = abft_kernel_fault_apply(fault, row, i, (p - (i == target ? 1.0f : 0.0f)) * dloss);
+        d[i] = di;
+        sum += di;
+        outside += !abft_dlogit_in_range(di, dloss);
+    }
+    return abft_dlogits_residual(block_reduce(sum, false), (int)block_reduce(outside, false), dloss, V);
+}
+
+// Row `row` of the LM head again, l[v] = lnf[row] · wte[v] for v < V, by the block: what a
+// failed row of dlogits, written over its logits, is recomputed from.
+__device__ void lm_head_row(float* l, const float* lnf, const float* wte, long row, int C, int V) {
+    const float* x = lnf + row * C;
+    for (int v = threadIdx.x; v < V; v += blockDim.x) {
+        float acc = 0.0f;
+        for (int c = 0; c < C; c++) { acc += x[c] * wte[(long)v * C + c]; }
+        l[v] = acc;
+    }
+    __syncthreads();
+}
+
 // One block per position: softmax over the V real logits and the cross-entropy loss, and, when
 // dlogits is given, the loss gradient (p − onehot)/(B·T) right away, so that the (B,T,Vp)
-// probabilities are never stored. Padded columns [V, Vp) get a zero gradient. dlogits may be
-// the logits themselves: after the last block_reduce each thread reads only the logits it
-// overwrites.
+// probabilities are never stored. dlogits may be the logits themselves. A loss out of its
+// bounds is recomputed (kl.on); a row of dlogits that breaks its invariant (kd.on) too, from
+// its row of the logits, recomputed first from lnf and wte when dlogits was written over them.
 __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const float* logits, const int* targets,
-                                            int BT, int V, int Vp) {
+                                            int BT, int V, int Vp, AbftKernelCheck kl, AbftKernelCheck kd,
+                                            const float* lnf, const float* wte, int C) {
     const long row = blockIdx.x;
     const float* l = logits + row * Vp;
-    float maxval = -INFINITY;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) { maxval = fmaxf(maxval, l[i]); }
-    maxval = block_reduce(maxval, true);
+    float maxval, sum;
+    softmax_stats(l, V, &maxval, &sum);
     const int target = targets[row];
     const float target_logit = l[target];
-    float sum = 0.0f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) { sum += expf(l[i] - maxval); }
-    sum = block_reduce(sum, false);
-    if (threadIdx.x == 0) { losses[row] = logf(sum) - (target_logit - maxval); }
+    if (threadIdx.x == 0) {
+        losses[row] = checked_value(kl, row, [=] { return logf(sum) - (target_logit - maxval); },
+                                    [=](float loss) { return abft_loss_residual(loss, maxval - target_logit, V); });
+    }
     if (dlogits == nullptr) { return; }
-    const float dloss = 1.0f / BT, inv = 1.0f / sum;
+    const float dloss = 1.0f / BT;
     float* d = dlogits + row * Vp;
-    for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
-        float p = i < V ? expf(l[i] - maxval) * inv : 0.0f;
-        d[i] = (p - (i == target ? 1.0f : 0.0f)) * dloss;
+    if (dlogits_row(d, l, row, target, maxval, 1.0f / sum, dloss, V, Vp, kd.fault) <= kd.tau || !kd.on) { return; }
+    if (threadIdx.x == 0) { atomicAdd(&kd.verdict[0], 1); }
+    if (d == l) { lm_head_row(d, lnf, wte, row, C, V); }
+    softmax_stats(l, V, &maxval, &sum);
+    if (!(dlogits_row(d, l, row, target, maxval, 1.0f / sum, dloss, V, Vp, kd.refault) <= kd.tau) &&
+        threadIdx.x == 0) {
+        kernel_failed_again(kd);
     }
 }
 
@@ -612,22 +730,31 @@ struct GuardVerdict {
     int skip;   // 1: the update is not applied
 };
 
-// AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group);
-// bc1, bc2 are the bias corrections 1 − beta^t. Skipped when the pass that computed the
-// gradients has failed its gate (a fault beyond the device's repair: the host redoes the pass),
-// or when the step guard says so (guard: null without one).
+// AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group).
+// Skipped when the pass that computed the gradients has failed its gate (a fault beyond the
+// device's repair: the host redoes the pass), or when the step guard says so (guard: null
+// without one). A parameter whose step breaks AdamW's bound is recomputed (k.on), and left as
+// it was if it breaks it again (bad gradient or moments).
 __global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, float lr, float beta1,
                              float beta2, float bc1, float bc2, float eps, float weight_decay, AbftPassGate gate,
-                             const GuardVerdict* guard) {
+                             const GuardVerdict* guard, AbftKernelCheck k, AbftAdamBound bound) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n || (gate.failed != nullptr && *gate.failed == gate.pass) || (guard != nullptr && guard->skip)) { return; }
-    float p = params[i], g = grads[i];
-    float mi = beta1 * m[i] + (1.0f - beta1) * g;
-    float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    float mhat = mi / bc1, vhat = vi / bc2;
-    params[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+    const float p = params[i], g = grads[i], m0 = m[i], v0 = v[i];
+    AdamWValue u = adamw_of(p, g, m0, v0, lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+    u.p = abft_kernel_fault_apply_at(k.fault, i, u.p);
+    if (k.on && !(abft_adamw_residual(p, u.p, u.m, u.v, lr, weight_decay, bound) <= k.tau)) {
+        atomicAdd(&k.verdict[0], 1);
+        u = adamw_of(p, g, m0, v0, lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+        u.p = abft_kernel_fault_apply_at(k.refault, i, u.p);
+        if (!(abft_adamw_residual(p, u.p, u.m, u.v, lr, weight_decay, bound) <= k.tau)) {
+            atomicAdd(&k.verdict[1], 1);
+            return;
+        }
+    }
+    m[i] = u.m;
+    v[i] = u.v;
+    params[i] = u.p;
 }
 
 // The step guard's global gradient norm: each of GUARD_BLOCKS blocks sums the squares of its
@@ -850,9 +977,10 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
 }
 
 static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                              const float* bias, int B, int T, int C, const AbftRowSums& sums = AbftRowSums{}) {
+                              const float* bias, int B, int T, int C, const AbftRowSums& sums = AbftRowSums{},
+                              const AbftKernelCheck& k = AbftKernelCheck{}) {
     LAUNCH(layernorm_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, mean, rstd, inp, weight, bias,
-                                                                                      B * T, C, sums);
+                                                                                      B * T, C, sums, k);
     cudaCheckLaunch();
 }
 
@@ -902,8 +1030,8 @@ static void bias_backward(float* dbias, const float* dout, int rows, int OC) {
     column_sums(nullptr, dbias, dout, nullptr, nullptr, nullptr, rows, OC);
 }
 
-static void gelu_forward(float* out, const float* inp, long N) {
-    LAUNCH(gelu_forward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(out, inp, N);
+static void gelu_forward(float* out, const float* inp, long N, const AbftKernelCheck& k = AbftKernelCheck{}) {
+    LAUNCH(gelu_forward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(out, inp, N, k);
     cudaCheckLaunch();
 }
 
@@ -917,13 +1045,14 @@ static void zero_floats(float* p, size_t n) { cudaCheck(cudaMemset(p, 0, n * siz
 // When the check of the GEMM that wrote b was left to this add (the attention projection's),
 // the add compares b's rows with their checksums (from the unpermute); then, if it flagged
 // one, b is repaired and the add redone.
-static void residual_forward(float* out, const float* a, const float* b, int rows, int C) {
+static void residual_forward(float* out, const float* a, const float* b, int rows, int C,
+                             const AbftKernelCheck& k = AbftKernelCheck{}) {
     const AbftReaderCheck check = abft_gpu_reader_check();
-    LAUNCH(residual_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(out, a, b, rows, C, check);
+    LAUNCH(residual_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(out, a, b, rows, C, check, k);
     cudaCheckLaunch();
     if (check.chk == nullptr) { return; }
     const AbftReaderRepair repair = abft_gpu_reader_repair();
-    LAUNCH(residual_forward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(out, a, b, rows, C, repair);
+    LAUNCH(residual_forward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(out, a, b, rows, C, repair, k);
     cudaCheckLaunch();
 }
 
@@ -983,14 +1112,15 @@ static void unpermute_backward(float* dy, const float* dout, int B, int T, int N
 // When S's check was left to the softmax (llmc/abft_gpu.cuh's reader checks), the softmax
 // compares S's rows with their checksums; then the heads it flagged are repaired and their
 // softmax redone.
-static void softmax_forward(float* att, const float* preatt, int B, int NH, int T, const AbftLayerSums& sums) {
+static void softmax_forward(float* att, const float* preatt, int B, int NH, int T, const AbftLayerSums& sums,
+                            const AbftKernelCheck& k = AbftKernelCheck{}) {
     const long rows = (long)B * NH * T;
     const AbftReaderCheck check = abft_gpu_reader_check();
-    LAUNCH(softmax_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(att, preatt, (int)rows, T, sums, check);
+    LAUNCH(softmax_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(att, preatt, (int)rows, T, sums, check, k);
     cudaCheckLaunch();
     if (check.chk == nullptr) { return; }
     const AbftReaderRepair repair = abft_gpu_reader_repair();
-    LAUNCH(softmax_forward_repair_kernel, B * NH + abft_joined_blocks(repair), BLOCK, 0, 0)(att, preatt, T, sums, repair);
+    LAUNCH(softmax_forward_repair_kernel, B * NH + abft_joined_blocks(repair), BLOCK, 0, 0)(att, preatt, T, sums, repair, k);
     cudaCheckLaunch();
 }
 
@@ -1167,6 +1297,14 @@ static bool protected_gemm(GPT2* model, const AbftGemm& g, int op, int layer) {
     return abft_gemm(&model->abft, gemm_gpu, g, op, layer, abft_gpu_corrupt, abft_gpu_verify);
 }
 
+// A kernel checked by its invariant (llmc/abft_invariants.h): its check, with the verdict's
+// place on the device, then the verdict (read now only when the checks are synchronous).
+static AbftKernelCheck kernel_check(GPT2* model, int op, int layer, const AbftKernelShape& shape) {
+    return abft_gpu_kernel_check(&model->abft, op, layer, shape);
+}
+
+static bool kernel_verdict(GPT2* model, const AbftKernelCheck& k) { return abft_gpu_kernel_verdict(&model->abft, k); }
+
 // the transformer block, forward and backward, and the top of the ABFT ladder: shared with the
 // CPU trainer, over the layer functions above
 #include "llmc/gpt2_block.h"
@@ -1191,9 +1329,13 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     model->mean_loss = -1.0f;
     if (targets == nullptr) { return true; }
     float* dlogits = for_backward ? model->acts.logits : nullptr;
+    const AbftKernelCheck kl = kernel_check(model, OP_LOSS, 0, AbftKernelShape{(long)B * T, 1});
+    const AbftKernelCheck kd = for_backward ? kernel_check(model, OP_DLOGITS, 0, AbftKernelShape{(long)B * T, Vp, 0, V})
+                                            : AbftKernelCheck{};
     LAUNCH(crossentropy_forward_kernel, B * T, 512, 0, 0)(model->losses, dlogits, model->acts.logits, model->targets, B * T,
-                                                         V, Vp);
+                                                         V, Vp, kl, kd, model->acts.lnf, model->params.wte, C);
     cudaCheckLaunch();
+    if (!kernel_verdict(model, kl) || !kernel_verdict(model, kd)) { return false; }
     abft_gpu_log_fetch(); // the deferred ABFT verdicts come back with the losses, in one wait
     cudaCheck(cudaMemcpy(model->cpu_losses, model->losses, (size_t)B * T * sizeof(float), cudaMemcpyDeviceToHost));
     model->mean_loss = mean_loss_of(model->cpu_losses, B * T);
@@ -1255,10 +1397,15 @@ static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float e
     const AbftPassGate gate = model->abft.cfg.enabled && model->abft.deferred ? abft_gpu_pass_gate() : AbftPassGate{};
     model->guard_queued = max_norm >= 0.0f;
     if (model->guard_queued) { guard_queue(model, max_norm); }
+    const int C = model->config.channels; // every parameter tensor is a multiple of C long
+    const AbftKernelCheck k = kernel_check(model, OP_ADAMW, 0, AbftKernelShape{n / C, C});
     LAUNCH(adamw_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->params_memory, model->grads_memory, model->m_memory,
                                                              model->v_memory, n, lr, beta1, beta2, bc1, bc2, eps, weight_decay,
-                                                             gate, model->guard_queued ? model->guard : nullptr);
+                                                             gate, model->guard_queued ? model->guard : nullptr, k,
+                                                             abft_adam_bound(beta1, beta2, t));
     cudaCheckLaunch();
+    kernel_verdict(model, k);
+    abft_gpu_log_fetch(); // a deferred verdict comes back by the step's closing wait
 }
 
 static void gpt2_free(GPT2* model) {

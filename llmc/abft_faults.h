@@ -76,8 +76,10 @@ struct AbftCounters {
     long recomputed_layer, redone_step;    // higher rungs of the ladder
     long replayed_pass;                    // GPU: passes redone with synchronous checks because a
                                            // deferred verdict showed a fault beyond the device's repair
-    long injected;                         // faults injected (GEMM executions hit)
+    long injected;                         // faults injected (executions hit)
     long injected_op[ABFT_NUM_OPS];        // the same, by op
+    long held;                             // parameters AdamW left unchanged: their update failed its
+                                           // check twice (llmc/abft_invariants.h)
     // The fault-free residuals (the CPU path): the largest |column sum - checksum| / bound,
     // where bound is the fp32 worst case (abft_tolerance with tau = 1), over the columns of
     // the checks that found nothing, and how many checks that was.
@@ -331,15 +333,19 @@ inline void abft_print_summary(const Abft& abft, int steps) {
     printf("  injected %ld, layers recomputed %ld, steps redone %ld, passes replayed %ld, time in repairs and\n"
            "  recomputed GEMMs %.3f ms\n", n.injected, n.recomputed_layer, n.redone_step, n.replayed_pass,
            1e3 * n.recovery_seconds);
-    printf("  (0d/row/col/scat: outputs rebuilt from checksums, by fault pattern; recomp: GEMMs recomputed;\n"
-           "   ms: total time in checksums and checks, including validation and sampling passes)\n");
+    if (n.held > 0) { printf("  parameters left unchanged by AdamW (bad gradients or moments): %ld\n", n.held); }
+    printf("  (0d/row/col/scat: outputs rebuilt from checksums, by fault pattern; recomp: GEMMs recomputed,\n"
+           "   and kernels (from ln1 on) whose invariant failed, recomputed in place; ms: total time in\n"
+           "   checksums and checks, including validation and sampling passes; the kernels' checks are\n"
+           "   fused into them and not timed)\n");
 }
 
 // The same counters as one JSON object, for scripts and tests (the trainer writes it to
 // LOGDIR/abft.json): {"steps": S, "enabled": true, "ops": {"qkv": {"checked": .., "detected": ..,
 // "repaired": {"0d": .., "row": .., "col": .., "scattered": ..}, "recomputed": .., "injected": ..,
 // "tau": .., "residual": .., "residual_checks": .., "ms": ..}, ..},
-// "injected": .., "layers_recomputed": .., "steps_redone": .., "passes_replayed": .., "recovery_ms": ..}
+// "injected": .., "layers_recomputed": .., "steps_redone": .., "passes_replayed": .., "params_held": ..,
+// "recovery_ms": ..}
 inline void abft_write_report(FILE* f, const Abft& abft, int steps) {
     const AbftCounters& n = abft.n;
     fprintf(f, "{\"steps\": %d, \"enabled\": %s, \"ops\": {", steps, abft.cfg.enabled ? "true" : "false");
@@ -353,8 +359,8 @@ inline void abft_write_report(FILE* f, const Abft& abft, int steps) {
                 1e3 * n.seconds[op]);
     }
     fprintf(f, "},\n \"injected\": %ld, \"layers_recomputed\": %ld, \"steps_redone\": %ld, \"passes_replayed\": %ld, "
-               "\"recovery_ms\": %.3f}\n",
-            n.injected, n.recomputed_layer, n.redone_step, n.replayed_pass, 1e3 * n.recovery_seconds);
+               "\"params_held\": %ld, \"recovery_ms\": %.3f}\n",
+            n.injected, n.recomputed_layer, n.redone_step, n.replayed_pass, n.held, 1e3 * n.recovery_seconds);
 }
 
 // ----------------------------------------------------------------------------

@@ -12,6 +12,10 @@
 //                      (abft_gpu_check, then after a detection abft_gpu_repair; dev/cuda's ABFT
 //                      versions call these two)
 //   abft_gpu_corrupt   fault injection (-fi) into GPU memory
+//   abft_gpu_kernel_check, abft_gpu_kernel_verdict
+//                      the kernels checked by an invariant (llmc/abft_invariants.h): where
+//                      each execution's verdict goes (two device ints), and its reading: in a
+//                      deferred pass by abft_gpu_settle, with the GEMMs' verdicts
 //
 //   abft_gpu_reader_check, abft_gpu_reader_repair
 //                      the checks fused into the kernel that reads a GEMM's output next: it
@@ -181,6 +185,8 @@ inline AbftReaderRepair abft_gpu_reader_repair();
 inline bool abft_gpu_settle(Abft* abft);
 inline void abft_gpu_log_fetch();
 inline AbftPassGate abft_gpu_pass_gate();
+inline AbftKernelCheck abft_gpu_kernel_check(Abft* abft, int op, int layer, const AbftKernelShape& shape);
+inline bool abft_gpu_kernel_verdict(Abft* abft, const AbftKernelCheck& k);
 inline float abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type, int bit);
 inline void abft_gpu_weight_stack_alloc(AbftWeightStack* w, int L, int OC, int IC);
 inline void abft_gpu_weight_sums(AbftWeightStack* w, const float* W, const float* bias);
@@ -251,6 +257,18 @@ struct AbftGpuLog {
 };
 static AbftGpuLog g_abft_log;
 
+// The verdicts of the kernels checked by an invariant: two ints per execution (rows that
+// failed, rows that failed again after their recompute), zeroed when a pass takes its first.
+constexpr int ABFT_KERNEL_SLOTS = 4096; // checked kernel executions in one pass, at most
+struct AbftGpuKernelLog {
+    int* device = nullptr;                 // (ABFT_KERNEL_SLOTS, 2)
+    int* host = nullptr;                   // (ABFT_KERNEL_SLOTS, 2) pinned
+    int* now = nullptr;                    // (2) device: a synchronous check's
+    int used = 0, fetched = 0;             // executions: logged, queued for the host
+    std::vector<AbftKernelCheck> records;  // the deferred executions, in order
+};
+static AbftGpuKernelLog g_abft_kernels;
+
 inline int abft_gpu_check(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s, cudaEvent_t done = nullptr);
 inline AbftGpuRepair abft_gpu_repair(const AbftConfig& cfg, const AbftGemm& g, AbftGpuScratch* s);
 inline bool abft_gpu_verify_now(Abft* abft, const AbftGemm& g, int op, int layer);
@@ -316,6 +334,10 @@ inline bool abft_gpu_settle(Abft* abft) {
         const AbftOutcome& o = log->host[i];
         all_repaired &= o.status == REPAIR_NONE || (o.pattern >= 0 && o.still == 0);
     }
+    AbftGpuKernelLog* kernels = &g_abft_kernels;
+    for (int i = 0; i < kernels->used; i++) { // a row bad after its recompute: bad inputs (AdamW's stay as they were)
+        all_repaired &= kernels->host[2 * i + 1] == 0 || kernels->records[i].op == OP_ADAMW;
+    }
     for (const AbftGpuRecord& r : log->records) {
         if (!all_repaired) { break; }
         fputs(r.injected.c_str(), stdout);
@@ -334,10 +356,15 @@ inline bool abft_gpu_settle(Abft* abft) {
             abft->n.recovery_seconds += 1e-3 * ms; // the check and the repair that followed it
         }
     }
+    for (int i = 0; all_repaired && i < kernels->used; i++) {
+        abft_kernel_verdict(abft, kernels->records[i], kernels->host + 2 * i, nullptr);
+    }
     if (all_repaired) { fputs(abft->pending.c_str(), stdout); } // faults injected into ops not checked now
     abft->pending.clear();
     log->records.clear();
     log->used = log->fetched = 0;
+    kernels->records.clear();
+    kernels->used = kernels->fetched = 0;
     log->gate.pass++;
     return all_repaired;
 }
@@ -346,9 +373,17 @@ inline bool abft_gpu_settle(Abft* abft) {
 // stream (the loss's copy) then also waits for them, and abft_gpu_settle needs no wait of its own.
 inline void abft_gpu_log_fetch() {
     AbftGpuLog* log = &g_abft_log;
-    if (log->fetched == log->used) { return; }
-    cudaCheck(cudaMemcpyAsync(log->host + log->fetched, log->device + log->fetched,
-                              (log->used - log->fetched) * sizeof(AbftOutcome), cudaMemcpyDeviceToHost, 0));
+    AbftGpuKernelLog* kernels = &g_abft_kernels;
+    if (log->fetched == log->used && kernels->fetched == kernels->used) { return; }
+    if (log->fetched < log->used) {
+        cudaCheck(cudaMemcpyAsync(log->host + log->fetched, log->device + log->fetched,
+                                  (log->used - log->fetched) * sizeof(AbftOutcome), cudaMemcpyDeviceToHost, 0));
+    }
+    if (kernels->fetched < kernels->used) {
+        cudaCheck(cudaMemcpyAsync(kernels->host + 2 * kernels->fetched, kernels->device + 2 * kernels->fetched,
+                                  2 * (kernels->used - kernels->fetched) * sizeof(int), cudaMemcpyDeviceToHost, 0));
+        kernels->fetched = kernels->used;
+    }
     if (log->landed == nullptr) { cudaCheck(cudaEventCreateWithFlags(&log->landed, cudaEventDisableTiming)); }
     cudaCheck(cudaEventRecord(log->landed, 0));
     log->fetched = log->used;
@@ -362,6 +397,44 @@ inline AbftPassGate abft_gpu_pass_gate() {
         cudaCheck(cudaMemset(log->gate.failed, 0xff, sizeof(int)));
     }
     return log->gate;
+}
+
+// The check of one execution of a kernel checked by an invariant, with its verdict's place on
+// the device: the pass's log when deferred (abft_gpu_settle reads it), else its own two ints.
+inline AbftKernelCheck abft_gpu_kernel_check(Abft* abft, int op, int layer, const AbftKernelShape& shape) {
+    AbftKernelCheck k = abft_kernel_check(abft, op, layer, shape);
+    if (!k.on) { return k; }
+    AbftGpuKernelLog* log = &g_abft_kernels;
+    if (log->device == nullptr) {
+        cudaCheck(cudaMalloc(&log->device, 2 * ABFT_KERNEL_SLOTS * sizeof(int)));
+        cudaCheck(cudaMallocHost(&log->host, 2 * ABFT_KERNEL_SLOTS * sizeof(int)));
+        cudaCheck(cudaMalloc(&log->now, 2 * sizeof(int)));
+    }
+    if (!abft->deferred) {
+        cudaCheck(cudaMemsetAsync(log->now, 0, 2 * sizeof(int), 0));
+        k.verdict = log->now;
+        return k;
+    }
+    if (log->used == ABFT_KERNEL_SLOTS) {
+        die("ABFT", "raise ABFT_KERNEL_SLOTS in llmc/abft_gpu.cuh", "more than %d checked kernels in one pass",
+            ABFT_KERNEL_SLOTS);
+    }
+    if (log->used == 0) { cudaCheck(cudaMemsetAsync(log->device, 0, 2 * ABFT_KERNEL_SLOTS * sizeof(int), 0)); }
+    k.verdict = log->device + 2 * log->used++;
+    const AbftPassGate gate = abft_gpu_pass_gate();
+    k.gate = gate.failed;
+    k.gate_pass = gate.pass;
+    log->records.push_back(k);
+    return k;
+}
+
+// After that kernel: its verdict, read now when the check is synchronous (false when a row
+// failed again after its recompute); a deferred one is read with the pass's (true here).
+inline bool abft_gpu_kernel_verdict(Abft* abft, const AbftKernelCheck& k) {
+    if (!k.on || abft->deferred) { return true; }
+    int verdict[2] = {0, 0};
+    cudaCheck(cudaMemcpy(verdict, k.verdict, sizeof(verdict), cudaMemcpyDeviceToHost));
+    return abft_kernel_verdict(abft, k, verdict, nullptr);
 }
 
 // A fault lands in GPU memory: read the element, write what a faulty unit would have written.

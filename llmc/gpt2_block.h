@@ -6,7 +6,10 @@
 //   layernorm_, gelu_, permute_, unpermute_, softmax_ forward/backward,
 //   residual_forward, bias_backward, zero_floats, protected_gemm(model, gemm, op, layer): a GEMM under
 //   ATTNChecker (compute, check, repair or recompute; false when the output stays faulty; a
-//   GEMM outside -abft_scope is computed and not checked), and
+//   GEMM outside -abft_scope is computed and not checked),
+//   kernel_check(model, op, layer, shape) and kernel_verdict(model, check): the check and fault
+//   a kernel with an invariant takes (the layernorms, softmax, GELU and residual adds take an
+//   AbftKernelCheck: llmc/abft_invariants.h), and its verdict once it ran, and
 //   layer_sums(model, layer): where permute and softmax write the checksum sums of the layer's
 //   attention GEMMs (AbftLayerSums; all null in the CPU trainer, which computes none).
 //
@@ -17,6 +20,18 @@
 
 #include "abft.cuh"
 #include "llmc/gpt2_model.h"
+
+// ----------------------------------------------------------------------------
+// the kernels checked by an invariant (-abft_scope all)
+
+// run(k) runs op's kernel with its check and fault k; false when a row of its output broke the
+// invariant again after its recompute (bad inputs: the caller climbs the ladder).
+template <typename Run>
+static bool checked_kernel(GPT2* model, int op, int layer, const AbftKernelShape& shape, Run run) {
+    const AbftKernelCheck k = kernel_check(model, op, layer, shape);
+    run(k);
+    return kernel_verdict(model, k);
+}
 
 // ----------------------------------------------------------------------------
 // the linear layers of the MLP and the LM head: protected GEMMs, checked with -abft_scope all
@@ -48,7 +63,11 @@ static bool attention_forward(GPT2* model, int l, const float* residual) {
     const LayerParams p = layer_params(model->params, model->config, l);
     const float scale = 1.0f / sqrtf((float)HS);
     const AbftLayerSums s = layer_sums(model, l);
-    layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C, s.ln1);
+    if (!checked_kernel(model, OP_LN1, l, AbftKernelShape{(long)B * T, C}, [&](const AbftKernelCheck& k) {
+            layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, residual, p.ln1w, p.ln1b, B, T, C, s.ln1, k);
+        })) {
+        return false;
+    }
     AbftGemm qkv = linear_gemm(a.qkv, a.ln1, p.qkvw, p.qkvb, B * T, C, 3 * C, s.qkvw);
     qkv.row_chk = s.ln1.chk; qkv.row_bound = s.ln1.bound; // from the layernorm
     qkv.reader_checks = s.readers_check;                  // by the permute
@@ -59,7 +78,11 @@ static bool attention_forward(GPT2* model, int l, const float* residual) {
     qk.A = row_major(a.q, HS); qk.B = transposed(a.k, HS); qk.C = a.preatt; qk.alpha = scale; qk.causal = true;
     qk.reader_checks = s.readers_check; qk.reader_chk = s.s_chk; qk.reader_bound = s.s_bound;
     if (!protected_gemm(model, qk, OP_QK, l)) { return false; }
-    softmax_forward(a.att, a.preatt, B, NH, T, s);
+    if (!checked_kernel(model, OP_SOFTMAX, l, AbftKernelShape{(long)B * NH * T, T, T}, [&](const AbftKernelCheck& k) {
+            softmax_forward(a.att, a.preatt, B, NH, T, s, k);
+        })) {
+        return false;
+    }
     // Y = P·V: per head (T, HS) = (T, T)·(T, HS); its rows' checksums came with P
     AbftGemm pv = heads_gemm(B * NH, T, HS, T);
     pv.A = row_major(a.att, T); pv.B = row_major(a.v, HS); pv.C = a.yh;
@@ -78,14 +101,28 @@ static bool block_forward(GPT2* model, int l) {
     const LayerActs a = layer_acts(model->acts, model, l);
     const LayerParams p = layer_params(model->params, model->config, l);
     const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
+    const AbftKernelShape rows = {(long)B * T, C}, mlp = {(long)B * T, 4 * C};
     if (!attention_forward(model, l, residual)) { return false; }
-    residual_forward(a.residual2, residual, a.attproj, B * T, C); // checks attproj (its reader)
-    layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, B, T, C);
+    if (!checked_kernel(model, OP_RES2, l, rows, [&](const AbftKernelCheck& k) {
+            residual_forward(a.residual2, residual, a.attproj, B * T, C, k); // also checks attproj (its reader)
+        })) {
+        return false;
+    }
+    if (!checked_kernel(model, OP_LN2, l, rows, [&](const AbftKernelCheck& k) {
+            layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, p.ln2w, p.ln2b, B, T, C, AbftRowSums{}, k);
+        })) {
+        return false;
+    }
     if (!linear_forward(model, a.fch, a.ln2, p.fcw, p.fcb, B * T, C, 4 * C, OP_FC, l)) { return false; }
-    gelu_forward(a.fch_gelu, a.fch, (long)B * T * 4 * C);
+    if (!checked_kernel(model, OP_GELU, l, mlp, [&](const AbftKernelCheck& k) {
+            gelu_forward(a.fch_gelu, a.fch, (long)B * T * 4 * C, k);
+        })) {
+        return false;
+    }
     if (!linear_forward(model, a.fcproj, a.fch_gelu, p.fcprojw, p.fcprojb, B * T, 4 * C, C, OP_FCPROJ, l)) { return false; }
-    residual_forward(a.residual3, a.residual2, a.fcproj, B * T, C);
-    return true;
+    return checked_kernel(model, OP_RES3, l, rows, [&](const AbftKernelCheck& k) {
+        residual_forward(a.residual3, a.residual2, a.fcproj, B * T, C, k);
+    });
 }
 
 // All L blocks. A block whose fault survived its GEMM's recomputation is recomputed once, the
@@ -109,7 +146,12 @@ static bool head_forward(GPT2* model) {
     const int B = model->B, T = model->T, C = model->config.channels, Vp = model->config.padded_vocab_size;
     const ActivationTensors& a = model->acts;
     const float* residual = layer_acts(a, model, model->config.num_layers - 1).residual3;
-    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C);
+    if (!checked_kernel(model, OP_LNF, 0, AbftKernelShape{(long)B * T, C}, [&](const AbftKernelCheck& k) {
+            layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C,
+                              AbftRowSums{}, k);
+        })) {
+        return false;
+    }
     AbftGemm lm = linear_gemm(a.logits, a.lnf, model->params.wte, nullptr, B * T, C, Vp);
     lm.read_cols = model->config.vocab_size; // the loss reads no padding
     return protected_gemm(model, lm, OP_LM, 0);

@@ -141,12 +141,15 @@ check "-abft_every qk=2: a NaN at step 3 skips qk's check, is caught downstream 
 check "-abft_every pv_dp=2, fault-free: dP checked at 4 of 8 steps, dV at all 8, no alarm, no pass replayed" $?
 
 # ----------------------------------------------------------------------------
-# -abft_scope: the MLP's and the LM head's GEMMs are checked with "all" only
+# -abft_scope: the MLP's and the LM head's GEMMs, and the kernels' invariants, are checked
+# with "all" only
 
 every scope_attn -fi op=fc,layer=0,step=3,type=nan
 every scope_all -abft_scope all -fi op=fc,layer=0,step=3,type=nan
 every scope_lm -abft_scope all -fi op=lm_dw,layer=0,step=2,type=inf,pattern=row
 every scope_clean -abft_scope all
+every kernel_softmax -abft_scope all -fi op=softmax,layer=1,step=3,type=nan,pattern=row
+every kernel_adamw -abft_scope all -fi op=adamw,layer=0,step=2,type=bitflip,pattern=col
 grep -q "note: -fi op=fc is outside -abft_scope attn" "$WORK/scope_attn.log" &&
     [ "$(abft_report "$WORK/scope_attn" ops.fc.checked injected)" = "0 1" ]
 check "-abft_scope attn (the default): a fault in fc is injected, not checked, and the note says so" $?
@@ -161,9 +164,16 @@ check "-abft_scope all: fc checked at every step and layer, its NaN detected and
 [ "$(abft_report "$WORK/scope_lm" ops.lm_dw.checked ops.lm_dw.detected ops.lm_dw.repaired.row total.detected)" = "8 1 1 1" ] &&
     close8 "$WORK/scope_lm.log" "$WORK/every_clean.log"
 check "-abft_scope all: a row of INF in wte's gradient (lm_dw) detected and corrected, final loss = fault-free" $?
-[ "$(abft_report "$WORK/scope_clean" total.detected ops.fcproj_dx.checked ops.lm.checked)" = "0 16 8" ] &&
+[ "$(abft_report "$WORK/scope_clean" total.detected ops.fcproj_dx.checked ops.lm.checked ops.softmax.checked ops.adamw.checked)" = "0 16 8 16 8" ] &&
     [ "$(final8 "$WORK/scope_clean.log")" = "$(final8 "$WORK/every_clean.log")" ]
-check "-abft_scope all, fault-free: no alarm over 8 steps of every GEMM, loss bit-identical to -abft_scope attn" $?
+check "-abft_scope all, fault-free: no alarm over 8 steps of every GEMM and kernel, loss bit-identical to -abft_scope attn" $?
+# a kernel recomputes the rows that broke its invariant: the result is the fault-free one, bit for bit
+[ "$(abft_report "$WORK/kernel_softmax" ops.softmax.detected ops.softmax.recomputed total.detected injected)" = "1 1 1 1" ] &&
+    [ "$(final8 "$WORK/kernel_softmax.log")" = "$(final8 "$WORK/scope_clean.log")" ]
+check "-abft_scope all: a row of NaN in the softmax's output breaks its invariant, the row is recomputed, final loss bit-identical" $?
+[ "$(abft_report "$WORK/kernel_adamw" ops.adamw.detected ops.adamw.recomputed total.detected params_held)" = "1 1 1 0" ] &&
+    [ "$(final8 "$WORK/kernel_adamw.log")" = "$(final8 "$WORK/scope_clean.log")" ]
+check "-abft_scope all: exponent flips in a column of AdamW's new parameters are recomputed, final loss bit-identical" $?
 
 # ----------------------------------------------------------------------------
 # finite faults: bit=N flips that bit; the CPU trainer logs each one-element fault with its
@@ -191,6 +201,9 @@ print(e[0]["bit"], str(e[0]["detected"]).lower(), str(e[0]["error"] > e[0]["tole
     awk -v r="$(abft_report "$WORK/scope_clean" ops.fc.residual)" -v n="$(abft_report "$WORK/scope_clean" ops.fc.residual_checks)" \
         'BEGIN { exit !(r > 0 && r < 1 && n == 16) }'
     check "abft.json: fc's largest fault-free residual ($(abft_report "$WORK/scope_clean" ops.fc.residual) of the bound) over its 16 checks" $?
+    awk -v r="$(abft_report "$WORK/scope_clean" ops.softmax.residual)" -v n="$(abft_report "$WORK/scope_clean" ops.softmax.residual_checks)" \
+        'BEGIN { exit !(r > 0 && r < 2 && n == 16) }'
+    check "abft.json: the softmax invariant's largest fault-free residual ($(abft_report "$WORK/scope_clean" ops.softmax.residual) of its worst case) over its 16 checks" $?
 fi
 
 # ----------------------------------------------------------------------------
@@ -327,6 +340,7 @@ expect_error "a negative -guard" "-guard" $RUN -x 1 -guard -2
 expect_error "a bit beyond 31" "-fi" $RUN -x 1 -fi op=qk,layer=0,step=0,type=bitflip,bit=32
 expect_error "a bit with a fault type other than bitflip" "-fi" $RUN -x 1 -fi op=qk,layer=0,step=0,type=nan,bit=3
 expect_error "a fault in the LM head at a layer other than 0" "-fi" $RUN -x 1 -abft_scope all -fi op=lm,layer=1,step=0
+expect_error "a fault in a once-a-step kernel (adamw) at a layer other than 0" "-fi" $RUN -x 1 -abft_scope all -fi op=adamw,layer=1,step=0
 expect_error "resume without a log directory" "-y" $RUN -x 1 -y 1
 expect_error "resume from a directory without checkpoints" "$WORK/empty" $RUN -x 1 -y 1 -o "$WORK/empty"
 # a corrupted state file in the newest checkpoint
