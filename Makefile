@@ -108,10 +108,12 @@ refs: test_gpt2
 	./test_gpt2 -python $(PYTHON) -seed 1 -refs refs
 
 # `make test` installs what the tests need first (PyTorch for the reference, ...), then runs them
-# in a fresh make, which finds the Python that imports torch
+# in a fresh make, which finds the Python that imports torch; the builds run on every core, the
+# tests one after another
+BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test:
 	scripts/install_deps.sh test
-	$(MAKE) --no-print-directory run-tests
+	$(MAKE) --no-print-directory -j$(BUILD_JOBS) run-tests
 
 run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu $(CUDA_DEV_CPU) \
            train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan $(SANITIZE_BINS) $(NVCC_BUILDS)

@@ -9,8 +9,9 @@
 // (llmc/gpt2_block.h), redo the step (llmc/trainer.h). No step is lost, no checkpoint reloaded.
 // Beyond the paper: the 8 backward GEMMs are protected too, every GEMM verifies its own
 // output, so no corrupted Q, K, V or S stays in the activations the backward pass reads, and
-// -abft_scope all takes in the MLP's and the LM head's GEMMs with the same checks.
-// docs/ABFT.md has the algorithm and the derivation of its tolerance.
+// -abft_scope all takes in the MLP's and the LM head's GEMMs with the same checks, and the
+// kernels between the GEMMs with invariants of their outputs (llmc/abft_invariants.h).
+// docs/ABFT.md has the algorithm and the derivation of its tolerances.
 //
 // The pieces, one concern each:
 //   abft.cuh               the protected GEMMs (the attention's 12 a layer; the MLP's 6 and
@@ -21,6 +22,8 @@
 //   llmc/abft_faults.h     settings and counters (Abft), fault injection (-fi), the flags,
 //                          the summary and the JSON report
 //   llmc/abft_gpu.cuh      the GPU path (CUDA builds): abft_gpu_verify and its kernels
+//   llmc/abft_invariants.h the checks of the kernels that are not GEMMs: softmax, layernorm,
+//                          residual adds, GELU, loss, dlogits, AdamW
 //
 // Reading path: abft_gemm → abft_verify → abft_check_columns (detect) → abft_repair (locate
 // with abft_judge, rebuild with abft_apply).
@@ -29,8 +32,9 @@
 #include "llmc/abft_core.h"
 
 // ----------------------------------------------------------------------------
-// the protected GEMMs: 12 in each layer's attention (ATTNChecker's scope), 6 in each layer's
-// MLP and 3 in the LM head (with -abft_scope all: every GEMM of the step)
+// the protected ops: 12 GEMMs in each layer's attention (ATTNChecker's scope), 6 in each
+// layer's MLP and 3 in the LM head, and 10 kernels checked by invariants (with -abft_scope all:
+// every GEMM and kernel of the step)
 // B = batch, T = sequence length, C = channels, NH = heads, HS = C/NH, Vp = padded vocabulary
 
 enum AbftOp {

@@ -19,7 +19,7 @@
 // -refs DIR keeps the reference files in DIR and reuses them on the next run (with the same
 // -seed): so a machine without PyTorch (e.g. a GPU box) can run the tests on references made
 // elsewhere. -quick 1 runs a subset for slow builds (AddressSanitizer): the B=1 config, and in the fault
-// suite each op once (type and pattern rotating) plus the ladder. -tf32 1 (CUDA trainer) runs
+// suite each op once (type and pattern rotating, 2 steps compared) plus the ladder. -tf32 1 (CUDA trainer) runs
 // every GEMM on TF32 tensor cores: the float64 comparisons are skipped (their tolerances are
 // fp32's); the ABFT checks remain (no false alarm, ABFT on/off bit-identical, the fault suite
 // with the TF32 bound TOL_REPAIRED_OUT_TF32).
@@ -275,11 +275,9 @@ static void test_reference(const TestConfig& c, const char* name) {
 // ----------------------------------------------------------------------------
 // 2. the fault suite
 
-static const int FAULT_STEPS = 6;     // the faulty step and the 5 after it
-static const int FAULT_STEPS_OFF = 3; // with ABFT off: enough to see the harm in the losses, the
-                                      // faulty step's gradients or the parameters (a faulty gradient
-                                      // element may move its parameter as a clean one would in
-                                      // AdamW's first, sign-like step, and differently in the next)
+static int g_fault_steps = 6;         // the faulty step and the 5 after it (-quick 1: the one after it)
+static const int FAULT_STEPS_OFF = 2; // with ABFT off: enough to see the harm in the losses, the
+                                      // faulty step's gradients or the parameters after its update
 
 struct Run {
     std::vector<float> losses;     // (steps)
@@ -291,7 +289,7 @@ struct Run {
 
 // `steps` training steps from params0 on the batch of s, the fault (if any) at step 0.
 static Run train_run(GPT2* model, const std::vector<float>& params0, const DebugState& s, bool abft_on,
-                     const AbftFaultSpec& fault, int steps = FAULT_STEPS) {
+                     const AbftFaultSpec& fault, int steps = g_fault_steps) {
     restart_training(model, params0);
     model->abft.cfg.enabled = abft_on;
     model->abft.fault = fault;
@@ -453,7 +451,7 @@ static void persistent_fault_case(const std::string& dir) {
 
 static void test_faults(const TestConfig& c) {
     printf("\nfault suite: L=%d NH=%d C=%d V=%d B=%d T=%d, fault at step 0, %d steps compared\n", c.L, c.NH, c.C, c.V,
-           c.B, c.T, FAULT_STEPS);
+           c.B, c.T, g_fault_steps);
     std::string dir = run_reference(c, "faults");
     GPT2 model;
     load_model(&model, dir, c.B, c.T);
@@ -617,7 +615,7 @@ int main(int argc, char** argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "-python") == 0) { g_python = argv[i + 1]; }
         else if (strcmp(argv[i], "-seed") == 0) { seed = strtoull(argv[i + 1], nullptr, 10); }
-        else if (strcmp(argv[i], "-quick") == 0) { g_quick = atoi(argv[i + 1]) != 0; }
+        else if (strcmp(argv[i], "-quick") == 0) { g_quick = atoi(argv[i + 1]) != 0; g_fault_steps = g_quick ? 2 : 6; }
         else if (strcmp(argv[i], "-refs") == 0) { g_refs = argv[i + 1]; }
         else if (strcmp(argv[i], "-tf32") == 0) { g_test_tf32 = atoi(argv[i + 1]) != 0; }
         else if (strcmp(argv[i], "-persistent") == 0) { persistent_fault_run(argv[i + 1]); }

@@ -103,22 +103,23 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
 static float layernorm_forward_row(float* o, float* mean, float* rstd, const float* x, const float* weight,
                                    const float* bias, long row, int C, const AbftKernelFault& fault) {
     const float eps = 1e-5f;
-    float m = 0.0f, abs_x = 0.0f;
-    for (int i = 0; i < C; i++) { m += x[i]; abs_x += fabsf(x[i]); }
+    float m = 0.0f;
+    for (int i = 0; i < C; i++) { m += x[i]; }
     m /= C;
     float v = 0.0f;
     for (int i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
     v /= C;
     float s = 1.0f / sqrtf(v + eps);
-    float sum_n = 0.0f, sum_n2 = 0.0f, abs_n = 0.0f;
+    float sum_n = 0.0f, sum_n2 = 0.0f;
     for (int i = 0; i < C; i++) {
         float n = abft_kernel_fault_apply(fault, row, i, s * (x[i] - m));
         o[i] = n * weight[i] + bias[i];
-        sum_n += n; sum_n2 += n * n; abs_n += fabsf(n);
+        sum_n += n;
+        sum_n2 += n * n;
     }
     mean[row] = m;
     rstd[row] = s;
-    return abft_layernorm_residual(sum_n, sum_n2, abs_n, abs_x, s, eps, C);
+    return abft_layernorm_residual(sum_n, sum_n2, m, s, eps, C);
 }
 
 // out (B,T,C); mean and rstd (B,T) kept for the backward pass. With k.on, a row that breaks the

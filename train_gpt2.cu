@@ -74,16 +74,16 @@ __device__ inline float block_reduce(float x, bool is_max) {
 // The index of the warp this thread belongs to over the whole grid, and its lane.
 __device__ inline long global_warp() { return ((long)blockIdx.x * blockDim.x + threadIdx.x) / 32; }
 
-// A row of a kernel checked by its invariant (llmc/abft_invariants.h), by one warp: row(fault)
-// computes it (with the fault, if any) and returns the residual of its invariant; a row beyond
-// k.tau is recomputed (without the fault, unless it stays: k.refault). Both go to k's verdict.
-// A row or value that broke the invariant again after its recompute: counted, and the pass's
-// gate raised (deferred on the GPU: the update queued after the pass must not run).
+// A row or value that broke its kernel's invariant again after its recompute: counted, and the
+// pass's gate raised (deferred on the GPU: the update queued after the pass must not run).
 __device__ void kernel_failed_again(const AbftKernelCheck& k) {
     atomicAdd(&k.verdict[1], 1);
     if (k.gate != nullptr) { atomicExch(k.gate, k.gate_pass); }
 }
 
+// A row of a kernel checked by its invariant (llmc/abft_invariants.h), by one warp: row(fault)
+// computes it (with the fault, if any) and returns the residual of its invariant; a row beyond
+// k.tau is recomputed (without the fault, unless it stays: k.refault). Both go to k's verdict.
 template <typename Row>
 __device__ void checked_row(const AbftKernelCheck& k, Row row) {
     if (row(k.fault) <= k.tau || !k.on) { return; }
@@ -146,25 +146,26 @@ __device__ float layernorm_forward_row(float* out, float* mean, float* rstd, con
     const int lane = threadIdx.x % 32;
     const float eps = 1e-5f;
     const float* x = inp + row * C;
-    float s = 0.0f, abs_x = 0.0f;
-    for (int i = lane; i < C; i += 32) { s += x[i]; abs_x += fabsf(x[i]); }
+    float s = 0.0f;
+    for (int i = lane; i < C; i += 32) { s += x[i]; }
     const float m = warp_sum(s) / C;
     float v = 0.0f;
     for (int i = lane; i < C; i += 32) { float d = x[i] - m; v += d * d; }
     const float r = 1.0f / sqrtf(warp_sum(v) / C + eps);
     float* o = out + row * C;
     AbftRowAccumulator acc;
-    float sum_n = 0.0f, sum_n2 = 0.0f, abs_n = 0.0f;
+    float sum_n = 0.0f, sum_n2 = 0.0f;
     for (int i = lane; i < C; i += 32) {
         const float n = abft_kernel_fault_apply(fault, row, i, r * (x[i] - m));
         const float y = n * weight[i] + bias[i];
         o[i] = y;
         if (sums.chk != nullptr) { acc.add(y, sums, i); }
-        sum_n += n; sum_n2 += n * n; abs_n += fabsf(n);
+        sum_n += n;
+        sum_n2 += n * n;
     }
     if (lane == 0) { mean[row] = m; rstd[row] = r; }
     if (sums.chk != nullptr) { acc.store(sums, row); }
-    return abft_layernorm_residual(warp_sum(sum_n), warp_sum(sum_n2), warp_sum(abs_n), warp_sum(abs_x), r, eps, C);
+    return abft_layernorm_residual(warp_sum(sum_n), warp_sum(sum_n2), m, r, eps, C);
 }
 
 // one warp per row of C
@@ -667,18 +668,17 @@ __device__ void softmax_stats(const float* l, int V, float* maxval, float* sum) 
 // Row `row` of the loss gradient (p − onehot)·dloss, by the block, with the fault (-fi
 // dlogits); padded columns [V, Vp) get zero. d may be the logits l themselves: each thread
 // reads only the logits it overwrites. The residual of the row's invariant (sums to 0, every
-// entry within ±dloss).
+// entry within ±dloss: one out of it makes the sum infinite, so one reduction judges both).
 __device__ float dlogits_row(float* d, const float* l, long row, int target, float maxval, float inv, float dloss, int V,
                              int Vp, const AbftKernelFault& fault) {
-    float sum = 0.0f, outside = 0.0f;
+    float sum = 0.0f;
     for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
         const float p = i < V ? expf(l[i] - maxval) * inv : 0.0f;
         const float di = abft_kernel_fault_apply(fault, row, i, (p - (i == target ? 1.0f : 0.0f)) * dloss);
         d[i] = di;
-        sum += di;
-        outside += !abft_dlogit_in_range(di, dloss);
+        sum += abft_dlogit_in_range(di, dloss) ? di : INFINITY;
     }
-    return abft_dlogits_residual(block_reduce(sum, false), (int)block_reduce(outside, false), dloss, V);
+    return abft_dlogits_residual(block_reduce(sum, false), 0, dloss, V);
 }
 
 // Row `row` of the LM head again, l[v] = lnf[row] · wte[v] for v < V, by the block: what a
@@ -703,10 +703,10 @@ __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const
                                             const float* lnf, const float* wte, int C) {
     const long row = blockIdx.x;
     const float* l = logits + row * Vp;
+    const int target = targets[row];
+    const float target_logit = l[target]; // before softmax_stats' barriers: dlogits may overwrite it
     float maxval, sum;
     softmax_stats(l, V, &maxval, &sum);
-    const int target = targets[row];
-    const float target_logit = l[target];
     if (threadIdx.x == 0) {
         losses[row] = checked_value(kl, row, [=] { return logf(sum) - (target_logit - maxval); },
                                     [=](float loss) { return abft_loss_residual(loss, maxval - target_logit, V); });

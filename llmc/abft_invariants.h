@@ -126,15 +126,16 @@ ABFT_HD inline float abft_softmax_residual(float sum, int outside, int n) {
     return outside > 0 ? INFINITY : abft_residual_of(sum - 1.0f, (2.0f * n + 4.0f) * ABFT_U);
 }
 
-// layernorm: over a row of C, sum_n = Σ n_i, sum_n2 = Σ n_i², abs_n = Σ |n_i| of the normalized
-// values n_i = (x_i − mean)·rstd, and abs_x = Σ |x_i|. The mean's rounding leaves Σ n_i up to
-// (C + 1)·u·rstd·Σ|x| from 0, the products' and the sum's another (C + 2)·u·Σ|n|; Σ n_i² is
-// C·var·rstd² = C·(1 − eps·rstd²) up to the rounding of the variance, rstd and the squares' sum.
-ABFT_HD inline float abft_layernorm_residual(float sum_n, float sum_n2, float abs_n, float abs_x, float rstd, float eps,
-                                             int C) {
-    const float mean = abft_residual_of(sum_n, ABFT_U * ((C + 1.0f) * rstd * abs_x + (C + 2.0f) * abs_n));
-    const float var = abft_residual_of(sum_n2 - C * (1.0f - eps * rstd * rstd), ABFT_U * (2.0f * C + 16.0f) * C);
-    return fmaxf(mean, var);
+// layernorm: over a row of C, sum_n = Σ n_i and sum_n2 = Σ n_i² of the normalized values
+// n_i = (x_i − mean)·rstd. The mean's rounding leaves Σ n_i up to (C + 1)·u·rstd·Σ|x| from 0, the
+// products' and the sum's another (C + 2)·u·Σ|n|, where Σ|x|·rstd <= C·(|mean|·rstd + 1) and
+// Σ|n| <= C (Cauchy–Schwarz: Σ n_i² <= C); Σ n_i² is C·var·rstd² = C·(1 − eps·rstd²) up to the
+// rounding of the variance, rstd and the squares' sum.
+ABFT_HD inline float abft_layernorm_residual(float sum_n, float sum_n2, float mean, float rstd, float eps, int C) {
+    const float worst_mean = ABFT_U * C * ((C + 1.0f) * (fabsf(mean) * rstd + 1.0f) + (C + 2.0f));
+    const float mean_r = abft_residual_of(sum_n, worst_mean);
+    const float var_r = abft_residual_of(sum_n2 - C * (1.0f - eps * rstd * rstd), ABFT_U * (2.0f * C + 16.0f) * C);
+    return fmaxf(mean_r, var_r);
 }
 
 // GELU (the tanh approximation): y = x·(1 + tanh(..))/2 with 1 + tanh in [1, 2] for x >= 0 and

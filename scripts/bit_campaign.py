@@ -1,21 +1,23 @@
 #!/usr/bin/python3
 """
-bit_campaign.py: finite corruptions, bit by bit: which single-bit flips in a GEMM's output the
-checksums detect, and what the ones they miss do to training.
+bit_campaign.py: finite corruptions, bit by bit: which single-bit flips in the output of a GEMM
+(or of a kernel checked by an invariant) the checks detect, and what the ones they miss do to
+training.
 
     /usr/bin/python3 scripts/bit_campaign.py                        # both tolerances, ~12 min
     /usr/bin/python3 scripts/bit_campaign.py --tols bound --seeds 1 --bits 16-31 --out log_b
 
 Detection (phase 1). For each bit position (--bits) and fault seed (--seeds) the trainer runs
---steps steps with every GEMM checked (-abft_scope all) and a fault in every execution of every
-protected GEMM:
+--steps steps with everything checked (-abft_scope all) and a fault in every execution of every
+protected op, the 21 GEMMs and the 10 kernels checked by invariants:
 
     train_gpt2 -e L2C64H4 -b 4 -t 32 -x 10 -abft_scope all -abft_tol TOL \\
         -fi rate=1,type=bitflip,bit=BIT,seed=SEED -o DIR
 
 Each fault flips that bit of one element (a live one: one the next kernel reads), and the
 trainer logs it in DIR/faults.jsonl: the value before and after, the tolerance of its column's
-check, and whether the check of that GEMM found it. So each (op, bit) gets layers x steps x
+check (a GEMM's; a kernel's fault has none of its own: its row's invariant has it), and whether
+the check of that op found it. So each (op, bit) gets layers x steps x
 seeds trials (the LM head's: steps x seeds). Every run is also compared with the fault-free
 run: its loss deviation (the largest |loss - fault-free loss| / fault-free loss over the steps)
 is what all of that bit's missed flips did together, the detected ones being repaired.
@@ -49,14 +51,15 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fault_campaign as fc  # noqa: E402  (trainer/data resolution, errors, log reader)
 
-OPS = fc.OPS + ("fc", "fcproj", "fcproj_dx", "fcproj_dw", "fc_dx", "fc_dw", "lm", "lm_dx", "lm_dw")
+GEMMS = fc.OPS + ("fc", "fcproj", "fcproj_dx", "fcproj_dw", "fc_dx", "fc_dw", "lm", "lm_dx", "lm_dw")
+OPS = GEMMS + fc.KERNELS
 EXPONENT = range(23, 31)
 FRACTION = range(0, 23)
 PHASE2_BITS = 3  # phase 2: this many bits per op and tolerance
 
 
 def get_args(argv):
-    p = fc.Parser(prog="bit_campaign.py", description="Single-bit flips in every protected GEMM: detection "
+    p = fc.Parser(prog="bit_campaign.py", description="Single-bit flips in every protected op: detection "
                   "rate per bit and op, and the effect of the misses (see the top of this file).",
                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     fc.add_trainer_args(p, "log_bits")
@@ -163,7 +166,8 @@ def lowest_full_bit(cells, tol, op, bits):
 
 
 def tables(a, cells, effects, bit_dev):
-    lines = ["## Detection per op (%s, %d steps, seeds %s; every GEMM checked)" % (a.model, a.steps, ",".join(map(str, a.seeds))),
+    lines = ["## Detection per op (%s, %d steps, seeds %s; every GEMM and kernel checked)" % (a.model, a.steps,
+                                                                                            ",".join(map(str, a.seeds))),
              "",
              "| op | tol | fraction 0-22 | exponent 23-30 | sign 31 | all detected from bit | smallest detected rel. error "
              "| largest missed error / tol | exponent misses | worst effect of the misses |",
@@ -174,18 +178,18 @@ def tables(a, cells, effects, bit_dev):
             if not mine:
                 continue
             small = min(c["min_detected_rel"] for c in mine)
-            missed = max(c["max_missed_ratio"] for c in mine)
+            missed = "%.2g" % max(c["max_missed_ratio"] for c in mine) if op in GEMMS else "-"
             exp_missed = sum(c["exp_missed"] for c in mine)
             eff = [x for (t, o, b), x in effects.items() if t == tol and o == op and x["missed"]]
             worst = "%.2g" % max(x["deviation"] for x in eff) if eff else "-"
-            lines.append("| %s | %s | %s | %s | %s | %s | %s | %.2g | %d | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |" % (
                 op, tol, share(cells, tol, op, FRACTION), share(cells, tol, op, EXPONENT), share(cells, tol, op, [31]),
                 lowest_full_bit(cells, tol, op, a.bits), "%.2g" % small if math.isfinite(small) else "-", missed, exp_missed,
                 worst))
     lines += ["",
               "Relative error: |after - before| / |before| of the flipped element. Missed error / tol: the flip's "
               "|after - before| over the tolerance of its column's check (a miss above 1 would be a check that let "
-              "through more than its tolerance). Worst effect of the misses: phase 2's largest loss deviation of a "
+              "through more than its tolerance; a kernel's flip has no tolerance of its own). Worst effect of the misses: phase 2's largest loss deviation of a "
               "run with one of the op's three highest missed bits flipped in its every execution (the detected "
               "flips repaired).",
               "",
@@ -201,7 +205,7 @@ def tables(a, cells, effects, bit_dev):
             row += ["%.1f%%" % (100.0 * d / t) if t else "-", "%.2g" % bit_dev.get((tol, b), math.nan)]
         lines.append("| %d | %s |" % (b, " | ".join(row)))
     lines += ["", "Loss deviation: the largest over seeds of max over steps |loss - fault-free| / fault-free of a "
-              "phase 1 run (that bit flipped in every GEMM execution, the detected flips repaired)."]
+              "phase 1 run (that bit flipped in every execution of every op, the detected flips repaired)."]
     return lines
 
 
@@ -210,9 +214,10 @@ def plot(a, cells, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(a.tols), figsize=(7 * len(a.tols), 5), sharey=True, squeeze=False)
-    # the attention's 12 ops solid, the MLP's 6 dashed, the LM head's 3 dotted
+    # the attention's 12 GEMMs solid, the MLP's 6 dashed, the LM head's 3 dotted, the 10 kernels dash-dotted
     styles = [("-", plt.get_cmap("tab20")(k)) for k in range(12)] + \
-             [("--", plt.get_cmap("Dark2")(k)) for k in range(6)] + [(":", c) for c in ("k", "tab:red", "tab:blue")]
+             [("--", plt.get_cmap("Dark2")(k)) for k in range(6)] + [(":", c) for c in ("k", "tab:red", "tab:blue")] + \
+             [("-.", plt.get_cmap("tab10")(k)) for k in range(10)]
     for ax, tol in zip(axes[0], a.tols):
         for op, (ls, color) in zip(OPS, styles):
             xs = [b for b in a.bits if (tol, op, b) in cells]
@@ -225,8 +230,8 @@ def plot(a, cells, path):
         ax.set_xlim(-0.5, 31.5)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("detected (%)")
-    axes[0][-1].legend(fontsize=7, ncol=2, loc="upper left")
-    fig.suptitle("Single-bit flips in GEMM outputs: detection rate by bit (%s)" % a.model)
+    axes[0][-1].legend(fontsize=6, ncol=3, loc="upper left")
+    fig.suptitle("Single-bit flips in the outputs of GEMMs and kernels: detection rate by bit (%s)" % a.model)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

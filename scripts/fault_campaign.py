@@ -71,6 +71,8 @@ import threading
 import time
 
 OPS = ("qkv", "qk", "pv", "proj", "proj_dx", "proj_dw", "pv_dp", "pv_dv", "qk_dq", "qk_dk", "qkv_dx", "qkv_dw")
+# the kernels checked by invariants with -abft_scope all (they have no checksum tolerance of their own)
+KERNELS = ("ln1", "softmax", "res2", "ln2", "gelu", "res3", "lnf", "loss", "dlogits", "adamw")
 TYPES = ("inf", "-inf", "nan", "nearinf", "bitflip")
 PATTERNS = ("0d", "row", "col", "2d")
 OUTCOMES = ("non-trainable", "degraded", "benign")
