@@ -395,7 +395,7 @@ static float crossentropy_forward_row(float* p, float* losses, const float* l, c
     if (targets == nullptr) { return abft_softmax_residual(psum, outside, V); }
     const int target = targets[bt];
     losses[bt] = abft_kernel_fault_apply(fault, bt, 0, -logf(p[target]));
-    return fmaxf(abft_softmax_residual(psum, outside, V), abft_loss_residual(losses[bt], maxval - l[target], V));
+    return fmaxf(abft_softmax_residual(psum, outside, V), abft_loss_residual(losses[bt], maxval - l[target], p[target], V));
 }
 
 // probs (B,T,Vp), losses (B,T); the padded logits [V, Vp) take no part. With k.on, a position

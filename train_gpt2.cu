@@ -708,8 +708,9 @@ __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const
     float maxval, sum;
     softmax_stats(l, V, &maxval, &sum);
     if (threadIdx.x == 0) {
+        const float p_target = expf(target_logit - maxval) / sum;
         losses[row] = checked_value(kl, row, [=] { return logf(sum) - (target_logit - maxval); },
-                                    [=](float loss) { return abft_loss_residual(loss, maxval - target_logit, V); });
+                                    [=](float loss) { return abft_loss_residual(loss, maxval - target_logit, p_target, V); });
     }
     if (dlogits == nullptr) { return; }
     const float dloss = 1.0f / BT;

@@ -11,7 +11,8 @@
 //              and 0 for x < 0                                             (OP_GELU)
 //   residual   y = a + b to within the rounding of the add: |(y − a) − b| <= 2u·(|a| + |b|)
 //                                                                          (OP_RES2, OP_RES3)
-//   loss       each position's loss lies in [0, (max logit − target logit) + ln V]   (OP_LOSS)
+//   loss       each position's loss lies in [0, (max logit − target logit) + ln V], and
+//              exp(−loss) is the target's probability                     (OP_LOSS)
 //   dlogits    each row sums to 0, every entry in [−1/(B·T), 1/(B·T)]      (OP_DLOGITS)
 //   AdamW      each parameter moves by at most lr times the bound on |m̂|/√v̂ (besides
 //              its weight decay), and |m| <= that bound's share of √v      (OP_ADAMW)
@@ -155,13 +156,17 @@ ABFT_HD inline float abft_add_residual(float a, float b, float y) {
     return abft_residual_of((y - a) - b, 2.0f * ABFT_U * (fabsf(a) + fabsf(b)) + FLT_MIN);
 }
 
-// loss = ln Σ_v exp(l_v − max) − (l_target − max): the sum lies in [1, V], so the loss in
-// [0, gap + ln V] with gap = max − l_target; the sum's rounding moves its log by (V + 4)·u,
-// the rest by 4u·(gap + ln V). 0 inside.
-ABFT_HD inline float abft_loss_residual(float loss, float gap, int V) {
+// loss = ln s − (l_target − max) with s = Σ_v exp(l_v − max) in [1, V], so the loss lies in
+// [0, gap + ln V], gap = max − l_target (s's rounding moves ln s by (V + 4)·u, the rest by
+// 4u·(gap + ln V)); and exp(−loss) is the target's probability p_target = exp(−gap)/s, from the
+// same s, so the two agree up to the roundings of ln, exp, the division and the loss's own:
+// (12 + 4·(gap + ln V))·u of p_target.
+ABFT_HD inline float abft_loss_residual(float loss, float gap, float p_target, int V) {
     const float hi = gap + logf((float)V);
     const float beyond = loss >= 0.0f ? (loss <= hi ? 0.0f : loss - hi) : -loss; // NaN: -loss
-    return abft_residual_of(beyond, ABFT_U * ((V + 4.0f) + 4.0f * hi));
+    const float bounds = abft_residual_of(beyond, ABFT_U * ((V + 4.0f) + 4.0f * hi));
+    const float agree = abft_residual_of(expf(-loss) - p_target, ABFT_U * (12.0f + 4.0f * hi) * p_target + FLT_MIN);
+    return fmaxf(bounds, agree);
 }
 
 // dlogits = (p − onehot)·dloss: every entry in [−dloss, dloss] (`outside` of them are not), and
