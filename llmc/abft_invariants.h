@@ -27,7 +27,7 @@
 // Fault injection (-fi op=softmax,...) goes into the kernel's output as it is computed,
 // before the check: an AbftKernelFault names the elements of the output, seen as (rows,
 // columns), that it hits. Both trainers' kernels take an AbftKernelCheck and use the
-// predicates below (host + device), so the CPU and the GPU judge alike.
+// residual functions below (host + device), so the CPU and the GPU judge alike.
 //
 // Included by abft.cuh after llmc/abft_faults.h.
 #pragma once
