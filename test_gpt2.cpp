@@ -476,6 +476,8 @@ static void test_faults(const TestConfig& c) {
     ladder_case(&model, params0, s, clean, OP_SOFTMAX, 2, 1, 0, "kernel faulty after its rows' recompute -> layer recompute");
     ladder_case(&model, params0, s, clean, OP_GELU, 4, 1, 1, "kernel faulty after the layer recompute -> step redo");
     ladder_case(&model, params0, s, clean, OP_DLOGITS, 2, 0, 1, "loss gradient faulty after its recompute -> step redo");
+    // no GEMM reads the losses, so only the kernel's own verdict can stop the update queued after its pass
+    ladder_case(&model, params0, s, clean, OP_LOSS, 2, 0, 1, "loss faulty after its recompute -> step redo");
     held_case(&model, params0, s);
     persistent_fault_case(dir);
 
