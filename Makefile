@@ -38,8 +38,12 @@ test_gpt2: test_gpt2.cpp train_gpt2.cpp $(HEADERS)
 dev/test_llmc: dev/test_llmc.cpp $(wildcard llmc/*.h)
 	$(CXX) $(CXXFLAGS) $(CPPFLAGS) $< -o $@
 
+# GPT-2's BPE encoder on the command line; scripts/test_bpe.py checks it against gpt2_bpe.py
+dev/bpe_encode: dev/bpe_encode.cpp $(wildcard llmc/*.h)
+	$(CXX) $(CXXFLAGS) $(CPPFLAGS) $< -o $@
+
 clean:
-	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu dev/harness/test_harness_asan \
+	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_harness_cpu dev/harness/test_harness_asan \
 		train_gpt2cu test_gpt2cu train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan \
 		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90 $(SANITIZE_BINS) dev/harness/cost_gpt2
 	rm -rf dev/cuda/build
@@ -115,7 +119,7 @@ test:
 	scripts/install_deps.sh test
 	$(MAKE) --no-print-directory -j$(BUILD_JOBS) run-tests
 
-run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/harness/test_harness_cpu $(CUDA_DEV_CPU) \
+run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_harness_cpu $(CUDA_DEV_CPU) \
            train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan $(SANITIZE_BINS) $(NVCC_BUILDS)
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	@test -n "$(NVCC)" || echo "note: no nvcc (CUDA toolkit): the nvcc builds of the .cu files were skipped; every test below runs"

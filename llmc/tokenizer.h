@@ -3,6 +3,7 @@
 // Decoding only: training reads already-tokenized shards. The file is a header of 256
 // little-endian int32 values ([0] magic 20240328, [1] version 2, [2] vocab size, [3] the
 // end-of-text token id) followed, for each token, by a uint8 length (> 0) and that many bytes.
+// (llmc/bpe.h encodes prompts with the same tokens.)
 //
 // The tokenizer is optional: without the file, samples print token ids instead (ok == false).
 // A file that is there but malformed is an error, because it would print wrong text.
@@ -22,6 +23,7 @@ struct Tokenizer {
     int vocab_size;
     int eot_token;  // <|endoftext|>
     char** tokens;  // vocab_size NUL-terminated byte strings
+    int* lengths;   // each token's length in bytes: GPT-2's token 188 is the byte 0x00, which strlen misses
     bool ok;        // false when the file was absent: callers print ids instead
 };
 
@@ -48,8 +50,8 @@ inline void tokenizer_check_header(const int header[HEADER_INTS], long file_size
     }
 }
 
-// reads one length-prefixed token as a NUL-terminated string
-inline char* tokenizer_read_piece(FILE* f, const char* path, int id) {
+// reads one length-prefixed token as a NUL-terminated string; *out_length gets its length
+inline char* tokenizer_read_piece(FILE* f, const char* path, int id, int* out_length) {
     unsigned char length;
     fread_check(&length, 1, 1, f, path);
     if (length == 0) {
@@ -58,6 +60,7 @@ inline char* tokenizer_read_piece(FILE* f, const char* path, int id) {
     char* piece = (char*)malloc_check((size_t)length + 1, "tokenizer token");
     fread_check(piece, 1, length, f, path);
     piece[length] = '\0';
+    *out_length = length;
     return piece;
 }
 
@@ -90,7 +93,8 @@ inline void tokenizer_init(Tokenizer* t, const char* path) {
     t->vocab_size = header[2];
     t->eot_token = header[3];
     t->tokens = (char**)malloc_check((size_t)t->vocab_size * sizeof(char*), "tokenizer table");
-    for (int i = 0; i < t->vocab_size; i++) { t->tokens[i] = tokenizer_read_piece(f, path, i); }
+    t->lengths = (int*)malloc_check((size_t)t->vocab_size * sizeof(int), "tokenizer lengths");
+    for (int i = 0; i < t->vocab_size; i++) { t->tokens[i] = tokenizer_read_piece(f, path, i, &t->lengths[i]); }
     tokenizer_check_end(f, file_size, path);
     fclose_check(f, path);
     t->ok = true;
@@ -126,5 +130,6 @@ inline void tokenizer_free(Tokenizer* t) {
         for (int i = 0; i < t->vocab_size; i++) { free(t->tokens[i]); }
         free(t->tokens);
     }
+    free(t->lengths);
     memset(t, 0, sizeof(*t));
 }

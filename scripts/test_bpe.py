@@ -16,12 +16,19 @@ References for the ids:
     encoder and gpt2_bpe.py disagree;
   * tiktoken itself, when it is installed (it is optional).
 
+The C++ encoder (llmc/bpe.h, run as dev/bpe_encode; build it with `make dev/bpe_encode`) is
+checked against gpt2_bpe.py on every string here, the whole King James Bible, random strings of
+random code points, every vocabulary entry and ill-formed UTF-8 (which both read as Python's
+decode("utf-8", errors="replace") does). A missing dev/bpe_encode is a failure.
+
 Known divergence (documented, checked separately): the JavaScript encoder's \\s is JavaScript's
 (which includes U+FEFF and excludes U+0085), while GPT-2's encoder.py (Python `regex`) and
 tiktoken (Rust regex) use Unicode's White_Space (U+0085 yes, U+FEFF no). Strings holding U+0085
 or U+FEFF next to spaces or newlines are therefore pre-tokenized differently, e.g. " \\x85a":
 gpt2_bpe/encoder.py [220, 126, 227, 64], JavaScript [1587, 227, 64]. gpt2_bpe.py follows
 encoder.py and tiktoken; the JavaScript comparison leaves out strings with these two characters.
+
+--bpe-encode PATH tests that C++ encoder binary instead of dev/bpe_encode.
 
 --scripts-dir DIR tests the gpt2_bpe.py and prepare_data.py in DIR instead (e.g. a deliberately
 broken copy, to see that the checks fail).
@@ -123,6 +130,19 @@ JS_DIVERGENT = {
     "a \x85!": [64, 220, 126, 227, 0],
 }
 
+# ill-formed UTF-8 for the C++ encoder: truncated characters, stray continuation bytes, overlong
+# forms, UTF-16 surrogates, code points above U+10FFFF, bytes UTF-8 never uses
+INVALID_UTF8 = [
+    b"\xff", b"a\x80b", b"caf\xe9", b"caf\xe9 au lait", b"\xe6\x97", b"\xe6\x97 x", b"\xe6\x97\xe6\x97\xa5",
+    b"\xf0\x9f\x98", b"\xf0\x9f\x98a", b"\xc0\x80", b"\xc1\xbf", b"\xe0\x80\x80", b"\xe0\x9f\xbf",
+    b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xed\xa0\xbd\xed\xb8\x80", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80",
+    b"\xf8\x88\x80\x80\x80", b"\xfe\xff", b"  \xff  x", b"\xff's", b"it\x80's", b"\x80\x80\x80", b"a\xc3",
+    b"\xc3\x28", b"\xe2\x28\xa1", b"\xe2\x82\x28", b"x\xf0\x90\x80", b"\n\n\xa0", b" \xc2", b"\xc2\xa0\xc2",
+]
+# Unicode White_Space (regex's \s), and characters that look like space but are not in it
+WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+NOT_WHITE_SPACE = "\x1c\x1d\x1e\x1f\u180e\u200b\u2060\ufeff"
+
 
 def random_strings(n, seed=1234):
     rng = random.Random(seed)
@@ -149,6 +169,44 @@ def random_strings(n, seed=1234):
                 pool = rng.choice(pools)
                 parts.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 8))))
         out.append("".join(parts))
+    return out
+
+
+def random_code_point_strings(n, seed=4321):
+    """Strings of ASCII, white space and contraction pieces mixed with code points drawn from
+    all of Unicode (assigned or not, outside the UTF-16 surrogates)."""
+    rng = random.Random(seed)
+    contractions = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "'", "' "]
+
+    def one():
+        r = rng.random()
+        if r < 0.30:
+            return chr(rng.randint(0x20, 0x7E))
+        if r < 0.35:
+            return chr(rng.randint(0x00, 0x7F))
+        if r < 0.45:
+            return " "
+        if r < 0.60:
+            return rng.choice(WHITE_SPACE + NOT_WHITE_SPACE)
+        if r < 0.67:
+            return rng.choice(contractions)
+        cp = rng.randint(0x80, 0xFFFF) if r < 0.87 else rng.randint(0x10000, 0x10FFFF)
+        return chr(cp) if not 0xD800 <= cp <= 0xDFFF else "\ufffd"
+
+    return ["".join(one() for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+def random_byte_strings(n, seed=999):
+    """Byte strings of valid characters, ill-formed pieces and random bytes."""
+    rng = random.Random(seed)
+    pieces = [b"a", b"Z", b" ", b"  ", b"\n", b"'s", b"7", b"!", "\u00e9".encode(), "\u6771".encode(), "\U0001F600".encode(),
+              "\u3000".encode(), b"\x80", b"\xbf", b"\xc0", b"\xc1", b"\xc2", b"\xe0", b"\xe0\xa0", b"\xed", b"\xed\xa0",
+              b"\xef\xbf", b"\xf0", b"\xf0\x90", b"\xf0\x90\x80", b"\xf4\x90", b"\xf5", b"\xfe", b"\xff"]
+    out = []
+    for _ in range(n):
+        parts = [bytes([rng.randint(0, 255)]) if rng.random() < 0.3 else rng.choice(pieces)
+                 for _ in range(rng.randint(1, 16))]
+        out.append(b"".join(parts))
     return out
 
 
@@ -232,6 +290,56 @@ class EncoderPy:
                 self.cache[piece] = [self.ids[t] for t in self.bpe(chars)]
             out.extend(self.cache[piece])
         return out
+
+
+class CppEncoder:
+    """Runs the C++ encoder dev/bpe_encode on lists of byte strings: in one run, NUL-separated on
+    stdin (-0), except the strings that hold a NUL byte, which go as files in a second run."""
+
+    def __init__(self, binary, tokenizer, tmp):
+        self.binary, self.tokenizer, self.tmp = binary, tokenizer, tmp
+
+    def run(self, args, stdin=b""):
+        r = subprocess.run([self.binary, "-z", self.tokenizer] + args, input=stdin, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"{self.binary} exited with {r.returncode}: {r.stderr.decode(errors='replace')[-300:]}")
+        lines = r.stdout.decode("ascii").split("\n")
+        if lines[-1] != "":
+            raise RuntimeError(f"{self.binary}: the output does not end with a newline")
+        return [[int(x) for x in line.split()] for line in lines[:-1]]
+
+    def encode_many(self, texts):
+        out = [None] * len(texts)
+        batch = [i for i, t in enumerate(texts) if b"\0" not in t]
+        alone = [i for i, t in enumerate(texts) if b"\0" in t]
+        runs = []
+        if batch:
+            runs.append((batch, self.run(["-0"], b"\0".join(texts[i] for i in batch))))
+        if alone:
+            paths = [os.path.join(self.tmp, f"cpp_text_{k}.txt") for k in range(len(alone))]
+            for path, i in zip(paths, alone):
+                with open(path, "wb") as f:
+                    f.write(texts[i])
+            runs.append((alone, self.run(paths)))
+        for which, results in runs:
+            if len(results) != len(which):
+                raise RuntimeError(f"{self.binary}: {len(results)} lines of ids for {len(which)} texts")
+            for i, ids in zip(which, results):
+                out[i] = ids
+        return out
+
+
+def write_tokenizer_bin(enc, path):
+    """llm.c's tokenizer file (as prepare_data.py writes it) from the encoder's token bytes."""
+    header = array.array("i", [20240328, 2, enc.vocab_size, enc.eot] + [0] * 252)
+    if sys.byteorder == "big":
+        header.byteswap()
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        for i in range(enc.vocab_size):
+            b = enc.token_bytes(i)
+            f.write(bytes([len(b)]) + b)
 
 
 def bible_text():
@@ -321,7 +429,7 @@ def test(name):
     return run
 
 
-def test_encoder(bpe, enc, cache_dir, tmp, quick):
+def test_encoder(bpe, enc, cache_dir, tmp, quick, cpp_binary):
     with open(os.path.join(cache_dir, "encoder.json"), encoding="utf-8") as f:
         vocab = json.load(f)
     byte_of = {c: b for b, c in bpe.bytes_to_unicode().items()}
@@ -497,6 +605,100 @@ def test_encoder(bpe, enc, cache_dir, tmp, quick):
                                  [tk.encode_ordinary(s) for s in everything])
             return err is None, err
 
+    test_cpp_encoder(enc, tmp, cpp_binary, groups + [("random", rnd)], singles, text)
+
+
+def test_cpp_encoder(enc, tmp, binary, groups, singles, bible):
+    """dev/bpe_encode (llmc/bpe.h) against gpt2_bpe.py. It reads bytes; the reference for bytes b
+    is encode(b.decode("utf-8", "replace")), which is encode(s) for b = s.encode("utf-8"). Python
+    strings with lone surrogates become bytes with "surrogatepass" (ill-formed UTF-8 to C++)."""
+    def reference(b):
+        return enc.encode(b.decode("utf-8", "replace"))
+
+    @test("cpp_encoder_built")
+    def _():
+        ok = os.path.isfile(binary) and os.access(binary, os.X_OK)
+        return ok, f"{binary} not found (hint: make dev/bpe_encode)"
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        return
+    tokenizer = os.path.join(tmp, "cpp_gpt2_tokenizer.bin")
+    write_tokenizer_bin(enc, tokenizer)
+    cpp = CppEncoder(binary, tokenizer, tmp)
+
+    @test("cpp_unicode_tables_up_to_date")  # llmc/unicode_tables.h is what this regex module says
+    def _():
+        r = subprocess.run([sys.executable, os.path.join(HERE, "make_unicode_tables.py"), "--check"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+        return r.returncode == 0, f"exit {r.returncode}: {short(r.stderr.strip(), 300)}"
+
+    @test("cpp_hello_world")  # one text on stdin, without -0
+    def _():
+        r = subprocess.run([binary, "-z", tokenizer], input=b"Hello world", stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        return r.returncode == 0 and r.stdout == b"15496 995\n", f"exit {r.returncode}, output {short(r.stdout)}, stderr {short(r.stderr)}"
+
+    def compare(texts):
+        err = first_mismatch(texts, cpp.encode_many(texts), [reference(b) for b in texts])
+        return err is None, err
+
+    for name, g in groups:
+        @test(f"cpp_{name}")
+        def _():
+            return compare([s.encode("utf-8", "surrogatepass") for s in g])
+
+    @test("cpp_random_code_points")
+    def _():
+        return compare([s.encode("utf-8") for s in random_code_point_strings(500)])
+
+    @test("cpp_white_space_is_regex_s")  # the strings where JavaScript's \s differs from regex's
+    def _():
+        g = list(JS_DIVERGENT)
+        got = cpp.encode_many([s.encode("utf-8") for s in g])
+        bad = [(s, ids) for s, ids in zip(g, got) if ids != JS_DIVERGENT[s]]
+        return not bad, f"{bad[0][0]!r}: got {bad[0][1]}, want {JS_DIVERGENT[bad[0][0]]}" if bad else ""
+
+    @test("cpp_invalid_utf8")  # each ill-formed subsequence is one U+FFFD, as in Python
+    def _():
+        return compare(INVALID_UTF8 + random_byte_strings(300))
+
+    @test("cpp_vocab_entries")  # every entry that is one whole pre-token encodes to its own id
+    def _():
+        got = cpp.encode_many([s.encode("utf-8") for s, _ in singles])
+        bad = [(s, i, ids) for (s, i), ids in zip(singles, got) if ids != [i]]
+        return not bad and len(singles) > 40000, \
+            f"{len(bad)} of {len(singles)} wrong; first {bad[0][0]!r}: {bad[0][2]} != [{bad[0][1]}]" if bad else f"only {len(singles)} entries"
+
+    if bible is not None:
+        @test("cpp_bible")
+        def _():
+            path = os.path.join(tmp, "cpp_bible.txt")
+            with open(path, "wb") as f:
+                f.write(bible.encode("utf-8"))
+            t = time.time()
+            got = cpp.run([path])
+            dt = time.time() - t
+            want = enc.encode(bible)
+            print(f"  note: dev/bpe_encode: the King James Bible -> {len(want):,} tokens in {dt:.2f} s (with loading)", flush=True)
+            return len(got) == 1 and got[0] == want, \
+                first_mismatch([bible], got[:1], [want]) if len(got) == 1 else f"{len(got)} lines of output"
+    else:
+        skip("cpp_bible", "the bible program is not installed (apt-get install bible-kjv)")
+
+    @test("cpp_error_missing_tokenizer")
+    def _():
+        missing = os.path.join(tmp, "no_tokenizer.bin")
+        r = subprocess.run([binary, "-z", missing], input=b"hi", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=False, timeout=60)
+        err = one_error_line(r.returncode, r.stdout.decode(), r.stderr.decode(), missing, "No such file")
+        return err is None, err
+
+    @test("cpp_error_unknown_flag")
+    def _():
+        r = subprocess.run([binary, "-z", tokenizer, "--bogus"], input=b"hi", stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+        err = one_error_line(r.returncode, r.stdout.decode(), r.stderr.decode(), "--bogus", "usage")
+        return err is None, err
+
 
 def test_prepare(scripts_dir, enc, cache_dir, tmp):
     paras = [
@@ -644,6 +846,8 @@ def main():
     p.add_argument("--scripts-dir", default=HERE, help="where gpt2_bpe.py and prepare_data.py are (default: here)")
     p.add_argument("--cache-dir", default=os.path.join(REPO_ROOT, "data", "cache"), help="the cached GPT-2 vocabulary")
     p.add_argument("--quick", action="store_true", help="fewer random strings, a shorter bible excerpt for node")
+    p.add_argument("--bpe-encode", default=os.path.join(REPO_ROOT, "dev", "bpe_encode"),
+                   help="the C++ encoder to check (default: dev/bpe_encode)")
     a = p.parse_args()
     scripts_dir = os.path.abspath(a.scripts_dir)
     sys.path.insert(0, scripts_dir)
@@ -660,7 +864,7 @@ def main():
                 f"loaded {bpe.__file__}, backend {enc.backend}"
         if loaded:
             bpe, enc = loaded
-            test_encoder(bpe, enc, a.cache_dir, tmp, a.quick)
+            test_encoder(bpe, enc, a.cache_dir, tmp, a.quick, os.path.abspath(a.bpe_encode))
             test_prepare(scripts_dir, enc, a.cache_dir, tmp)
     print(f"  ({time.time() - t0:.1f} s)")
     print(f"{RESULTS['pass']} passed, {RESULTS['fail']} failed")
