@@ -20,14 +20,28 @@ HEADERS := abft.cuh $(wildcard llmc/*.h llmc/*.cuh)
 all: train_gpt2 test_gpt2
 
 # The quick start: installs what is missing, prepares the King James Bible once (cached),
-# builds, trains a small GPT-2 with ATTNChecker on (~5 minutes on 2 cores), plots the loss.
-TRAIN_FLAGS ?= -e L4C256H4 -b 8 -t 64 -x 600 -l 1e-3 -v 100 -s 200 -g 64 -n 200
+# builds, trains a GPT-2 with ATTNChecker on, plots the loss. Where nvidia-smi sees a GPU and
+# nvcc is installed it runs the CUDA trainer, else the CPU one. MODEL picks the preset:
+#   small (default)  L4C256H4 at T=64, 600 steps into log_bible (5-13 minutes on 2 CPU cores)
+#   d12              GPT-2 124M at T=1024 with llm.c's hyperparameters: 0.5M-token steps (32
+#                    accumulated micro-batches of 16 x 1024), lr 6e-4 after a warmup, cosine decay
+#                    to 0, weight decay 0.1, clipping at 1; 60 steps into log_bible_d12 (for a GPU)
+MODEL ?= small
+TRAIN_FLAGS_small := -e L4C256H4 -b 8 -t 64 -x 600 -l 1e-3 -u 30 -q 0.1 -v 100 -s 200 -g 64 -n 200
+TRAIN_FLAGS_d12 := -e d12 -b 16 -t 1024 -d 524288 -x 60 -l 6e-4 -u 6 -q 0 -c 0.1 -v 10 -m 1 -s 20 -g 64 -n 20
+TRAIN_FLAGS ?= $(TRAIN_FLAGS_$(MODEL))
+TRAIN_LOG := log_bible$(if $(filter-out small,$(MODEL)),_$(MODEL))
+HAVE_GPU = $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU' && echo yes)
+TRAINER = $(if $(and $(HAVE_GPU),$(NVCC)),train_gpt2cu,train_gpt2)
 train:
+	@test -n "$(TRAIN_FLAGS_$(MODEL))" || { echo "error: MODEL=$(MODEL): no such preset (hint: MODEL=small or MODEL=d12)"; exit 1; }
 	scripts/install_deps.sh train
-	$(MAKE) --no-print-directory train_gpt2
+	@echo "make train: $(if $(filter train_gpt2cu,$(TRAINER)),a GPU and nvcc: the CUDA trainer (train_gpt2cu),no GPU seen by nvidia-smi (or no nvcc): the CPU trainer (train_gpt2)), preset MODEL=$(MODEL)"
+	$(if $(and $(filter d12,$(MODEL)),$(filter train_gpt2,$(TRAINER))),@echo "warning: MODEL=d12 is GPT-2 124M on 0.5M-token steps: on a CPU a step takes hours (hint: a GPU with nvcc, or MODEL=small)")
+	$(MAKE) --no-print-directory $(TRAINER)
 	$(PY3) scripts/prepare_data.py
-	./train_gpt2 -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' $(TRAIN_FLAGS) -o log_bible
-	$(PY3) scripts/plot_loss.py log_bible/main.jsonl log_bible/loss.png
+	./$(TRAINER) -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' $(TRAIN_FLAGS) -o $(TRAIN_LOG)
+	$(PY3) scripts/plot_loss.py $(TRAIN_LOG)/main.jsonl $(TRAIN_LOG)/loss.png
 
 train_gpt2: train_gpt2.cpp $(HEADERS)
 	$(CXX) $(CXXFLAGS) $(OMP) $(CPPFLAGS) $< -o $@ $(LDLIBS)

@@ -5,9 +5,14 @@
 // 1. Reference checks. For several configs, including odd ones (T not a multiple of 4, NH not
 //    a power of two, B=1, V not a multiple of 128) and one drawn at random at test time,
 //    scripts/train_gpt2.py writes a model, the logits, loss and every gradient of one batch,
-//    and the losses of 10 AdamW steps, computed in float64. This program loads the same model
-//    and checks its fp32 results against them. Fault-free runs must raise zero ABFT alarms,
-//    and ABFT on and off must give bit-identical losses (checking never changes the maths).
+//    and the losses and gradient norms of 10 AdamW steps (warmup, cosine decay, weight decay
+//    of the 2-D weights), computed in float64. This program loads the same model and checks
+//    its fp32 results against them. Fault-free runs must raise zero ABFT alarms, and ABFT on
+//    and off must give bit-identical losses (checking never changes the maths). On one config
+//    the 10 steps also clip the gradient norm (at the median of the unclipped run's norms, so
+//    that some steps clip and some do not) and run as 2 accumulated micro-batches of half the
+//    batch; there a fault in the second micro-batch is repaired, and one that redoes the step
+//    redoes both micro-batches.
 // 2. Fault suite. Every protected op (the 21 GEMMs and the 10 kernels checked by invariants,
 //    with -abft_scope all) x every fault type (5) x every pattern (0-D, row, column, 2-D):
 //    with ABFT on the fault is detected and repaired (a GEMM's from checksums, 2-D by
@@ -78,9 +83,27 @@ struct TestConfig {
     std::string why;
 };
 
-// lr and weight decay of the 10 reference steps: large enough that the loss moves visibly
-static const float TEST_LR = 1e-3f, TEST_WD = 0.01f;
-static const int TEST_STEPS = 10;
+// the optimizer of the 10 reference steps: a peak lr large enough that the loss moves
+// visibly, 3 warmup steps and a cosine decay to a tenth of it, weight decay of the 2-D weights
+static const float TEST_LR = 1e-3f, TEST_WD = 0.01f, TEST_FINAL_FRAC = 0.1f;
+static const int TEST_STEPS = 10, TEST_WARMUP = 3;
+
+// step `step` (from 0) of the reference's schedule, clipping at grad_clip (0: off)
+static AdamWStep test_step(int step, float grad_clip = 0.0f) {
+    AdamWStep opt;
+    opt.lr = learning_rate_at(TEST_LR, step, TEST_WARMUP, TEST_STEPS, TEST_FINAL_FRAC);
+    opt.weight_decay = TEST_WD;
+    opt.grad_clip = grad_clip;
+    return opt;
+}
+
+// the fault suite's steps: constant lr, no clip (its runs compare with each other)
+static AdamWStep fault_step() {
+    AdamWStep opt;
+    opt.lr = TEST_LR;
+    opt.weight_decay = TEST_WD;
+    return opt;
+}
 
 static std::string g_python = "/usr/bin/python3";
 static bool g_quick = false; // -quick 1
@@ -93,17 +116,20 @@ static bool file_exists(const std::string& path) {
     return stat(path.c_str(), &st) == 0;
 }
 
-static std::string run_reference(const TestConfig& c, const char* name) {
-    char key[160]; // everything the reference depends on, so that a kept one is only reused when it fits
-    snprintf(key, sizeof(key), "%s_L%d_NH%d_C%d_maxT%d_V%d_B%d_T%d_seed%d", name, c.L, c.NH, c.C, c.maxT, c.V, c.B, c.T, c.seed);
+// The reference's files for config c (clipping the gradient norm at grad_clip, 0: off).
+static std::string run_reference(const TestConfig& c, const char* name, float grad_clip = 0.0f) {
+    char key[192]; // everything the reference depends on, so that a kept one is only reused when it fits
+    snprintf(key, sizeof(key), "%s_L%d_NH%d_C%d_maxT%d_V%d_B%d_T%d_seed%d_clip%.9g", name, c.L, c.NH, c.C, c.maxT, c.V, c.B,
+             c.T, c.seed, grad_clip);
     std::string dir = (g_refs.empty() ? g_tmp : g_refs) + "/" + key;
     if (!g_refs.empty() && file_exists(dir + "/losses.txt")) { return dir; }
     char cmd[2048];
     snprintf(cmd, sizeof(cmd),
              "%s scripts/train_gpt2.py --out %s --init noisy --layers %d --heads %d --channels %d --max-seq-len %d "
-             "--vocab %d --batch %d --seq %d --seed %d --steps %d --lr %g --weight-decay %g > %s.log 2>&1",
+             "--vocab %d --batch %d --seq %d --seed %d --steps %d --lr %.9g --weight-decay %.9g --warmup %d --final-frac %.9g "
+             "--grad-clip %.9g > %s.log 2>&1",
              g_python.c_str(), dir.c_str(), c.L, c.NH, c.C, c.maxT, c.V, c.B, c.T, c.seed, TEST_STEPS, TEST_LR, TEST_WD,
-             dir.c_str());
+             TEST_WARMUP, TEST_FINAL_FRAC, grad_clip, dir.c_str());
     if (system(cmd) != 0) {
         std::string log = dir + ".log";
         die(log.c_str(), "the reference needs PyTorch: apt-get install python3-torch, or pass -python PATH",
@@ -142,16 +168,24 @@ static DebugState read_debug_state(const std::string& dir, const GPT2& model) {
     return s;
 }
 
-static std::vector<double> read_losses(const std::string& dir) {
+// One reference step: its loss, its gradient's global norm before the clip, its learning rate.
+struct RefStep {
+    double loss, norm, lr;
+};
+
+static std::vector<RefStep> read_history(const std::string& dir) {
     std::string path = dir + "/losses.txt";
     FILE* f = fopen_check(path.c_str(), "r", "run scripts/train_gpt2.py");
-    std::vector<double> losses;
+    std::vector<RefStep> steps;
     char line[512];
     while (fgets(line, sizeof(line), f) != nullptr) {
-        if (line[0] != '#') { losses.push_back(atof(line)); }
+        RefStep r;
+        if (line[0] == '#') { continue; }
+        if (sscanf(line, "%lf %lf %lf", &r.loss, &r.norm, &r.lr) != 3) { die(path.c_str(), "rerun scripts/train_gpt2.py", "bad line '%s'", line); }
+        steps.push_back(r);
     }
     fclose_check(f, path.c_str());
-    return losses;
+    return steps;
 }
 
 static const char* const param_names[NUM_PARAMETER_TENSORS] = {
@@ -201,6 +235,29 @@ static const double TOL_GRAD = 1e-5;    // max |diff| / max |grad| per tensor
 // sqrt(v), so coordinates with tiny gradients amplify rounding. Measured ≤ 1.5e-7 relative;
 // a wrong update rule (or a missing bias correction) moves the losses by ~1e-2.
 static const double TOL_TRAJECTORY = 2e-6;
+// The global gradient norm of each of those steps: a sum of squares over every gradient, so its
+// relative error is about that of the largest gradients (step 0's ≤ 9e-7 scaled) plus the
+// trajectory's drift. Measured ≤ 7.4e-7 (both trainers, every config); a missing tensor, a
+// wrong average over micro-batches or an unclipped step moves it by 1e-2 or more.
+static const double TOL_NORM = 5e-6;
+
+// 10 steps' losses and gradient norms against the reference's
+static void check_trajectory(const char* name, const char* what, const std::vector<float>& losses,
+                             const std::vector<float>& norms, const std::vector<RefStep>& ref) {
+    double worst_loss = 0.0, worst_norm = 0.0;
+    const bool complete = (int)ref.size() == TEST_STEPS && (int)losses.size() == TEST_STEPS && (int)norms.size() == TEST_STEPS;
+    for (int step = 0; complete && step < TEST_STEPS; step++) {
+        const double e_loss = fabs(losses[step] - ref[step].loss) / fabs(ref[step].loss);
+        const double e_norm = fabs(norms[step] - ref[step].norm) / fabs(ref[step].norm);
+        if (!(e_loss <= worst_loss)) { worst_loss = e_loss; }
+        if (!(e_norm <= worst_norm)) { worst_norm = e_norm; }
+    }
+    check(complete && worst_loss <= TOL_TRAJECTORY,
+          "%s %s: loss %.6f -> %.6f (reference %.6f -> %.6f), worst rel error %.2e (tol %.0e)", name, what, losses.front(),
+          losses.back(), ref.front().loss, ref.back().loss, worst_loss, TOL_TRAJECTORY);
+    check(complete && worst_norm <= TOL_NORM, "%s %s: gradient norms %.4f -> %.4f, worst rel error %.2e (tol %.0e)", name,
+          what, norms.front(), norms.back(), worst_norm, TOL_NORM);
+}
 
 static void test_reference(const TestConfig& c, const char* name) {
     printf("\nconfig %s: L=%d NH=%d C=%d maxT=%d V=%d B=%d T=%d seed=%d (%s)\n", name, c.L, c.NH, c.C, c.maxT, c.V,
@@ -209,7 +266,7 @@ static void test_reference(const TestConfig& c, const char* name) {
     GPT2 model;
     load_model(&model, dir, c.B, c.T);
     DebugState s = read_debug_state(dir, model);
-    std::vector<double> ref_losses = read_losses(dir);
+    const std::vector<RefStep> ref = read_history(dir);
     const int V = c.V;
 
     // The float64 comparisons' tolerances are fp32's; TF32 (10 fraction bits) is far outside them
@@ -240,26 +297,19 @@ static void test_reference(const TestConfig& c, const char* name) {
     // 10 steps on the same batch, with ABFT off, on, and on again: all bit-identical (checking
     // never changes the maths, and every kernel is deterministic), and equal to the reference
     const std::vector<float> params0 = copy_params(&model);
-    std::vector<float> losses[3];
+    std::vector<float> losses[3], norms;
     for (int run = 0; run < 3; run++) {
         restart_training(&model, params0);
         model.abft.cfg.enabled = run > 0;
         abft_init(&model.abft);
         for (int step = 0; step < TEST_STEPS; step++) {
             model.abft.step = step;
-            gpt2_train_step(&model, s.x.data(), s.y.data(), TEST_LR, TEST_WD, step + 1);
+            gpt2_train_step(&model, s.x.data(), s.y.data(), test_step(step), step + 1);
             losses[run].push_back(model.mean_loss);
+            if (run == 1) { norms.push_back(model.grad_norm); }
         }
     }
-    if (!g_test_tf32) {
-        double worst = 0.0;
-        for (int step = 0; step < TEST_STEPS && step < (int)ref_losses.size(); step++) {
-            worst = fmax(worst, fabs(losses[1][step] - ref_losses[step]) / fabs(ref_losses[step]));
-        }
-        check((int)ref_losses.size() == TEST_STEPS && worst <= TOL_TRAJECTORY,
-              "%s 10 AdamW steps: loss %.6f -> %.6f (reference %.6f -> %.6f), worst rel error %.2e (tol %.0e)", name,
-              losses[1][0], losses[1][TEST_STEPS - 1], ref_losses[0], ref_losses[TEST_STEPS - 1], worst, TOL_TRAJECTORY);
-    }
+    if (!g_test_tf32) { check_trajectory(name, "10 AdamW steps (warmup, cosine decay)", losses[1], norms, ref); }
     check(losses[0] == losses[1], "%s ABFT on and off give bit-identical losses", name);
     check(losses[1] == losses[2], "%s two identical runs give bit-identical losses (deterministic)", name);
     long alarms = abft_total_detected(model.abft.n);
@@ -299,7 +349,7 @@ static Run train_run(GPT2* model, const std::vector<float>& params0, const Debug
         model->abft.step = step;
         // on the GPU the update is queued before the verdicts are read, and gated on them: a
         // fault beyond the device's repair must leave it undone until the pass is redone
-        gpt2_train_step(model, s.x.data(), s.y.data(), TEST_LR, TEST_WD, step + 1);
+        gpt2_train_step(model, s.x.data(), s.y.data(), fault_step(), step + 1);
         r.losses.push_back(model->mean_loss);
         if (step == 0) { r.grads0 = copy_grads(model); } // the update leaves the gradients as they were
         if (step + 1 == FAULT_STEPS_OFF) { r.params_off = copy_params(model); }
@@ -502,7 +552,81 @@ static void test_faults(const TestConfig& c) {
 }
 
 // ----------------------------------------------------------------------------
-// 3. the checksum core on single GEMMs: cases the training runs do not reach (the CPU path;
+// 3. clipping and gradient accumulation against the reference
+
+// 10 steps from params0 on the reference's batch split into `micro` micro-batches of B/micro
+// rows, as the schedule says, clipping at grad_clip; the fault (if any) at step 0. The model's
+// activations are laid out for B/micro rows.
+static Run accumulated_run(GPT2* model, const std::vector<float>& params0, const DebugState& s, int micro, float grad_clip,
+                           const AbftFaultSpec& fault, std::vector<float>* norms) {
+    restart_training(model, params0);
+    model->abft.cfg.enabled = true;
+    model->abft.fault = fault;
+    abft_init(&model->abft);
+    const size_t rows = (size_t)(s.B / micro) * s.T;
+    std::vector<MicroBatch> batches;
+    for (int k = 0; k < micro; k++) { batches.push_back(MicroBatch{s.x.data() + k * rows, s.y.data() + k * rows}); }
+    Run r;
+    for (int step = 0; step < TEST_STEPS; step++) {
+        model->abft.step = step;
+        gpt2_train_step(model, batches.data(), micro, test_step(step, grad_clip), step + 1);
+        r.losses.push_back(model->mean_loss);
+        if (norms != nullptr) { norms->push_back(model->grad_norm); }
+    }
+    r.params = copy_params(model);
+    r.n = model->abft.n;
+    return r;
+}
+
+static void test_clip_and_accumulation(const TestConfig& c) {
+    printf("\nclipping and 2 accumulated micro-batches: L=%d NH=%d C=%d V=%d B=%d (2 x %d) T=%d\n", c.L, c.NH, c.C, c.V, c.B,
+           c.B / 2, c.T);
+    // the clip: the median of the unclipped run's gradient norms
+    std::vector<RefStep> unclipped = read_history(run_reference(c, "config0"));
+    std::vector<double> sorted;
+    for (const RefStep& r : unclipped) { sorted.push_back(r.norm); }
+    std::sort(sorted.begin(), sorted.end());
+    const float clip = (float)sorted[sorted.size() / 2];
+    const std::string dir = run_reference(c, "clipped", clip);
+    const std::vector<RefStep> ref = read_history(dir);
+    int clipped = 0;
+    for (const RefStep& r : ref) { clipped += r.norm > clip; }
+    check(clipped > 0 && clipped < (int)ref.size(), "reference clipped at %.4f: %d of %zu steps clip", clip, clipped,
+          ref.size());
+
+    GPT2 model;
+    load_model(&model, dir, c.B / 2, c.T);
+    const DebugState s = read_debug_state(dir, model);
+    const std::vector<float> params0 = copy_params(&model);
+    std::vector<float> norms;
+    const Run clean = accumulated_run(&model, params0, s, 2, clip, AbftFaultSpec{}, &norms);
+    if (!g_test_tf32) { check_trajectory("clipped", "2 micro-batches of B/2 = one batch of B", clean.losses, norms, ref); }
+    check(abft_total_detected(clean.n) == 0, "clipped: 2 micro-batches, fault-free: %ld alarms", abft_total_detected(clean.n));
+
+    // A fault in the second micro-batch is repaired from the checksums (qk, a row), or redoes
+    // the step (the loss, faulty through its recompute): the step then starts again from its
+    // first micro-batch, so the result is the fault-free one
+    AbftFaultSpec f;
+    f.active = true;
+    f.op = OP_QK; f.layer = 0; f.step = 0; f.micro = 1; f.type = FAULT_INF; f.pattern = PATTERN_ROW;
+    Run on = accumulated_run(&model, params0, s, 2, clip, f, nullptr);
+    double loss_err = max_rel_diff(on.losses, clean.losses);
+    double param_err = scaled_error(on.params.data(), clean.params.data(), clean.params.size());
+    const double tol_out = g_test_tf32 ? TOL_REPAIRED_OUT_TF32 : TOL_REPAIRED_OUT;
+    check(on.n.corrected[OP_QK][FIX_ROW] == 1 && abft_total_detected(on.n) == 1 && loss_err <= tol_out &&
+              (g_test_tf32 || param_err <= TOL_REPAIRED_PARAMS),
+          "accumulation: a qk row fault in micro-batch 1 is repaired (corrected %ld), losses %.1e, params %.1e",
+          on.n.corrected[OP_QK][FIX_ROW], loss_err, param_err);
+    f.op = OP_LOSS; f.pattern = PATTERN_2D; f.count = 2;
+    on = accumulated_run(&model, params0, s, 2, clip, f, nullptr);
+    check(on.n.redone_step == 1 && on.losses == clean.losses && on.params == clean.params,
+          "accumulation: a loss fault in micro-batch 1 that stays through its recompute redoes the step, both micro-batches: "
+          "%ld redone, training bit-identical %d", on.n.redone_step, on.losses == clean.losses && on.params == clean.params);
+    gpt2_free(&model);
+}
+
+// ----------------------------------------------------------------------------
+// 4. the checksum core on single GEMMs: cases the training runs do not reach (the CPU path;
 //    dev/cuda/abft_checksum.cu runs the device kernels through the same kinds of cases)
 #ifndef TEST_CUDA_TRAINER
 
@@ -644,6 +768,7 @@ int main(int argc, char** argv) {
     }
     if (!g_quick) { test_reference(random_config(seed), "random"); }
     test_faults(TestConfig{2, 3, 48, 16, 101, 2, 12, 7, "fault suite"});
+    test_clip_and_accumulation(configs[0]);
 #ifndef TEST_CUDA_TRAINER
     test_abft_core();
 #endif

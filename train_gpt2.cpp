@@ -16,13 +16,14 @@
 // themselves, the model's passes, and main.
 //
 // Reading path, from the bottom of this file to a repaired GEMM:
-//   main → train → train_step → gpt2_train_step (llmc/trainer.h)
+//   main → run_program → train → train_step → gpt2_train_step → gpt2_passes (llmc/trainer.h)
 //        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
 //        → protected_gemm (here) → abft_gemm → abft_verify (abft.cuh)
 //        → abft_check_columns (detect) → abft_repair → abft_judge (locate), abft_apply (llmc/abft_core.h)
 //
 // Parameter gradients are written, not accumulated (no zeroing pass); the one exception is
-// wte, written by the LM head and then added to by the embedding backward.
+// wte, written by the LM head and then added to by the embedding backward. A step of several
+// micro-batches (-d) sums them in a buffer of their own (gpt2_accumulate_grads).
 #include <cblas.h>
 #include <omp.h>
 
@@ -37,6 +38,7 @@
 #include "abft.cuh"
 #include "llmc/checkpoint.h"
 #include "llmc/gpt2_model.h"
+#include "llmc/optimizer.h"
 #include "llmc/rand.h"
 #include "llmc/utils.h"
 
@@ -463,7 +465,8 @@ struct GPT2 {
     float* params_memory = nullptr;
     size_t num_parameters = 0;
     ParameterTensors grads;
-    float* grads_memory = nullptr;
+    float* grads_memory = nullptr;     // the last backward pass's
+    float* grad_acc_memory = nullptr;  // the sum over a step's micro-batches (gpt2_accumulate_grads)
     float* m_memory = nullptr; // AdamW first moments
     float* v_memory = nullptr; // AdamW second moments
     int B = 0, T = 0;          // the batch shape the activations were laid out for
@@ -477,7 +480,7 @@ struct GPT2 {
     int* targets = nullptr;    // (B, T)
     float* losses = nullptr;   // (B, T)
     float mean_loss = -1.0f;   // -1 when the forward pass had no targets
-    float grad_norm = -1.0f;   // the last update's global gradient norm (-1: not computed)
+    float grad_norm = -1.0f;   // the last update's global norm of the averaged gradient, before the clip
     bool update_skipped = false; // whether the step guard stopped the last update
     Abft abft;
     int kernel_verdict[2] = {0, 0}; // the last checked kernel's (AbftKernelCheck::verdict,
@@ -613,44 +616,56 @@ static void gpt2_allocate_moments(GPT2* model) {
     model->v_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
 }
 
-// The global L2 norm of the n gradients, summed in fp64.
-static float grad_norm_of(const float* g, size_t n) {
+// After the backward pass of micro-batch `micro` of a step: the step's gradient sum, in
+// grad_acc_memory (the first micro-batch's copied, the others added).
+static void gpt2_accumulate_grads(GPT2* model, int micro) {
+    const size_t n = model->num_parameters;
+    if (model->grad_acc_memory == nullptr) { model->grad_acc_memory = (float*)malloc_check(n * sizeof(float), "gradient sum"); }
+    float* acc = model->grad_acc_memory;
+    const float* g = model->grads_memory;
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) { acc[i] = micro == 0 ? g[i] : acc[i] + g[i]; }
+}
+
+// The global L2 norm of the averaged gradient: of the n summed gradients (in fp64), over micro_steps.
+static float grad_norm_of(const float* g, size_t n, int micro_steps) {
     double sum = 0.0;
     #pragma omp parallel for reduction(+ : sum)
     for (size_t i = 0; i < n; i++) { sum += (double)g[i] * g[i]; }
-    return (float)sqrt(sum);
+    return (float)sqrt(sum) / micro_steps;
 }
 
-// AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group).
-// With max_norm >= 0 (the step guard's limit; GUARD_OFF: none), not applied when the global
-// gradient norm is above it or not finite. With -abft_scope all, a parameter whose step breaks
-// AdamW's bound (llmc/abft_invariants.h) is recomputed, and left as it was if it breaks it
-// again (bad gradient or moments).
-static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t,
-                        float max_norm) {
+// AdamW (llmc/optimizer.h) on the gradient of the step (averaged over its micro-batches,
+// clipped to s.grad_clip), decay on the 2-D weights. With max_norm >= 0 (the step guard's
+// limit; GUARD_OFF: none), not applied when the gradient's norm is above it or not finite.
+// With -abft_scope all, a parameter whose step breaks AdamW's bound (llmc/abft_invariants.h)
+// is recomputed, and left as it was if it breaks it again (bad gradient or moments).
+static void gpt2_update(GPT2* model, const AdamWStep& s, int t, float max_norm) {
     gpt2_allocate_moments(model);
-    model->grad_norm = max_norm >= 0.0f ? grad_norm_of(model->grads_memory, model->num_parameters) : -1.0f;
+    const float* grads = s.micro_steps > 1 ? model->grad_acc_memory : model->grads_memory;
+    model->grad_norm = grad_norm_of(grads, model->num_parameters, s.micro_steps);
     model->update_skipped = max_norm >= 0.0f && !(std::isfinite(model->grad_norm) && model->grad_norm <= max_norm);
     if (model->update_skipped) { return; }
-    const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+    const float scale = grad_scale_of(model->grad_norm, s.grad_clip, s.micro_steps);
+    const float bc1 = 1.0f - powf(s.beta1, (float)t), bc2 = 1.0f - powf(s.beta2, (float)t);
     const int C = model->config.channels; // every parameter tensor is a multiple of C long
     const AbftKernelCheck k = kernel_check(model, OP_ADAMW, 0, AbftKernelShape{(long)(model->num_parameters / C), C});
-    const AbftAdamBound bound = abft_adam_bound(beta1, beta2, t);
+    const AbftAdamBound bound = abft_adam_bound(s.beta1, s.beta2, t);
+    const DecayTable decay = decay_table(model->param_sizes);
     float *params = model->params_memory, *m = model->m_memory, *v = model->v_memory;
-    const float* grads = model->grads_memory;
     int failed = 0, held = 0;
     float worst = 0.0f;
     #pragma omp parallel for reduction(+ : failed, held) reduction(max : worst)
     for (size_t i = 0; i < model->num_parameters; i++) {
-        const float p = params[i];
-        AdamWValue u = adamw_of(p, grads[i], m[i], v[i], lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+        const float p = params[i], g = grads[i] * scale, wd = decay_at(decay, (long)i, s.weight_decay);
+        AdamWValue u = adamw_of(p, g, m[i], v[i], s.lr, s.beta1, s.beta2, bc1, bc2, s.eps, wd);
         u.p = abft_kernel_fault_apply_at(k.fault, (long)i, u.p);
-        const float r = abft_adamw_residual(p, u.p, u.m, u.v, lr, weight_decay, bound);
+        const float r = abft_adamw_residual(p, u.p, u.m, u.v, s.lr, wd, bound);
         if (k.on && !(r <= k.tau)) {
             failed++;
-            u = adamw_of(p, grads[i], m[i], v[i], lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+            u = adamw_of(p, g, m[i], v[i], s.lr, s.beta1, s.beta2, bc1, bc2, s.eps, wd);
             u.p = abft_kernel_fault_apply_at(k.refault, (long)i, u.p);
-            if (!(abft_adamw_residual(p, u.p, u.m, u.v, lr, weight_decay, bound) <= k.tau)) { held++; continue; }
+            if (!(abft_adamw_residual(p, u.p, u.m, u.v, s.lr, wd, bound) <= k.tau)) { held++; continue; }
         } else {
             worst = fmaxf(worst, r);
         }
@@ -665,6 +680,7 @@ static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float e
 static void gpt2_free(GPT2* model) {
     free(model->params_memory);
     free(model->grads_memory);
+    free(model->grad_acc_memory);
     free(model->m_memory);
     free(model->v_memory);
     free(model->acts_memory);
@@ -723,20 +739,14 @@ static void gpt2_set_tf32(GPT2*, bool on) {
     if (on) { die("-tf32", "TF32 tensor-core math is for the CUDA trainer (train_gpt2cu); the CPU computes in fp32", "not available on the CPU"); }
 }
 
+// The MFU is a GPU figure: a CPU's peak depends on its vector units and clocks (0: not shown)
+static double gpt2_peak_flops(const GPT2*) { return 0.0; }
+
 // ----------------------------------------------------------------------------
 // main: the training program of llmc/trainer.h on this model
 
 #include "llmc/trainer.h"
 
 #ifndef TESTING
-int main(int argc, char** argv) {
-    const Options o = parse_options(argc, argv);
-    GPT2 model;
-    build_model(&model, o);
-    if (o.memory) { gpt2_free(&model); return 0; } // the footprint is printed
-    gpt2_allocate_activations(&model, o.B, o.T);
-    const int status = o.bench > 0 ? run_benchmark(&model, o.bench, (uint64_t)o.seed) : train(&model, o);
-    gpt2_free(&model);
-    return status;
-}
+int main(int argc, char** argv) { return run_program(parse_options(argc, argv)); }
 #endif

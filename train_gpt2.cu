@@ -17,7 +17,7 @@
 // redo the step (llmc/trainer.h).
 //
 // Reading path, from the bottom of this file to a repaired GEMM:
-//   main → train → train_step → gpt2_train_step (llmc/trainer.h)
+//   main → run_program → train → train_step → gpt2_train_step → gpt2_passes (llmc/trainer.h)
 //        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
 //        → protected_gemm (here) → abft_gemm (abft.cuh) → abft_gpu_verify (llmc/abft_gpu.cuh)
 //        → the reader (e.g. softmax_forward, here) → abft_reader_compare, and its redo kernel →
@@ -47,6 +47,7 @@
 #include "abft.cuh"
 #include "llmc/checkpoint.h"
 #include "llmc/gpt2_model.h"
+#include "llmc/optimizer.h"
 #include "llmc/utils.h"
 
 // ----------------------------------------------------------------------------
@@ -725,30 +726,38 @@ __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const
     }
 }
 
-// What the step guard's kernels decide, for adamw_kernel and, after the step's wait, the host.
-struct GuardVerdict {
-    float norm; // the global gradient norm
-    int skip;   // 1: the update is not applied
+// What the gradient-norm kernels decide, for adamw_kernel and, after the step's wait, the host.
+struct GradNorm {
+    float norm;  // the global L2 norm of the step's averaged gradient, before the clip
+    float scale; // what multiplies the summed gradient (grad_scale_of: the average and the clip)
+    int skip;    // 1: the step guard stops the update
 };
 
-// AdamW (decoupled weight decay on every parameter, as torch.optim.AdamW with one group).
-// Skipped when the pass that computed the gradients has failed its gate (a fault beyond the
-// device's repair: the host redoes the pass), or when the step guard says so (guard: null
-// without one). A parameter whose step breaks AdamW's bound is recomputed (k.on), and left as
-// it was if it breaks it again (bad gradient or moments).
-__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, float lr, float beta1,
-                             float beta2, float bc1, float bc2, float eps, float weight_decay, AbftPassGate gate,
-                             const GuardVerdict* guard, AbftKernelCheck k, AbftAdamBound bound) {
+// After the backward pass of micro-batch `micro` of a step: the step's gradient sum in acc.
+__global__ void accumulate_grads_kernel(float* acc, const float* grads, long n, int micro) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n || (gate.failed != nullptr && *gate.failed == gate.pass) || (guard != nullptr && guard->skip)) { return; }
-    const float p = params[i], g = grads[i], m0 = m[i], v0 = v[i];
-    AdamWValue u = adamw_of(p, g, m0, v0, lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+    if (i < n) { acc[i] = micro == 0 ? grads[i] : acc[i] + grads[i]; }
+}
+
+// AdamW (llmc/optimizer.h) on the summed gradient times norm->scale, with decay on the 2-D
+// weights (the DecayTable). Skipped when the pass that computed the gradients has failed its
+// gate (a fault beyond the device's repair: the host redoes the pass), or when the step guard
+// says so. A parameter whose step breaks AdamW's bound is recomputed (k.on), and left as it
+// was if it breaks it again (bad gradient or moments).
+__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, AdamWStep s, float bc1,
+                             float bc2, DecayTable decay, AbftPassGate gate, const GradNorm* norm, AbftKernelCheck k,
+                             AbftAdamBound bound) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n || (gate.failed != nullptr && *gate.failed == gate.pass) || norm->skip) { return; }
+    const float p = params[i], g = grads[i] * norm->scale, m0 = m[i], v0 = v[i];
+    const float wd = decay_at(decay, i, s.weight_decay);
+    AdamWValue u = adamw_of(p, g, m0, v0, s.lr, s.beta1, s.beta2, bc1, bc2, s.eps, wd);
     u.p = abft_kernel_fault_apply_at(k.fault, i, u.p);
-    if (k.on && !(abft_adamw_residual(p, u.p, u.m, u.v, lr, weight_decay, bound) <= k.tau)) {
+    if (k.on && !(abft_adamw_residual(p, u.p, u.m, u.v, s.lr, wd, bound) <= k.tau)) {
         atomicAdd(&k.verdict[0], 1);
-        u = adamw_of(p, g, m0, v0, lr, beta1, beta2, bc1, bc2, eps, weight_decay);
+        u = adamw_of(p, g, m0, v0, s.lr, s.beta1, s.beta2, bc1, bc2, s.eps, wd);
         u.p = abft_kernel_fault_apply_at(k.refault, i, u.p);
-        if (!(abft_adamw_residual(p, u.p, u.m, u.v, lr, weight_decay, bound) <= k.tau)) {
+        if (!(abft_adamw_residual(p, u.p, u.m, u.v, s.lr, wd, bound) <= k.tau)) {
             atomicAdd(&k.verdict[1], 1);
             return;
         }
@@ -758,10 +767,10 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
     params[i] = u.p;
 }
 
-// The step guard's global gradient norm: each of GUARD_BLOCKS blocks sums the squares of its
-// grid-stride share, then one block sums those in a fixed order (the norm does not depend on
-// timing) and decides: skip when the norm is above max_norm or not finite.
-constexpr int GUARD_BLOCKS = 256;
+// The global gradient norm: each of NORM_BLOCKS blocks sums the squares of its grid-stride
+// share, then one block sums those in a fixed order (the norm does not depend on timing) and
+// decides the update's gradient scale, and whether the step guard stops it.
+constexpr int NORM_BLOCKS = 256;
 
 __global__ void grad_norm_partial_kernel(float* partial, const float* grads, long n) {
     float s = 0.0f;
@@ -772,11 +781,14 @@ __global__ void grad_norm_partial_kernel(float* partial, const float* grads, lon
     if (threadIdx.x == 0) { partial[blockIdx.x] = s; }
 }
 
-__global__ void guard_decide_kernel(GuardVerdict* verdict, const float* partial, float max_norm) {
-    const float norm = sqrtf(block_reduce(partial[threadIdx.x], false)); // blockDim.x == GUARD_BLOCKS
+// norm of the averaged gradient (the sum's / micro_steps); max_norm < 0: no guard
+__global__ void grad_norm_decide_kernel(GradNorm* out, const float* partial, float grad_clip, int micro_steps,
+                                        float max_norm) {
+    const float norm = sqrtf(block_reduce(partial[threadIdx.x], false)) / micro_steps; // blockDim.x == NORM_BLOCKS
     if (threadIdx.x == 0) {
-        verdict->norm = norm;
-        verdict->skip = !(isfinite(norm) && norm <= max_norm);
+        out->norm = norm;
+        out->scale = grad_scale_of(norm, grad_clip, micro_steps);
+        out->skip = max_norm >= 0.0f && !(isfinite(norm) && norm <= max_norm);
     }
 }
 
@@ -1149,7 +1161,8 @@ struct GPT2 {
     float* params_memory = nullptr;
     size_t num_parameters = 0;
     ParameterTensors grads;
-    float* grads_memory = nullptr;
+    float* grads_memory = nullptr;     // the last backward pass's
+    float* grad_acc_memory = nullptr;  // the sum over a step's micro-batches (gpt2_accumulate_grads)
     float* m_memory = nullptr; // AdamW first moments
     float* v_memory = nullptr; // AdamW second moments
     int B = 0, T = 0;          // the batch shape the activations were laid out for
@@ -1164,12 +1177,11 @@ struct GPT2 {
     float* losses = nullptr;     // (B, T) on the GPU
     float* cpu_losses = nullptr; // (B, T)
     float mean_loss = -1.0f;     // -1 when the forward pass had no targets
-    float grad_norm = -1.0f;     // the last update's global gradient norm (-1: not computed)
+    float grad_norm = -1.0f;     // the last update's global norm of the averaged gradient, before the clip
     bool update_skipped = false; // whether the step guard stopped the last update
-    GuardVerdict* guard = nullptr;      // (1) on the GPU: the step guard's verdict (gpt2_update)
-    GuardVerdict* guard_host = nullptr; // (1) pinned: its copy, read after the step's wait
-    float* guard_partial = nullptr;     // (GUARD_BLOCKS) on the GPU: the norm's partial sums
-    bool guard_queued = false;          // whether the last update queued a verdict
+    GradNorm* norm = nullptr;           // (1) on the GPU: the last update's norm, scale and guard verdict
+    GradNorm* norm_host = nullptr;      // (1) pinned: its copy, read after the step's wait
+    float* norm_partial = nullptr;      // (NORM_BLOCKS) on the GPU: the norm's partial sums
     TokenBuckets buckets = {};   // the inputs grouped by token, for the embedding backward
     HostView host = {nullptr, nullptr, nullptr}; // host copies of params, m, v (allocated on first use)
     Abft abft;
@@ -1371,51 +1383,59 @@ static void gpt2_allocate_moments(GPT2* model) {
     cudaCheck(cudaMemset(model->v_memory, 0, model->num_parameters * sizeof(float)));
 }
 
-// Queues the step guard's gradient norm and verdict, and the verdict's copy to the host.
-static void guard_queue(GPT2* model, float max_norm) {
-    if (model->guard == nullptr) {
-        cudaCheck(cudaMalloc(&model->guard, sizeof(GuardVerdict)));
-        cudaCheck(cudaMalloc(&model->guard_partial, GUARD_BLOCKS * sizeof(float)));
-        cudaCheck(cudaMallocHost(&model->guard_host, sizeof(GuardVerdict)));
-    }
-    LAUNCH(grad_norm_partial_kernel, GUARD_BLOCKS, BLOCK, 0, 0)(model->guard_partial, model->grads_memory,
-                                                                 (long)model->num_parameters);
+// After the backward pass of micro-batch `micro` of a step: the step's gradient sum, in
+// grad_acc_memory (the first micro-batch's copied, the others added).
+static void gpt2_accumulate_grads(GPT2* model, int micro) {
+    const long n = (long)model->num_parameters;
+    if (model->grad_acc_memory == nullptr) { model->grad_acc_memory = gpu_alloc(n, "gradient sum"); }
+    LAUNCH(accumulate_grads_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->grad_acc_memory, model->grads_memory, n, micro);
     cudaCheckLaunch();
-    LAUNCH(guard_decide_kernel, 1, GUARD_BLOCKS, 0, 0)(model->guard, model->guard_partial, max_norm);
-    cudaCheckLaunch();
-    cudaCheck(cudaMemcpyAsync(model->guard_host, model->guard, sizeof(GuardVerdict), cudaMemcpyDeviceToHost, 0));
 }
 
-// With max_norm >= 0 (the step guard's limit; GUARD_OFF: none), not applied when the global
-// gradient norm is above it or not finite: the device decides, the host learns it after the
-// step's wait (gpt2_synchronize).
-static void gpt2_update(GPT2* model, float lr, float beta1, float beta2, float eps, float weight_decay, int t,
-                        float max_norm) {
+// Queues the gradient's norm, scale and guard verdict, and their copy to the host.
+static void grad_norm_queue(GPT2* model, const float* grads, const AdamWStep& s, float max_norm) {
+    if (model->norm == nullptr) {
+        cudaCheck(cudaMalloc(&model->norm, sizeof(GradNorm)));
+        cudaCheck(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(float)));
+        cudaCheck(cudaMallocHost(&model->norm_host, sizeof(GradNorm)));
+    }
+    LAUNCH(grad_norm_partial_kernel, NORM_BLOCKS, BLOCK, 0, 0)(model->norm_partial, grads, (long)model->num_parameters);
+    cudaCheckLaunch();
+    LAUNCH(grad_norm_decide_kernel, 1, NORM_BLOCKS, 0, 0)(model->norm, model->norm_partial, s.grad_clip, s.micro_steps,
+                                                          max_norm);
+    cudaCheckLaunch();
+    cudaCheck(cudaMemcpyAsync(model->norm_host, model->norm, sizeof(GradNorm), cudaMemcpyDeviceToHost, 0));
+}
+
+// AdamW (llmc/optimizer.h) on the gradient of the step (averaged over its micro-batches,
+// clipped to s.grad_clip), decay on the 2-D weights. With max_norm >= 0 (the step guard's
+// limit; GUARD_OFF: none), not applied when the gradient's norm is above it or not finite:
+// the device decides, the host learns it after the step's wait (gpt2_synchronize).
+static void gpt2_update(GPT2* model, const AdamWStep& s, int t, float max_norm) {
     gpt2_allocate_moments(model);
-    const float bc1 = 1.0f - powf(beta1, (float)t), bc2 = 1.0f - powf(beta2, (float)t);
+    const float* grads = s.micro_steps > 1 ? model->grad_acc_memory : model->grads_memory;
+    const float bc1 = 1.0f - powf(s.beta1, (float)t), bc2 = 1.0f - powf(s.beta2, (float)t);
     const long n = (long)model->num_parameters;
     // queued before the host has read the pass's verdicts (gpt2_train_step), so gated on them
     const AbftPassGate gate = model->abft.cfg.enabled && model->abft.deferred ? abft_gpu_pass_gate() : AbftPassGate{};
-    model->guard_queued = max_norm >= 0.0f;
-    if (model->guard_queued) { guard_queue(model, max_norm); }
+    grad_norm_queue(model, grads, s, max_norm);
     const int C = model->config.channels; // every parameter tensor is a multiple of C long
     const AbftKernelCheck k = kernel_check(model, OP_ADAMW, 0, AbftKernelShape{n / C, C});
-    LAUNCH(adamw_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->params_memory, model->grads_memory, model->m_memory,
-                                                             model->v_memory, n, lr, beta1, beta2, bc1, bc2, eps, weight_decay,
-                                                             gate, model->guard_queued ? model->guard : nullptr, k,
-                                                             abft_adam_bound(beta1, beta2, t));
+    LAUNCH(adamw_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->params_memory, grads, model->m_memory, model->v_memory,
+                                                             n, s, bc1, bc2, decay_table(model->param_sizes), gate,
+                                                             model->norm, k, abft_adam_bound(s.beta1, s.beta2, t));
     cudaCheckLaunch();
     kernel_verdict(model, k);
     abft_gpu_log_fetch(); // a deferred verdict comes back by the step's closing wait
 }
 
 static void gpt2_free(GPT2* model) {
-    float* device[] = {model->params_memory, model->grads_memory, model->m_memory, model->v_memory,
+    float* device[] = {model->params_memory, model->grads_memory, model->grad_acc_memory, model->m_memory, model->v_memory,
                        model->acts_memory, model->grads_acts_memory, model->losses, model->abft_sums_memory};
     for (float* p : device) { cudaCheck(cudaFree(p)); }
-    cudaCheck(cudaFree(model->guard));
-    cudaCheck(cudaFree(model->guard_partial));
-    cudaCheck(cudaFreeHost(model->guard_host));
+    cudaCheck(cudaFree(model->norm));
+    cudaCheck(cudaFree(model->norm_partial));
+    cudaCheck(cudaFreeHost(model->norm_host));
     cudaCheck(cudaFree(model->inputs));
     cudaCheck(cudaFree(model->buckets.tokens));
     cudaCheck(cudaFree(model->buckets.offsets));
@@ -1505,8 +1525,8 @@ static bool gpt2_settle(GPT2* model) { return abft_gpu_settle(&model->abft); }
 // that times GPU work (a launch returns long before its kernel ends).
 static void gpt2_synchronize(GPT2* model) {
     cudaCheck(cudaDeviceSynchronize());
-    model->grad_norm = model->guard_queued ? model->guard_host->norm : -1.0f;
-    model->update_skipped = model->guard_queued && model->guard_host->skip;
+    model->grad_norm = model->norm_host != nullptr ? model->norm_host->norm : -1.0f;
+    model->update_skipped = model->norm_host != nullptr && model->norm_host->skip;
 }
 
 static void gpt2_describe_backend(char* out, size_t size) {
@@ -1540,20 +1560,31 @@ static void gpt2_set_tf32(GPT2* model, bool on) {
     model->abft.cfg.operand_u = on ? ABFT_TF32_UNIT_ROUNDOFF : 0.0f;
 }
 
+// The GPU's dense peak in the precision in use, for the MFU (as llm.c's, against the
+// datasheet): fp32 on the CUDA cores, or TF32 on the tensor cores. 0 for a card not listed.
+static double gpt2_peak_flops(const GPT2*) {
+    struct Peak {
+        const char* name; // a substring of the device name
+        double fp32, tf32; // TFLOP/s
+    };
+    static const Peak peaks[] = {
+        {"H200", 67.0, 495.0},      {"H100 PCIe", 51.2, 378.0}, {"H100", 67.0, 495.0}, {"A100", 19.5, 156.0},
+        {"A10G", 31.2, 62.5},       {"L40S", 91.6, 183.0},      {"L4", 30.3, 60.0},    {"RTX 4090", 82.6, 82.6},
+        {"RTX 3090", 35.6, 35.6},
+    };
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDeviceProperties(&prop, 0));
+    for (const Peak& p : peaks) {
+        if (strstr(prop.name, p.name) != nullptr) { return 1e12 * (g_tf32 ? p.tf32 : p.fp32); }
+    }
+    return 0.0;
+}
+
 // ----------------------------------------------------------------------------
 // main: the training program of llmc/trainer.h on this model
 
 #include "llmc/trainer.h"
 
 #ifndef TESTING
-int main(int argc, char** argv) {
-    const Options o = parse_options(argc, argv);
-    GPT2 model;
-    build_model(&model, o);
-    if (o.memory) { gpt2_free(&model); return 0; } // the footprint is printed
-    gpt2_allocate_activations(&model, o.B, o.T);
-    const int status = o.bench > 0 ? run_benchmark(&model, o.bench, (uint64_t)o.seed) : train(&model, o);
-    gpt2_free(&model);
-    return status;
-}
+int main(int argc, char** argv) { return run_program(parse_options(argc, argv)); }
 #endif

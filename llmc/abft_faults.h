@@ -61,6 +61,7 @@ static const char* const abft_pattern_names[PATTERN_NUM] = {"0d", "row", "col", 
 struct AbftFaultSpec {
     bool active = false;
     int op = -1, layer = -1, step = -1; // -1: any (rate mode)
+    int micro = -1;     // the micro-batch of the step (gradient accumulation); -1: any
     int type = FAULT_BITFLIP, pattern = PATTERN_0D;
     int bit = -1;       // bitflip: the bit to flip, 0-31; -1: the paper's (abft_fault_value)
     uint64_t seed = 1;
@@ -102,6 +103,7 @@ struct Abft {
     AbftFaultSpec fault;
     AbftCounters n;
     int step = 0;             // the training step now running, for fault specs and logs
+    int micro = 0;            // its micro-batch now running (gradient accumulation), for fault specs
     int fault_fired = 0;      // executions hit so far by a single-fault spec
     uint64_t fault_rng = 1;   // picks the faulty elements (and, in rate mode, when)
     // Deferred verdicts (the GPU path): checks and repairs run in stream order and the host
@@ -241,6 +243,7 @@ inline bool abft_fault_fires(Abft* abft, int op, int layer) {
     if (f.op >= 0 && f.op != op) { return false; }
     if (f.layer >= 0 && f.layer != layer) { return false; }
     if (f.step >= 0 && f.step != abft->step) { return false; }
+    if (f.micro >= 0 && f.micro != abft->micro) { return false; }
     if (f.rate > 0.0) { // random faults hit the ops in the scope, unless the spec names one
         return (f.op >= 0 || abft_in_scope(abft->cfg, op)) && random_f32(&abft->fault_rng) < f.rate;
     }
@@ -382,6 +385,7 @@ inline AbftFaultSpec abft_parse_fault(const char* text) {
         if (strcmp(key, "op") == 0) { f.op = abft_lookup(value, abft_op_names, ABFT_NUM_OPS, "op"); }
         else if (strcmp(key, "layer") == 0) { f.layer = (int)abft_parse_int(key, value, 0, 1 << 20); }
         else if (strcmp(key, "step") == 0) { f.step = (int)abft_parse_int(key, value, 0, 1L << 30); }
+        else if (strcmp(key, "micro") == 0) { f.micro = (int)abft_parse_int(key, value, 0, 1 << 20); }
         else if (strcmp(key, "type") == 0) { f.type = abft_lookup(value, abft_fault_type_names, FAULT_NUM_TYPES, "type"); }
         else if (strcmp(key, "pattern") == 0) { f.pattern = abft_lookup(value, abft_pattern_names, PATTERN_NUM, "pattern"); }
         else if (strcmp(key, "seed") == 0) { f.seed = (uint64_t)abft_parse_int(key, value, 0, 1L << 62); }
@@ -394,7 +398,7 @@ inline AbftFaultSpec abft_parse_fault(const char* text) {
                 die("-fi", "a probability per protected GEMM execution, e.g. rate=1e-4", "rate must be in (0, 1], got '%s'", value);
             }
         } else {
-            die("-fi", "keys: op, layer, step, type, pattern, seed, count, rate, bit", "unknown key '%s'", key);
+            die("-fi", "keys: op, layer, step, micro, type, pattern, seed, count, rate, bit", "unknown key '%s'", key);
         }
     }
     if (f.bit >= 0 && f.type != FAULT_BITFLIP) {

@@ -1,11 +1,12 @@
 // trainer.h: the training program around a GPT-2 model, shared by the CPU trainer
 // (train_gpt2.cpp) and the CUDA trainer (train_gpt2.cu), whose main calls it: flags, the top
-// of the ABFT escalation ladder (redo a step), the training loop with validation, sampling,
-// the JSONL log, checkpoints and resume, Ctrl-C, the checkpoint/restore baseline
-// (-rollback), and the ABFT on/off benchmark.
+// of the ABFT escalation ladder (redo a step), the training loop (learning-rate schedule,
+// gradient accumulation and clipping: llmc/optimizer.h) with validation, sampling, the JSONL
+// log, checkpoints and resume, Ctrl-C, the checkpoint/restore baseline (-rollback), the ABFT
+// on/off benchmark, and text from a model (-sample).
 //
-// Reading path: main (the trainer's) → train → train_step → gpt2_train_step → the trainer's
-// gpt2_forward / gpt2_backward / gpt2_update.
+// Reading path: main (the trainer's) → run_program → train → train_step → gpt2_train_step →
+// gpt2_passes → the trainer's gpt2_forward / gpt2_backward, then its gpt2_update.
 //
 // Included by a trainer after it has defined the model and its passes, which this file calls:
 //   struct GPT2 { GPT2Config config; size_t num_parameters; int B, T; float mean_loss; Abft abft; ... }
@@ -13,17 +14,22 @@
 //   gpt2_allocate_activations(GPT2*, B, T)     gpt2_allocate_moments(GPT2*)
 //   gpt2_forward(GPT2*, inputs, targets, for_backward), gpt2_backward(GPT2*)
 //                                              (false when a fault survived the lower rungs)
-//   gpt2_update(GPT2*, lr, beta1, beta2, eps, weight_decay, t, max_norm)   gpt2_free(GPT2*)
-//                                              (on the GPU, skipped on the device when the pass
-//                                              before it left a fault: see gpt2_train_step; and
-//                                              when max_norm >= 0, skipped where the global
-//                                              gradient norm is above it or not finite: the
-//                                              step guard's; GUARD_OFF: no norm, no skip)
+//   gpt2_accumulate_grads(GPT2*, micro)        (after micro-batch `micro`'s backward: the step's sum)
+//   gpt2_update(GPT2*, AdamWStep, t, max_norm)  gpt2_free(GPT2*)
+//                                              (AdamW on the step's gradient: the last backward's,
+//                                              or with micro_steps > 1 the sum's, averaged and
+//                                              clipped; on the GPU, skipped on the device when the
+//                                              pass before it left a fault: see gpt2_train_step;
+//                                              and when max_norm >= 0, skipped where the global
+//                                              gradient norm is above it or not finite: the step
+//                                              guard's; GUARD_OFF: no skip)
 //   HostView gpt2_host_view(GPT2*), gpt2_to_host(GPT2*), gpt2_from_host(GPT2*)
 //                                              (host arrays of parameters and AdamW moments)
 //   gpt2_logits_row(GPT2*, bt, out)            (the V logits of position bt)
 //   gpt2_params_finite(GPT2*), gpt2_describe_backend(out, size)
 //   gpt2_has_tf32(), gpt2_set_tf32(GPT2*, on)  (whether the hardware has TF32 tensor cores; use them)
+//   gpt2_peak_flops(GPT2*)                     (the device's peak FLOP/s in the precision in use, for
+//                                              the MFU; 0 where unknown, and on the CPU)
 //   gpt2_synchronize(GPT2*)                    (waits for the device: before a clock read; then
 //                                              model->grad_norm and model->update_skipped tell
 //                                              the last gpt2_update's norm and guard verdict)
@@ -42,9 +48,11 @@
 #include <vector>
 
 #include "abft.cuh"
+#include "llmc/bpe.h"
 #include "llmc/checkpoint.h"
 #include "llmc/dataloader.h"
 #include "llmc/gpt2_model.h"
+#include "llmc/optimizer.h"
 #include "llmc/rand.h"
 #include "llmc/tokenizer.h"
 #include "llmc/utils.h"
@@ -68,10 +76,15 @@ struct Options {
     const char* abft_every = nullptr;
     const char* abft_scope = "attn";
     const char* abft_tol = "bound";
+    const char* prompt = nullptr; // -sample: the text to continue
     int B = 4, T = 64, steps = 20, val_every = 20, val_batches = 20, sample_every = 20, gen_tokens = 64;
+    int total_batch = -1; // tokens per step (-d); -1: B·T, one micro-batch
+    int warmup = 0, top_k = 0;
     int abft = 1, abft_quiet = 0, bench = 0, checkpoint_every = 0, resume = 0, rollback = 0, tf32 = TF32_AUTO, memory = 0;
-    float lr = 3e-4f, weight_decay = 0.0f, abft_extreme = 1e10f, abft_tau = 2.0f, guard = 0.0f;
+    float lr = 3e-4f, final_frac = 1.0f, weight_decay = 0.0f, grad_clip = 1.0f, temperature = 1.0f;
+    float abft_extreme = 1e10f, abft_tau = 2.0f, guard = 0.0f;
     long seed = 1337;
+    int micro_steps() const { return total_batch < 0 ? 1 : total_batch / (B * T); }
 };
 
 enum FlagKind { FLAG_INT, FLAG_LONG, FLAG_FLOAT, FLAG_STRING, FLAG_AUTO }; // FLAG_AUTO: an int in [lo, hi] or "auto"
@@ -96,7 +109,8 @@ static void print_usage(const Flag* flags, int n) {
         printf("  %-14s %s (default %s)\n", f.name, f.help, value);
     }
     printf("  %-14s %s\n", "-fi", "e.g. op=qk,layer=0,step=3,type=inf,pattern=row,seed=1[,count=2]; or rate=1e-4[,type=..]");
-    printf("                 layers and steps count from 0 (step=3 is the 4th training step)\n");
+    printf("                 layers and steps count from 0 (step=3 is the 4th training step); with -d, micro=K faults\n");
+    printf("                 the K-th micro-batch of the step (from 0; default: the first execution in the step)\n");
     printf("                 ops:");
     for (int op = 0; op < ABFT_NUM_ATTN_OPS; op++) { printf(" %s", abft_op_names[op]); }
     printf("\n                 and, checked with -abft_scope all (the LM head's at layer 0):\n                ");
@@ -137,13 +151,20 @@ static Options parse_options(int argc, char** argv) {
         {"-o", FLAG_STRING, &o.log_dir, 0, 0, "log directory (main.jsonl, model.bin)"},
         {"-b", FLAG_INT, &o.B, 1, 1 << 16, "batch size"},
         {"-t", FLAG_INT, &o.T, 1, 1 << 16, "sequence length"},
-        {"-l", FLAG_FLOAT, &o.lr, 0, 10, "learning rate"},
-        {"-w", FLAG_FLOAT, &o.weight_decay, 0, 10, "AdamW weight decay"},
+        {"-d", FLAG_INT, &o.total_batch, -1, 1 << 30, "total batch in tokens, a multiple of B*T: gradients accumulated over d/(B*T) micro-batches (-1: B*T)"},
+        {"-l", FLAG_FLOAT, &o.lr, 0, 10, "peak learning rate"},
+        {"-u", FLAG_INT, &o.warmup, 0, 1 << 30, "learning rate warmup steps (linear up to -l)"},
+        {"-q", FLAG_FLOAT, &o.final_frac, 0, 1, "final learning rate as a fraction of -l, reached by cosine decay after the warmup (1: constant)"},
+        {"-c", FLAG_FLOAT, &o.weight_decay, 0, 10, "AdamW weight decay of the 2-D weights (biases and layernorms: none)"},
+        {"-clip", FLAG_FLOAT, &o.grad_clip, 0, 1e6, "clip the global gradient norm to this (0: no clipping)"},
         {"-x", FLAG_INT, &o.steps, 0, 1 << 30, "training steps"},
         {"-v", FLAG_INT, &o.val_every, 0, 1 << 30, "validation loss every N steps (0: never)"},
         {"-m", FLAG_INT, &o.val_batches, 1, 1 << 30, "validation batches"},
         {"-s", FLAG_INT, &o.sample_every, 0, 1 << 30, "sample text every N steps (0: never)"},
         {"-g", FLAG_INT, &o.gen_tokens, 1, 1 << 16, "tokens to generate per sample"},
+        {"-sample", FLAG_STRING, &o.prompt, 0, 0, "no training: continue this text with the model -e (a .bin file), -g tokens"},
+        {"-temp", FLAG_FLOAT, &o.temperature, 1e-3, 100, "sampling temperature"},
+        {"-topk", FLAG_INT, &o.top_k, 0, 1 << 20, "sample among the k most likely tokens (0: all)"},
         {"-seed", FLAG_LONG, &o.seed, 0, 1e15, "seed of the random init and of sampling"},
         {"-abft", FLAG_INT, &o.abft, 0, 1, "ATTNChecker on (1) or off (0)"},
         {"-abft_extreme", FLAG_FLOAT, &o.abft_extreme, 1, 3e38, "|x| above this is a fault by itself"},
@@ -165,6 +186,7 @@ static Options parse_options(int argc, char** argv) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) { print_usage(flags, n); exit(EXIT_SUCCESS); }
         if (i + 1 >= argc) { die(argv[i], "flags come in pairs: -flag value; see -h", "missing value"); }
         if (strcmp(argv[i], "-fi") == 0) { o.fault = argv[i + 1]; continue; }
+        if (strcmp(argv[i], "-w") == 0) { die("-w", "weight decay is -c, as in llm.c", "no such flag"); }
         int f = 0;
         while (f < n && strcmp(argv[i], flags[f].name) != 0) { f++; }
         if (f == n) { die(argv[i], "see -h", "unknown flag"); }
@@ -174,6 +196,15 @@ static Options parse_options(int argc, char** argv) {
         die(o.resume ? "-y" : o.rollback ? "-rollback" : "-n", "give a log directory with -o DIR", "checkpoints live in the log directory");
     }
     if (o.rollback && o.checkpoint_every == 0) { die("-rollback", "give a checkpoint interval with -n N", "rollback needs checkpoints"); }
+    const long tokens = (long)o.B * o.T;
+    if (o.total_batch == 0 || (o.total_batch > 0 && o.total_batch % tokens != 0)) {
+        die("-d", "give a multiple of -b x -t, or -1 for one micro-batch", "%d tokens is not a multiple of %d x %d = %ld",
+            o.total_batch, o.B, o.T, tokens);
+    }
+    GPT2Config fresh;
+    if (o.prompt != nullptr && parse_model_descriptor(o.model, &fresh)) {
+        die("-sample", "give the trained model with -e, e.g. -e log_bible/model.bin", "-e %s is a fresh model, not a trained one", o.model);
+    }
     return o;
 }
 
@@ -214,7 +245,9 @@ static void build_model(GPT2* model, const Options& o) {
     const GPT2Config& c = model->config;
     printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,
            c.max_seq_len, c.vocab_size, c.padded_vocab_size, model->num_parameters);
-    print_footprint(gpt2_footprint(model, o.B, o.T));
+    MemoryFootprint footprint = gpt2_footprint(model, o.prompt != nullptr ? 1 : o.B, o.T);
+    if (o.micro_steps() > 1) { footprint.gradients *= 2; } // and their sum over a step's micro-batches
+    print_footprint(footprint);
     char backend[256];
     gpt2_describe_backend(backend, sizeof(backend));
     printf("backend: %s\n", backend);
@@ -261,9 +294,32 @@ static float guard_limit(const GuardHistory& h, float z) {
 // ----------------------------------------------------------------------------
 // the top of the ladder
 
-static void gpt2_run_synchronous(GPT2* model, const int* inputs, const int* targets, bool backward);
-static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, const int* inputs, const int* targets,
+// One micro-batch of a step: (B, T) inputs and targets (null: no loss), host arrays.
+struct MicroBatch {
+    const int* inputs;
+    const int* targets;
+};
+
+static void gpt2_run_synchronous(GPT2* model, const MicroBatch* batches, int n, bool backward);
+static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, const MicroBatch* batches, int n,
                                     bool backward);
+
+// The passes of one step: forward (and, with `backward`, backward) over each of its n
+// micro-batches, their gradients summed (gpt2_accumulate_grads) when there are several, and
+// model->mean_loss their mean. False when a fault survived a pass's lower rungs.
+static bool gpt2_passes(GPT2* model, const MicroBatch* batches, int n, bool backward) {
+    double loss = 0.0;
+    for (int k = 0; k < n; k++) {
+        model->abft.micro = k;
+        if (!gpt2_forward(model, batches[k].inputs, batches[k].targets, backward) || (backward && !gpt2_backward(model))) {
+            return false;
+        }
+        if (backward && n > 1) { gpt2_accumulate_grads(model, k); }
+        loss += model->mean_loss;
+    }
+    if (n > 1) { model->mean_loss = (float)(loss / n); }
+    return true;
+}
 
 // A forward (and, with `backward`, backward) pass under the whole escalation ladder. On the
 // GPU the checks' verdicts are deferred (abft.deferred): the repairs the checksums can make run
@@ -271,43 +327,46 @@ static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, con
 // (gpt2_settle). When that shows a fault the device could not repair, the pass is redone
 // (gpt2_replay_synchronous).
 static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets, bool backward) {
+    const MicroBatch batch = {inputs, targets};
     if (!model->abft.deferred) {
-        gpt2_run_synchronous(model, inputs, targets, backward);
+        gpt2_run_synchronous(model, &batch, 1, backward);
         return;
     }
     const AbftSnapshot before = abft_snapshot(&model->abft);
-    const bool done = gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model));
+    const bool done = gpt2_passes(model, &batch, 1, backward);
     if (gpt2_settle(model) && done) { return; }
-    gpt2_replay_synchronous(model, before, inputs, targets, backward);
+    gpt2_replay_synchronous(model, before, &batch, 1, backward);
 }
 
-// One training step: forward, backward and the AdamW update under the whole ladder, ending
-// with the step's one wait for the device (the trainer times steps, so it waits anyway). On
-// the GPU the update is queued before the host has read the pass's verdicts: the device skips
-// it when a check found a fault it could not repair (gpt2_update's gate), and the host, which
-// reads the verdicts after the wait, redoes the pass and then updates. So ABFT adds no wait.
-// With the step guard's limits (GUARD_OFF: none), the update is not applied when the loss is
-// above max_loss (the host knows it before it queues the update) or the gradient norm above
-// max_norm (the device decides); returns whether it was applied.
-static bool gpt2_train_step(GPT2* model, const int* inputs, const int* targets, float lr, float weight_decay, int t,
+// One training step over n micro-batches: their forward and backward passes, and the AdamW
+// update of their averaged gradient, under the whole ladder, ending with the step's one wait
+// for the device (the trainer times steps, so it waits anyway). On the GPU the update is
+// queued before the host has read the passes' verdicts: the device skips it when a check found
+// a fault it could not repair (gpt2_update's gate), and the host, which reads the verdicts
+// after the wait, redoes the step's passes (every micro-batch) and then updates. So ABFT adds
+// no wait. With the step guard's limits (GUARD_OFF: none), the update is not applied when the
+// loss is above max_loss (the host knows it before it queues the update) or the gradient norm
+// above max_norm (the device decides); returns whether it was applied.
+static bool gpt2_train_step(GPT2* model, const MicroBatch* batches, int n, AdamWStep opt, int t,
                             float max_loss = GUARD_OFF, float max_norm = GUARD_OFF) {
+    opt.micro_steps = n;
     auto update = [&] {
         const bool loss_ok = max_loss < 0.0f || (std::isfinite(model->mean_loss) && model->mean_loss <= max_loss);
-        if (loss_ok) { gpt2_update(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, t, max_norm); }
+        if (loss_ok) { gpt2_update(model, opt, t, max_norm); }
         return loss_ok;
     };
     if (!model->abft.deferred) {
-        gpt2_run_synchronous(model, inputs, targets, true);
+        gpt2_run_synchronous(model, batches, n, true);
         const bool queued = update();
         gpt2_synchronize(model);
         return queued && !model->update_skipped;
     }
     const AbftSnapshot before = abft_snapshot(&model->abft);
-    const bool done = gpt2_forward(model, inputs, targets, true) && gpt2_backward(model);
+    const bool done = gpt2_passes(model, batches, n, true);
     bool queued = done && update();
     gpt2_synchronize(model);
     if (!(gpt2_settle(model) && done)) {
-        gpt2_replay_synchronous(model, before, inputs, targets, true); // the update above was skipped
+        gpt2_replay_synchronous(model, before, batches, n, true); // the update above was skipped
         model->abft.deferred = false; // no pass verdict left to gate it on; its own check read at once
         queued = update();
         model->abft.deferred = true;
@@ -316,22 +375,28 @@ static bool gpt2_train_step(GPT2* model, const int* inputs, const int* targets, 
     return queued && !model->update_skipped;
 }
 
+// A step on one batch (the tests' and the benchmark's).
+static bool gpt2_train_step(GPT2* model, const int* inputs, const int* targets, const AdamWStep& opt, int t) {
+    const MicroBatch batch = {inputs, targets};
+    return gpt2_train_step(model, &batch, 1, opt, t);
+}
+
 // A training step under the step guard: redone once from the pre-step state when its loss
 // or gradient norm fires; applied if the redone step fires again, unless it is not finite
 // (then it is not transient, and training stops).
-static void gpt2_guarded_step(GPT2* model, StepGuard* guard, const int* inputs, const int* targets, float lr,
-                              float weight_decay, int t) {
+static void gpt2_guarded_step(GPT2* model, StepGuard* guard, const MicroBatch* batches, int n, const AdamWStep& opt,
+                              int t) {
     if (guard->z <= 0.0f) {
-        gpt2_train_step(model, inputs, targets, lr, weight_decay, t);
+        gpt2_train_step(model, batches, n, opt, t);
         return;
     }
     const float max_loss = guard_limit(guard->loss, guard->z), max_norm = guard_limit(guard->norm, guard->z);
-    if (!gpt2_train_step(model, inputs, targets, lr, weight_decay, t, max_loss, max_norm)) {
+    if (!gpt2_train_step(model, batches, n, opt, t, max_loss, max_norm)) {
         const bool by_loss = !(std::isfinite(model->mean_loss) && model->mean_loss <= max_loss);
         (by_loss ? guard->redone_loss : guard->redone_norm)++;
         printf("guard: step %d: %s %g above its limit %g; redoing the step\n", model->abft.step,
                by_loss ? "loss" : "gradient norm", by_loss ? model->mean_loss : model->grad_norm, by_loss ? max_loss : max_norm);
-        if (!gpt2_train_step(model, inputs, targets, lr, weight_decay, t, INFINITY, INFINITY)) {
+        if (!gpt2_train_step(model, batches, n, opt, t, INFINITY, INFINITY)) {
             die("-guard", "the fault is not transient, or the model diverges: lower the learning rate",
                 "step %d: loss %g, gradient norm %g: not finite after the step was redone", model->abft.step,
                 model->mean_loss, model->grad_norm);
@@ -341,10 +406,10 @@ static void gpt2_guarded_step(GPT2* model, StepGuard* guard, const int* inputs, 
     guard_push(&guard->norm, model->grad_norm);
 }
 
-// A deferred pass that left a fault beyond the device's repair, redone from the same state
-// with the same faults, this time with a verdict read after every GEMM, so that the lower
+// A deferred step whose passes left a fault beyond the device's repair, redone from the same
+// state with the same faults, this time with a verdict read after every GEMM, so that the lower
 // rungs (recompute the GEMM, the layer) apply as on the CPU.
-static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, const int* inputs, const int* targets,
+static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, const MicroBatch* batches, int n,
                                     bool backward) {
     abft_restore(&model->abft, before);
     model->abft.n.replayed_pass++;
@@ -353,16 +418,17 @@ static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, con
                model->abft.step);
     }
     model->abft.deferred = false;
-    gpt2_run_synchronous(model, inputs, targets, backward);
+    gpt2_run_synchronous(model, batches, n, backward);
     model->abft.deferred = true;
 }
 
-// The pass with every check read as soon as it ran: a pass whose fault survived every lower
-// rung is redone once from the pre-step state (the parameters only change in the update that
-// follows). A fault that survives that is not transient.
-static void gpt2_run_synchronous(GPT2* model, const int* inputs, const int* targets, bool backward) {
+// The step's passes with every check read as soon as it ran: when a fault survived every lower
+// rung, the step is redone once from its start (every micro-batch: the parameters only change
+// in the update that follows, and the gradient sum starts again). A fault that survives that
+// is not transient.
+static void gpt2_run_synchronous(GPT2* model, const MicroBatch* batches, int n, bool backward) {
     for (int attempt = 0;; attempt++) {
-        if (gpt2_forward(model, inputs, targets, backward) && (!backward || gpt2_backward(model))) { return; }
+        if (gpt2_passes(model, batches, n, backward)) { return; }
         if (attempt == 1) {
             die("abft",
                 "the inputs of a protected GEMM or kernel are themselves bad: the model has diverged or memory is failing",
@@ -382,17 +448,26 @@ static void gpt2_forward_backward(GPT2* model, const int* inputs, const int* tar
 // ----------------------------------------------------------------------------
 // training
 
-static float train_step(GPT2* model, StepGuard* guard, DataLoader* loader, const Options& o, int step);
+static float train_step(GPT2* model, StepGuard* guard, DataLoader* loader, const Options& o, float lr, int step);
+static double model_flops_per_token(const GPT2* model);
 static float validation_loss(GPT2* model, DataLoader* loader, int batches);
 static void sample_text(GPT2* model, const Tokenizer& tokenizer, int gen_tokens, uint64_t* rng);
 static Tokenizer open_tokenizer(const char* path, int vocab_size);
 static FILE* open_log(const char* dir, int resume_step);
-static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, float grad_norm, double ms,
-                     double tok_s, const AbftCounters& n);
+// One line of main.jsonl.
+struct StepRecord {
+    int step;
+    float loss, val_loss; // val_loss -1: no validation at this step
+    float lr, grad_norm;  // the gradient's global norm before the clip
+    double ms, tok_s, mfu; // mfu: a fraction of the device's peak; NaN where the peak is unknown
+};
+
+static void log_step(FILE* log, const char* dir, const StepRecord& r, const AbftCounters& n);
 static void write_abft_report(const char* dir, const Abft& abft, int steps);
-static double save_checkpoint(GPT2* model, const char* dir, int step, int previous_step, const DataLoader* loader,
-                              uint64_t sample_rng);
-static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uint64_t* sample_rng, bool restore_faults);
+static double save_checkpoint(GPT2* model, const char* dir, int step, int previous_step, int micro_steps,
+                              const DataLoader* loader, uint64_t sample_rng);
+static int load_checkpoint(GPT2* model, const char* dir, int micro_steps, DataLoader* loader, uint64_t* sample_rng,
+                           bool restore_faults);
 static void on_interrupt(int);
 static volatile sig_atomic_t g_interrupted = 0;
 
@@ -408,20 +483,26 @@ static int train(GPT2* model, const Options& o) {
     if (have_val) { dataloader_init(&val_loader, o.val_pattern, o.B, o.T, c.vocab_size); }
     Tokenizer tokenizer = open_tokenizer(o.tokenizer, c.vocab_size);
     uint64_t sample_rng = (uint64_t)o.seed + 7;
-    int first_step = o.resume ? load_checkpoint(model, o.log_dir, &train_loader, &sample_rng, true) : 0;
+    const int micro = o.micro_steps();
+    int first_step = o.resume ? load_checkpoint(model, o.log_dir, micro, &train_loader, &sample_rng, true) : 0;
     FILE* log = open_log(o.log_dir, first_step);
     if (ABFT_HOST_CHECKS && o.fault != nullptr && o.log_dir != nullptr) {
         std::string path = std::string(o.log_dir) + "/faults.jsonl";
         model->abft.events = fopen_check(path.c_str(), first_step > 0 ? "a" : "w", "choose a writable directory for -o");
     }
-    printf("train: %ld tokens, batch %d x %d, lr %g, abft %s\n", train_loader.num_tokens, o.B, o.T, o.lr, o.abft ? "on" : "off");
+    printf("train: %ld tokens, batch %d x %d", train_loader.num_tokens, o.B, o.T);
+    if (micro > 1) { printf(" x %d micro-batches = %d tokens per step", micro, o.total_batch); }
+    printf(", lr %g", o.lr);
+    if (o.warmup > 0) { printf(" after %d warmup steps", o.warmup); }
+    if (o.final_frac < 1.0f) { printf(", cosine decay to %g", o.lr * o.final_frac); }
+    printf(", clip %g, weight decay %g, abft %s\n", o.grad_clip, o.weight_decay, o.abft ? "on" : "off");
     signal(SIGINT, on_interrupt);
     signal(SIGTERM, on_interrupt);
     double checkpoint_seconds = 0.0; // time spent writing checkpoints
     int checkpoints = 0;
     if (o.rollback && checkpoint_latest(o.log_dir) < first_step) { // something to roll back to
         gpt2_allocate_moments(model);
-        checkpoint_seconds += save_checkpoint(model, o.log_dir, first_step, -1, &train_loader, sample_rng);
+        checkpoint_seconds += save_checkpoint(model, o.log_dir, first_step, -1, micro, &train_loader, sample_rng);
         checkpoints++;
     }
     int done = first_step; // steps completed
@@ -430,13 +511,17 @@ static int train(GPT2* model, const Options& o) {
     int rollbacks = 0, rollbacks_in_a_row = 0, steps_redone = 0;
     double rollback_seconds = 0.0; // time lost to rollbacks: the discarded steps and the reloads
     double since_checkpoint = 0.0; // training time since the last checkpoint
+    const double peak = gpt2_peak_flops(model); // FLOP/s, for the MFU; 0: unknown
     for (int step = first_step; step < o.steps; step++) {
         const long detected0 = abft_total_detected(model->abft.n);
         gpt2_synchronize(model);
         const double t0 = wall_seconds();
-        const float train_loss = train_step(model, &guard, &train_loader, o, step); // ends with the device idle
+        const float lr = learning_rate_at(o.lr, step, o.warmup, o.steps, o.final_frac);
+        const float train_loss = train_step(model, &guard, &train_loader, o, lr, step); // ends with the device idle
         const double ms = 1e3 * (wall_seconds() - t0);
-        const double tok_s = o.B * o.T / (ms * 1e-3);
+        const double tokens = (double)micro * o.B * o.T;
+        const double tok_s = tokens / (ms * 1e-3);
+        const double mfu = peak > 0.0 ? model_flops_per_token(model) * tok_s / peak : NAN;
         since_checkpoint += ms * 1e-3;
         // the checkpoint/restore baseline of ABFT: a non-finite loss, or parameters made non-finite
         // by this step's update (which would otherwise be checkpointed), sends training back
@@ -446,7 +531,7 @@ static int train(GPT2* model, const Options& o) {
                     "still non-finite after 3 rollbacks to step %d", checkpoint_latest(o.log_dir));
             }
             double t1 = wall_seconds();
-            int back = load_checkpoint(model, o.log_dir, &train_loader, &sample_rng, false);
+            int back = load_checkpoint(model, o.log_dir, micro, &train_loader, &sample_rng, false);
             fclose_check(log, o.log_dir);
             log = open_log(o.log_dir, back);
             double lost = since_checkpoint + (wall_seconds() - t1);
@@ -463,20 +548,22 @@ static int train(GPT2* model, const Options& o) {
         rollbacks_in_a_row = 0;
         done = step + 1;
         long events = abft_total_detected(model->abft.n) - detected0;
-        printf("step %4d/%d: train loss %.6f (%.1f ms, %.0f tok/s)%s\n", done, o.steps, train_loss, ms, tok_s,
-               events ? "  [abft: faults detected and repaired]" : "");
+        char mfu_text[32] = "";
+        if (std::isfinite(mfu)) { snprintf(mfu_text, sizeof(mfu_text), ", MFU %.1f%%", 100.0 * mfu); }
+        printf("step %4d/%d: train loss %.6f, lr %.3e, norm %.4f (%.1f ms, %.0f tok/s%s)%s\n", done, o.steps, train_loss,
+               lr, model->grad_norm, ms, tok_s, mfu_text, events ? "  [abft: faults detected and repaired]" : "");
         const bool last = done == o.steps, stop = g_interrupted != 0;
         float val_loss = -1.0f; // of the model after this step
         if (have_val && (done % o.val_every == 0 || last)) {
             val_loss = validation_loss(model, &val_loader, o.val_batches);
             printf("val loss %.6f\n", val_loss);
         }
-        log_step(log, o.log_dir, done, train_loss, val_loss, model->grad_norm, ms, tok_s, model->abft.n);
+        log_step(log, o.log_dir, StepRecord{done, train_loss, val_loss, lr, model->grad_norm, ms, tok_s, mfu}, model->abft.n);
         if (o.sample_every > 0 && (done % o.sample_every == 0 || last)) {
             sample_text(model, tokenizer, o.gen_tokens, &sample_rng);
         }
         if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
-            checkpoint_seconds += save_checkpoint(model, o.log_dir, done, checkpoint_latest(o.log_dir), &train_loader, sample_rng);
+            checkpoint_seconds += save_checkpoint(model, o.log_dir, done, checkpoint_latest(o.log_dir), micro, &train_loader, sample_rng);
             checkpoints++;
             since_checkpoint = 0.0;
         }
@@ -509,13 +596,36 @@ static int train(GPT2* model, const Options& o) {
     return g_interrupted ? 130 : 0;
 }
 
-// One training step: the next batch, forward and backward under the whole ladder, then AdamW.
-// Returns the step's training loss.
-static float train_step(GPT2* model, StepGuard* guard, DataLoader* loader, const Options& o, int step) {
+// One training step at learning rate lr: the next micro-batches (-d), forward and backward
+// under the whole ladder, then AdamW. Returns the step's training loss.
+static float train_step(GPT2* model, StepGuard* guard, DataLoader* loader, const Options& o, float lr, int step) {
     model->abft.step = step;
-    dataloader_next_batch(loader);
-    gpt2_guarded_step(model, guard, loader->inputs, loader->targets, o.lr, o.weight_decay, step + 1);
+    const int n = o.micro_steps();
+    const size_t BT = (size_t)o.B * o.T;
+    static std::vector<int> tokens; // (n, 2, B*T): each micro-batch's inputs, then its targets
+    tokens.resize(2 * n * BT);
+    std::vector<MicroBatch> batches(n);
+    for (int k = 0; k < n; k++) {
+        dataloader_next_batch(loader);
+        int* x = tokens.data() + 2 * k * BT;
+        memcpy(x, loader->inputs, BT * sizeof(int));
+        memcpy(x + BT, loader->targets, BT * sizeof(int));
+        batches[k] = MicroBatch{x, x + BT};
+    }
+    AdamWStep opt;
+    opt.lr = lr;
+    opt.weight_decay = o.weight_decay;
+    opt.grad_clip = o.grad_clip;
+    gpt2_guarded_step(model, guard, batches.data(), n, opt, step + 1);
     return model->mean_loss;
+}
+
+// The model FLOPs of one token's forward and backward pass, as llm.c counts them for its MFU:
+// 6 per parameter (2 forward, 4 backward), plus the attention's two (T, T) matmuls per layer,
+// 12·C·T, halved for the causal mask.
+static double model_flops_per_token(const GPT2* model) {
+    const GPT2Config& c = model->config;
+    return 6.0 * (double)model->num_parameters + 6.0 * c.num_layers * c.channels * model->T;
 }
 
 // ----------------------------------------------------------------------------
@@ -532,7 +642,9 @@ static double timed_step(GPT2* model, const int* x, const int* y, bool abft_on, 
     model->abft.step = step;
     gpt2_synchronize(model);
     double t0 = wall_seconds();
-    gpt2_train_step(model, x, y, 1e-4f, 0.0f, step + 1); // returns with the device idle
+    AdamWStep opt;
+    opt.lr = 1e-4f;
+    gpt2_train_step(model, x, y, opt, step + 1); // returns with the device idle
     return wall_seconds() - t0;
 }
 
@@ -576,26 +688,97 @@ static int run_benchmark(GPT2* model, int repeats, uint64_t seed) {
 // ----------------------------------------------------------------------------
 // validation and samples
 
+// A token drawn from softmax(logits / temperature) over the top_k largest logits (0: all V).
+static int next_token(std::vector<float>& logits, float temperature, int top_k, uint64_t* rng) {
+    const int V = (int)logits.size();
+    float cut = -INFINITY; // logits below the k-th largest are left out
+    if (top_k > 0 && top_k < V) {
+        std::vector<float> sorted(logits);
+        std::nth_element(sorted.begin(), sorted.begin() + (top_k - 1), sorted.end(), std::greater<float>());
+        cut = sorted[top_k - 1];
+    }
+    float maxval = -INFINITY, sum = 0.0f;
+    for (float l : logits) { maxval = fmaxf(maxval, l); }
+    for (float& l : logits) {
+        l = l < cut ? 0.0f : expf((l - maxval) / temperature);
+        sum += l;
+    }
+    for (float& l : logits) { l /= sum; }
+    return sample_mult(logits.data(), V, random_f32(rng));
+}
+
+// During training: gen_tokens tokens from the model after <|endoftext|>, in batch row 0.
 static void sample_text(GPT2* model, const Tokenizer& tokenizer, int gen_tokens, uint64_t* rng) {
     const int B = model->B, T = model->T, V = model->config.vocab_size;
     const int eot = tokenizer.ok ? tokenizer.eot_token : V - 1;
     std::vector<int> tokens((size_t)B * T, eot);
-    std::vector<float> probs(V);
+    std::vector<float> logits(V);
     int n = gen_tokens < T ? gen_tokens : T;
     printf("generating:\n---\n");
     for (int t = 1; t < n; t++) {
         gpt2_run_checked(model, tokens.data(), nullptr, false);
-        gpt2_logits_row(model, t - 1, probs.data()); // batch row 0
-        float maxval = -INFINITY, sum = 0.0f;
-        for (float l : probs) { maxval = fmaxf(maxval, l); }
-        for (float& l : probs) { l = expf(l - maxval); sum += l; }
-        for (float& l : probs) { l /= sum; }
-        int next = sample_mult(probs.data(), V, random_f32(rng));
+        gpt2_logits_row(model, t - 1, logits.data()); // batch row 0
+        int next = next_token(logits, 1.0f, 0, rng);
         tokens[t] = next;
         if (tokenizer.ok) { safe_print(tokenizer_decode(&tokenizer, next)); } else { printf("%d ", next); }
         fflush(stdout);
     }
     printf("\n---\n");
+}
+
+// -sample TEXT: the model continues TEXT (encoded with GPT-2's BPE, llmc/bpe.h) by -g tokens,
+// each drawn at -temp among the -topk most likely, from -seed; it sees the last -t tokens (the
+// activations are laid out for one row of T). Stops early at <|endoftext|>. Returns 0.
+static int run_sample(GPT2* model, const Options& o) {
+    const int T = model->T, V = model->config.vocab_size;
+    Tokenizer tokenizer = open_tokenizer(o.tokenizer, V);
+    if (!tokenizer.ok) {
+        die(o.tokenizer, "prepare it with scripts/prepare_data.py, or give the right one with -z", "no tokenizer to encode the prompt with");
+    }
+    std::vector<int> context = bpe_encode(tokenizer, o.prompt);
+    if (context.empty()) { die("-sample", "give some text to continue", "the prompt is empty"); }
+    if ((int)context.size() >= T) {
+        die("-sample", "shorten the prompt, or raise -t (at most the model's maxT)",
+            "the prompt is %zu tokens; the context (-t %d) must hold it and one more", context.size(), T);
+    }
+    printf("sample: %zu prompt tokens, %d new at temperature %g, top-k %d, seed %ld\n---\n%s", context.size(), o.gen_tokens,
+           o.temperature, o.top_k, o.seed, o.prompt);
+    std::vector<int> window(T, tokenizer.eot_token);
+    std::vector<float> logits(V);
+    uint64_t rng = (uint64_t)o.seed;
+    for (int i = 0; i < o.gen_tokens; i++) {
+        const int n = std::min((int)context.size(), T);
+        std::copy(context.end() - n, context.end(), window.begin());
+        gpt2_run_checked(model, window.data(), nullptr, false);
+        gpt2_logits_row(model, n - 1, logits.data());
+        const int next = next_token(logits, o.temperature, o.top_k, &rng);
+        if (next == tokenizer.eot_token) { break; }
+        context.push_back(next);
+        safe_print(tokenizer_decode(&tokenizer, next));
+        fflush(stdout);
+    }
+    printf("\n---\n");
+    tokenizer_free(&tokenizer);
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// the program
+
+// What main runs: the flags' model, then its memory footprint (-memory), text from it
+// (-sample), the benchmark (-bench) or the training run. Returns the exit status.
+static int run_program(const Options& o) {
+    GPT2 model;
+    build_model(&model, o);
+    int status = 0;
+    if (!o.memory) { // else the footprint is printed, and that is all
+        gpt2_allocate_activations(&model, o.prompt != nullptr ? 1 : o.B, o.T);
+        status = o.prompt != nullptr ? run_sample(&model, o)
+                 : o.bench > 0        ? run_benchmark(&model, o.bench, (uint64_t)o.seed)
+                                      : train(&model, o);
+    }
+    gpt2_free(&model);
+    return status;
 }
 
 static float validation_loss(GPT2* model, DataLoader* loader, int batches) {
@@ -651,16 +834,16 @@ static FILE* open_log(const char* dir, int resume_step) {
     return f;
 }
 
-static void log_step(FILE* log, const char* dir, int step, float loss, float val_loss, float grad_norm, double ms,
-                     double tok_s, const AbftCounters& n) {
+static void log_step(FILE* log, const char* dir, const StepRecord& r, const AbftCounters& n) {
     if (log == nullptr) { return; }
-    char val[32] = "null"; // no validation at this step (val_loss -1); a non-finite one prints as nan
-    if (val_loss != -1.0f) { snprintf(val, sizeof(val), "%.6f", val_loss); }
-    char norm[32] = "null"; // the gradient norm, computed for the step guard only (-guard)
-    if (grad_norm >= 0.0f || std::isnan(grad_norm)) { snprintf(norm, sizeof(norm), "%.6f", grad_norm); }
-    fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"grad_norm\": %s, \"ms\": %.2f, \"tok_s\": %.1f, "
-                 "\"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
-            step, loss, val, norm, ms, tok_s, abft_total_detected(n), abft_total_corrected(n), abft_total_recomputed(n));
+    char val[32] = "null"; // a non-finite loss prints as nan
+    if (r.val_loss != -1.0f) { snprintf(val, sizeof(val), "%.6f", r.val_loss); }
+    char mfu[32] = "null";
+    if (std::isfinite(r.mfu)) { snprintf(mfu, sizeof(mfu), "%.4f", r.mfu); }
+    fprintf(log, "{\"step\": %d, \"loss\": %.6f, \"val_loss\": %s, \"lr\": %.6e, \"grad_norm\": %.6f, \"ms\": %.2f, "
+                 "\"tok_s\": %.1f, \"mfu\": %s, \"abft_detected\": %ld, \"abft_corrected\": %ld, \"abft_recomputed\": %ld}\n",
+            r.step, r.loss, val, r.lr, r.grad_norm, r.ms, r.tok_s, mfu, abft_total_detected(n), abft_total_corrected(n),
+            abft_total_recomputed(n));
     if (fflush(log) != 0) { die(dir, "check free disk space", "cannot write the log"); }
 }
 
@@ -674,15 +857,15 @@ static void write_abft_report(const char* dir, const Abft& abft, int steps) {
 
 // Writes the checkpoint of `step` and keeps it and the one before it (previous_step), no older.
 // Returns the seconds it took.
-static double save_checkpoint(GPT2* model, const char* dir, int step, int previous_step, const DataLoader* loader,
-                              uint64_t sample_rng) {
+static double save_checkpoint(GPT2* model, const char* dir, int step, int previous_step, int micro_steps,
+                              const DataLoader* loader, uint64_t sample_rng) {
     const double t0 = wall_seconds();
     DataLoaderState ds = dataloader_get_state(loader);
     TrainState s{(int64_t)model->num_parameters, ds.shard, ds.position, sample_rng, model->abft.fault_rng, model->abft.fault_fired};
     gpt2_to_host(model);
     const HostView h = gpt2_host_view(model);
     model_write(checkpoint_path(dir, "model", step), model->config, h.params);
-    state_write(checkpoint_path(dir, "state", step), step, model->B, model->T, s, h.m, h.v);
+    state_write(checkpoint_path(dir, "state", step), step, model->B, model->T, micro_steps, s, h.m, h.v);
     checkpoint_mark_done(dir, step);
     checkpoint_remove_older(dir, previous_step >= 0 ? previous_step : step);
     const double seconds = wall_seconds() - t0;
@@ -692,7 +875,8 @@ static double save_checkpoint(GPT2* model, const char* dir, int step, int previo
 
 // Loads the newest complete checkpoint of dir into the model; returns its step. A resume also
 // restores the fault injector; a rollback does not (a transient fault does not come back).
-static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uint64_t* sample_rng, bool restore_faults) {
+static int load_checkpoint(GPT2* model, const char* dir, int micro_steps, DataLoader* loader, uint64_t* sample_rng,
+                           bool restore_faults) {
     int step = checkpoint_latest(dir);
     if (step < 0) { die(dir, "train with -o DIR -n N first, then resume with the same -o", "no complete checkpoint to resume from"); }
     std::string model_path = checkpoint_path(dir, "model", step), state_path = checkpoint_path(dir, "state", step);
@@ -706,7 +890,7 @@ static int load_checkpoint(GPT2* model, const char* dir, DataLoader* loader, uin
     fread_check(h.params, sizeof(float), model->num_parameters, f, model_path.c_str());
     fclose_check(f, model_path.c_str());
     TrainState s;
-    int state_step = state_read(state_path.c_str(), model->num_parameters, model->B, model->T, &s, h.m, h.v);
+    int state_step = state_read(state_path.c_str(), model->num_parameters, model->B, model->T, micro_steps, &s, h.m, h.v);
     gpt2_from_host(model);
     if (state_step != step) { die(state_path.c_str(), "the checkpoint files are mixed up", "holds step %d, expected %d", state_step, step); }
     dataloader_set_state(loader, DataLoaderState{(long)s.train_shard, (long)s.train_position});

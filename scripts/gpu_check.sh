@@ -7,9 +7,10 @@
 # (L=12 C=768 NH=12 T=1024 B=8, random init) in fp32 and in TF32 (and in TF32 with every GEMM
 # checked, -abft_scope all), beside the step times that
 # `make cost` models for an H100 and an H200 (dev/harness/cost_model.txt); and, when data/bible exists,
-# 600 steps of the `make train` run on the GPU, next to the CPU run's log if there is one.
+# 600 steps of the `make train` run on the GPU, next to the CPU run's log if there is one, text
+# sampled from its model, and 4 steps of `make train MODEL=d12` (0.5M tokens a step: time, MFU).
 # Writes OUTDIR/summary.md plus every log. Meant to finish in a few minutes; each program is
-# capped at 120 s (the training run at 240 s).
+# capped at 120 s (the training run at 240 s, the d12 steps at 150 s).
 #
 # test_gpt2cu needs the PyTorch reference files: where this machine has no torch, make them
 # first on one that has (`./test_gpt2 -python /usr/bin/python3 -seed 1 -refs refs`, or
@@ -79,8 +80,14 @@ if make --no-print-directory train_gpt2cu test_gpt2cu CUDA_ARCHS="$arch_num" NVC
     echo "bench 124M tf32=1 -abft_scope all: exit $?"
     if ls data/bible/train_*.bin > /dev/null 2>&1; then
         timeout 240 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 600 \
-            -l 1e-3 -v 100 -s 0 -o "$out/log_bible_gpu" > "$out/train_bible_gpu.log" 2>&1
+            -l 1e-3 -u 30 -q 0.1 -v 100 -s 0 -o "$out/log_bible_gpu" > "$out/train_bible_gpu.log" 2>&1
         echo "train bible on the GPU: exit $?"
+        timeout 60 ./train_gpt2cu -e "$out/log_bible_gpu/model.bin" -t 64 -sample "And God said" -g 40 > "$out/sample_gpu.log" 2>&1
+        echo "sample on the GPU: exit $?"
+        # make train MODEL=d12's steps (0.5M tokens, 32 accumulated micro-batches): time per step and MFU
+        timeout 150 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e d12 -b 16 -t 1024 -d 524288 \
+            -x 4 -l 6e-4 -u 2 -q 0 -c 0.1 -v 0 -s 0 > "$out/train_d12_gpu.log" 2>&1
+        echo "d12 steps of 0.5M tokens on the GPU: exit $?"
         # the measured per-op tolerances (fit on the CPU) against the GPU's own summation orders,
         # fp32, every GEMM checked; the step guard's norm kernels run along (-guard 1e6 never fires)
         timeout 120 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 200 \
@@ -125,6 +132,20 @@ fi
         python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["ops"]
 print("checks %d, false alarms %d" % (sum(o["checked"] for o in r.values()), sum(o["detected"] for o in r.values())))' \
             "$out/log_tol_gpu/abft.json"
+        echo '```'
+    fi
+    if [ -f "$out/train_d12_gpu.log" ]; then
+        echo
+        echo "## make train MODEL=d12's steps on the GPU (0.5M tokens a step); modelled about 3.1 s (H100), 2.5 s (H200)"
+        echo '```'
+        grep '^step' "$out/train_d12_gpu.log"
+        echo '```'
+    fi
+    if [ -f "$out/sample_gpu.log" ]; then
+        echo
+        echo "## -sample on the GPU, from the make train run's model"
+        echo '```'
+        cat "$out/sample_gpu.log"
         echo '```'
     fi
     if [ -f "$out/log_bible_gpu/main.jsonl" ]; then

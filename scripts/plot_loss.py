@@ -6,13 +6,15 @@ plot_loss.py: draws the loss curves of a train_gpt2 run from its log.
 
 The log (train_gpt2 -o DIR writes DIR/main.jsonl) has one JSON object per step:
 
-    {"step": 1, "loss": 10.80, "val_loss": 10.83 or null, "grad_norm": 2.13 or null, "ms": 319.8,
-     "tok_s": 800.4, "abft_detected": 0, "abft_corrected": 0, "abft_recomputed": 0}
+    {"step": 1, "loss": 10.80, "val_loss": 10.83 or null, "lr": 6e-4, "grad_norm": 2.13, "ms": 319.8,
+     "tok_s": 800.4, "mfu": 0.41 or null, "abft_detected": 0, "abft_corrected": 0, "abft_recomputed": 0}
 
-The abft_* values are running totals; grad_norm is logged with the step guard on (-guard). The plot shows the training loss and the validation loss
-(at the steps that have one) against the step, and a vertical line at every step where
-abft_detected went up, i.e. where ATTNChecker found a fault in an attention GEMM. The title
-gives the final losses. Needs matplotlib (Debian: python3-matplotlib), which is installed when
+The abft_* values are running totals; grad_norm is the global gradient norm before the clip;
+mfu (model FLOPs utilization) is null where the trainer does not know the device's peak. The
+top panel shows the training loss and the validation loss (at the steps that have one) against
+the step, and a vertical line at every step where abft_detected went up, i.e. where ATTNChecker
+found a fault; its title gives the final losses. The bottom panel shows the learning rate and
+the gradient norm (logs written before they were logged have no bottom panel). Needs matplotlib (Debian: python3-matplotlib), which is installed when
 run as root; otherwise the command to install it is printed.
 """
 
@@ -146,6 +148,22 @@ def detection_label(faults):
             f"at {len(faults)} step{'s' if len(faults) > 1 else ''}")
 
 
+def plot_optimizer(ax, records):
+    """The learning rate (left axis) and the gradient norm (right axis) against the step."""
+    steps = [r["step"] for r in records]
+    ax.plot(steps, [r["lr"] for r in records], color="tab:green", linewidth=1.2, label="learning rate")
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    ax.grid(True, alpha=0.3)
+    norm_ax = ax.twinx()
+    norm_ax.plot(steps, [r["grad_norm"] for r in records], color="tab:purple", linewidth=0.9, alpha=0.8,
+                 label="gradient norm (before the clip)")
+    norm_ax.set_ylabel("gradient norm")
+    lines = ax.get_lines() + norm_ax.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper right")
+
+
 def plot(records, out):
     steps = [r["step"] for r in records]
     loss = [r["loss"] for r in records]
@@ -163,7 +181,13 @@ def plot(records, out):
         fail(out, f"the directory {out_dir} does not exist", "create it first, or write the image elsewhere")
     plt = import_matplotlib()
 
-    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
+    with_optimizer = all(is_number(r.get("lr")) and is_number(r.get("grad_norm")) for r in records)
+    if with_optimizer:
+        fig, (ax, opt_ax) = plt.subplots(2, 1, figsize=(9, 8), dpi=110, sharex=True,
+                                         gridspec_kw={"height_ratios": [2, 1]})
+        plot_optimizer(opt_ax, records)
+    else:
+        fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     ax.plot(steps, loss, color="tab:blue", linewidth=1.2, label="train loss")
     if val:
         ax.plot([s for s, _ in val], [v for _, v in val], color="tab:orange", marker="o", markersize=4,
@@ -171,7 +195,8 @@ def plot(records, out):
     for k, (s, n) in enumerate(faults):
         ax.axvline(s, color="tab:red", linestyle="--", linewidth=0.9, alpha=0.7,
                    label=detection_label(faults) if k == 0 else None)
-    ax.set_xlabel("step")
+    if not with_optimizer:
+        ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# test_train.sh: the trainer as a user drives it: checkpoints and resume, interruption, kills in
-# the middle of a checkpoint write, and a clear one-line error for every kind of bad input.
+# test_train.sh: the trainer as a user drives it: checkpoints and resume (with gradient
+# accumulation, clipping and the learning-rate schedule), interruption, kills in the middle of a
+# checkpoint write, text from a trained model (-sample), and a clear one-line error for every
+# kind of bad input.
 #
 #   scripts/test_train.sh [./train_gpt2] [python]
 #
@@ -71,15 +73,20 @@ DATA="-i $WORK/train_*.bin -j $WORK/val_*.bin -z $WORK/none.bin"
 RUN="$BIN $MODEL $DATA -b 4 -t 32 -v 4 -m 2 -s 0 -l 3e-3 -abft_quiet 1"
 
 # ----------------------------------------------------------------------------
-# resume is bit-identical to an uninterrupted run
+# resume is bit-identical to an uninterrupted run: with 2 accumulated micro-batches per step,
+# warmup and cosine decay, weight decay and clipping at a norm the early steps exceed. The
+# resumed run starts from the uninterrupted run's checkpoint of step 9 (its newest but one;
+# the schedule depends on -x, so the flags must be the same), as if it had stopped there.
 
-$RUN -x 12 -o "$WORK/straight" > "$WORK/straight.log" 2>&1
-$RUN -x 7 -n 3 -o "$WORK/resumed" > "$WORK/r1.log" 2>&1
-$RUN -x 12 -n 3 -o "$WORK/resumed" -y 1 > "$WORK/r2.log" 2>&1
+OPT="-d 256 -u 3 -q 0.1 -c 0.1 -clip 1.5"
+$RUN $OPT -x 12 -n 3 -o "$WORK/straight" > "$WORK/straight.log" 2>&1
+cp -r "$WORK/straight" "$WORK/resumed"
+rm "$WORK/resumed/"*_00000012* "$WORK/resumed/model.bin"
+$RUN $OPT -x 12 -n 3 -o "$WORK/resumed" -y 1 > "$WORK/r2.log" 2>&1
 cmp -s "$WORK/straight/model.bin" "$WORK/resumed/model.bin"
-check "resume from step 6 of 12: final model bit-identical to an uninterrupted run" $?
-grep -q "resumed from step 6" "$WORK/r2.log"
-check "resume picks the newest complete checkpoint (step 6)" $?
+check "resume from step 9 of 12: final model bit-identical to an uninterrupted run" $?
+grep -q "resumed from step 9" "$WORK/r2.log"
+check "resume picks the newest complete checkpoint (step 9)" $?
 diff <(cut -d, -f1-3 "$WORK/straight/main.jsonl") <(cut -d, -f1-3 "$WORK/resumed/main.jsonl") > /dev/null
 check "resumed log: one record per step, same losses as the uninterrupted run" $?
 diff <(sed -n 's/^step *[0-9]*\/[0-9]*: train loss \([0-9.]*\).*/\1/p' "$WORK/straight.log") \
@@ -87,8 +94,22 @@ diff <(sed -n 's/^step *[0-9]*\/[0-9]*: train loss \([0-9.]*\).*/\1/p' "$WORK/st
 check "the log records each step's training loss (not a validation pass's)" $?
 [ "$(ls "$WORK/resumed" | grep -c '^DONE_')" -eq 2 ]
 check "only the two newest checkpoints are kept" $?
-[ "$(abft_report "$WORK/straight" steps enabled ops.qkv_dw.checked total.detected injected)" = "12 True 24 0 0" ]
-check "LOGDIR/abft.json: the run's ABFT counters (12 steps, qkv_dw checked once per layer and step, no alarm)" $?
+[ "$(abft_report "$WORK/straight" steps enabled ops.qkv_dw.checked total.detected injected)" = "12 True 48 0 0" ]
+check "LOGDIR/abft.json: the run's ABFT counters (12 steps, qkv_dw checked once per layer and micro-batch, no alarm)" $?
+"$PY" - "$WORK/straight/main.jsonl" <<'EOF'
+import json, math, sys
+steps = [json.loads(line) for line in open(sys.argv[1])]
+lr = [s["lr"] for s in steps]
+norms = [s["grad_norm"] for s in steps]
+def cosine(i):  # steps 3..11 decay from 3e-3 to 3e-4 (reached one step after the last)
+    return 3e-4 + 0.5 * (1 + math.cos(math.pi * (i - 3) / 9)) * (3e-3 - 3e-4)
+want = [3e-3 * (i + 1) / 3 for i in range(3)] + [cosine(i) for i in range(3, 12)]
+ok = len(steps) == 12 and all(abs(a - b) <= 1e-6 * b for a, b in zip(lr, want))
+ok &= all(n > 0 and math.isfinite(n) for n in norms) and max(norms) > 1.5 > min(norms)
+ok &= all(s["mfu"] is None and s["tok_s"] > 0 for s in steps)  # no MFU without a GPU
+sys.exit(0 if ok else 1)
+EOF
+check "main.jsonl: lr warms up over 3 steps then decays by cosine to 0.1x; gradient norms logged (some above the 1.5 clip, some below)" $?
 
 # ----------------------------------------------------------------------------
 # rate mode: random faults over a run; with ABFT the run ends where the fault-free one does
@@ -329,7 +350,14 @@ expect_error "non-numeric batch size" "-b" $RUN -x 1 -b abc
 expect_error "batch size out of range" "-b" $RUN -x 1 -b 0
 expect_error "negative learning rate" "-l" $RUN -x 1 -l -0.1
 expect_error "sequence longer than the model's maximum" "-t" $RUN -x 1 -t 65
-expect_error "unknown flag" "-q" $RUN -x 1 -q 3
+expect_error "unknown flag" "-zz" $RUN -x 1 -zz 3
+expect_error "final learning rate fraction outside [0, 1]" "-q" $RUN -x 1 -q 1.5
+expect_error "total batch not a multiple of B*T" "-d" $RUN -x 1 -d 200
+expect_error "total batch of 0 tokens" "-d" $RUN -x 1 -d 0
+expect_error "a negative warmup" "-u" $RUN -x 1 -u -1
+expect_error "a negative clip" "-clip" $RUN -x 1 -clip -1
+expect_error "-w (weight decay is -c, as in llm.c)" "-w" $RUN -x 1 -w 0.1
+expect_error "sampling temperature 0" "-temp" $RUN -x 1 -temp 0
 expect_error "flag without a value" "-x" $RUN -x
 expect_error "bad fault spec" "-fi" $RUN -x 1 -fi op=attention,layer=0,step=0
 expect_error "bad -abft_every spec" "-abft_every" $RUN -x 1 -abft_every qk=0
@@ -351,7 +379,45 @@ expect_error "truncated state file" "state_00000012.bin" $RUN -x 14 -y 1 -o "$WO
 printf 'XXXX' | dd of="$WORK/badstate/state_00000012.bin" conv=notrunc status=none
 expect_error "state file with a wrong magic number" "state_00000012.bin" $RUN -x 14 -y 1 -o "$WORK/badstate"
 cp "$WORK/resumed/state_00000012.bin" "$WORK/badstate/"
-expect_error "resume with another batch size" "state_00000012.bin" $BIN $MODEL $DATA -b 2 -t 32 -v 0 -s 0 -x 14 -y 1 -o "$WORK/badstate"
+expect_error "resume with another batch size" "state_00000012.bin" $BIN $MODEL $DATA -b 2 -t 32 -v 0 -s 0 -x 14 -y 1 -o "$WORK/badstate" $OPT
+expect_error "resume with another total batch (-d)" "state_00000012.bin" $RUN -x 14 -y 1 -o "$WORK/badstate" -d 384
+
+# ----------------------------------------------------------------------------
+# -h lists the optimizer's flags and the sampling mode
+
+$BIN -h > "$WORK/help.txt" 2>&1
+status=0
+for flag in -u -q -d -c -clip -sample -temp -topk; do grep -q "^  $flag " "$WORK/help.txt" || status=1; done
+check "-h lists -u, -q, -d, -c, -clip and -sample with -temp and -topk" $status
+
+# ----------------------------------------------------------------------------
+# -sample: text from a trained model file, its prompt encoded with GPT-2's BPE
+
+"$PY" - "$WORK" <<'EOF'
+import sys
+sys.path.insert(0, "scripts")
+import gpt2_bpe, prepare_data
+prepare_data.write_tokenizer(f"{sys.argv[1]}/gpt2_tokenizer.bin", gpt2_bpe.load_encoder())
+EOF
+TOK="-z $WORK/gpt2_tokenizer.bin"
+$BIN -e L1C32H2T64 -i "$WORK/train_*.bin" $TOK -b 4 -t 32 -x 2 -v 0 -s 0 -o "$WORK/gpt" > "$WORK/gpt.log" 2>&1
+SAMPLE="$BIN -e $WORK/gpt/model.bin $TOK -t 32 -g 12"
+continuation() { sed -n '/^---$/,/^---$/p' "$1" | sed '1d;$d'; }
+$SAMPLE -sample "And God said" -seed 1 > "$WORK/s1.txt" 2>&1 && $SAMPLE -sample "And God said" -seed 1 > "$WORK/s1b.txt" 2>&1 \
+    && $SAMPLE -sample "And God said" -seed 2 > "$WORK/s2.txt" 2>&1
+status=$?
+text=$(continuation "$WORK/s1.txt")
+[ $status -eq 0 ] && [ "${text#And God said}" != "$text" ] && [ ${#text} -gt 12 ] \
+    && [ "$text" = "$(continuation "$WORK/s1b.txt")" ] && [ "$text" != "$(continuation "$WORK/s2.txt")" ]
+check "-sample: continues the prompt; the same seed gives the same text, another seed another" $? "$(head -c 300 "$WORK/s1.txt")"
+grep -q "^sample: 3 prompt tokens, 12 new" "$WORK/s1.txt"
+check "-sample: 'And God said' is 3 GPT-2 tokens" $?
+$SAMPLE -sample "And God said" -topk 1 -seed 1 > "$WORK/k1.txt" 2>&1 && $SAMPLE -sample "And God said" -topk 1 -seed 2 > "$WORK/k2.txt" 2>&1
+[ $? -eq 0 ] && [ "$(continuation "$WORK/k1.txt")" = "$(continuation "$WORK/k2.txt")" ]
+check "-sample -topk 1: greedy, so the seed changes nothing" $?
+expect_error "-sample with a fresh model (a descriptor, not a file)" "-sample" $BIN -e L1C32H2 $TOK -sample "And God said"
+expect_error "-sample with a prompt longer than the context" "-sample" $SAMPLE -t 4 -sample "In the beginning God created the heaven"
+expect_error "-sample without a tokenizer" "$WORK/none.bin" $BIN -e "$WORK/gpt/model.bin" -z "$WORK/none.bin" -t 32 -sample "And God said"
 
 # ----------------------------------------------------------------------------
 # TF32: -tf32 auto (the default) turns it on where the trainer has it (the CUDA trainer on

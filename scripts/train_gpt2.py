@@ -6,7 +6,9 @@ The C++ trainer computes GPT-2's forward pass, backward pass and AdamW update by
 fp32. This script computes the same three things with PyTorch autograd, by default in
 float64 so that its answer is essentially exact and any difference is the C++ side's
 rounding (or bug). It starts from a seeded initialization, trains a few steps on one fixed
-batch, and writes everything a test needs to compare against.
+batch with the C++ trainer's optimizer (AdamW with weight decay on the 2-D weights, llm.c's
+warmup and cosine schedule, gradient-norm clipping), and writes everything a test needs to
+compare against.
 
 Usage (a tiny model, as the C++ test uses it):
 
@@ -29,10 +31,18 @@ It writes three files into --out:
                      the mean loss (1 fp32), and the gradient of the loss with respect to
                      every parameter at the initial point, in the order and shapes of
                      model.bin (the wte gradient has Vp rows; the padding rows are zero).
-    losses.txt       "# lr=... beta1=... beta2=... eps=... weight_decay=... steps=N", then N
-                     lines: the loss of step i, printed with %.9e. Every step trains on the
-                     same batch: zero grads, forward, record loss, backward, AdamW step.
-                     So line 0 is the loss in debug_state.bin (before rounding to fp32).
+    losses.txt       "# lr=... beta1=... beta2=... eps=... weight_decay=... warmup=... final_frac=...
+                     grad_clip=... steps=N", then N lines "loss grad_norm lr" of step i, each
+                     printed with %.9e. Every step trains on the same batch: zero grads,
+                     forward, record loss, backward, the gradient's global norm (before the
+                     clip), clip, AdamW step at that step's learning rate. So line 0's loss
+                     is the one in debug_state.bin (before rounding to fp32).
+
+The optimizer, as the C++ trainer's (llmc/optimizer.h): step i (from 0) runs at
+lr·(i+1)/warmup during the warmup, then lr_min + (lr − lr_min)·(1 + cos(π·(i − warmup)/(steps −
+warmup)))/2 with lr_min = lr·final_frac; the gradient is scaled by
+torch.nn.utils.clip_grad_norm_ to --grad-clip when its norm is above it (0: no clip); AdamW's
+decoupled weight decay falls on wte, wpe, qkvw, attprojw, fcw and fcprojw only.
 
 Initialization (--init, or --model-in FILE to start from an llm.c model file):
 
@@ -376,27 +386,53 @@ def forward(p, cfg, x, y):
 # ----------------------------------------------------------------------------
 # training
 
+DECAYED_KINDS = ("embed", "weight", "resid")  # the 2-D weights: AdamW decays these only
+
+
+def learning_rate(step, args):
+    """llm.c's schedule (the C++ learning_rate_at): linear warmup, then cosine decay."""
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    if args.steps <= args.warmup:
+        return args.lr
+    decay = (step - args.warmup) / (args.steps - args.warmup)
+    min_lr = args.lr * args.final_frac
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * decay)) * (args.lr - min_lr)
+
+
 def train(p, cfg, x, y, args):
     """Train on the one batch for args.steps steps.
 
-    Returns the per-step losses and what debug_state.bin needs from step 0: the logits,
-    the loss and the gradients at the initial parameters.
+    Returns per step (loss, gradient norm before the clip, learning rate), and what
+    debug_state.bin needs from step 0: the logits, the loss and the gradients at the
+    initial parameters.
     """
-    # One group holding every parameter: weight decay applies to all of them, as in the
-    # C++ trainer. foreach=False keeps the plain per-tensor update order.
-    opt = torch.optim.AdamW(list(p.values()), lr=args.lr, betas=(args.beta1, args.beta2),
-                            eps=args.eps, weight_decay=args.weight_decay, foreach=False)
-    losses, first = [], None
+    kinds = {name: kind for name, _, kind in param_layout(cfg)}
+    decayed = [t for name, t in p.items() if kinds[name] in DECAYED_KINDS]
+    others = [t for name, t in p.items() if kinds[name] not in DECAYED_KINDS]
+    # foreach=False keeps the plain per-tensor update order
+    opt = torch.optim.AdamW([{"params": decayed, "weight_decay": args.weight_decay},
+                             {"params": others, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps, foreach=False)
+    history, first = [], None
     for step in range(args.steps):
+        lr = learning_rate(step, args)
+        for group in opt.param_groups:
+            group["lr"] = lr
         opt.zero_grad(set_to_none=True)
         logits, loss = forward(p, cfg, x, y)
-        losses.append(loss.item())
         loss.backward()
         if step == 0:
             grads = {name: t.grad.detach().clone() for name, t in p.items()}
             first = (logits.detach(), loss.item(), grads)
+        params = list(p.values())
+        if args.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t.grad) for t in params]))
+        history.append((loss.item(), norm.item(), lr))
         opt.step()
-    return losses, first
+    return history, first
 
 
 # ----------------------------------------------------------------------------
@@ -438,10 +474,11 @@ def write_debug_state(path, cfg, x, y, logits, loss, grads):
     write_file(path, chunks)
 
 
-def write_losses(path, args, losses):
+def write_losses(path, args, history):
     lines = [f"# lr={args.lr!r} beta1={args.beta1!r} beta2={args.beta2!r} eps={args.eps!r} "
-             f"weight_decay={args.weight_decay!r} steps={args.steps}"]
-    lines += ["%.9e" % loss for loss in losses]
+             f"weight_decay={args.weight_decay!r} warmup={args.warmup} final_frac={args.final_frac!r} "
+             f"grad_clip={args.grad_clip!r} steps={args.steps}"]
+    lines += ["%.9e %.9e %.9e" % step for step in history]
     write_file(path, [("\n".join(lines) + "\n").encode("ascii")])
 
 
@@ -477,7 +514,12 @@ def parse_args(argv):
     ap.add_argument("--beta2", type=float, default=0.999, help="AdamW beta2 (default 0.999)")
     ap.add_argument("--eps", type=float, default=1e-8, help="AdamW epsilon (default 1e-8)")
     ap.add_argument("--weight-decay", type=float, default=0.0,
-                    help="AdamW weight decay, applied to every parameter (default 0)")
+                    help="AdamW weight decay of the 2-D weights (default 0)")
+    ap.add_argument("--warmup", type=int, default=0, help="learning-rate warmup steps (default 0)")
+    ap.add_argument("--final-frac", type=float, default=1.0,
+                    help="final learning rate as a fraction of --lr, by cosine decay (default 1: constant)")
+    ap.add_argument("--grad-clip", type=float, default=0.0,
+                    help="clip the global gradient norm to this (default 0: no clip)")
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                     help="precision of the computation (default float64); the files are fp32")
     ap.add_argument("--init", choices=["random", "noisy", "gpt2"],
@@ -523,6 +565,12 @@ def check_args(args):
     if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
         fail("--weight-decay", f"must be a finite number >= 0, got {args.weight_decay}",
              "e.g. --weight-decay 0.0")
+    if args.warmup < 0:
+        fail("--warmup", f"must be >= 0, got {args.warmup}", "e.g. --warmup 3")
+    if not 0 <= args.final_frac <= 1:
+        fail("--final-frac", f"must be in [0, 1], got {args.final_frac}", "e.g. --final-frac 0.1")
+    if not (math.isfinite(args.grad_clip) and args.grad_clip >= 0):
+        fail("--grad-clip", f"must be a finite number >= 0, got {args.grad_clip}", "e.g. --grad-clip 1.0")
 
 
 def check_config(cfg, args, where):
@@ -587,9 +635,10 @@ def main(argv):
     p = {name: t.to(dtype).requires_grad_(True) for name, t in params.items()}
 
     # 4. train, then write the step-0 state and the loss curve
-    losses, (logits, loss0, grads) = train(p, cfg, x, y, args)
+    history, (logits, loss0, grads) = train(p, cfg, x, y, args)
+    losses = [loss for loss, _, _ in history]
     write_debug_state(os.path.join(args.out, "debug_state.bin"), cfg, x, y, logits, loss0, grads)
-    write_losses(os.path.join(args.out, "losses.txt"), args, losses)
+    write_losses(os.path.join(args.out, "losses.txt"), args, history)
 
     print(f"train_gpt2.py: {cfg.describe()} params={num_params(cfg)} B={args.batch} T={args.seq} "
           f"init={init_name} dtype={args.dtype} steps={args.steps}: "
