@@ -24,7 +24,8 @@
 // -refs DIR keeps the reference files in DIR and reuses them on the next run (with the same
 // -seed): so a machine without PyTorch (e.g. a GPU box) can run the tests on references made
 // elsewhere. -quick 1 runs a subset for slow builds (AddressSanitizer): the B=1 config, and in the fault
-// suite each op once (type and pattern rotating, 2 steps compared) plus the ladder. -tf32 1 (CUDA trainer) runs
+// suite each op once (type and pattern rotating, 2 steps compared) plus the ladder, and the
+// micro-batch faults over 2 accumulated steps (not compared with the reference). -tf32 1 (CUDA trainer) runs
 // every GEMM on TF32 tensor cores: the float64 comparisons are skipped (their tolerances are
 // fp32's); the ABFT checks remain (no false alarm, ABFT on/off bit-identical, the fault suite
 // with the TF32 bound TOL_REPAIRED_OUT_TF32).
@@ -554,11 +555,11 @@ static void test_faults(const TestConfig& c) {
 // ----------------------------------------------------------------------------
 // 3. clipping and gradient accumulation against the reference
 
-// 10 steps from params0 on the reference's batch split into `micro` micro-batches of B/micro
-// rows, as the schedule says, clipping at grad_clip; the fault (if any) at step 0. The model's
-// activations are laid out for B/micro rows.
+// `steps` steps from params0 on the reference's batch split into `micro` micro-batches of
+// B/micro rows, as the schedule says, clipping at grad_clip; the fault (if any) at step 0. The
+// model's activations are laid out for B/micro rows.
 static Run accumulated_run(GPT2* model, const std::vector<float>& params0, const DebugState& s, int micro, float grad_clip,
-                           const AbftFaultSpec& fault, std::vector<float>* norms) {
+                           int steps, const AbftFaultSpec& fault, std::vector<float>* norms) {
     restart_training(model, params0);
     model->abft.cfg.enabled = true;
     model->abft.fault = fault;
@@ -567,7 +568,7 @@ static Run accumulated_run(GPT2* model, const std::vector<float>& params0, const
     std::vector<MicroBatch> batches;
     for (int k = 0; k < micro; k++) { batches.push_back(MicroBatch{s.x.data() + k * rows, s.y.data() + k * rows}); }
     Run r;
-    for (int step = 0; step < TEST_STEPS; step++) {
+    for (int step = 0; step < steps; step++) {
         model->abft.step = step;
         gpt2_train_step(model, batches.data(), micro, test_step(step, grad_clip), step + 1);
         r.losses.push_back(model->mean_loss);
@@ -598,9 +599,13 @@ static void test_clip_and_accumulation(const TestConfig& c) {
     load_model(&model, dir, c.B / 2, c.T);
     const DebugState s = read_debug_state(dir, model);
     const std::vector<float> params0 = copy_params(&model);
+    // -quick 1 (the sanitizer builds): 2 steps, enough for the faults' paths, no comparison
+    const int steps = g_quick ? 2 : TEST_STEPS;
     std::vector<float> norms;
-    const Run clean = accumulated_run(&model, params0, s, 2, clip, AbftFaultSpec{}, &norms);
-    if (!g_test_tf32) { check_trajectory("clipped", "2 micro-batches of B/2 = one batch of B", clean.losses, norms, ref); }
+    const Run clean = accumulated_run(&model, params0, s, 2, clip, steps, AbftFaultSpec{}, &norms);
+    if (!g_test_tf32 && !g_quick) {
+        check_trajectory("clipped", "2 micro-batches of B/2 = one batch of B", clean.losses, norms, ref);
+    }
     check(abft_total_detected(clean.n) == 0, "clipped: 2 micro-batches, fault-free: %ld alarms", abft_total_detected(clean.n));
 
     // A fault in the second micro-batch is repaired from the checksums (qk, a row), or redoes
@@ -609,7 +614,7 @@ static void test_clip_and_accumulation(const TestConfig& c) {
     AbftFaultSpec f;
     f.active = true;
     f.op = OP_QK; f.layer = 0; f.step = 0; f.micro = 1; f.type = FAULT_INF; f.pattern = PATTERN_ROW;
-    Run on = accumulated_run(&model, params0, s, 2, clip, f, nullptr);
+    Run on = accumulated_run(&model, params0, s, 2, clip, steps, f, nullptr);
     double loss_err = max_rel_diff(on.losses, clean.losses);
     double param_err = scaled_error(on.params.data(), clean.params.data(), clean.params.size());
     const double tol_out = g_test_tf32 ? TOL_REPAIRED_OUT_TF32 : TOL_REPAIRED_OUT;
@@ -618,7 +623,7 @@ static void test_clip_and_accumulation(const TestConfig& c) {
           "accumulation: a qk row fault in micro-batch 1 is repaired (corrected %ld), losses %.1e, params %.1e",
           on.n.corrected[OP_QK][FIX_ROW], loss_err, param_err);
     f.op = OP_LOSS; f.pattern = PATTERN_2D; f.count = 2;
-    on = accumulated_run(&model, params0, s, 2, clip, f, nullptr);
+    on = accumulated_run(&model, params0, s, 2, clip, steps, f, nullptr);
     check(on.n.redone_step == 1 && on.losses == clean.losses && on.params == clean.params,
           "accumulation: a loss fault in micro-batch 1 that stays through its recompute redoes the step, both micro-batches: "
           "%ld redone, training bit-identical %d", on.n.redone_step, on.losses == clean.losses && on.params == clean.params);

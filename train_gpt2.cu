@@ -767,10 +767,13 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
     params[i] = u.p;
 }
 
-// The global gradient norm: each of NORM_BLOCKS blocks sums the squares of its grid-stride
-// share, then one block sums those in a fixed order (the norm does not depend on timing) and
-// decides the update's gradient scale, and whether the step guard stops it.
+// The global gradient norm: each of up to NORM_BLOCKS blocks (one per 16·BLOCK gradients, so
+// that a small model does not pay for a large grid) sums the squares of its grid-stride share,
+// then one block sums those in a fixed order (the norm does not depend on timing) and decides
+// the update's gradient scale, and whether the step guard stops it.
 constexpr int NORM_BLOCKS = 256;
+
+static int norm_blocks(long n) { return (int)std::min<long>(NORM_BLOCKS, std::max<long>(1, n / (16 * BLOCK))); }
 
 __global__ void grad_norm_partial_kernel(float* partial, const float* grads, long n) {
     float s = 0.0f;
@@ -782,9 +785,10 @@ __global__ void grad_norm_partial_kernel(float* partial, const float* grads, lon
 }
 
 // norm of the averaged gradient (the sum's / micro_steps); max_norm < 0: no guard
-__global__ void grad_norm_decide_kernel(GradNorm* out, const float* partial, float grad_clip, int micro_steps,
+__global__ void grad_norm_decide_kernel(GradNorm* out, const float* partial, int blocks, float grad_clip, int micro_steps,
                                         float max_norm) {
-    const float norm = sqrtf(block_reduce(partial[threadIdx.x], false)) / micro_steps; // blockDim.x == NORM_BLOCKS
+    const float square = (int)threadIdx.x < blocks ? partial[threadIdx.x] : 0.0f; // blockDim.x == NORM_BLOCKS
+    const float norm = sqrtf(block_reduce(square, false)) / micro_steps;
     if (threadIdx.x == 0) {
         out->norm = norm;
         out->scale = grad_scale_of(norm, grad_clip, micro_steps);
@@ -1399,10 +1403,12 @@ static void grad_norm_queue(GPT2* model, const float* grads, const AdamWStep& s,
         cudaCheck(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(float)));
         cudaCheck(cudaMallocHost(&model->norm_host, sizeof(GradNorm)));
     }
-    LAUNCH(grad_norm_partial_kernel, NORM_BLOCKS, BLOCK, 0, 0)(model->norm_partial, grads, (long)model->num_parameters);
+    const long n = (long)model->num_parameters;
+    const int blocks = norm_blocks(n);
+    LAUNCH(grad_norm_partial_kernel, blocks, BLOCK, 0, 0)(model->norm_partial, grads, n);
     cudaCheckLaunch();
-    LAUNCH(grad_norm_decide_kernel, 1, NORM_BLOCKS, 0, 0)(model->norm, model->norm_partial, s.grad_clip, s.micro_steps,
-                                                          max_norm);
+    LAUNCH(grad_norm_decide_kernel, 1, NORM_BLOCKS, 0, 0)(model->norm, model->norm_partial, blocks, s.grad_clip,
+                                                          s.micro_steps, max_norm);
     cudaCheckLaunch();
     cudaCheck(cudaMemcpyAsync(model->norm_host, model->norm, sizeof(GradNorm), cudaMemcpyDeviceToHost, 0));
 }

@@ -231,7 +231,9 @@ static std::vector<OpCount> counted_step(GPT2* model, const int* x, const int* y
     model->abft.step = step;
     san::ops().clear();
     san::record(true);
-    gpt2_train_step(model, x, y, 1e-4f, 0.0f, step + 1);
+    AdamWStep opt; // the default step: the gradient norm is computed whether or not it clips
+    opt.lr = 1e-4f;
+    gpt2_train_step(model, x, y, opt, step + 1);
     san::record(false);
     std::vector<OpCount> ops;
     for (const san::Op& op : san::ops()) {
