@@ -602,8 +602,7 @@ static float train_step(GPT2* model, StepGuard* guard, DataLoader* loader, const
     model->abft.step = step;
     const int n = o.micro_steps();
     const size_t BT = (size_t)o.B * o.T;
-    static std::vector<int> tokens; // (n, 2, B*T): each micro-batch's inputs, then its targets
-    tokens.resize(2 * n * BT);
+    std::vector<int> tokens(2 * n * BT); // (n, 2, B*T): each micro-batch's inputs, then its targets
     std::vector<MicroBatch> batches(n);
     for (int k = 0; k < n; k++) {
         dataloader_next_batch(loader);
