@@ -24,6 +24,7 @@
 #include <cublas_v2.h>
 #include <cooperative_groups.h>
 #include <cooperative_groups/reduce.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #endif
 

@@ -12,6 +12,7 @@
 //   harness_fiber.h              fibers: stacks and context switches
 //   harness_scheduler.h          blocks, barriers, warp exchanges, workers, kernel launches
 //   harness_device.h             qualifiers, threadIdx..., intrinsics, atomics, math
+//   harness_bf16.h               __nv_bfloat16, __nv_bfloat162 and their intrinsics (cuda_bf16.h)
 //   harness_cooperative_groups.h cooperative_groups: thread_block, tiles, reduce
 //   harness_gemm.h               the matrix product behind cuBLAS and cuBLASLt
 //   harness_cublas.h             cuBLAS
@@ -26,6 +27,7 @@
 #include "harness_runtime.h"
 #include "harness_scheduler.h"
 #include "harness_device.h"
+#include "harness_bf16.h"
 #include "harness_cooperative_groups.h"
 #include "harness_cublas.h"
 #include "harness_cublaslt.h"

@@ -1,5 +1,9 @@
 // harness_cublas.h: the cuBLAS API this project uses (handles, single-precision GEMM,
-// strided-batched GEMM, their Ex forms in fp32), on the CPU.
+// strided-batched GEMM, their Ex forms in fp32 and in bf16), on the CPU.
+//
+// bf16 (the Ex forms with CUDA_R_16BF A and B, C bf16 or fp32, compute type 32F): the operands
+// are widened to fp32 exactly, the products summed in fp32 as for fp32 data, then
+// C = alpha·sum + beta·C computed in fp32 and, for a bf16 C, rounded once to nearest even.
 //
 // TF32: a GEMM converts its operands to TF32 (harness_gemm.h) when the handle's math mode is
 // CUBLAS_TF32_TENSOR_OP_MATH (Sgemm, and the Ex forms with CUBLAS_COMPUTE_32F), or when an
@@ -109,10 +113,11 @@ namespace cuda_harness {
 // ----------------------------------------------------------------------------
 // argument checks shared by cuBLAS and cuBLASLt
 
-// The bytes a column-major rows×cols matrix with leading dimension ld spans.
-inline size_t matrix_span_bytes(int64_t rows, int64_t cols, int64_t ld) {
+// The bytes a column-major rows×cols matrix with leading dimension ld spans, for elements of
+// `element` bytes.
+inline size_t matrix_span_bytes(int64_t rows, int64_t cols, int64_t ld, size_t element) {
     if (rows <= 0 || cols <= 0) { return 0; }
-    return static_cast<size_t>((cols - 1) * ld + rows) * sizeof(float);
+    return static_cast<size_t>((cols - 1) * ld + rows) * element;
 }
 
 // Whether `bytes` at p are memory a GPU kernel could read or write; explains if not.
@@ -146,19 +151,49 @@ inline cublasStatus_t check_gemm_args(const char* api, cublasHandle_t handle, cu
     return CUBLAS_STATUS_SUCCESS;
 }
 
+// The data and compute types this harness multiplies, as cuBLAS's tables for a 32F compute
+// type list them (cublasGemmEx, cublasLtMatmul): fp32 A, B and C with any 32F compute type
+// (the FAST_16F/16BF/TF32 ones are for fp32 data only), or bf16 A and B with a bf16 or fp32 C
+// and compute type 32F or 32F_PEDANTIC. Scale type (alpha, beta) fp32 in both.
+inline bool gemm_types_ok(cudaDataType ab, cudaDataType c, int32_t compute) {
+    const bool plain_32f = compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_PEDANTIC;
+    if (ab == CUDA_R_16BF) { return (c == CUDA_R_16BF || c == CUDA_R_32F) && plain_32f; }
+    return ab == CUDA_R_32F && c == CUDA_R_32F &&
+           (plain_32f || compute == CUBLAS_COMPUTE_32F_FAST_TF32 || compute == CUBLAS_COMPUTE_32F_FAST_16F ||
+            compute == CUBLAS_COMPUTE_32F_FAST_16BF);
+}
+
+// One matrix of a cuBLAS GEMM: column-major, `ld` elements between columns, `stride` elements
+// between the matrices of a batch.
+struct GemmMatrix {
+    const void* data = nullptr;
+    cudaDataType type = CUDA_R_32F;
+    int ld = 1;
+    long long stride = 0;
+
+    const void* batch(int64_t i) const { return element_at(data, type, i * stride); }
+    // The span of one matrix of `rows` (of the stored, untransposed matrix) by `cols`.
+    size_t span_bytes(int64_t rows, int64_t cols) const { return matrix_span_bytes(rows, cols, ld, element_bytes(type)); }
+};
+
+// The stored shape of op(X) = rows×cols: X itself is cols×rows when transposed.
+struct StoredShape {
+    int64_t rows, cols;
+};
+inline StoredShape stored_shape(cublasOperation_t op, int64_t rows, int64_t cols) {
+    return op == CUBLAS_OP_N ? StoredShape{rows, cols} : StoredShape{cols, rows};
+}
+
 // Every matrix of every batch must lie inside memory a GPU could read.
 inline bool gemm_operands_ok(const char* api, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                             const float* A, int lda, long long stride_a, const float* B, int ldb, long long stride_b,
-                             const float* C, int ldc, long long stride_c, int batch, bool reads_ab) {
-    const size_t a_bytes = ta == CUBLAS_OP_N ? matrix_span_bytes(m, k, lda) : matrix_span_bytes(k, m, lda);
-    const size_t b_bytes = tb == CUBLAS_OP_N ? matrix_span_bytes(k, n, ldb) : matrix_span_bytes(n, k, ldb);
-    const size_t c_bytes = matrix_span_bytes(m, n, ldc);
+                             const GemmMatrix& a, const GemmMatrix& b, const GemmMatrix& c, int batch, bool reads_ab) {
+    const StoredShape sa = stored_shape(ta, m, k), sb = stored_shape(tb, k, n);
     for (int i = 0; i < batch; i++) {
-        if (reads_ab && (!gpu_operand_ok(api, "A", A + i * stride_a, a_bytes) ||
-                         !gpu_operand_ok(api, "B", B + i * stride_b, b_bytes))) {
+        if (reads_ab && (!gpu_operand_ok(api, "A", a.batch(i), a.span_bytes(sa.rows, sa.cols)) ||
+                         !gpu_operand_ok(api, "B", b.batch(i), b.span_bytes(sb.rows, sb.cols)))) {
             return false;
         }
-        if (!gpu_operand_ok(api, "C", C + i * stride_c, c_bytes)) { return false; }
+        if (!gpu_operand_ok(api, "C", c.batch(i), c.span_bytes(m, n))) { return false; }
     }
     return true;
 }
@@ -172,35 +207,46 @@ inline bool math_mode_tf32(cublasHandle_t handle) {
 
 #ifdef CUDA_HARNESS_SANITIZE
 // What the sanitizer sees of a GEMM: initcheck of the operands it reads, its output marked
-// written, its FLOPs and bytes counted.
+// written, its FLOPs and bytes counted (each matrix in its own element size).
 inline void sanitize_gemm(const char* api, const char* file, int line, cublasOperation_t ta, cublasOperation_t tb,
-                          int m, int n, int k, bool reads_ab, bool reads_c, const float* A, int lda, long long stride_a,
-                          const float* B, int ldb, long long stride_b, const float* C, int ldc, long long stride_c,
-                          int batch) {
+                          int m, int n, int k, bool reads_ab, bool reads_c, const GemmMatrix& a, const GemmMatrix& b,
+                          const GemmMatrix& c, int batch) {
+    const StoredShape sa = stored_shape(ta, m, k), sb = stored_shape(tb, k, n);
     for (int i = 0; i < batch; i++) {
         if (reads_ab) {
-            san::check_matrix(api, file, line, "matrix A", A + i * stride_a, ta == CUBLAS_OP_N ? m : k,
-                              ta == CUBLAS_OP_N ? k : m, lda);
-            san::check_matrix(api, file, line, "matrix B", B + i * stride_b, tb == CUBLAS_OP_N ? k : n,
-                              tb == CUBLAS_OP_N ? n : k, ldb);
+            san::check_matrix(api, file, line, "matrix A", a.batch(i), sa.rows, sa.cols, a.ld, element_bytes(a.type));
+            san::check_matrix(api, file, line, "matrix B", b.batch(i), sb.rows, sb.cols, b.ld, element_bytes(b.type));
         }
-        if (reads_c) { san::check_matrix(api, file, line, "matrix C", C + i * stride_c, m, n, ldc); }
-        san::mark_matrix(C + i * stride_c, m, n, ldc);
+        if (reads_c) { san::check_matrix(api, file, line, "matrix C", c.batch(i), m, n, c.ld, element_bytes(c.type)); }
+        san::mark_matrix(c.batch(i), m, n, c.ld, element_bytes(c.type));
     }
     const double mn = static_cast<double>(m) * n * batch;
-    san::gemm(api, reads_ab ? 2.0 * mn * k : 0.0,
-              static_cast<uint64_t>((reads_ab ? (static_cast<double>(m) + n) * k * batch : 0.0) + (reads_c ? mn : 0.0)) *
-                  sizeof(float),
-              static_cast<uint64_t>(mn) * sizeof(float));
+    const double a_bytes = static_cast<double>(m) * k * batch * element_bytes(a.type);
+    const double b_bytes = static_cast<double>(n) * k * batch * element_bytes(b.type);
+    const double ab_bytes = reads_ab ? a_bytes + b_bytes : 0.0;
+    const double c_bytes = mn * element_bytes(c.type);
+    san::gemm(api, reads_ab ? 2.0 * mn * k : 0.0, static_cast<uint64_t>(ab_bytes + (reads_c ? c_bytes : 0.0)),
+              static_cast<uint64_t>(c_bytes));
 }
 #endif
 
-// One strided-batched fp32 GEMM, arguments already checked; tf32: operands converted to TF32.
+// The product of a strided batch, A and B read through views of Element (float or __nv_bfloat16).
+template <typename Element, typename Store>
+void gemm_product(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const GemmMatrix& a,
+                  const GemmMatrix& b, int batch, bool tf32, Store store) {
+    auto operands = [&](int64_t batch_index) {
+        return std::make_pair(column_major_op(static_cast<const Element*>(a.batch(batch_index)), a.ld, ta != CUBLAS_OP_N),
+                              column_major_op(static_cast<const Element*>(b.batch(batch_index)), b.ld, tb != CUBLAS_OP_N));
+    };
+    run_gemm(GemmShape{m, n, k, batch}, operands, store, tf32);
+}
+
+// One strided-batched GEMM, arguments and types already checked: C = alpha op(A) op(B) + beta C,
+// computed in fp32, C rounded once if it is bf16; tf32: fp32 operands converted to TF32.
 // file and line: the caller's.
-inline cublasStatus_t sgemm_batched(const char* api, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                                    const float* alpha, const float* A, int lda, long long stride_a, const float* B,
-                                    int ldb, long long stride_b, const float* beta, float* C, int ldc,
-                                    long long stride_c, int batch, bool tf32, const char* file, int line) {
+inline cublasStatus_t gemm_batched(const char* api, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                   const float* alpha, const GemmMatrix& a, const GemmMatrix& b, const float* beta,
+                                   const GemmMatrix& c, int batch, bool tf32, const char* file, int line) {
     (void)file;
     (void)line;
     if (alpha == nullptr || beta == nullptr) {
@@ -208,20 +254,19 @@ inline cublasStatus_t sgemm_batched(const char* api, cublasOperation_t ta, cubla
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     if (m == 0 || n == 0 || batch == 0) { return CUBLAS_STATUS_SUCCESS; }
-    const float a = *alpha;
-    const float b = *beta;
-    const bool reads_ab = a != 0.0f && k > 0;  // as in BLAS: alpha = 0 does not read A and B
-    if (!gemm_operands_ok(api, ta, tb, m, n, k, A, lda, stride_a, B, ldb, stride_b, C, ldc, stride_c, batch, reads_ab)) {
-        return CUBLAS_STATUS_EXECUTION_FAILED;
-    }
-    CUDA_HARNESS_SAN(sanitize_gemm(api, file, line, ta, tb, m, n, k, reads_ab, b != 0.0f, A, lda, stride_a, B, ldb,
-                                   stride_b, C, ldc, stride_c, batch);)
-    // C = alpha * sums + beta * C, C unread when beta is 0
+    const float alpha_value = *alpha;
+    const float beta_value = *beta;
+    const bool reads_ab = alpha_value != 0.0f && k > 0;  // as in BLAS: alpha = 0 does not read A and B
+    if (!gemm_operands_ok(api, ta, tb, m, n, k, a, b, c, batch, reads_ab)) { return CUBLAS_STATUS_EXECUTION_FAILED; }
+    CUDA_HARNESS_SAN(sanitize_gemm(api, file, line, ta, tb, m, n, k, reads_ab, beta_value != 0.0f, a, b, c, batch);)
+    // C = alpha * sums + beta * C in fp32, C unread when beta is 0; C is the caller's output
+    void* const c_data = const_cast<void*>(c.data);
     auto store = [&](int64_t batch_index, int64_t j, const float* sums) {
-        float* c = C + batch_index * stride_c + j * ldc;
+        const int64_t column = batch_index * c.stride + j * c.ld;
         for (int64_t i = 0; i < m; i++) {
-            const float product = reads_ab ? a * sums[i] : 0.0f;
-            c[i] = b == 0.0f ? product : product + b * c[i];
+            const float product = reads_ab ? alpha_value * sums[i] : 0.0f;
+            const float x = beta_value == 0.0f ? product : product + beta_value * load_element(c_data, c.type, column + i);
+            store_element(c_data, c.type, column + i, x);
         }
     };
     if (!reads_ab) {
@@ -229,13 +274,11 @@ inline cublasStatus_t sgemm_batched(const char* api, cublasOperation_t ta, cubla
         for (int64_t bi = 0; bi < batch; bi++) {
             for (int64_t j = 0; j < n; j++) { store(bi, j, &zero); }
         }
-        return CUBLAS_STATUS_SUCCESS;
+    } else if (a.type == CUDA_R_16BF) {
+        gemm_product<__nv_bfloat16>(ta, tb, m, n, k, a, b, batch, tf32, store);
+    } else {
+        gemm_product<float>(ta, tb, m, n, k, a, b, batch, tf32, store);
     }
-    auto operands = [&](int64_t batch_index) {
-        return std::make_pair(column_major_op(A + batch_index * stride_a, lda, ta != CUBLAS_OP_N),
-                              column_major_op(B + batch_index * stride_b, ldb, tb != CUBLAS_OP_N));
-    };
-    run_gemm(GemmShape{m, n, k, batch}, operands, store, tf32);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -244,13 +287,14 @@ inline bool compute_type_tf32(cublasHandle_t handle, cublasComputeType_t compute
     return compute == CUBLAS_COMPUTE_32F_FAST_TF32 || (compute == CUBLAS_COMPUTE_32F && math_mode_tf32(handle));
 }
 
-// The Ex forms in this harness: fp32 data only.
+// The Ex forms' types: A and B alike, and a combination of gemm_types_ok.
 inline bool ex_types_ok(const char* api, cudaDataType a, cudaDataType b, cudaDataType c, cublasComputeType_t compute) {
-    const bool ok = a == CUDA_R_32F && b == CUDA_R_32F && c == CUDA_R_32F &&
-                    (compute == CUBLAS_COMPUTE_32F || compute == CUBLAS_COMPUTE_32F_PEDANTIC ||
-                     compute == CUBLAS_COMPUTE_32F_FAST_TF32 || compute == CUBLAS_COMPUTE_32F_FAST_16F ||
-                     compute == CUBLAS_COMPUTE_32F_FAST_16BF);
-    if (!ok) { diagnose("%s: the CPU harness supports fp32 matrices (CUDA_R_32F) with a 32F compute type only", api); }
+    const bool ok = a == b && gemm_types_ok(a, c, compute);
+    if (!ok) {
+        diagnose("%s: A type %d, B type %d, C type %d, compute type %d: the CPU harness supports fp32 A, B and C "
+                 "(CUDA_R_32F) with a 32F compute type, or bf16 A and B (CUDA_R_16BF) with a bf16 or fp32 C and "
+                 "compute type CUBLAS_COMPUTE_32F or _PEDANTIC", api, a, b, c, compute);
+    }
     return ok;
 }
 
@@ -328,10 +372,12 @@ inline cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t trans
                                   int n, int k, const float* alpha, const float* A, int lda, const float* B, int ldb,
                                   const float* beta, float* C, int ldc, const char* file = __builtin_FILE(),
                                   int line = __builtin_LINE()) {
+    using cuda_harness::GemmMatrix;
     cublasStatus_t status = cuda_harness::check_gemm_args("cublasSgemm", handle, transa, transb, m, n, k, lda, ldb, ldc, 1);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
-    return cuda_harness::sgemm_batched("cublasSgemm", transa, transb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C,
-                                       ldc, 0, 1, cuda_harness::math_mode_tf32(handle), file, line);
+    return cuda_harness::gemm_batched("cublasSgemm", transa, transb, m, n, k, alpha, GemmMatrix{A, CUDA_R_32F, lda, 0},
+                                      GemmMatrix{B, CUDA_R_32F, ldb, 0}, beta, GemmMatrix{C, CUDA_R_32F, ldc, 0}, 1,
+                                      cuda_harness::math_mode_tf32(handle), file, line);
 }
 
 inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_t transa,
@@ -340,27 +386,32 @@ inline cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOpe
                                                 long long int strideB, const float* beta, float* C, int ldc,
                                                 long long int strideC, int batchCount,
                                                 const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
-    cublasStatus_t status = cuda_harness::check_gemm_args("cublasSgemmStridedBatched", handle, transa, transb, m, n, k,
-                                                          lda, ldb, ldc, batchCount);
+    using cuda_harness::GemmMatrix;
+    const char* api = "cublasSgemmStridedBatched";
+    cublasStatus_t status = cuda_harness::check_gemm_args(api, handle, transa, transb, m, n, k, lda, ldb, ldc, batchCount);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
-    return cuda_harness::sgemm_batched("cublasSgemmStridedBatched", transa, transb, m, n, k, alpha, A, lda, strideA, B,
-                                       ldb, strideB, beta, C, ldc, strideC, batchCount,
-                                       cuda_harness::math_mode_tf32(handle), file, line);
+    return cuda_harness::gemm_batched(api, transa, transb, m, n, k, alpha, GemmMatrix{A, CUDA_R_32F, lda, strideA},
+                                      GemmMatrix{B, CUDA_R_32F, ldb, strideB}, beta,
+                                      GemmMatrix{C, CUDA_R_32F, ldc, strideC}, batchCount,
+                                      cuda_harness::math_mode_tf32(handle), file, line);
 }
 
+// The Ex forms: fp32 data, or bf16 A and B with a bf16 or fp32 C (ex_types_ok); alpha and
+// beta are floats (scale type 32F) either way.
 inline cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m,
                                    int n, int k, const void* alpha, const void* A, cudaDataType Atype, int lda,
                                    const void* B, cudaDataType Btype, int ldb, const void* beta, void* C,
                                    cudaDataType Ctype, int ldc, cublasComputeType_t computeType,
                                    cublasGemmAlgo_t /*algo*/, const char* file = __builtin_FILE(),
                                    int line = __builtin_LINE()) {
+    using cuda_harness::GemmMatrix;
     if (!cuda_harness::ex_types_ok("cublasGemmEx", Atype, Btype, Ctype, computeType)) { return CUBLAS_STATUS_NOT_SUPPORTED; }
     cublasStatus_t status = cuda_harness::check_gemm_args("cublasGemmEx", handle, transa, transb, m, n, k, lda, ldb, ldc, 1);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
-    return cuda_harness::sgemm_batched("cublasGemmEx", transa, transb, m, n, k, static_cast<const float*>(alpha),
-                                       static_cast<const float*>(A), lda, 0, static_cast<const float*>(B), ldb, 0,
-                                       static_cast<const float*>(beta), static_cast<float*>(C), ldc, 0, 1,
-                                       cuda_harness::compute_type_tf32(handle, computeType), file, line);
+    return cuda_harness::gemm_batched("cublasGemmEx", transa, transb, m, n, k, static_cast<const float*>(alpha),
+                                      GemmMatrix{A, Atype, lda, 0}, GemmMatrix{B, Btype, ldb, 0},
+                                      static_cast<const float*>(beta), GemmMatrix{C, Ctype, ldc, 0}, 1,
+                                      cuda_harness::compute_type_tf32(handle, computeType), file, line);
 }
 
 inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation_t transa,
@@ -371,14 +422,15 @@ inline cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOp
                                                  long long int strideC, int batchCount,
                                                  cublasComputeType_t computeType, cublasGemmAlgo_t /*algo*/,
                                                  const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+    using cuda_harness::GemmMatrix;
     const char* api = "cublasGemmStridedBatchedEx";
     if (!cuda_harness::ex_types_ok(api, Atype, Btype, Ctype, computeType)) { return CUBLAS_STATUS_NOT_SUPPORTED; }
     cublasStatus_t status = cuda_harness::check_gemm_args(api, handle, transa, transb, m, n, k, lda, ldb, ldc, batchCount);
     if (status != CUBLAS_STATUS_SUCCESS) { return status; }
-    return cuda_harness::sgemm_batched(api, transa, transb, m, n, k, static_cast<const float*>(alpha),
-                                       static_cast<const float*>(A), lda, strideA, static_cast<const float*>(B), ldb,
-                                       strideB, static_cast<const float*>(beta), static_cast<float*>(C), ldc, strideC,
-                                       batchCount, cuda_harness::compute_type_tf32(handle, computeType), file, line);
+    return cuda_harness::gemm_batched(api, transa, transb, m, n, k, static_cast<const float*>(alpha),
+                                      GemmMatrix{A, Atype, lda, strideA}, GemmMatrix{B, Btype, ldb, strideB},
+                                      static_cast<const float*>(beta), GemmMatrix{C, Ctype, ldc, strideC}, batchCount,
+                                      cuda_harness::compute_type_tf32(handle, computeType), file, line);
 }
 
 CUDA_HARNESS_UNTRACED_END

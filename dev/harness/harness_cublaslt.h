@@ -1,4 +1,4 @@
-// harness_cublaslt.h: the cuBLASLt matmul API on the CPU, fp32 only.
+// harness_cublaslt.h: the cuBLASLt matmul API on the CPU, in fp32 and bf16.
 //
 //     D = epilogue(alpha op(A) op(B) + beta C)
 //
@@ -12,9 +12,16 @@
 //   GELU_AUX, GELU_AUX_BIAS           also store the GELU input in aux (m×n, ld = AUX_LD)
 //   DGELU, DGELU_BGRAD                D *= GELU'(aux); BGRAD: bias[i] = sum over j of D(i, j)
 //   BGRADA, BGRADB                    bias[i] = sum_l op(A)(i, l); bias[j] = sum_l op(B)(l, j)
-// RELU_AUX and DRELU (bit masks) and non-fp32 data are CUBLAS_STATUS_NOT_SUPPORTED.
+// RELU_AUX and DRELU (bit masks) are CUBLAS_STATUS_NOT_SUPPORTED.
 // Compute type CUBLAS_COMPUTE_32F_FAST_TF32 converts A and B to TF32 before the product
 // (harness_gemm.h); the bias-gradient sums of A or B (BGRADA, BGRADB) read them unconverted.
+//
+// Types: fp32 A, B, C, D (any 32F compute type), or bf16 A and B with C and D both bf16 or both
+// fp32 (compute type 32F or 32F_PEDANTIC), scale type 32F; others are NOT_SUPPORTED. The bias
+// vector is of D's type unless BIAS_DATA_TYPE says CUDA_R_32F; aux is of D's type
+// (EPILOGUE_AUX_DATA_TYPE may only repeat it). bf16 operands are widened exactly, everything
+// is computed in fp32 (the bias added and GELU applied before the one rounding of D), and
+// what is stored in bf16 (D, aux, a bias gradient) is rounded to nearest even.
 #pragma once
 
 #include <cmath>
@@ -316,16 +323,24 @@ inline float gelu_tanh_grad(float x) {
 // ----------------------------------------------------------------------------
 // checking a matmul's descriptors
 
-// What the layouts describe: D is m×n, op(A) m×k, op(B) k×n, `batch` times.
+// What the descriptors describe: D is m×n, op(A) m×k, op(B) k×n, `batch` times, and the types.
 struct LtProblem {
     int64_t m = 0, n = 0, k = 0, batch = 1;
     bool transa = false, transb = false;
     EpilogueSteps steps;
+    cudaDataType ab_type = CUDA_R_32F;    // A and B
+    cudaDataType d_type = CUDA_R_32F;     // C and D
+    cudaDataType bias_type = CUDA_R_32F;  // the bias vector, or the bias gradient the epilogue writes
+    cudaDataType aux_type = CUDA_R_32F;   // the GELU input the epilogue stores or reads
 };
 
-inline bool layout_ok(const char* api, const char* name, const cublasLtMatrixLayoutOpaque_t& l) {
-    if (l.type != CUDA_R_32F) {
-        diagnose("%s: matrix %s has data type %u; the CPU harness supports CUDA_R_32F only", api, name, l.type);
+typedef cublasLtMatrixLayoutOpaque_t Layout;
+
+inline cudaDataType layout_type(const Layout& l) { return static_cast<cudaDataType>(l.type); }
+
+inline bool layout_ok(const char* api, const char* name, const Layout& l) {
+    if (l.type != CUDA_R_32F && l.type != CUDA_R_16BF) {
+        diagnose("%s: matrix %s has data type %u; the CPU harness supports CUDA_R_32F and CUDA_R_16BF", api, name, l.type);
         return false;
     }
     if (l.order != CUBLASLT_ORDER_COL && l.order != CUBLASLT_ORDER_ROW) {
@@ -335,7 +350,7 @@ inline bool layout_ok(const char* api, const char* name, const cublasLtMatrixLay
     return true;
 }
 
-inline bool leading_dimension_ok(const char* api, const char* name, const cublasLtMatrixLayoutOpaque_t& l) {
+inline bool leading_dimension_ok(const char* api, const char* name, const Layout& l) {
     const uint64_t needed = l.order == CUBLASLT_ORDER_COL ? l.rows : l.cols;
     if (l.ld < 1 || static_cast<uint64_t>(l.ld) < needed) {
         diagnose("%s: matrix %s: ld %lld is below its %s (%llu)", api, name, static_cast<long long>(l.ld),
@@ -351,6 +366,30 @@ inline bool compute_type_ok(int32_t compute) {
            compute == CUBLAS_COMPUTE_32F_FAST_16BF;
 }
 
+// The data types of a matmul, as cuBLASLt's tables allow them (gemm_types_ok): A and B alike,
+// C and D alike. The bias and aux take D's type unless their attributes say otherwise
+// (BIAS_DATA_TYPE, EPILOGUE_AUX_DATA_TYPE, -1 by default); a bias may also be fp32 when D is
+// bf16. Fills p's types.
+inline bool matmul_types_ok(const char* api, const cublasLtMatmulDescOpaque_t& desc, const Layout& a, const Layout& b,
+                            const Layout& c, const Layout& d, LtProblem* p) {
+    if (a.type != b.type || c.type != d.type || !gemm_types_ok(layout_type(a), layout_type(d), desc.compute_type)) {
+        diagnose("%s: types A %u, B %u, C %u, D %u with compute type %d: the CPU harness supports fp32 matrices with a "
+                 "32F compute type, or bf16 A and B (CUDA_R_16BF) with C and D both bf16 or both fp32 and compute type "
+                 "CUBLAS_COMPUTE_32F or _PEDANTIC", api, a.type, b.type, c.type, d.type, desc.compute_type);
+        return false;
+    }
+    p->ab_type = layout_type(a);
+    p->d_type = layout_type(d);
+    p->bias_type = desc.bias_data_type == -1 ? p->d_type : static_cast<cudaDataType>(desc.bias_data_type);
+    p->aux_type = desc.aux_data_type == -1 ? p->d_type : static_cast<cudaDataType>(desc.aux_data_type);
+    if ((p->bias_type != p->d_type && p->bias_type != CUDA_R_32F) || p->aux_type != p->d_type) {
+        diagnose("%s: bias type %d, aux type %d with D of type %d: the CPU harness supports a bias of D's type or "
+                 "CUDA_R_32F, and aux of D's type", api, p->bias_type, p->aux_type, p->d_type);
+        return false;
+    }
+    return true;
+}
+
 // What cublasLtMatmul and the heuristic both check; fills `p`.
 inline cublasStatus_t check_matmul(const char* api, cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
                                    cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c,
@@ -364,18 +403,17 @@ inline cublasStatus_t check_matmul(const char* api, cublasLtHandle_t handle, cub
         return CUBLAS_STATUS_INVALID_VALUE;
     }
     if (!compute_type_ok(desc->compute_type) || desc->scale_type != CUDA_R_32F || desc->transc != CUBLAS_OP_N ||
-        (desc->pointer_mode != CUBLASLT_POINTER_MODE_HOST && desc->pointer_mode != CUBLASLT_POINTER_MODE_DEVICE) ||
-        (desc->bias_data_type != -1 && desc->bias_data_type != CUDA_R_32F) ||
-        (desc->aux_data_type != -1 && desc->aux_data_type != CUDA_R_32F)) {
-        diagnose("%s: the CPU harness supports 32F compute, scale, bias and aux types, TRANSC = N, and host or device "
-                 "pointer mode", api);
+        (desc->pointer_mode != CUBLASLT_POINTER_MODE_HOST && desc->pointer_mode != CUBLASLT_POINTER_MODE_DEVICE)) {
+        diagnose("%s: the CPU harness supports a 32F compute and scale type, TRANSC = N, and host or device pointer mode",
+                 api);
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     if (!epilogue_steps(desc->epilogue, &p->steps)) {
         diagnose("%s: epilogue %u is not supported by the CPU harness", api, desc->epilogue);
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
-    if (!layout_ok(api, "A", *a) || !layout_ok(api, "B", *b) || !layout_ok(api, "C", *c) || !layout_ok(api, "D", *d)) {
+    if (!layout_ok(api, "A", *a) || !layout_ok(api, "B", *b) || !layout_ok(api, "C", *c) || !layout_ok(api, "D", *d) ||
+        !matmul_types_ok(api, *desc, *a, *b, *c, *d, p)) {
         return CUBLAS_STATUS_NOT_SUPPORTED;
     }
     if (!leading_dimension_ok(api, "A", *a) || !leading_dimension_ok(api, "B", *b) ||
@@ -416,139 +454,162 @@ inline cublasStatus_t check_matmul(const char* api, cublasLtHandle_t handle, cub
 // running a matmul
 
 // Element (i, j) of matrix `batch` under a layout.
-inline int64_t layout_offset(const cublasLtMatrixLayoutOpaque_t& l, int64_t batch, int64_t i, int64_t j) {
+inline int64_t layout_offset(const Layout& l, int64_t batch, int64_t i, int64_t j) {
     const int64_t within = l.order == CUBLASLT_ORDER_COL ? i + j * l.ld : i * l.ld + j;
     return batch * l.batch_stride + within;
 }
 
+// Element (i, j) of op(X) of matrix `batch`, as a float.
+inline float op_element(const void* base, const Layout& l, int64_t batch, bool transpose, int64_t i, int64_t j) {
+    return load_element(base, layout_type(l), transpose ? layout_offset(l, batch, j, i) : layout_offset(l, batch, i, j));
+}
+
 // op(X) of matrix `batch` as a view for the product.
-inline MatrixView layout_view(const float* base, const cublasLtMatrixLayoutOpaque_t& l, int64_t batch, bool transpose) {
-    MatrixView v = l.order == CUBLASLT_ORDER_COL ? MatrixView{base, 1, l.ld} : MatrixView{base, l.ld, 1};
+template <typename Element>
+StridedMatrix<Element> layout_view(const Element* base, const Layout& l, int64_t batch, bool transpose) {
+    StridedMatrix<Element> v = l.order == CUBLASLT_ORDER_COL ? StridedMatrix<Element>{base, 1, l.ld}
+                                                             : StridedMatrix<Element>{base, l.ld, 1};
     v.data = base + batch * l.batch_stride;
     if (transpose) { std::swap(v.row_stride, v.col_stride); }
     return v;
 }
 
-inline size_t layout_span_bytes(const cublasLtMatrixLayoutOpaque_t& l) {
-    if (l.rows == 0 || l.cols == 0) { return 0; }
+inline size_t layout_span_bytes(const Layout& l) {
     const int64_t outer = static_cast<int64_t>(l.order == CUBLASLT_ORDER_COL ? l.cols : l.rows);
     const int64_t inner = static_cast<int64_t>(l.order == CUBLASLT_ORDER_COL ? l.rows : l.cols);
-    return static_cast<size_t>((outer - 1) * l.ld + inner) * sizeof(float);
+    return matrix_span_bytes(inner, outer, l.ld, element_bytes(layout_type(l)));
+}
+
+// Matrix `batch` of a layout.
+inline const void* layout_batch(const void* base, const Layout& l, int64_t batch) {
+    return element_at(base, layout_type(l), batch * l.batch_stride);
+}
+
+// The bias (or bias gradient) vector of batch b, and the aux matrix of batch b.
+inline const void* lt_bias(const LtProblem& p, const cublasLtMatmulDescOpaque_t& desc, int64_t b) {
+    return element_at(desc.bias, p.bias_type, b * desc.bias_batch_stride);
+}
+inline void* lt_aux(const LtProblem& p, const cublasLtMatmulDescOpaque_t& desc, int64_t b) {
+    return element_at(desc.aux, p.aux_type, b * desc.aux_batch_stride);
 }
 
 // Every matrix and vector the matmul touches must be memory a GPU could use.
-inline bool lt_operands_ok(const LtProblem& p, const cublasLtMatmulDescOpaque_t& desc, const void* A,
-                           const cublasLtMatrixLayoutOpaque_t& la, const void* B, const cublasLtMatrixLayoutOpaque_t& lb,
-                           const void* C, const cublasLtMatrixLayoutOpaque_t& lc, bool reads_c, const void* D,
-                           const cublasLtMatrixLayoutOpaque_t& ld) {
+inline bool lt_operands_ok(const LtProblem& p, const cublasLtMatmulDescOpaque_t& desc, const void* A, const Layout& la,
+                           const void* B, const Layout& lb, const void* C, const Layout& lc, bool reads_c,
+                           const void* D, const Layout& ld) {
     const char* api = "cublasLtMatmul";
     const bool uses_bias = p.steps.add_bias || p.steps.bgrad_a || p.steps.bgrad_b || p.steps.bgrad_d;
     const int64_t bias_length = p.steps.bgrad_b ? p.n : p.m;
     for (int64_t b = 0; b < p.batch; b++) {
         const bool ok =
-            gpu_operand_ok(api, "A", static_cast<const float*>(A) + b * la.batch_stride, layout_span_bytes(la)) &&
-            gpu_operand_ok(api, "B", static_cast<const float*>(B) + b * lb.batch_stride, layout_span_bytes(lb)) &&
-            (!reads_c ||
-             gpu_operand_ok(api, "C", static_cast<const float*>(C) + b * lc.batch_stride, layout_span_bytes(lc))) &&
-            gpu_operand_ok(api, "D", static_cast<const float*>(D) + b * ld.batch_stride, layout_span_bytes(ld)) &&
-            (!uses_bias || gpu_operand_ok(api, "bias", static_cast<const float*>(desc.bias) + b * desc.bias_batch_stride,
-                                          static_cast<size_t>(bias_length) * sizeof(float))) &&
+            gpu_operand_ok(api, "A", layout_batch(A, la, b), layout_span_bytes(la)) &&
+            gpu_operand_ok(api, "B", layout_batch(B, lb, b), layout_span_bytes(lb)) &&
+            (!reads_c || gpu_operand_ok(api, "C", layout_batch(C, lc, b), layout_span_bytes(lc))) &&
+            gpu_operand_ok(api, "D", layout_batch(D, ld, b), layout_span_bytes(ld)) &&
+            (!uses_bias ||
+             gpu_operand_ok(api, "bias", lt_bias(p, desc, b), static_cast<size_t>(bias_length) * element_bytes(p.bias_type))) &&
             (!(p.steps.store_aux || p.steps.dgelu) ||
-             gpu_operand_ok(api, "aux", static_cast<const float*>(desc.aux) + b * desc.aux_batch_stride,
-                            matrix_span_bytes(p.m, p.n, desc.aux_ld)));
+             gpu_operand_ok(api, "aux", lt_aux(p, desc, b), matrix_span_bytes(p.m, p.n, desc.aux_ld, element_bytes(p.aux_type))));
         if (!ok) { return false; }
     }
     return true;
 }
 
-// The bias-gradient epilogues: sums into the bias vector, after D is complete.
-inline void lt_bias_gradients(const LtProblem& p, const cublasLtMatmulDescOpaque_t& desc, const float* A,
-                              const cublasLtMatrixLayoutOpaque_t& la, const float* B,
-                              const cublasLtMatrixLayoutOpaque_t& lb, const float* D,
-                              const cublasLtMatrixLayoutOpaque_t& ld) {
+// The bias-gradient epilogues: sums in fp32 into the bias vector (rounded once if it is bf16),
+// after D is complete; DGELU_BGRAD sums D as stored.
+inline void lt_bias_gradients(const LtProblem& p, const cublasLtMatmulDescOpaque_t& desc, const void* A,
+                              const Layout& la, const void* B, const Layout& lb, const void* D, const Layout& ld) {
     if (!p.steps.bgrad_d && !p.steps.bgrad_a && !p.steps.bgrad_b) { return; }
     for (int64_t b = 0; b < p.batch; b++) {
-        float* bias = const_cast<float*>(static_cast<const float*>(desc.bias)) + b * desc.bias_batch_stride;
+        void* bias = const_cast<void*>(lt_bias(p, desc, b));  // an output here: BIAS_POINTER is the gradient
         if (p.steps.bgrad_d || p.steps.bgrad_a) {
-            const MatrixView a = layout_view(A, la, b, p.transa);
             for (int64_t i = 0; i < p.m; i++) {
                 float sum = 0.0f;
                 if (p.steps.bgrad_d) {
-                    for (int64_t j = 0; j < p.n; j++) { sum += D[layout_offset(ld, b, i, j)]; }
+                    for (int64_t j = 0; j < p.n; j++) { sum += load_element(D, p.d_type, layout_offset(ld, b, i, j)); }
                 } else {
-                    for (int64_t l = 0; l < p.k; l++) { sum += a.at(i, l); }
+                    for (int64_t l = 0; l < p.k; l++) { sum += op_element(A, la, b, p.transa, i, l); }
                 }
-                bias[i] = sum;
+                store_element(bias, p.bias_type, i, sum);
             }
         }
         if (p.steps.bgrad_b) {
-            const MatrixView bv = layout_view(B, lb, b, p.transb);
             for (int64_t j = 0; j < p.n; j++) {
                 float sum = 0.0f;
-                for (int64_t l = 0; l < p.k; l++) { sum += bv.at(l, j); }
-                bias[j] = sum;
+                for (int64_t l = 0; l < p.k; l++) { sum += op_element(B, lb, b, p.transb, l, j); }
+                store_element(bias, p.bias_type, j, sum);
             }
         }
     }
 }
 
+// The product with views of Element (float or __nv_bfloat16), each column handed to finish_column.
+template <typename Element, typename ColumnDone>
+void lt_product(const LtProblem& p, const void* A, const Layout& la, const void* B, const Layout& lb, bool tf32,
+                ColumnDone finish_column) {
+    auto operands = [&](int64_t batch) {
+        return std::make_pair(layout_view(static_cast<const Element*>(A), la, batch, p.transa),
+                              layout_view(static_cast<const Element*>(B), lb, batch, p.transb));
+    };
+    run_gemm(GemmShape{p.m, p.n, p.k, p.batch}, operands, finish_column, tf32);
+}
+
 #ifdef CUDA_HARNESS_SANITIZE
 // A matrix of a layout: initcheck of what it reads (write: marks it written instead).
-inline void sanitize_layout(const char* file, int line, const char* what, const void* base,
-                            const cublasLtMatrixLayoutOpaque_t& l, int64_t batches, bool write) {
+inline void sanitize_layout(const char* file, int line, const char* what, const void* base, const Layout& l,
+                            int64_t batches, bool write) {
     const bool col = l.order == CUBLASLT_ORDER_COL;
+    const int64_t inner = static_cast<int64_t>(col ? l.rows : l.cols), outer = static_cast<int64_t>(col ? l.cols : l.rows);
+    const size_t element = element_bytes(layout_type(l));
     for (int64_t b = 0; b < batches; b++) {
-        const float* p = static_cast<const float*>(base) + b * l.batch_stride;
-        const int64_t inner = static_cast<int64_t>(col ? l.rows : l.cols), outer = static_cast<int64_t>(col ? l.cols : l.rows);
         if (write) {
-            san::mark_matrix(p, inner, outer, l.ld);
+            san::mark_matrix(layout_batch(base, l, b), inner, outer, l.ld, element);
         } else {
-            san::check_matrix("cublasLtMatmul", file, line, what, p, inner, outer, l.ld);
+            san::check_matrix("cublasLtMatmul", file, line, what, layout_batch(base, l, b), inner, outer, l.ld, element);
         }
     }
 }
 
 // What the sanitizer sees of a matmul: initcheck of its inputs (the epilogue's bias and aux
-// included), its outputs marked written, its FLOPs and bytes counted.
+// included), its outputs marked written, its FLOPs and bytes counted (each in its element size).
 inline void sanitize_matmul(const char* file, int line, const LtProblem& p, const cublasLtMatmulDescOpaque_t& desc,
-                            const void* A, const cublasLtMatrixLayoutOpaque_t& la, const void* B,
-                            const cublasLtMatrixLayoutOpaque_t& lb, const void* C, const cublasLtMatrixLayoutOpaque_t& lc,
-                            bool reads_c, const void* D, const cublasLtMatrixLayoutOpaque_t& ld) {
-    const double mn = static_cast<double>(p.m) * p.n * p.batch;
-    double in = (static_cast<double>(p.m) + p.n) * p.k * p.batch, out = mn;
+                            const void* A, const Layout& la, const void* B, const Layout& lb, const void* C,
+                            const Layout& lc, bool reads_c, const void* D, const Layout& ld) {
+    const double mn = static_cast<double>(p.m) * p.n;
+    const double ab = static_cast<double>(element_bytes(p.ab_type)), d = static_cast<double>(element_bytes(p.d_type));
+    const double bias = static_cast<double>(element_bytes(p.bias_type)), aux = static_cast<double>(element_bytes(p.aux_type));
+    double in = (static_cast<double>(p.m) + p.n) * p.k * p.batch * ab, out = mn * p.batch * d;
     if (p.k > 0) {
         sanitize_layout(file, line, "matrix A", A, la, p.batch, false);
         sanitize_layout(file, line, "matrix B", B, lb, p.batch, false);
     }
     if (reads_c) {
         sanitize_layout(file, line, "matrix C", C, lc, p.batch, false);
-        in += mn;
+        in += mn * p.batch * d;
     }
     for (int64_t b = 0; b < p.batch; b++) {
         if (p.steps.add_bias) {
-            san::check_read("cublasLtMatmul", file, line, "the bias", static_cast<const float*>(desc.bias) + b * desc.bias_batch_stride,
-                            static_cast<size_t>(p.m) * sizeof(float));
-            in += static_cast<double>(p.m);
+            san::check_read("cublasLtMatmul", file, line, "the bias", lt_bias(p, desc, b),
+                            static_cast<size_t>(p.m) * element_bytes(p.bias_type));
+            in += static_cast<double>(p.m) * bias;
         }
-        float* aux = static_cast<float*>(desc.aux) + b * desc.aux_batch_stride;
         if (p.steps.dgelu) {
-            san::check_matrix("cublasLtMatmul", file, line, "the epilogue's aux matrix", aux, p.m, p.n, desc.aux_ld);
-            in += static_cast<double>(p.m) * p.n;
+            san::check_matrix("cublasLtMatmul", file, line, "the epilogue's aux matrix", lt_aux(p, desc, b), p.m, p.n,
+                              desc.aux_ld, element_bytes(p.aux_type));
+            in += mn * aux;
         }
         if (p.steps.store_aux) {
-            san::mark_matrix(aux, p.m, p.n, desc.aux_ld);
-            out += static_cast<double>(p.m) * p.n;
+            san::mark_matrix(lt_aux(p, desc, b), p.m, p.n, desc.aux_ld, element_bytes(p.aux_type));
+            out += mn * aux;
         }
         if (p.steps.bgrad_a || p.steps.bgrad_b || p.steps.bgrad_d) {
             const int64_t length = p.steps.bgrad_b ? p.n : p.m;
-            san::mark_written(static_cast<const float*>(desc.bias) + b * desc.bias_batch_stride,
-                              static_cast<size_t>(length) * sizeof(float));
-            out += static_cast<double>(length);
+            san::mark_written(lt_bias(p, desc, b), static_cast<size_t>(length) * element_bytes(p.bias_type));
+            out += static_cast<double>(length) * bias;
         }
     }
     sanitize_layout(file, line, "matrix D", D, ld, p.batch, true);
-    san::gemm("cublasLtMatmul", 2.0 * mn * p.k, static_cast<uint64_t>(in) * sizeof(float),
-              static_cast<uint64_t>(out) * sizeof(float));
+    san::gemm("cublasLtMatmul", 2.0 * mn * p.batch * p.k, static_cast<uint64_t>(in), static_cast<uint64_t>(out));
 }
 #endif
 
@@ -718,38 +779,35 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmu
         return CUBLAS_STATUS_EXECUTION_FAILED;
     }
     CUDA_HARNESS_SAN(sanitize_matmul(file, line, p, desc, A, *Adesc, B, *Bdesc, C, *Cdesc, b != 0.0f, D, *Ddesc);)
-    const float* fa = static_cast<const float*>(A);
-    const float* fb = static_cast<const float*>(B);
-    const float* fc = static_cast<const float*>(C);
-    float* fd = static_cast<float*>(D);
-    auto operands = [&](int64_t batch) {
-        return std::make_pair(layout_view(fa, *Adesc, batch, p.transa), layout_view(fb, *Bdesc, batch, p.transb));
-    };
-    // alpha, beta C, then the epilogue's steps in order, element by element
+    // alpha, beta C, then the epilogue's steps in order, element by element, in fp32; what goes
+    // into a bf16 matrix or vector (D, aux) is rounded once, there
     auto finish_column = [&](int64_t batch, int64_t j, const float* sums) {
-        const float* bias = p.steps.add_bias ? static_cast<const float*>(desc.bias) + batch * desc.bias_batch_stride : nullptr;
-        float* aux = p.steps.store_aux || p.steps.dgelu ? static_cast<float*>(desc.aux) + batch * desc.aux_batch_stride : nullptr;
+        const void* bias = p.steps.add_bias ? lt_bias(p, desc, batch) : nullptr;
+        void* aux = p.steps.store_aux || p.steps.dgelu ? lt_aux(p, desc, batch) : nullptr;
         for (int64_t i = 0; i < p.m; i++) {
+            const int64_t aux_at = i + j * desc.aux_ld;
             float x = p.k > 0 ? a * sums[i] : 0.0f;
-            if (b != 0.0f) { x += b * fc[layout_offset(*Cdesc, batch, i, j)]; }
-            if (p.steps.add_bias) { x += bias[i]; }
-            if (p.steps.store_aux) { aux[i + j * desc.aux_ld] = x; }
+            if (b != 0.0f) { x += b * load_element(C, p.d_type, layout_offset(*Cdesc, batch, i, j)); }
+            if (p.steps.add_bias) { x += load_element(bias, p.bias_type, i); }
+            if (p.steps.store_aux) { store_element(aux, p.aux_type, aux_at, x); }
             if (p.steps.gelu) { x = gelu_tanh(x); }
             if (p.steps.relu) { x = x > 0.0f ? x : 0.0f; }
-            if (p.steps.dgelu) { x *= gelu_tanh_grad(aux[i + j * desc.aux_ld]); }
-            fd[layout_offset(*Ddesc, batch, i, j)] = x;
+            if (p.steps.dgelu) { x *= gelu_tanh_grad(load_element(aux, p.aux_type, aux_at)); }
+            store_element(D, p.d_type, layout_offset(*Ddesc, batch, i, j), x);
         }
     };
-    if (p.k > 0) {
-        run_gemm(GemmShape{p.m, p.n, p.k, p.batch}, operands, finish_column,
-                 desc.compute_type == CUBLAS_COMPUTE_32F_FAST_TF32);
-    } else {
+    const bool tf32 = desc.compute_type == CUBLAS_COMPUTE_32F_FAST_TF32;
+    if (p.k == 0) {
         const float none = 0.0f;
         for (int64_t batch = 0; batch < p.batch; batch++) {
             for (int64_t j = 0; j < p.n; j++) { finish_column(batch, j, &none); }
         }
+    } else if (p.ab_type == CUDA_R_16BF) {
+        lt_product<__nv_bfloat16>(p, A, *Adesc, B, *Bdesc, tf32, finish_column);
+    } else {
+        lt_product<float>(p, A, *Adesc, B, *Bdesc, tf32, finish_column);
     }
-    lt_bias_gradients(p, desc, fa, *Adesc, fb, *Bdesc, fd, *Ddesc);
+    lt_bias_gradients(p, desc, A, *Adesc, B, *Bdesc, D, *Ddesc);
     return CUBLAS_STATUS_SUCCESS;
 }
 

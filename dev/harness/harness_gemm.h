@@ -10,6 +10,9 @@
 // CUBLAS_COMPUTE_32F_FAST_TF32) every element of A and B is first converted to TF32
 // (to_tf32); the products and their sums stay fp32.
 //
+// bf16 operands (CUDA_R_16BF) are widened to fp32, exactly, and then multiplied and summed
+// like fp32 ones; the callback rounds what it stores in a bf16 output (store_element), once.
+//
 // With -DCUDA_HARNESS_OPENBLAS (and -lopenblas) the products come from cblas_sgemm instead:
 // much faster for large matrices, in OpenBLAS's summation order.
 #pragma once
@@ -17,9 +20,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "harness_bf16.h"
 #include "harness_scheduler.h"
 
 #ifdef CUDA_HARNESS_OPENBLAS
@@ -52,20 +57,56 @@ inline float to_tf32(float x) {
 }
 
 // ----------------------------------------------------------------------------
+// elements of the data types the GEMMs take: CUDA_R_32F and CUDA_R_16BF
+
+inline size_t element_bytes(cudaDataType type) { return type == CUDA_R_16BF ? sizeof(__nv_bfloat16) : sizeof(float); }
+
+// The address of element `index` of an array of `type`.
+inline const void* element_at(const void* base, cudaDataType type, int64_t index) {
+    return static_cast<const char*>(base) + index * static_cast<int64_t>(element_bytes(type));
+}
+inline void* element_at(void* base, cudaDataType type, int64_t index) {
+    return static_cast<char*>(base) + index * static_cast<int64_t>(element_bytes(type));
+}
+
+inline float widen(float x) { return x; }
+inline float widen(__nv_bfloat16 x) { return bf16_to_float(__bfloat16_as_ushort(x)); }  // exact
+
+// Element `index` of an array of `type`, as a float.
+inline float load_element(const void* base, cudaDataType type, int64_t index) {
+    if (type == CUDA_R_16BF) { return widen(static_cast<const __nv_bfloat16*>(base)[index]); }
+    return static_cast<const float*>(base)[index];
+}
+
+// Stores x as element `index` of an array of `type`: a bf16 output is rounded here, to
+// nearest even, the one rounding of a value computed in fp32.
+inline void store_element(void* base, cudaDataType type, int64_t index, float x) {
+    if (type == CUDA_R_16BF) {
+        static_cast<__nv_bfloat16*>(base)[index] = __ushort_as_bfloat16(float_to_bf16_rn(x));
+    } else {
+        static_cast<float*>(base)[index] = x;
+    }
+}
+
+// ----------------------------------------------------------------------------
 // matrix views
 
-// A matrix as the product reads it: element (r, c) is at data[r * row_stride + c * col_stride].
-struct MatrixView {
-    const float* data = nullptr;
+// A matrix as the product reads it: element (r, c) is data[r * row_stride + c * col_stride],
+// as a float.
+template <typename Element>
+struct StridedMatrix {
+    const Element* data = nullptr;
     int64_t row_stride = 1;
     int64_t col_stride = 1;
 
-    float at(int64_t r, int64_t c) const { return data[r * row_stride + c * col_stride]; }
+    float at(int64_t r, int64_t c) const { return widen(data[r * row_stride + c * col_stride]); }
 };
+using MatrixView = StridedMatrix<float>;  // what the product itself multiplies
 
 // op(X) for a column-major X with leading dimension ld: X itself, or its transpose.
-inline MatrixView column_major_op(const float* data, int64_t ld, bool transpose) {
-    return transpose ? MatrixView{data, ld, 1} : MatrixView{data, 1, ld};
+template <typename Element>
+StridedMatrix<Element> column_major_op(const Element* data, int64_t ld, bool transpose) {
+    return transpose ? StridedMatrix<Element>{data, ld, 1} : StridedMatrix<Element>{data, 1, ld};
 }
 
 struct GemmShape {
@@ -147,14 +188,16 @@ void run_gemm_fp32(GemmShape s, Operands operands, ColumnDone column_done) {
     });
 }
 
-// op(A_b) and op(B_b) of every batch converted to TF32, as column-major copies (m×k, k×n).
-// Converting once up front costs m·k + k·n per batch, against m·n·k multiply-adds.
-struct Tf32Operands {
+// op(A_b) and op(B_b) of every batch as fp32 column-major copies (m×k, k×n), each element
+// passed through `convert` on the way: to_tf32 for a TF32 product, nothing for bf16 operands
+// (the views widen them). Converting once up front costs m·k + k·n per batch, against m·n·k
+// multiply-adds.
+struct PackedOperands {
     GemmShape s;
     std::vector<float> a, b;
 
-    template <typename Operands>
-    Tf32Operands(GemmShape shape, Operands operands)
+    template <typename Operands, typename Convert>
+    PackedOperands(GemmShape shape, Operands operands, Convert convert)
         : s(shape), a(static_cast<size_t>(shape.batch * shape.m * shape.k)),
           b(static_cast<size_t>(shape.batch * shape.k * shape.n)) {
         worker_pool().run(static_cast<size_t>(s.batch), [&](size_t task) {
@@ -163,10 +206,10 @@ struct Tf32Operands {
             float* ab = a.data() + batch * s.m * s.k;
             float* bb = b.data() + batch * s.k * s.n;
             for (int64_t l = 0; l < s.k; l++) {
-                for (int64_t i = 0; i < s.m; i++) { ab[i + l * s.m] = to_tf32(views.first.at(i, l)); }
+                for (int64_t i = 0; i < s.m; i++) { ab[i + l * s.m] = convert(views.first.at(i, l)); }
             }
             for (int64_t j = 0; j < s.n; j++) {
-                for (int64_t l = 0; l < s.k; l++) { bb[l + j * s.k] = to_tf32(views.second.at(l, j)); }
+                for (int64_t l = 0; l < s.k; l++) { bb[l + j * s.k] = convert(views.second.at(l, j)); }
             }
         });
     }
@@ -177,13 +220,16 @@ struct Tf32Operands {
     }
 };
 
-// The batched product, in fp32 or, with tf32, on operands converted to TF32.
+// The batched product, in fp32: of fp32 operands as they are or, with tf32, converted to
+// TF32; of bf16 operands widened to fp32 (bf16 values are TF32 values already: 7 fraction bits).
 template <typename Operands, typename ColumnDone>
 void run_gemm(GemmShape s, Operands operands, ColumnDone column_done, bool tf32 = false) {
     if (s.m <= 0 || s.n <= 0 || s.batch <= 0) { return; }
-    if (tf32) {
-        const Tf32Operands rounded(s, operands);
-        run_gemm_fp32(s, rounded, column_done);
+    using View = decltype(operands(0).first);
+    if constexpr (!std::is_same<View, MatrixView>::value) {
+        run_gemm_fp32(s, PackedOperands(s, operands, [](float x) { return x; }), column_done);
+    } else if (tf32) {
+        run_gemm_fp32(s, PackedOperands(s, operands, to_tf32), column_done);
     } else {
         run_gemm_fp32(s, operands, column_done);
     }

@@ -22,6 +22,21 @@
 // same records per block run, dynamic shared memory by offset, static __shared__ arrays
 // (static thread_local in the harness) by offset in the executable's thread-local block.
 //
+// Both checks are exact to the byte, as a GPU's memory is (threads that write neighbouring
+// bf16 or char elements of one 4-byte word do not race). initcheck keeps a bit per byte. A
+// granule's race records stand for its 4 bytes as long as the current launch (block run, for
+// shared memory) accesses it only whole, as fp32 code and aligned 8- and 16-byte accesses do;
+// the first 1- or 2-byte access splits it: it gets 4 records of its own bytes, copies of its
+// records, in a pool of the launch (a Split), and from then on every access to it checks and
+// updates the records of the bytes it touches. Records of an earlier launch never conflict
+// (their stamp differs), so the pool is emptied when the next launch (block run) begins and
+// the granule's own records serve again. The common case costs one more test and no memory;
+// a bf16 tensor costs its splits for the launches that touch it. Simpler alternatives fall
+// short: 2-byte granules would double the shadow and the work of every 4-byte access and still
+// merge neighbouring chars; a byte mask on each record keeps one writer per word, so two blocks
+// that both write a bf16 row (thread t element t) would go unreported: the record of element 0
+// is thread 1's write of element 1 by the time the second block's thread 0 comes.
+//
 // The checks:
 //   racecheck  two threads of a launch touch the same bytes, at least one writes, and nothing
 //              orders them: threads of different blocks (global memory), or of one block in
@@ -81,13 +96,27 @@ struct Access {
     uint16_t unused = 0;
 };
 
+// The race records of some bytes.
+struct Records {
+    Access write;
+    Access read1;  // the last read
+    Access read2;  // the last read before it by another thread
+};
+
 // The shadow of 4 bytes.
 struct Granule {
-    Access write;
-    Access read1;   // the last read
-    Access read2;   // the last read before it by another thread
-    uint32_t init;  // bit i: byte i was written since allocation
-    uint32_t unused;
+    Records race;    // of all 4 bytes, unless split
+    uint32_t init;   // bit i: byte i was written since allocation
+    uint32_t split;  // 1 + the index of its Split in the current launch's (block run's) pool, or 0
+};
+
+// The race records of each byte of a granule that the current launch (block run) accessed in
+// part. A granule's `split` is valid while its Split points back to it: the pool is emptied
+// when the next launch (block run) begins, so that an index from an earlier one is out of
+// range or another granule's.
+struct Split {
+    const Granule* granule;
+    Records byte[4];
 };
 
 // The shadow of a 32-byte sector: the last launches that read and wrote it.
@@ -143,6 +172,7 @@ struct State {
     size_t used = 0;
     Granule* granules = nullptr;
     Sector* sectors = nullptr;
+    std::vector<Split> global_splits;  // of the current launch
     std::map<uintptr_t, Buffer> buffers;
     uint64_t next_buffer = 1;
 
@@ -168,6 +198,7 @@ struct State {
     size_t tls_size = 0;
     std::vector<std::pair<size_t, size_t>> tls_harness;  // [begin, end) offsets of the harness's own
     std::vector<Granule> tls_shadow;
+    std::vector<Split> shared_splits;  // of the current block run, dynamic and static
 
     // reports and counters
     std::vector<Pending> pending;
@@ -319,29 +350,56 @@ CUDA_HARNESS_UNTRACED inline uint32_t pc_offset(const void* return_address) {
     return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(return_address) - g.exe_base - 1);
 }
 
-// The source lines of code offsets, by addr2line (absent: "?").
+// "file:line" of one addr2line output line, without the directory and " (discriminator N)".
+CUDA_HARNESS_UNTRACED inline std::string short_location(const std::string& line) {
+    const size_t slash = line.rfind('/');
+    std::string where = slash != std::string::npos ? line.substr(slash + 1) : line;
+    const size_t paren = where.find(" (");
+    if (paren != std::string::npos) { where.resize(paren); }
+    return where;
+}
+
+// Of an access's inlined frames (innermost first), the program's own: an access made inside a
+// harness function inlined into a kernel (a bf16 conversion reading its operand, __ldg...) is
+// reported at the kernel's line that called it.
+CUDA_HARNESS_UNTRACED inline std::string program_location(const std::vector<std::string>& frames) {
+    for (const std::string& frame : frames) {
+        if (short_location(frame).rfind("harness_", 0) != 0) { return short_location(frame); }
+    }
+    return frames.empty() ? "?" : short_location(frames.front());
+}
+
+// The source lines of code offsets, by addr2line (absent: "?"); -a starts each offset's
+// output with the offset, -i adds the frames it was inlined into.
 CUDA_HARNESS_UNTRACED inline std::map<uint32_t, std::string> source_lines(const std::vector<uint32_t>& pcs) {
     std::map<uint32_t, std::string> lines;
+    for (uint32_t pc : pcs) { lines[pc] = "?"; }
     char hex[32];
-    std::string cmd = "addr2line -e /proc/" + std::to_string(getpid()) + "/exe";
+    std::string cmd = "addr2line -a -i -e /proc/" + std::to_string(getpid()) + "/exe";
     for (uint32_t pc : pcs) {
         snprintf(hex, sizeof(hex), " 0x%x", pc);
         cmd += hex;
     }
     FILE* f = popen((cmd + " 2>/dev/null").c_str(), "r");
+    if (f == nullptr) { return lines; }
     char line[1024];
-    for (uint32_t pc : pcs) {
-        std::string where = "?";
-        if (f != nullptr && fgets(line, sizeof(line), f) != nullptr) {
-            line[strcspn(line, "\n")] = '\0';
-            const char* slash = strrchr(line, '/');
-            where = slash != nullptr ? slash + 1 : line;
-            const size_t paren = where.find(" (");
-            if (paren != std::string::npos) { where.resize(paren); }
+    size_t index = 0;  // offsets seen so far; the frames belong to pcs[index - 1]
+    std::vector<std::string> frames;
+    auto finish = [&]() {
+        if (index > 0 && index <= pcs.size()) { lines[pcs[index - 1]] = program_location(frames); }
+        frames.clear();
+    };
+    while (fgets(line, sizeof(line), f) != nullptr) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "0x", 2) == 0) {
+            finish();
+            index++;
+        } else {
+            frames.push_back(line);
         }
-        lines[pc] = where;
     }
-    if (f != nullptr) { pclose(f); }
+    finish();
+    pclose(f);
     return lines;
 }
 
@@ -453,8 +511,8 @@ CUDA_HARNESS_UNTRACED inline void hazard(const char* kind, const std::string& wh
 // ----------------------------------------------------------------------------
 // one access
 
-// The race check of one granule's records, then the update.
-CUDA_HARNESS_UNTRACED inline void check_granule(Granule& r, uint32_t stamp, bool global, bool write, uint32_t pc,
+// The race check of the records of some bytes (`where`: the first), then the update.
+CUDA_HARNESS_UNTRACED inline void check_records(Records& r, uint32_t stamp, bool global, bool write, uint32_t pc,
                                                 uintptr_t where, bool shared_dynamic) {
     auto describe = [&]() {
         if (global) { return describe_global(where); }
@@ -480,6 +538,48 @@ CUDA_HARNESS_UNTRACED inline void check_granule(Granule& r, uint32_t stamp, bool
     }
 }
 
+// The race check of the bytes `bytes` (bit i: byte i) of the granule r at `where` (its first
+// byte: an address or a shared-memory offset) when it is split, or is to be: per byte (see the
+// top of this file).
+CUDA_HARNESS_UNTRACED __attribute__((noinline)) inline void check_split(Granule& r, std::vector<Split>& splits,
+                                                                         uint32_t bytes, uint32_t stamp, bool global,
+                                                                         bool write, uint32_t pc, uintptr_t where,
+                                                                         bool shared_dynamic) {
+    const bool split = r.split != 0 && r.split <= splits.size() && splits[r.split - 1].granule == &r;
+    if (!split && bytes == 0xfu) {  // split by an earlier launch (block run): whole again
+        r.split = 0;
+        check_records(r.race, stamp, global, write, pc, where, shared_dynamic);
+        return;
+    }
+    if (!split) {
+        splits.push_back(Split{&r, {r.race, r.race, r.race, r.race}});
+        r.split = static_cast<uint32_t>(splits.size());
+    }
+    Split& s = splits[r.split - 1];
+    for (unsigned i = 0; i < 4; i++) {
+        if ((bytes >> i & 1u) != 0) { check_records(s.byte[i], stamp, global, write, pc, where + i, shared_dynamic); }
+    }
+}
+
+// The race check of the bytes `bytes` of the granule r at `where`: whole, as long as the launch
+// (block run) accesses it only whole.
+CUDA_HARNESS_UNTRACED __attribute__((always_inline)) inline void check_granule(Granule& r, std::vector<Split>& splits,
+                                                                                uint32_t bytes, uint32_t stamp,
+                                                                                bool global, bool write, uint32_t pc,
+                                                                                uintptr_t where, bool shared_dynamic) {
+    if (r.split == 0 && bytes == 0xfu) {
+        check_records(r.race, stamp, global, write, pc, where, shared_dynamic);
+    } else {
+        check_split(r, splits, bytes, stamp, global, write, pc, where, shared_dynamic);
+    }
+}
+
+// The bytes of the granule at x (4-aligned) that the access [a, a + n) touches: bit i, byte i.
+CUDA_HARNESS_UNTRACED inline uint32_t granule_bytes(uintptr_t x, uintptr_t a, size_t n) {
+    const uintptr_t lo = x < a ? a : x, hi = x + 4 < a + n ? x + 4 : a + n;
+    return ((1u << (hi - lo)) - 1) << (lo - x);
+}
+
 CUDA_HARNESS_UNTRACED inline void global_access(uintptr_t a, unsigned n, bool write, uint32_t pc) {
     // traffic
     Op& op = g.op;
@@ -494,24 +594,24 @@ CUDA_HARNESS_UNTRACED inline void global_access(uintptr_t a, unsigned n, bool wr
     if (!g.race && !g.init) { return; }
     for (uintptr_t x = a & ~uintptr_t{3}; x < a + n; x += 4) {
         Granule& r = granule(x);
-        const uintptr_t lo = x < a ? a : x, hi = x + 4 < a + n ? x + 4 : a + n;
-        const uint32_t bytes = ((1u << (hi - lo)) - 1) << (lo - x);
+        const uint32_t bytes = granule_bytes(x, a, n);
         if (g.init) {
             if (write) {
                 r.init |= bytes;
             } else if ((r.init & bytes) != bytes) {
+                const uintptr_t first = x + __builtin_ctz(bytes & ~r.init);  // the first byte never written
                 char key[256];  // one report per kernel and buffer
-                snprintf(key, sizeof(key), "init|%s|%s", g.kernel, buffer_of(lo).c_str());
+                snprintf(key, sizeof(key), "init|%s|%s", g.kernel, buffer_of(first).c_str());
                 Pending p;
                 p.head = std::string("initcheck: kernel '") + g.kernel + "': read of uninitialized global memory " +
-                         describe_global(lo);
+                         describe_global(first);
                 p.first = "by " + block_thread(g.block, g.thread);
                 p.first_pc = pc;
                 report(false, key, std::move(p));
                 r.init |= bytes;  // once per granule
             }
         }
-        if (g.race) { check_granule(r, g.launch, true, write, pc, lo, false); }
+        if (g.race) { check_granule(r, g.global_splits, bytes, g.launch, true, write, pc, x, false); }
     }
 }
 
@@ -519,8 +619,8 @@ CUDA_HARNESS_UNTRACED inline void shared_access(std::vector<Granule>& shadow, si
                                                 uint32_t pc, bool dynamic) {
     for (size_t x = offset & ~size_t{3}; x < offset + n; x += 4) {
         if (x / 4 >= shadow.size()) { return; }
-        Granule& r = shadow[x / 4];
-        check_granule(r, g.block_run, false, write, pc, x, dynamic);
+        check_granule(shadow[x / 4], g.shared_splits, granule_bytes(x, offset, n), g.block_run, false, write, pc, x,
+                      dynamic);
     }
 }
 
@@ -581,6 +681,7 @@ CUDA_HARNESS_UNTRACED inline void find_shared_tls(const std::vector<std::pair<co
 CUDA_HARNESS_UNTRACED inline void begin_op(const char* name, OpKind kind) {
     setup();
     g.launch++;
+    g.global_splits.clear();
     g.op = Op();
     g.op.name = name;
     g.op.kind = kind;
@@ -606,6 +707,7 @@ CUDA_HARNESS_UNTRACED inline void launch_end() {
 CUDA_HARNESS_UNTRACED inline void block_begin(uint32_t block, void* dynamic_shared, size_t bytes, size_t threads) {
     g.block = block;
     g.block_run++;
+    g.shared_splits.clear();
     g.epoch = 0;
     g.dyn_base = reinterpret_cast<uintptr_t>(dynamic_shared);
     g.dyn_size = bytes;
@@ -676,10 +778,7 @@ private:
 CUDA_HARNESS_UNTRACED inline void mark_written(const void* p, size_t n) {
     if (!g.init || !owns(p) || n == 0) { return; }
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    for (uintptr_t x = a & ~uintptr_t{3}; x < a + n; x += 4) {
-        const uintptr_t lo = x < a ? a : x, hi = x + 4 < a + n ? x + 4 : a + n;
-        granule(x).init |= ((1u << (hi - lo)) - 1) << (lo - x);
-    }
+    for (uintptr_t x = a & ~uintptr_t{3}; x < a + n; x += 4) { granule(x).init |= granule_bytes(x, a, n); }
 }
 
 // The first byte of [p, p + n) that was never written, or nullptr.
@@ -687,9 +786,7 @@ CUDA_HARNESS_UNTRACED inline const void* first_unwritten(const void* p, size_t n
     if (!g.init || !owns(p) || n == 0) { return nullptr; }
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
     for (uintptr_t x = a & ~uintptr_t{3}; x < a + n; x += 4) {
-        const uintptr_t lo = x < a ? a : x, hi = x + 4 < a + n ? x + 4 : a + n;
-        const uint32_t bytes = ((1u << (hi - lo)) - 1) << (lo - x);
-        const uint32_t missing = bytes & ~granule(x).init;
+        const uint32_t missing = granule_bytes(x, a, n) & ~granule(x).init;
         if (missing != 0) { return reinterpret_cast<const void*>(x + __builtin_ctz(missing)); }
     }
     return nullptr;
@@ -711,28 +808,33 @@ CUDA_HARNESS_UNTRACED inline void check_read(const char* api, const char* file, 
     report(false, key, std::move(pending));
 }
 
-// A matrix operand of a GEMM: `cols` columns of `rows` floats, column j at p + j * ld.
+// A matrix operand of a GEMM: `cols` columns of `rows` elements of `element` bytes (4 for
+// fp32, 2 for bf16), column j at element j * ld.
 CUDA_HARNESS_UNTRACED inline void check_matrix(const char* api, const char* file, int line, const char* what,
-                                               const float* p, int64_t rows, int64_t cols, int64_t ld) {
+                                               const void* p, int64_t rows, int64_t cols, int64_t ld, size_t element) {
     if (!g.init || rows <= 0 || cols <= 0) { return; }
+    const char* bytes = static_cast<const char*>(p);
     if (ld == rows) {
-        check_read(api, file, line, what, p, static_cast<size_t>(rows * cols) * sizeof(float));
+        check_read(api, file, line, what, bytes, static_cast<size_t>(rows * cols) * element);
         return;
     }
     for (int64_t j = 0; j < cols; j++) {
         const size_t before = g.init_reports;
-        check_read(api, file, line, what, p + j * ld, static_cast<size_t>(rows) * sizeof(float));
+        check_read(api, file, line, what, bytes + j * ld * static_cast<int64_t>(element), static_cast<size_t>(rows) * element);
         if (g.init_reports != before) { return; }
     }
 }
 
-CUDA_HARNESS_UNTRACED inline void mark_matrix(const float* p, int64_t rows, int64_t cols, int64_t ld) {
+CUDA_HARNESS_UNTRACED inline void mark_matrix(const void* p, int64_t rows, int64_t cols, int64_t ld, size_t element) {
     if (!g.init || rows <= 0 || cols <= 0) { return; }
+    const char* bytes = static_cast<const char*>(p);
     if (ld == rows) {
-        mark_written(p, static_cast<size_t>(rows * cols) * sizeof(float));
+        mark_written(bytes, static_cast<size_t>(rows * cols) * element);
         return;
     }
-    for (int64_t j = 0; j < cols; j++) { mark_written(p + j * ld, static_cast<size_t>(rows) * sizeof(float)); }
+    for (int64_t j = 0; j < cols; j++) {
+        mark_written(bytes + j * ld * static_cast<int64_t>(element), static_cast<size_t>(rows) * element);
+    }
 }
 
 // A cuBLAS/cuBLASLt call: its FLOPs and the bytes of its operands and output.

@@ -104,6 +104,18 @@ static std::vector<float> random_floats(size_t count, unsigned seed) {
     return v;
 }
 
+static float from_bits(uint32_t bits) {
+    float x;
+    memcpy(&x, &bits, sizeof(x));
+    return x;
+}
+
+static uint32_t to_bits(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    return bits;
+}
+
 // The largest |a - b| / (1 + |b|) over two arrays.
 static double max_rel_error(const std::vector<float>& got, const std::vector<double>& want) {
     double worst = 0.0;
@@ -1070,20 +1082,6 @@ static float reference_tf32(float x) {
     return static_cast<float>(std::ldexp(std::round(std::ldexp(m, 11)), e - 11));
 }
 
-#ifdef CUDA_CPU_HARNESS
-static float from_bits(uint32_t bits) {
-    float x;
-    memcpy(&x, &bits, sizeof(x));
-    return x;
-}
-
-static uint32_t to_bits(float x) {
-    uint32_t bits;
-    memcpy(&bits, &x, sizeof(bits));
-    return bits;
-}
-#endif
-
 // The conversion itself, on bit patterns: 1.0f is 0x3f800000 and fraction bit 2^-k of a
 // number in [1, 2) is bit 23-k, so 2^-10 (the last kept bit) is 0x2000, 2^-11 (half of it)
 // 0x1000. Harness only: a GPU's conversion is inside cuBLAS.
@@ -1248,6 +1246,931 @@ static void test_tf32_gemms(cublasHandle_t handle) {
 }
 
 // ----------------------------------------------------------------------------
+// tests: bf16 (cuda_bf16.h under nvcc, dev/harness/harness_bf16.h in the harness)
+//
+// Every result is compared with a reference computed here without the code under test: bf16
+// values are read as the upper half of an fp32 (bf16_value), and rounding is done by arithmetic
+// on doubles (reference_bf16). A NaN must be the canonical 0x7FFF in the harness; a GPU may
+// give another NaN.
+
+enum class Rounding { Nearest, Zero, Down, Up };
+
+// x rounded to bf16 by arithmetic: to 8 significant bits for |x| >= 2^-126, to the fixed grid
+// of 2^-133 below (bf16's subnormals), to nearest with ties to even (std::nearbyint in the
+// default rounding mode), toward zero, down or up; a result of magnitude 2^128 or more is
+// infinity. For the double result of + - * / of two bf16 values this is the correctly rounded
+// bf16: rounding twice, to 53 bits and then to 8, is innocuous for them (53 >= 2·8 + 2).
+static double reference_bf16(double x, Rounding mode = Rounding::Nearest) {
+    if (!std::isfinite(x) || x == 0.0) { return x; }
+    int exponent = 0;
+    std::frexp(x, &exponent);  // 2^(exponent-1) <= |x| < 2^exponent
+    const int quantum = std::max(exponent - 8, -133);
+    const double scaled = std::ldexp(x, -quantum);
+    const double rounded = mode == Rounding::Nearest ? std::nearbyint(scaled)
+                           : mode == Rounding::Zero  ? std::trunc(scaled)
+                           : mode == Rounding::Down  ? std::floor(scaled)
+                                                     : std::ceil(scaled);
+    const double r = std::ldexp(rounded, quantum);
+    return std::fabs(r) >= 0x1p128 ? std::copysign(INFINITY, x) : r;
+}
+
+// a·b + c rounded once to bf16, for bf16 a, b, c: a·b is exact in double, and the double sum s
+// with its exact error e (Knuth's TwoSum) is the exact a·b + c. It rounds as s does, unless s
+// lies exactly halfway between two bf16 values and e != 0: then the exact sum is on e's side.
+static double reference_fma_bf16(double a, double b, double c) {
+    const double product = a * b, s = product + c;
+    if (!std::isfinite(s)) { return reference_bf16(s); }
+    const double c_part = s - product, e = (product - (s - c_part)) + (c - c_part);
+    int exponent = 0;
+    std::frexp(s, &exponent);
+    const int quantum = std::max(exponent - 8, -133);
+    const double scaled = std::ldexp(s, -quantum);
+    if (e == 0.0 || scaled - std::floor(scaled) != 0.5) { return reference_bf16(s); }
+    const double r = std::ldexp(e > 0.0 ? std::ceil(scaled) : std::floor(scaled), quantum);
+    return std::fabs(r) >= 0x1p128 ? std::copysign(INFINITY, r) : r;
+}
+
+static double bf16_value(unsigned short bits) { return from_bits(static_cast<uint32_t>(bits) << 16); }
+static bool bf16_bits_nan(unsigned short bits) { return (bits & 0x7FFFu) > 0x7F80u; }
+
+// The bits of x, a bf16 value held in a double; NaN gives the canonical NaN.
+static unsigned short bf16_bits_of(double x) {
+    return std::isnan(x) ? 0x7FFF : static_cast<unsigned short>(to_bits(static_cast<float>(x)) >> 16);
+}
+
+// Whether `got` is `want`; for a NaN, the harness must give the canonical NaN, a GPU any NaN.
+static bool bf16_matches(unsigned short got, unsigned short want) {
+#ifdef CUDA_CPU_HARNESS
+    return got == want;
+#else
+    return got == want || (bf16_bits_nan(want) && bf16_bits_nan(got));
+#endif
+}
+
+// Random 32-bit patterns (every float: NaNs, infinities, subnormals, all exponents).
+static std::vector<uint32_t> random_bits(size_t count, unsigned seed) {
+    std::vector<uint32_t> v(count);
+    for (size_t i = 0; i < count; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        const uint32_t high = seed >> 16;
+        seed = seed * 1664525u + 1013904223u;
+        v[i] = high << 16 | seed >> 16;
+    }
+    return v;
+}
+
+// Random bf16 values in [-1, 1) (uniform floats with the low 16 bits cut off), as floats.
+static std::vector<float> random_bf16_values(size_t count, unsigned seed) {
+    std::vector<float> v = random_floats(count, seed);
+    for (float& x : v) { x = from_bits(to_bits(x) & 0xFFFF0000u); }
+    return v;
+}
+
+static std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& bf16_values) {
+    std::vector<__nv_bfloat16> v(bf16_values.size());
+    for (size_t i = 0; i < v.size(); i++) { v[i] = __ushort_as_bfloat16(static_cast<unsigned short>(to_bits(bf16_values[i]) >> 16)); }
+    return v;
+}
+
+// ----------------------------------------------------------------------------
+// kernels: bf16
+
+constexpr int kConversions = 6;  // rn, rz, rd, ru, __float2bfloat16, the constructor
+
+// Each float converted to bf16 every way, and the first result widened back with operator float.
+__global__ void bf16_convert_kernel(const float* in, unsigned short* out, float* widened, int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        const float x = in[i];
+        const __nv_bfloat16 rn = __float2bfloat16_rn(x);
+        const __nv_bfloat16 constructed = x;
+        unsigned short* o = out + kConversions * i;
+        o[0] = __bfloat16_as_ushort(rn);
+        o[1] = __bfloat16_as_ushort(__float2bfloat16_rz(x));
+        o[2] = __bfloat16_as_ushort(__float2bfloat16_rd(x));
+        o[3] = __bfloat16_as_ushort(__float2bfloat16_ru(x));
+        o[4] = __bfloat16_as_ushort(__float2bfloat16(x));
+        o[5] = __bfloat16_as_ushort(constructed);
+        widened[i] = static_cast<float>(rn);
+    }
+}
+
+// __double2bfloat16 of each double, then the constructors from long long and unsigned long long.
+__global__ void bf16_convert_wide_kernel(const double* doubles, int nd, const long long* ints, int ni,
+                                         const unsigned long long* uints, int nu, unsigned short* out) {
+    if (blockIdx.x != 0 || threadIdx.x != 0) { return; }
+    for (int i = 0; i < nd; i++) { out[i] = __bfloat16_as_ushort(__double2bfloat16(doubles[i])); }
+    for (int i = 0; i < ni; i++) { out[nd + i] = __bfloat16_as_ushort(__nv_bfloat16(ints[i])); }
+    for (int i = 0; i < nu; i++) { out[nd + ni + i] = __bfloat16_as_ushort(__nv_bfloat16(uints[i])); }
+}
+
+enum Bf16Op { kAdd, kSub, kMul, kDiv, kFma, kNeg, kAbs, kBf16Ops };
+
+__device__ inline bool same_bf16(__nv_bfloat16 x, __nv_bfloat16 y) {
+    return __bfloat16_as_ushort(x) == __bfloat16_as_ushort(y) || (__hisnan(x) && __hisnan(y));
+}
+
+// One bit per comparison of x and y: the six operators, __hne, the six unordered ones,
+// __hisnan(x), and __hisinf(x) + 1 in two bits.
+__device__ inline int compare_mask(__nv_bfloat16 x, __nv_bfloat16 y) {
+    const bool bits[] = {x == y, x != y, x < y, x <= y, x > y, x >= y, __hne(x, y), __hequ(x, y), __hneu(x, y),
+                         __hltu(x, y), __hleu(x, y), __hgtu(x, y), __hgeu(x, y), __hisnan(x)};
+    int mask = 0;
+    for (int b = 0; b < 14; b++) { mask |= bits[b] ? 1 << b : 0; }
+    return mask | (__hisinf(x) + 1) << 14;
+}
+
+// The packed comparison operators (true when both halves compare true).
+__device__ inline int compare2_mask(__nv_bfloat162 x, __nv_bfloat162 y) {
+    return (x == y) | (x != y) << 1 | (x < y) << 2 | (x <= y) << 3 | (x > y) << 4 | (x >= y) << 5;
+}
+
+struct Bf16ArithmeticOut {
+    unsigned short* result;  // [op][element]: the scalar intrinsics
+    int* disagree;           // per element: bit op set when an operator or a packed form differs
+    int* compare;            // per element: compare_mask
+    int* compare2;           // per pair: compare2_mask
+};
+
+// Elements 2t and 2t+1 of a, b, c: each op by its scalar intrinsic, its operator and the packed
+// __nv_bfloat162 intrinsic and operator (loaded as pairs, 4-byte aligned).
+__global__ void bf16_arithmetic_kernel(const __nv_bfloat16* a, const __nv_bfloat16* b, const __nv_bfloat16* c,
+                                       int pairs, Bf16ArithmeticOut out) {
+    const int n = 2 * pairs;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < pairs; t += gridDim.x * blockDim.x) {
+        const __nv_bfloat162 a2 = reinterpret_cast<const __nv_bfloat162*>(a)[t];
+        const __nv_bfloat162 b2 = reinterpret_cast<const __nv_bfloat162*>(b)[t];
+        const __nv_bfloat162 c2 = reinterpret_cast<const __nv_bfloat162*>(c)[t];
+        const __nv_bfloat162 packed[kBf16Ops] = {__hadd2(a2, b2), __hsub2(a2, b2), __hmul2(a2, b2), __h2div(a2, b2),
+                                                 __hfma2(a2, b2, c2), __hneg2(a2), __habs2(a2)};
+        const __nv_bfloat162 operators[kBf16Ops] = {a2 + b2, a2 - b2, a2 * b2, a2 / b2, packed[kFma], -a2, packed[kAbs]};
+        out.compare2[t] = compare2_mask(a2, b2);
+        for (int h = 0; h < 2; h++) {
+            const int i = 2 * t + h;
+            const __nv_bfloat16 x = a[i], y = b[i], z = c[i];
+            const __nv_bfloat16 scalar[kBf16Ops] = {__hadd(x, y), __hsub(x, y), __hmul(x, y), __hdiv(x, y),
+                                                    __hfma(x, y, z), __hneg(x), __habs(x)};
+            const __nv_bfloat16 scalar_operators[kBf16Ops] = {x + y, x - y, x * y, x / y, scalar[kFma], -x, scalar[kAbs]};
+            int disagree = 0;
+            for (int op = 0; op < kBf16Ops; op++) {
+                out.result[op * n + i] = __bfloat16_as_ushort(scalar[op]);
+                const __nv_bfloat16 p = h == 0 ? __low2bfloat16(packed[op]) : __high2bfloat16(packed[op]);
+                const __nv_bfloat16 q = h == 0 ? operators[op].x : operators[op].y;
+                if (!same_bf16(scalar[op], p) || !same_bf16(scalar[op], q) || !same_bf16(scalar[op], scalar_operators[op])) {
+                    disagree |= 1 << op;
+                }
+            }
+            out.disagree[i] = disagree;
+            out.compare[i] = compare_mask(x, y);
+        }
+    }
+}
+
+// Per lane: 8 bf16 through one 16-byte load into four __nv_bfloat162 (llm.c's x128), summed
+// pairwise (low halves and high halves apart), then a butterfly over the warp with
+// __shfl_xor_sync on __nv_bfloat162, after which every lane has the same pair. Also a bf16
+// broadcast from lane 5 (__shfl_sync) and a bf16 sum to lane 0 (__shfl_down_sync).
+__global__ void bf16_warp_kernel(const __nv_bfloat16* in, __nv_bfloat162* pairs, __nv_bfloat16* broadcast,
+                                 __nv_bfloat16* down) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    const int4 packed = reinterpret_cast<const int4*>(in)[i];
+    __nv_bfloat162 h[4];
+    memcpy(h, &packed, sizeof(packed));
+    __nv_bfloat162 acc = __hadd2(__hadd2(h[0], h[1]), __hadd2(h[2], h[3]));
+    for (int offset = 16; offset > 0; offset /= 2) { acc = acc + __shfl_xor_sync(kFullMask, acc, offset); }
+    pairs[i] = acc;
+    broadcast[i] = __shfl_sync(kFullMask, h[3].y, 5);
+    __nv_bfloat16 sum = __low2bfloat16(h[0]);
+    for (int offset = 16; offset > 0; offset /= 2) { sum += __shfl_down_sync(kFullMask, sum, offset); }
+    if (threadIdx.x % warpSize == 0) { down[i / warpSize] = sum; }
+}
+
+// ----------------------------------------------------------------------------
+// tests: bf16 conversions and arithmetic
+
+// Float bit patterns with their bf16 bits rounded to nearest, toward zero, down and up. In
+// [1, 2) the last bf16 bit is 2^-7 (0x10000 in the float's bits) and half of it 0x8000.
+struct Bf16ConversionCase {
+    const char* what;
+    uint32_t in;
+    unsigned short rn, rz, rd, ru;
+};
+
+static const Bf16ConversionCase kBf16ConversionCases[] = {
+    {"1 + 2^-8 (tie, even neighbour below) -> 1", 0x3F808000u, 0x3F80, 0x3F80, 0x3F80, 0x3F81},
+    {"1 + 2^-7 + 2^-8 (tie, odd neighbour below) -> 1 + 2^-6", 0x3F818000u, 0x3F82, 0x3F81, 0x3F81, 0x3F82},
+    {"just below a tie rounds down", 0x3F807FFFu, 0x3F80, 0x3F80, 0x3F80, 0x3F81},
+    {"just above a tie rounds up", 0x3F808001u, 0x3F81, 0x3F80, 0x3F80, 0x3F81},
+    {"-(1 + 2^-8) (negative tie) -> -1", 0xBF808000u, 0xBF80, 0xBF80, 0xBF81, 0xBF80},
+    {"-(1 + 2^-7 + 2^-8) -> -(1 + 2^-6)", 0xBF818000u, 0xBF82, 0xBF81, 0xBF82, 0xBF81},
+    {"1.5 is bf16 already", 0x3FC00000u, 0x3FC0, 0x3FC0, 0x3FC0, 0x3FC0},
+    {"2 - 2^-23 -> 2 (the carry moves into the exponent)", 0x3FFFFFFFu, 0x4000, 0x3FFF, 0x3FFF, 0x4000},
+    {"the largest finite bf16 (0x7F7F)", 0x7F7F0000u, 0x7F7F, 0x7F7F, 0x7F7F, 0x7F7F},
+    {"just below halfway above 0x7F7F stays finite", 0x7F7F7FFFu, 0x7F7F, 0x7F7F, 0x7F7F, 0x7F80},
+    {"halfway above 0x7F7F (odd) -> infinity", 0x7F7F8000u, 0x7F80, 0x7F7F, 0x7F7F, 0x7F80},
+    {"FLT_MAX -> infinity (toward zero/down: 0x7F7F)", 0x7F7FFFFFu, 0x7F80, 0x7F7F, 0x7F7F, 0x7F80},
+    {"-FLT_MAX -> -infinity (toward zero/up: -0x7F7F)", 0xFF7FFFFFu, 0xFF80, 0xFF7F, 0xFF80, 0xFF7F},
+    {"+infinity", 0x7F800000u, 0x7F80, 0x7F80, 0x7F80, 0x7F80},
+    {"-infinity", 0xFF800000u, 0xFF80, 0xFF80, 0xFF80, 0xFF80},
+    {"quiet NaN -> canonical NaN", 0x7FC00000u, 0x7FFF, 0x7FFF, 0x7FFF, 0x7FFF},
+    {"NaN with payload only in the dropped bits stays NaN (not infinity)", 0x7F800001u, 0x7FFF, 0x7FFF, 0x7FFF, 0x7FFF},
+    {"negative NaN -> canonical NaN", 0xFFC00001u, 0x7FFF, 0x7FFF, 0x7FFF, 0x7FFF},
+    {"+0", 0x00000000u, 0x0000, 0x0000, 0x0000, 0x0000},
+    {"-0 keeps its sign", 0x80000000u, 0x8000, 0x8000, 0x8000, 0x8000},
+    {"2^-149 (smallest fp32 subnormal) -> 0 (up: 2^-133)", 0x00000001u, 0x0000, 0x0000, 0x0000, 0x0001},
+    {"-2^-149 -> -0 (down: -2^-133)", 0x80000001u, 0x8000, 0x8000, 0x8001, 0x8000},
+    {"2^-133 (smallest bf16 subnormal) is kept", 0x00010000u, 0x0001, 0x0001, 0x0001, 0x0001},
+    {"2^-134 (subnormal tie, even neighbour 0) -> 0", 0x00008000u, 0x0000, 0x0000, 0x0000, 0x0001},
+    {"3·2^-134 (subnormal tie, odd neighbour below) -> 2^-132", 0x00018000u, 0x0002, 0x0001, 0x0001, 0x0002},
+    {"the largest fp32 subnormal -> FLT_MIN (0x0080)", 0x007FFFFFu, 0x0080, 0x007F, 0x007F, 0x0080},
+};
+
+// The four roundings of x by the reference, as bits.
+static void reference_conversions(float x, unsigned short want[4]) {
+    const Rounding modes[4] = {Rounding::Nearest, Rounding::Zero, Rounding::Down, Rounding::Up};
+    for (int m = 0; m < 4; m++) { want[m] = bf16_bits_of(reference_bf16(x, modes[m])); }
+}
+
+// Whether the conversions of one input agree with `want` (rn rz rd ru), __float2bfloat16 and
+// the constructor with rn, and operator float with the value of rn's bits.
+static bool conversions_ok(const unsigned short* got, float widened, const unsigned short want[4]) {
+    bool ok = true;
+    for (int m = 0; m < 4; m++) { ok = ok && bf16_matches(got[m], want[m]); }
+    const double value = bf16_value(got[0]);
+    return ok && got[4] == got[0] && got[5] == got[0] && (widened == value || (std::isnan(widened) && std::isnan(value)));
+}
+
+static void test_bf16_conversions() {
+    std::vector<float> in;
+    for (const Bf16ConversionCase& c : kBf16ConversionCases) { in.push_back(from_bits(c.in)); }
+    const size_t named = in.size();
+    // every float pattern, and patterns at and next to ties (low halves 0x8000, 0x7FFF, 0x8001)
+    const std::vector<uint32_t> patterns = random_bits(60000, 90);
+    const uint32_t lows[] = {0x8000u, 0x7FFFu, 0x8001u};
+    for (size_t i = 0; i < patterns.size(); i++) {
+        in.push_back(from_bits(i % 2 == 0 ? patterns[i] : (patterns[i] & 0xFFFF0000u) | lows[i / 2 % 3]));
+    }
+    const int n = static_cast<int>(in.size());
+    float* d_in = to_device(in);
+    unsigned short* d_out = nullptr;
+    float* d_widened = nullptr;
+    cudaCheck(cudaMalloc(&d_out, static_cast<size_t>(n) * kConversions * sizeof(unsigned short)));
+    cudaCheck(cudaMalloc(&d_widened, static_cast<size_t>(n) * sizeof(float)));
+    LAUNCH(bf16_convert_kernel, 32, 128, 0, 0)(d_in, d_out, d_widened, n);
+    cudaCheckLaunch();
+    const std::vector<unsigned short> out = to_host(d_out, static_cast<size_t>(n) * kConversions);
+    const std::vector<float> widened = to_host(d_widened, static_cast<size_t>(n));
+
+    for (size_t i = 0; i < named; i++) {
+        const Bf16ConversionCase& c = kBf16ConversionCases[i];
+        const unsigned short want[4] = {c.rn, c.rz, c.rd, c.ru};
+        unsigned short independent[4];
+        reference_conversions(in[i], independent);
+        const unsigned short* got = &out[i * kConversions];
+        char name[160];
+        snprintf(name, sizeof(name), "bf16 conversion: %s", c.what);
+        bool ok = conversions_ok(got, widened[i], want);
+        for (int m = 0; m < 4; m++) { ok = ok && independent[m] == want[m]; }  // the table agrees with the reference
+        check(ok, name, "0x%08x -> rn 0x%04x rz 0x%04x rd 0x%04x ru 0x%04x, __float2bfloat16 0x%04x, constructor 0x%04x "
+              "(want 0x%04x 0x%04x 0x%04x 0x%04x)", c.in, got[0], got[1], got[2], got[3], got[4], got[5], want[0],
+              want[1], want[2], want[3]);
+    }
+    int wrong = 0;
+    size_t first = 0;
+    for (size_t i = named; i < in.size(); i++) {
+        unsigned short want[4];
+        reference_conversions(in[i], want);
+        if (!conversions_ok(&out[i * kConversions], widened[i], want)) {
+            first = wrong++ == 0 ? i : first;
+        }
+    }
+    check(wrong == 0, "bf16 conversions rn rz rd ru equal the arithmetic reference on 60000 float patterns (all, near ties)",
+          "%d differ, first 0x%08x -> rn 0x%04x", wrong, wrong ? to_bits(in[first]) : 0u,
+          wrong ? out[first * kConversions] : 0);
+    cudaCheck(cudaFree(d_in));
+    cudaCheck(cudaFree(d_out));
+    cudaCheck(cudaFree(d_widened));
+}
+
+// Doubles and integers rounded to bf16 once, not through a float rounded to nearest first
+// (which would make 1 + 2^-8 + 2^-40 a tie and give 1).
+static void test_bf16_wide_conversions() {
+    std::vector<double> doubles = {1.0 + 0x1p-8 + 0x1p-40, -(1.0 + 0x1p-8 + 0x1p-40), 1.0 + 0x1p-8 - 0x1p-40,
+                                   1.0 + 0x1p-8, 0x1.FFp127 * (1.0 - 0x1p-40), 0x1.FFp127, 1e300, -1e-300,
+                                   0x1p-134 + 0x1p-160, 0x1p-134, NAN};
+    const std::vector<unsigned short> want_doubles = {0x3F81, 0xBF81, 0x3F80, 0x3F80, 0x7F7F, 0x7F80,
+                                                      0x7F80, 0x8000, 0x0001, 0x0000, 0x7FFF};
+    const size_t named = doubles.size();
+    uint64_t seed = 91;
+    for (int i = 0; i < 4000; i++) {  // exponents from below bf16's subnormals to beyond its range, 52-bit fractions
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const double fraction = 1.0 + static_cast<double>(seed >> 12) * 0x1p-52;
+        doubles.push_back(std::ldexp((seed & 1) ? -fraction : fraction, static_cast<int>(seed >> 40) % 280 - 145));
+    }
+    const std::vector<long long> ints = {0, 1, -3, 257, 259, INT32_MIN, INT64_MIN, (1ll << 60) + (1ll << 52) + 1};
+    const std::vector<unsigned short> want_ints = {0x0000, 0x3F80, 0xC040, 0x4380, 0x4382, 0xCF00, 0xDF00, 0x5D81};
+    const std::vector<unsigned long long> uints = {0xFFFFFFFFull, ~0ull};
+    const std::vector<unsigned short> want_uints = {0x4F80, 0x5F80};
+    const int nd = static_cast<int>(doubles.size()), ni = static_cast<int>(ints.size()), nu = static_cast<int>(uints.size());
+    double* d_doubles = to_device(doubles);
+    long long* d_ints = to_device(ints);
+    unsigned long long* d_uints = to_device(uints);
+    unsigned short* d_out = nullptr;
+    cudaCheck(cudaMalloc(&d_out, static_cast<size_t>(nd + ni + nu) * sizeof(unsigned short)));
+    LAUNCH(bf16_convert_wide_kernel, 1, 32, 0, 0)(d_doubles, nd, d_ints, ni, d_uints, nu, d_out);
+    cudaCheckLaunch();
+    const std::vector<unsigned short> out = to_host(d_out, static_cast<size_t>(nd + ni + nu));
+    int wrong_named = 0, wrong_random = 0, wrong_ints = 0;
+    for (size_t i = 0; i < named; i++) {
+        wrong_named += !bf16_matches(out[i], want_doubles[i]) || bf16_bits_of(reference_bf16(doubles[i])) != want_doubles[i];
+    }
+    for (size_t i = named; i < doubles.size(); i++) {
+        wrong_random += !bf16_matches(out[i], bf16_bits_of(reference_bf16(doubles[i])));
+    }
+    for (int i = 0; i < ni; i++) { wrong_ints += out[nd + i] != want_ints[i]; }
+    for (int i = 0; i < nu; i++) { wrong_ints += out[nd + ni + i] != want_uints[i]; }
+    check(wrong_named == 0 && wrong_random == 0,
+          "__double2bfloat16 rounds once (1 + 2^-8 + 2^-40 -> 1 + 2^-7), 4000 random doubles equal the reference",
+          "%d of %zu chosen and %d of 4000 random doubles wrong (1 + 2^-8 + 2^-40 -> 0x%04x)", wrong_named, named,
+          wrong_random, out[0]);
+    check(wrong_ints == 0, "integer constructors round to nearest even (257 -> 256, 2^60 + 2^52 + 1 -> 2^60 + 2^53)",
+          "%d of %d wrong", wrong_ints, ni + nu);
+    cudaCheck(cudaFree(d_doubles));
+    cudaCheck(cudaFree(d_ints));
+    cudaCheck(cudaFree(d_uints));
+    cudaCheck(cudaFree(d_out));
+}
+
+// Random bf16 bit patterns whose exponent field lies in [low, high], with random sign and fraction.
+static unsigned short random_bf16_bits(unsigned* seed, int low, int high) {
+    *seed = *seed * 1664525u + 1013904223u;
+    const unsigned r = *seed >> 8;
+    const unsigned exponent = static_cast<unsigned>(low) + r % static_cast<unsigned>(high - low + 1);
+    return static_cast<unsigned short>((r >> 12 & 1u) << 15 | exponent << 7 | (r >> 13 & 0x7Fu));
+}
+
+// The comparisons of compare_mask, on doubles.
+static int reference_compare_mask(double x, double y) {
+    const bool unordered = std::isnan(x) || std::isnan(y);
+    const bool bits[] = {x == y, x != y, x < y, x <= y, x > y, x >= y, x < y || x > y, x == y || unordered, x != y,
+                         x < y || unordered, x <= y || unordered, x > y || unordered, x >= y || unordered, std::isnan(x)};
+    int mask = 0;
+    for (int b = 0; b < 14; b++) { mask |= bits[b] ? 1 << b : 0; }
+    return mask | (std::isinf(x) ? (x > 0 ? 2 : 0) : 1) << 14;
+}
+
+// The packed comparisons of compare2_mask: both halves must compare true (!= unordered).
+static int reference_compare2_mask(double x0, double y0, double x1, double y1) {
+    return (x0 == y0 && x1 == y1) | (x0 != y0 && x1 != y1) << 1 | (x0 < y0 && x1 < y1) << 2 |
+           (x0 <= y0 && x1 <= y1) << 3 | (x0 > y0 && x1 > y1) << 4 | (x0 >= y0 && x1 >= y1) << 5;
+}
+
+// The reference bits of op on bf16 bits x, y, z; for neg and abs of a NaN, any NaN will do
+// (`any_nan`).
+static unsigned short reference_op(int op, unsigned short x, unsigned short y, unsigned short z, bool* any_nan) {
+    const double a = bf16_value(x), b = bf16_value(y), c = bf16_value(z);
+    *any_nan = (op == kNeg || op == kAbs) && bf16_bits_nan(x);
+    switch (op) {
+    case kAdd: return bf16_bits_of(reference_bf16(a + b));
+    case kSub: return bf16_bits_of(reference_bf16(a - b));
+    case kMul: return bf16_bits_of(reference_bf16(a * b));
+    case kDiv: return bf16_bits_of(reference_bf16(a / b));
+    case kFma: return bf16_bits_of(reference_fma_bf16(a, b, c));
+    case kNeg: return static_cast<unsigned short>(x ^ 0x8000u);
+    default: return static_cast<unsigned short>(x & 0x7FFFu);
+    }
+}
+
+// The operands: fma cases a rounding through double would get wrong, random patterns (NaN,
+// infinity, subnormals, every exponent), sums and differences of subnormals, products and
+// quotients that land among the subnormals, and fma with cancellation (c = -a·b, give or take
+// an ulp).
+struct Bf16Operands {
+    std::vector<unsigned short> a, b, c;
+    void add(unsigned short x, unsigned short y, unsigned short z) {
+        a.push_back(x);
+        b.push_back(y);
+        c.push_back(z);
+    }
+};
+
+constexpr int kNamedFmaCases = 4;
+
+static Bf16Operands bf16_operands() {
+    Bf16Operands o;
+    o.add(0x4040, 0x3F81, 0x8D80);  // 3·(1 + 2^-7) - 2^-100: below the midpoint 3·(1 + 2^-7) -> 0x4041
+    o.add(0x4040, 0x3F81, 0x0D80);  // ... + 2^-100: above it -> 0x4042
+    o.add(0xC040, 0x3F81, 0x0D80);  // -3·(1 + 2^-7) + 2^-100 -> 0xC041
+    o.add(0x5F80, 0x5F80, 0xFF00);  // 2^64·2^64 - 2^127 = 2^127 (0x7F00), though 2^128 overflows fp32
+    unsigned seed = 92;
+    for (int i = 0; i < 16000; i++) { o.add(random_bf16_bits(&seed, 0, 255), random_bf16_bits(&seed, 0, 255), random_bf16_bits(&seed, 0, 255)); }
+    for (int i = 0; i < 2000; i++) { o.add(random_bf16_bits(&seed, 0, 3), random_bf16_bits(&seed, 0, 3), random_bf16_bits(&seed, 0, 255)); }
+    for (int i = 0; i < 2000; i++) { o.add(random_bf16_bits(&seed, 30, 60), random_bf16_bits(&seed, 30, 60), random_bf16_bits(&seed, 0, 3)); }
+    for (int i = 0; i < 2000; i++) { o.add(random_bf16_bits(&seed, 1, 20), random_bf16_bits(&seed, 100, 140), random_bf16_bits(&seed, 0, 255)); }
+    for (int i = 0; i < 2000; i++) {
+        const unsigned short x = random_bf16_bits(&seed, 100, 150), y = random_bf16_bits(&seed, 100, 150);
+        const unsigned short product = bf16_bits_of(reference_bf16(bf16_value(x) * bf16_value(y)));
+        o.add(x, y, static_cast<unsigned short>((product ^ 0x8000u) + (seed >> 30) % 3 - 1));
+    }
+    return o;
+}
+
+static std::vector<__nv_bfloat16> bf16_from_bits(const std::vector<unsigned short>& bits) {
+    std::vector<__nv_bfloat16> v(bits.size());
+    for (size_t i = 0; i < bits.size(); i++) { v[i] = __ushort_as_bfloat16(bits[i]); }
+    return v;
+}
+
+static void test_bf16_arithmetic() {
+    const Bf16Operands o = bf16_operands();
+    const int n = static_cast<int>(o.a.size()), pairs = n / 2;
+    __nv_bfloat16 *d_a = to_device(bf16_from_bits(o.a)), *d_b = to_device(bf16_from_bits(o.b)), *d_c = to_device(bf16_from_bits(o.c));
+    Bf16ArithmeticOut out{};
+    cudaCheck(cudaMalloc(&out.result, static_cast<size_t>(n) * kBf16Ops * sizeof(unsigned short)));
+    cudaCheck(cudaMalloc(&out.disagree, static_cast<size_t>(n) * sizeof(int)));
+    cudaCheck(cudaMalloc(&out.compare, static_cast<size_t>(n) * sizeof(int)));
+    cudaCheck(cudaMalloc(&out.compare2, static_cast<size_t>(pairs) * sizeof(int)));
+    LAUNCH(bf16_arithmetic_kernel, 32, 128, 0, 0)(d_a, d_b, d_c, pairs, out);
+    cudaCheckLaunch();
+    const std::vector<unsigned short> result = to_host(out.result, static_cast<size_t>(n) * kBf16Ops);
+    const std::vector<int> disagree = to_host(out.disagree, n), compare = to_host(out.compare, n),
+                           compare2 = to_host(out.compare2, pairs);
+
+    const char* names[kBf16Ops] = {"__hadd, +, __hadd2, packed +", "__hsub, -, __hsub2, packed -",
+                                   "__hmul, *, __hmul2, packed *", "__hdiv, /, __h2div, packed /",
+                                   "__hfma, __hfma2 (one rounding)", "__hneg, unary -, __hneg2, packed unary -",
+                                   "__habs, __habs2"};
+    for (int op = 0; op < kBf16Ops; op++) {
+        int wrong = 0, inconsistent = 0, first = -1;
+        for (int i = 0; i < n; i++) {
+            bool any_nan = false;
+            const unsigned short want = reference_op(op, o.a[i], o.b[i], o.c[i], &any_nan);
+            const unsigned short got = result[static_cast<size_t>(op) * n + i];
+            const bool ok = any_nan ? bf16_bits_nan(got) : bf16_matches(got, want);
+            if (!ok && first < 0) { first = i; }
+            wrong += !ok;
+            inconsistent += (disagree[i] >> op) & 1;
+        }
+        char name[160];
+        snprintf(name, sizeof(name), "bf16 %s equal the reference on %d operands", names[op], n);
+        const int f = first < 0 ? 0 : first;
+        bool unused = false;
+        check(wrong == 0 && inconsistent == 0, name,
+              "%d wrong (first: 0x%04x, 0x%04x, 0x%04x -> 0x%04x, want 0x%04x), %d where an operator or packed form differs",
+              wrong, o.a[f], o.b[f], o.c[f], result[static_cast<size_t>(op) * n + f], reference_op(op, o.a[f], o.b[f], o.c[f], &unused),
+              inconsistent);
+    }
+    int fma_named_wrong = 0;
+    for (int i = 0; i < kNamedFmaCases; i++) {
+        const unsigned short want[kNamedFmaCases] = {0x4041, 0x4042, 0xC041, 0x7F00};
+        fma_named_wrong += result[static_cast<size_t>(kFma) * n + i] != want[i];
+    }
+    check(fma_named_wrong == 0, "bf16 __hfma: a·b a bf16 midpoint plus a tiny c, and a·b beyond fp32 (2^128 - 2^127)",
+          "%d of %d wrong: 0x%04x 0x%04x 0x%04x 0x%04x (want 0x4041 0x4042 0xC041 0x7F00)", fma_named_wrong,
+          kNamedFmaCases, result[kFma * n + 0], result[kFma * n + 1], result[kFma * n + 2], result[kFma * n + 3]);
+    int wrong_compare = 0, wrong_compare2 = 0;
+    for (int i = 0; i < n; i++) { wrong_compare += compare[i] != reference_compare_mask(bf16_value(o.a[i]), bf16_value(o.b[i])); }
+    for (int t = 0; t < pairs; t++) {
+        wrong_compare2 += compare2[t] != reference_compare2_mask(bf16_value(o.a[2 * t]), bf16_value(o.b[2 * t]),
+                                                                 bf16_value(o.a[2 * t + 1]), bf16_value(o.b[2 * t + 1]));
+    }
+    check(wrong_compare == 0 && wrong_compare2 == 0,
+          "bf16 comparisons (== != < <= > >=, __hne, the unordered __h*u, __hisnan, __hisinf; packed: both halves)",
+          "%d scalar and %d packed comparisons wrong", wrong_compare, wrong_compare2);
+    for (void* p : {static_cast<void*>(d_a), static_cast<void*>(d_b), static_cast<void*>(d_c), static_cast<void*>(out.result),
+                    static_cast<void*>(out.disagree), static_cast<void*>(out.compare), static_cast<void*>(out.compare2)}) {
+        cudaCheck(cudaFree(p));
+    }
+}
+
+static void test_bf16_warp() {
+    const int blocks = 3, threads = 64, lanes = blocks * threads;
+    const std::vector<float> values = random_bf16_values(static_cast<size_t>(lanes) * 8, 93);
+    __nv_bfloat16* d_in = to_device(to_bf16(values));
+    __nv_bfloat162* d_pairs = nullptr;
+    __nv_bfloat16 *d_broadcast = nullptr, *d_down = nullptr;
+    cudaCheck(cudaMalloc(&d_pairs, lanes * sizeof(__nv_bfloat162)));
+    cudaCheck(cudaMalloc(&d_broadcast, lanes * sizeof(__nv_bfloat16)));
+    cudaCheck(cudaMalloc(&d_down, lanes / 32 * sizeof(__nv_bfloat16)));
+    LAUNCH(bf16_warp_kernel, blocks, threads, 0, 0)(d_in, d_pairs, d_broadcast, d_down);
+    cudaCheckLaunch();
+    const std::vector<__nv_bfloat162> pairs = to_host(d_pairs, lanes);
+    const std::vector<__nv_bfloat16> broadcast = to_host(d_broadcast, lanes), down = to_host(d_down, lanes / 32);
+    auto add = [](double x, double y) { return reference_bf16(x + y); };
+    int wrong_pairs = 0, wrong_broadcast = 0, wrong_down = 0;
+    for (int w = 0; w < lanes / 32; w++) {
+        const float* v = values.data() + static_cast<size_t>(w) * 32 * 8;
+        double low[32], high[32], sum[32];
+        for (int l = 0; l < 32; l++) {
+            const float* x = v + l * 8;
+            low[l] = add(add(x[0], x[2]), add(x[4], x[6]));
+            high[l] = add(add(x[1], x[3]), add(x[5], x[7]));
+            sum[l] = x[0];
+        }
+        for (int offset = 16; offset > 0; offset /= 2) {
+            double next_low[32], next_high[32], next_sum[32];
+            for (int l = 0; l < 32; l++) {
+                next_low[l] = add(low[l], low[l ^ offset]);
+                next_high[l] = add(high[l], high[l ^ offset]);
+                next_sum[l] = add(sum[l], l + offset < 32 ? sum[l + offset] : sum[l]);
+            }
+            memcpy(low, next_low, sizeof(low));
+            memcpy(high, next_high, sizeof(high));
+            memcpy(sum, next_sum, sizeof(sum));
+        }
+        for (int l = 0; l < 32; l++) {
+            const __nv_bfloat162& p = pairs[static_cast<size_t>(w) * 32 + l];
+            wrong_pairs += bf16_value(__bfloat16_as_ushort(p.x)) != low[l] || bf16_value(__bfloat16_as_ushort(p.y)) != high[l];
+            wrong_broadcast += bf16_value(__bfloat16_as_ushort(broadcast[static_cast<size_t>(w) * 32 + l])) != v[5 * 8 + 7];
+        }
+        wrong_down += bf16_value(__bfloat16_as_ushort(down[w])) != sum[0];
+    }
+    check(wrong_pairs == 0 && wrong_broadcast == 0 && wrong_down == 0,
+          "bf16 in a warp: 16-byte loads into __nv_bfloat162, __hadd2, __shfl_xor_sync / __shfl_sync / __shfl_down_sync "
+          "on __nv_bfloat162 and __nv_bfloat16",
+          "%d lanes' pairs, %d broadcasts, %d warp sums wrong", wrong_pairs, wrong_broadcast, wrong_down);
+    cudaCheck(cudaFree(d_in));
+    cudaCheck(cudaFree(d_pairs));
+    cudaCheck(cudaFree(d_broadcast));
+    cudaCheck(cudaFree(d_down));
+}
+
+// ----------------------------------------------------------------------------
+// tests: bf16 GEMMs (cuBLAS and cuBLASLt with CUDA_R_16BF operands, fp32 accumulation)
+
+// Values in device memory as `type` (bf16 values when type is CUDA_R_16BF), and back as doubles.
+static void* to_device_as(const std::vector<float>& values, cudaDataType type) {
+    if (type == CUDA_R_16BF) { return to_device(to_bf16(values)); }
+    return to_device(values);
+}
+
+static std::vector<double> to_host_as(const void* d, size_t count, cudaDataType type) {
+    std::vector<double> out(count);
+    if (type == CUDA_R_16BF) {
+        const std::vector<__nv_bfloat16> v = to_host(static_cast<const __nv_bfloat16*>(d), count);
+        for (size_t i = 0; i < count; i++) { out[i] = bf16_value(__bfloat16_as_ushort(v[i])); }
+    } else {
+        const std::vector<float> v = to_host(static_cast<const float*>(d), count);
+        for (size_t i = 0; i < count; i++) { out[i] = v[i]; }
+    }
+    return out;
+}
+
+// Element (i, j) of op(X) for a column-major X with leading dimension ld.
+static float op_element(const float* x, int ld, bool transpose, int i, int j) {
+    return transpose ? x[j + static_cast<size_t>(i) * ld] : x[i + static_cast<size_t>(j) * ld];
+}
+
+// One output of alpha op(A) op(B) + beta C + bias: `fp32` as the harness computes it (the
+// products summed over l in order in fp32, exact for bf16 operands; times alpha; plus beta·c
+// when beta != 0; plus the bias if any), `exact` in double, and `magnitude`, the sum of the
+// terms' absolute values, which bounds fp32's error: (k + 3)·u·magnitude.
+struct GemmElement {
+    float fp32;
+    double exact, magnitude;
+};
+
+static GemmElement gemm_element(const float* a, int lda, bool ta, const float* b, int ldb, bool tb, int k, int i, int j,
+                                float alpha, float beta, float c, const float* bias) {
+    float sum = 0.0f;
+    double exact = 0.0, magnitude = 0.0;
+    for (int l = 0; l < k; l++) {
+        const float x = op_element(a, lda, ta, i, l), y = op_element(b, ldb, tb, l, j);
+        sum += x * y;
+        exact += static_cast<double>(x) * y;
+        magnitude += std::fabs(static_cast<double>(x) * y);
+    }
+    GemmElement e{alpha * sum, alpha * exact, std::fabs(alpha) * magnitude};
+    if (beta != 0.0f) {
+        e.fp32 += beta * c;
+        e.exact += static_cast<double>(beta) * c;
+        e.magnitude += std::fabs(static_cast<double>(beta) * c);
+    }
+    if (bias != nullptr) {
+        e.fp32 += *bias;
+        e.exact += *bias;
+        e.magnitude += std::fabs(*bias);
+    }
+    return e;
+}
+
+// The outputs of a bf16 GEMM, judged one by one: in the harness each must be the fp32
+// arithmetic above rounded once to the output's type, bit for bit (not with
+// -DCUDA_HARNESS_OPENBLAS, which sums in OpenBLAS's order); everywhere it must lie within
+// (k + 3)·u·magnitude (+ 2^-8·|D| for a bf16 output) of the exact value. u is 2^-24 in the
+// harness; a GPU's tensor cores may truncate and sum in another order, so 2^-22 there.
+struct GemmTally {
+    int k = 0;
+    bool bf16 = true;
+    int checked = 0, inexact = 0;
+    double worst = 0.0;  // the largest error as a fraction of its bound
+
+    void add(double got, const GemmElement& e) {
+        const double want = bf16 ? reference_bf16(e.fp32) : static_cast<double>(e.fp32);
+        add(got, want, e.exact, e.magnitude, 1.0);
+    }
+    // `slope`: how much the function applied after the sum can magnify its error (GELU: < 1.2)
+    void add(double got, double want, double exact, double magnitude, double slope) {
+#ifdef CUDA_CPU_HARNESS
+        const double u = 0x1p-24;
+#else
+        const double u = 0x1p-22;
+#endif
+#if defined(CUDA_CPU_HARNESS) && !defined(CUDA_HARNESS_OPENBLAS)
+        inexact += got != want;
+#else
+        (void)want;
+#endif
+        const double bound = slope * (k + 3) * u * magnitude + (bf16 ? 0x1p-8 * std::fabs(got) : 0.0) + 0x1p-133;
+        worst = std::max(worst, std::isnan(got) ? INFINITY : std::fabs(got - exact) / bound);
+        checked++;
+    }
+    bool ok() const { return inexact == 0 && worst <= 1.0 && checked > 0; }
+};
+
+// `touched`: elements outside the output that changed (they must not).
+static void check_tally(const GemmTally& t, const char* name, int touched = 0) {
+    check(t.ok() && touched == 0, name,
+          "%d of %d outputs differ from the fp32 arithmetic rounded once; worst error %.3g of the bound; %d elements "
+          "outside the output changed", t.inexact, t.checked, t.worst, touched);
+}
+
+// cublasGemmEx / cublasGemmStridedBatchedEx with bf16 A and B and a C of c_type, in place.
+struct ExCase {
+    const char* name;
+    bool ta, tb;
+    int m, n, k, batch;
+    float alpha, beta;
+    cudaDataType c_type;
+};
+
+static void run_ex_case(cublasHandle_t handle, const ExCase& t) {
+    const int lda = (t.ta ? t.k : t.m) + 3, ldb = (t.tb ? t.n : t.k) + 1, ldc = t.m + 2;
+    const long long sa = static_cast<long long>(lda) * (t.ta ? t.m : t.k) + 5, sb = static_cast<long long>(ldb) * (t.tb ? t.k : t.n),
+                    sc = static_cast<long long>(ldc) * t.n + 3;
+    const std::vector<float> a = random_bf16_values(sa * t.batch, 100), b = random_bf16_values(sb * t.batch, 101);
+    std::vector<float> c = random_bf16_values(sc * t.batch, 102);
+    if (t.beta == 0.0f) { std::fill(c.begin(), c.end(), NAN); }  // beta = 0: C is not read
+    void *d_a = to_device_as(a, CUDA_R_16BF), *d_b = to_device_as(b, CUDA_R_16BF), *d_c = to_device_as(c, t.c_type);
+    const cublasOperation_t opa = t.ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = t.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (t.batch == 1) {
+        cublasCheck(cublasGemmEx(handle, opa, opb, t.m, t.n, t.k, &t.alpha, d_a, CUDA_R_16BF, lda, d_b, CUDA_R_16BF, ldb,
+                                 &t.beta, d_c, t.c_type, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    } else {
+        cublasCheck(cublasGemmStridedBatchedEx(handle, opa, opb, t.m, t.n, t.k, &t.alpha, d_a, CUDA_R_16BF, lda, sa, d_b,
+                                               CUDA_R_16BF, ldb, sb, &t.beta, d_c, t.c_type, ldc, sc, t.batch,
+                                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
+    const std::vector<double> got = to_host_as(d_c, c.size(), t.c_type);
+    GemmTally tally;
+    tally.k = t.k;
+    tally.bf16 = t.c_type == CUDA_R_16BF;
+    int touched = 0;  // rows from m to ldc, and the gaps between batches, must keep their values
+    for (size_t at = 0; at < c.size(); at++) {
+        const long long bi = static_cast<long long>(at) / sc, within = static_cast<long long>(at) % sc;
+        const int i = static_cast<int>(within % ldc), j = static_cast<int>(within / ldc);
+        if (i >= t.m || j >= t.n) {
+            touched += !(got[at] == c[at] || (std::isnan(got[at]) && std::isnan(c[at])));
+            continue;
+        }
+        tally.add(got[at], gemm_element(a.data() + bi * sa, lda, t.ta, b.data() + bi * sb, ldb, t.tb, t.k, i, j, t.alpha,
+                                        t.beta, c[at], nullptr));
+    }
+    check_tally(tally, t.name, touched);
+    cudaCheck(cudaFree(d_a));
+    cudaCheck(cudaFree(d_b));
+    cudaCheck(cudaFree(d_c));
+}
+
+static void test_bf16_cublas(cublasHandle_t handle) {
+    const ExCase cases[] = {
+        {"cublasGemmEx bf16 A, B, C (N N), odd sizes, padded ld, alpha, beta", false, false, 37, 29, 23, 1, 0.75f, -0.5f, CUDA_R_16BF},
+        {"cublasGemmEx bf16 A, B, C (N T)", false, true, 37, 29, 23, 1, 0.75f, -0.5f, CUDA_R_16BF},
+        {"cublasGemmEx bf16 A, B, C (T N)", true, false, 37, 29, 23, 1, 0.75f, -0.5f, CUDA_R_16BF},
+        {"cublasGemmEx bf16 A, B, C (T T)", true, true, 37, 29, 23, 1, 0.75f, -0.5f, CUDA_R_16BF},
+        {"cublasGemmEx bf16 A, B with an fp32 C (T N), beta", true, false, 21, 19, 45, 1, 1.0f, 0.25f, CUDA_R_32F},
+        {"cublasGemmStridedBatchedEx bf16 (N T, batch 3, padded strides, beta 0 ignores NaN in C)", false, true, 19, 13,
+         33, 3, 1.25f, 0.0f, CUDA_R_16BF},
+    };
+    for (const ExCase& t : cases) { run_ex_case(handle, t); }
+
+#ifdef CUDA_CPU_HARNESS
+    // combinations cuBLAS's table does not have: NOT_SUPPORTED, explained on stderr
+    __nv_bfloat16* d_x = to_device(std::vector<__nv_bfloat16>(64, __ushort_as_bfloat16(0x3F80)));
+    float* d_f = to_device(std::vector<float>(64, 1.0f));
+    const float one = 1.0f, zero = 0.0f;
+    expect_errors(true);
+    const cublasStatus_t mixed = cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 8, &one, d_x, CUDA_R_16BF, 8, d_f,
+                                              CUDA_R_32F, 8, &zero, d_f, CUDA_R_32F, 8, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    const cublasStatus_t tf32 = cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 8, &one, d_x, CUDA_R_16BF, 8, d_x,
+                                             CUDA_R_16BF, 8, &zero, d_x, CUDA_R_16BF, 8, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                             CUBLAS_GEMM_DEFAULT);
+    const cublasStatus_t fp16 = cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, 8, 8, 8, &one, d_x, CUDA_R_16BF, 8, d_x,
+                                             CUDA_R_16BF, 8, &zero, d_x, CUDA_R_16F, 8, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    expect_errors(false);
+    check(mixed == CUBLAS_STATUS_NOT_SUPPORTED && tf32 == CUBLAS_STATUS_NOT_SUPPORTED && fp16 == CUBLAS_STATUS_NOT_SUPPORTED,
+          "cublasGemmEx refuses bf16 A with fp32 B, bf16 with compute type 32F_FAST_TF32, and an fp16 C",
+          "got %s, %s, %s", cublasGetStatusName(mixed), cublasGetStatusName(tf32), cublasGetStatusName(fp16));
+    cudaCheck(cudaFree(d_x));
+    cudaCheck(cudaFree(d_f));
+#else
+    skip("cublasGemmEx refuses unsupported type combinations", "the harness's own refusal; a GPU's status may differ");
+#endif
+}
+
+// cublasLtMatmul with bf16 A and B: D = epilogue(alpha op(A) op(B) + beta C), C and D of d_type
+// in separate column-major buffers, the bias of bias_type (set as BIAS_DATA_TYPE when it is not
+// D's type, its default), aux of D's type.
+struct LtBf16Case {
+    const char* name;
+    bool ta, tb;
+    int m, n, k, batch;
+    float alpha, beta;
+    cublasLtEpilogue_t epilogue;  // DEFAULT, BIAS, GELU_AUX_BIAS or BGRADB
+    cudaDataType d_type, bias_type;
+};
+
+// A matmul descriptor for t, with the bias and aux pointers its epilogue needs.
+static cublasLtMatmulDesc_t lt_bf16_desc(const LtBf16Case& t, void* const* bias, void* const* aux, int64_t aux_ld,
+                                         int64_t aux_stride) {
+    cublasLtMatmulDesc_t desc;
+    cublasCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t opa = t.ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = t.tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+    cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &t.epilogue, sizeof(t.epilogue)));
+    if (t.epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias, sizeof(*bias)));
+    }
+    if (t.bias_type != t.d_type) {
+        const int32_t type = t.bias_type;
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type, sizeof(type)));
+    }
+    if (t.epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS) {
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, aux, sizeof(*aux)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_BATCH_STRIDE, &aux_stride,
+                                                   sizeof(aux_stride)));
+    }
+    return desc;
+}
+
+static cublasLtMatrixLayout_t lt_layout(cudaDataType type, int rows, int cols, int ld, int batch, long long stride) {
+    cublasLtMatrixLayout_t layout;
+    cublasCheck(cublasLtMatrixLayoutCreate(&layout, type, rows, cols, ld));
+    if (batch > 1) {
+        const int32_t count = batch;
+        const int64_t offset = stride;
+        cublasCheck(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)));
+        cublasCheck(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &offset, sizeof(offset)));
+    }
+    return layout;
+}
+
+static void run_lt_bf16_case(cublasLtHandle_t lt, const LtBf16Case& t) {
+    const int lda = t.ta ? t.k : t.m, ldb = t.tb ? t.n : t.k, ldd = t.m;
+    const long long sa = static_cast<long long>(lda) * (t.ta ? t.m : t.k), sb = static_cast<long long>(ldb) * (t.tb ? t.k : t.n),
+                    sd = static_cast<long long>(ldd) * t.n;
+    const bool gelu = t.epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS, bgrad = t.epilogue == CUBLASLT_EPILOGUE_BGRADB;
+    const bool adds_bias = t.epilogue == CUBLASLT_EPILOGUE_BIAS || gelu;
+    const std::vector<float> a = random_bf16_values(sa * t.batch, 110), b = random_bf16_values(sb * t.batch, 111),
+                             c = random_bf16_values(sd * t.batch, 112), bias = random_bf16_values(t.m, 113);
+    void *d_a = to_device_as(a, CUDA_R_16BF), *d_b = to_device_as(b, CUDA_R_16BF), *d_c = to_device_as(c, t.d_type);
+    void* d_bias = to_device_as(bgrad ? std::vector<float>(t.n, 0.0f) : bias, t.bias_type);
+    void *d_d = to_device_as(std::vector<float>(sd * t.batch, 0.0f), t.d_type), *d_aux = to_device_as(std::vector<float>(sd * t.batch, 0.0f), t.d_type);
+    cublasLtMatmulDesc_t desc = lt_bf16_desc(t, &d_bias, &d_aux, ldd, sd);
+    cublasLtMatrixLayout_t la = lt_layout(CUDA_R_16BF, t.ta ? t.k : t.m, t.ta ? t.m : t.k, lda, t.batch, sa);
+    cublasLtMatrixLayout_t lb = lt_layout(CUDA_R_16BF, t.tb ? t.n : t.k, t.tb ? t.k : t.n, ldb, t.batch, sb);
+    cublasLtMatrixLayout_t lc = lt_layout(t.d_type, t.m, t.n, ldd, t.batch, sd);
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    cublasLtMatmulHeuristicResult_t heuristic;
+    int found = 0;
+    cublasCheck(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 1, &heuristic, &found));
+    if (found == 1) {
+        cublasCheck(cublasLtMatmul(lt, desc, &t.alpha, d_a, la, d_b, lb, &t.beta, d_c, lc, d_d, lc, &heuristic.algo,
+                                   nullptr, 0, 0));
+    }
+    const std::vector<double> d = to_host_as(d_d, sd * t.batch, t.d_type), aux = to_host_as(d_aux, sd * t.batch, t.d_type),
+                              bias_got = to_host_as(d_bias, bgrad ? t.n : t.m, t.bias_type);
+    GemmTally out, aux_tally, bias_tally;
+    out.k = aux_tally.k = t.k;
+    out.bf16 = aux_tally.bf16 = t.d_type == CUDA_R_16BF;
+    for (int bi = 0; bi < t.batch; bi++) {
+        for (int j = 0; j < t.n; j++) {
+            for (int i = 0; i < t.m; i++) {
+                const size_t at = bi * sd + i + static_cast<size_t>(j) * ldd;
+                const GemmElement e = gemm_element(a.data() + bi * sa, lda, t.ta, b.data() + bi * sb, ldb, t.tb, t.k, i, j,
+                                                   t.alpha, t.beta, c[at], adds_bias ? &bias[i] : nullptr);
+                if (!gelu) {
+                    out.add(d[at], e);
+                    continue;
+                }
+                aux_tally.add(aux[at], e);  // the GELU input, stored in D's type
+                out.add(d[at], d[at], gelu_reference(e.exact), e.magnitude, 1.2);  // GELU's slope is below 1.2
+            }
+        }
+    }
+    if (bgrad) {  // bias[j] = sum over l of op(B)(l, j), batch 0, in fp32 and then the bias's type
+        bias_tally.k = t.k;
+        bias_tally.bf16 = t.bias_type == CUDA_R_16BF;
+        for (int j = 0; j < t.n; j++) {
+            GemmElement e{0.0f, 0.0, 0.0};
+            for (int l = 0; l < t.k; l++) {
+                const float y = op_element(b.data(), ldb, t.tb, l, j);
+                e.fp32 += y;
+                e.exact += y;
+                e.magnitude += std::fabs(y);
+            }
+            bias_tally.add(bias_got[j], e);
+        }
+    }
+    check(found == 1 && out.ok() && (!gelu || aux_tally.ok()) && (!bgrad || bias_tally.ok()), t.name,
+          "heuristic found %d; D: %d of %d differ from the fp32 arithmetic rounded once, worst %.3g of the bound; aux: %d "
+          "differ, worst %.3g; bias gradient: %d differ, worst %.3g", found, out.inexact, out.checked, out.worst,
+          aux_tally.inexact, aux_tally.worst, bias_tally.inexact, bias_tally.worst);
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    for (cublasLtMatrixLayout_t l : {la, lb, lc}) { cublasCheck(cublasLtMatrixLayoutDestroy(l)); }
+    cublasCheck(cublasLtMatmulDescDestroy(desc));
+    for (void* p : {d_a, d_b, d_c, d_d, d_bias, d_aux}) { cudaCheck(cudaFree(p)); }
+}
+
+#ifdef CUDA_CPU_HARNESS
+// The heuristic's status for a matmul of 8×8 bf16 A and B with C of c_type, D of d_type, and
+// the descriptor changed by `set` (compute type: compute).
+template <typename Set>
+static cublasStatus_t lt_bf16_status(cublasLtHandle_t lt, cublasComputeType_t compute, cudaDataType c_type,
+                                     cudaDataType d_type, Set set) {
+    cublasLtMatmulDesc_t desc;
+    cublasCheck(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
+    set(desc);
+    cublasLtMatrixLayout_t la = lt_layout(CUDA_R_16BF, 8, 8, 8, 1, 0), lc = lt_layout(c_type, 8, 8, 8, 1, 0),
+                           ld = lt_layout(d_type, 8, 8, 8, 1, 0);
+    cublasLtMatmulPreference_t pref;
+    cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
+    cublasLtMatmulHeuristicResult_t heuristic;
+    int found = 0;
+    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt, desc, la, la, lc, ld, pref, 1, &heuristic, &found);
+    cublasCheck(cublasLtMatmulPreferenceDestroy(pref));
+    for (cublasLtMatrixLayout_t l : {la, lc, ld}) { cublasCheck(cublasLtMatrixLayoutDestroy(l)); }
+    cublasCheck(cublasLtMatmulDescDestroy(desc));
+    return status;
+}
+#endif
+
+static void test_bf16_cublaslt() {
+    cublasLtHandle_t lt;
+    cublasCheck(cublasLtCreate(&lt));
+    const LtBf16Case cases[] = {
+        {"cublasLtMatmul bf16 (T N), alpha, beta", true, false, 24, 17, 40, 1, 0.5f, 0.25f, CUBLASLT_EPILOGUE_DEFAULT,
+         CUDA_R_16BF, CUDA_R_16BF},
+        {"cublasLtMatmul bf16 (N T, batch 3)", false, true, 16, 9, 12, 3, 1.0f, 0.0f, CUBLASLT_EPILOGUE_DEFAULT,
+         CUDA_R_16BF, CUDA_R_16BF},
+        {"cublasLtMatmul bf16, epilogue BIAS with a bf16 bias (its default type)", true, false, 33, 20, 24, 1, 1.0f,
+         0.0f, CUBLASLT_EPILOGUE_BIAS, CUDA_R_16BF, CUDA_R_16BF},
+        {"cublasLtMatmul bf16, epilogue BIAS with an fp32 bias (BIAS_DATA_TYPE), batch 2", false, false, 21, 18, 27, 2,
+         1.0f, 0.5f, CUBLASLT_EPILOGUE_BIAS, CUDA_R_16BF, CUDA_R_32F},
+        {"cublasLtMatmul bf16, epilogue GELU_AUX_BIAS (bf16 aux)", true, false, 16, 8, 32, 1, 1.0f, 0.0f,
+         CUBLASLT_EPILOGUE_GELU_AUX_BIAS, CUDA_R_16BF, CUDA_R_16BF},
+        {"cublasLtMatmul bf16 A, B with fp32 C and D, epilogue BIAS (fp32 bias)", true, false, 19, 23, 31, 1, 0.75f,
+         -0.5f, CUBLASLT_EPILOGUE_BIAS, CUDA_R_32F, CUDA_R_32F},
+        {"cublasLtMatmul bf16, epilogue BGRADB into a bf16 bias", false, true, 24, 16, 32, 1, 1.0f, 0.0f,
+         CUBLASLT_EPILOGUE_BGRADB, CUDA_R_16BF, CUDA_R_16BF},
+    };
+    for (const LtBf16Case& t : cases) { run_lt_bf16_case(lt, t); }
+
+#ifdef CUDA_CPU_HARNESS
+    void* d_bias = to_device_as(std::vector<float>(8, 1.0f), CUDA_R_32F);
+    const cublasLtEpilogue_t bias_epilogue = CUBLASLT_EPILOGUE_BIAS, gelu_aux = CUBLASLT_EPILOGUE_GELU_AUX;
+    const int32_t bf16_type = CUDA_R_16BF, fp32_type = CUDA_R_32F;
+    const int64_t aux_ld = 8;
+    expect_errors(true);
+    const cublasStatus_t bf16_bias = lt_bf16_status(lt, CUBLAS_COMPUTE_32F, CUDA_R_32F, CUDA_R_32F, [&](cublasLtMatmulDesc_t d) {
+        cublasCheck(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE, &bias_epilogue, sizeof(bias_epilogue)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &d_bias, sizeof(d_bias)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bf16_type, sizeof(bf16_type)));
+    });
+    const cublasStatus_t fp32_aux = lt_bf16_status(lt, CUBLAS_COMPUTE_32F, CUDA_R_16BF, CUDA_R_16BF, [&](cublasLtMatmulDesc_t d) {
+        cublasCheck(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE, &gelu_aux, sizeof(gelu_aux)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &d_bias, sizeof(d_bias)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
+        cublasCheck(cublasLtMatmulDescSetAttribute(d, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, &fp32_type, sizeof(fp32_type)));
+    });
+    const cublasStatus_t mixed_cd = lt_bf16_status(lt, CUBLAS_COMPUTE_32F, CUDA_R_16BF, CUDA_R_32F, [](cublasLtMatmulDesc_t) {});
+    const cublasStatus_t tf32 = lt_bf16_status(lt, CUBLAS_COMPUTE_32F_FAST_TF32, CUDA_R_16BF, CUDA_R_16BF, [](cublasLtMatmulDesc_t) {});
+    expect_errors(false);
+    const cublasStatus_t refused = CUBLAS_STATUS_NOT_SUPPORTED;
+    check(bf16_bias == refused && fp32_aux == refused && mixed_cd == refused && tf32 == refused,
+          "cublasLtMatmul refuses a bf16 bias with fp32 D, fp32 aux with bf16 D, C and D of different types, bf16 with "
+          "compute type 32F_FAST_TF32", "got %s, %s, %s, %s", cublasGetStatusName(bf16_bias),
+          cublasGetStatusName(fp32_aux), cublasGetStatusName(mixed_cd), cublasGetStatusName(tf32));
+    cudaCheck(cudaFree(d_bias));
+#else
+    skip("cublasLtMatmul refuses unsupported type combinations", "the harness's own refusal; a GPU's status may differ");
+#endif
+    cublasCheck(cublasLtDestroy(lt));
+}
+
+// ----------------------------------------------------------------------------
 
 int main() {
     cuda_require_device();
@@ -1263,14 +2186,20 @@ int main() {
     test_memory();
     test_events();
     test_device_queries();
+    test_bf16_conversions();
+    test_bf16_wide_conversions();
+    test_bf16_arithmetic();
+    test_bf16_warp();
     cublasHandle_t handle;
     cublasCheck(cublasCreate(&handle));
     test_cublas_sgemm(handle);
     test_cublas_strided_batched(handle);
     test_tf32_conversion();
     test_tf32_gemms(handle);
+    test_bf16_cublas(handle);
     cublasCheck(cublasDestroy(handle));
     test_cublaslt();
+    test_bf16_cublaslt();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     printf("(%.2f s)\n", seconds);
     printf("%d passed, %d failed\n", g_passed, g_failed);
