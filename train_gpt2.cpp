@@ -499,10 +499,9 @@ static void gpt2_allocate_parameters(GPT2* model) {
 }
 
 static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
-    FILE* f = model_open(path, &model->config);
+    ModelFile f = model_open(path, &model->config);
     gpt2_allocate_parameters(model);
-    fread_check(model->params_memory, sizeof(float), model->num_parameters, f, path);
-    fclose_check(f, path);
+    model_read_params(f, model->params_memory, model->num_parameters);
 }
 
 static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64_t seed) {

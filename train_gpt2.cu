@@ -1224,11 +1224,10 @@ static void upload(float* device, const float* host, size_t n) {
 }
 
 static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
-    FILE* f = model_open(path, &model->config);
+    ModelFile f = model_open(path, &model->config);
     gpt2_allocate_parameters(model);
     std::vector<float> params(model->num_parameters);
-    fread_check(params.data(), sizeof(float), params.size(), f, path);
-    fclose_check(f, path);
+    model_read_params(f, params.data(), params.size());
     upload(model->params_memory, params.data(), params.size());
 }
 

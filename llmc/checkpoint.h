@@ -1,8 +1,10 @@
 // checkpoint.h: the model and training-state files, shared by the CPU and CUDA trainers.
 //
-// Model file (llm.c's format, version 3, fp32): a 256-int32 header
-//     [0]=20240326 magic, [1]=3, [2]=maxT, [3]=V, [4]=L, [5]=NH, [6]=C, [7]=Vp
-// then the 16 parameter tensors in the order of fill_in_parameter_sizes (llmc/gpt2_model.h).
+// Model file (llm.c's format): a 256-int32 header
+//     [0]=20240326 magic, [1]=version, [2]=maxT, [3]=V, [4]=L, [5]=NH, [6]=C, [7]=Vp
+// then the 16 parameter tensors in the order of fill_in_parameter_sizes (llmc/gpt2_model.h),
+// each value fp32 (version 3) or bf16 (version 5, llm.c's mixed-precision trainer: the upper
+// 16 bits of an fp32). Both are read, a bf16 file widened to fp32 exactly; version 3 is written.
 //
 // State file (this project's, the rest of what a bit-identical resume needs): a 256-int32
 // header [0]=20240331 magic, [1]=1, [2]=step (steps completed), [3]=B, [4]=T, [5]=micro-batches
@@ -18,11 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "llmc/gpt2_model.h"
 #include "llmc/utils.h"
@@ -71,24 +75,61 @@ inline void model_header(int header[HEADER_INTS], const GPT2Config& c) {
     header[4] = c.num_layers; header[5] = c.num_heads; header[6] = c.channels; header[7] = c.padded_vocab_size;
 }
 
-// Opens a model file, validates its header and size, and leaves f at the parameters.
-inline FILE* model_open(const char* path, GPT2Config* config) {
+// A bf16 value is the upper half of an fp32 (PyTorch's bfloat16), so shifting its bits back
+// into place gives that fp32 exactly.
+inline float bf16_to_float(uint16_t b) {
+    const uint32_t bits = (uint32_t)b << 16;
+    float x;
+    memcpy(&x, &bits, sizeof(x));
+    return x;
+}
+
+// An open model file, at its parameters.
+struct ModelFile {
+    FILE* f;
+    const char* path;
+    int version; // 3: fp32 values, 5: bf16
+};
+
+// Opens a model file and validates its header and size.
+inline ModelFile model_open(const char* path, GPT2Config* config) {
     FILE* f = fopen_check(path, "rb", "give a model file written by scripts/train_gpt2.py or by this trainer");
     int header[HEADER_INTS];
     read_header_check(f, path, header, MODEL_MAGIC, "model");
-    if (header[1] != 3) {
-        die(path, header[1] == 5 ? "this trainer reads fp32 (version 3) model files" : "regenerate the model file",
-            "unsupported model file version %d, expected 3", header[1]);
+    const int version = header[1];
+    if (version != 3 && version != 5) {
+        die(path, "give an llm.c model file, or regenerate it with scripts/train_gpt2.py",
+            "unsupported model file version %d, expected 3 (fp32) or 5 (bf16)", version);
     }
     *config = GPT2Config{header[2], header[3], header[7], header[4], header[5], header[6]};
     check_config(*config, path);
-    long expected = (long)(HEADER_INTS * sizeof(int) + count_parameters(*config) * sizeof(float));
+    const size_t n = count_parameters(*config);
+    const size_t value_bytes = version == 3 ? sizeof(float) : sizeof(uint16_t);
+    long expected = (long)(HEADER_INTS * sizeof(int) + n * value_bytes);
     long size = file_size_check(f, path);
     if (size != expected) {
         die(path, "the file is truncated or was written for another config; regenerate it",
-            "model file is %ld bytes, its header implies %ld", size, expected);
+            "model file (version %d, %s) is %ld bytes, its header implies %ld", version, version == 3 ? "fp32" : "bf16",
+            size, expected);
     }
-    return f;
+    if (version == 5) { printf("%s: llm.c bf16 file, widened to fp32\n", path); }
+    return ModelFile{f, path, version};
+}
+
+// Reads the n parameters into params as fp32 (a bf16 file's widened exactly, a chunk at a time:
+// no bf16 copy of the whole model is held), and closes the file.
+inline void model_read_params(ModelFile m, float* params, size_t n) {
+    if (m.version == 3) {
+        fread_check(params, sizeof(float), n, m.f, m.path);
+    } else {
+        std::vector<uint16_t> chunk(std::min(n, (size_t)1 << 20));
+        for (size_t done = 0; done < n; done += chunk.size()) {
+            const size_t count = std::min(chunk.size(), n - done);
+            fread_check(chunk.data(), sizeof(uint16_t), count, m.f, m.path);
+            for (size_t i = 0; i < count; i++) { params[done + i] = bf16_to_float(chunk[i]); }
+        }
+    }
+    fclose_check(m.f, m.path);
 }
 
 inline void model_write(const std::string& path, const GPT2Config& c, const float* params) {

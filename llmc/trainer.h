@@ -880,14 +880,13 @@ static int load_checkpoint(GPT2* model, const char* dir, int micro_steps, DataLo
     if (step < 0) { die(dir, "train with -o DIR -n N first, then resume with the same -o", "no complete checkpoint to resume from"); }
     std::string model_path = checkpoint_path(dir, "model", step), state_path = checkpoint_path(dir, "state", step);
     GPT2Config config;
-    FILE* f = model_open(model_path.c_str(), &config);
+    ModelFile f = model_open(model_path.c_str(), &config);
     if (memcmp(&config, &model->config, sizeof(config)) != 0) {
         die(model_path.c_str(), "resume with the same -e as the run that wrote it", "the checkpoint holds another model shape");
     }
     gpt2_allocate_moments(model);
     const HostView h = gpt2_host_view(model);
-    fread_check(h.params, sizeof(float), model->num_parameters, f, model_path.c_str());
-    fclose_check(f, model_path.c_str());
+    model_read_params(f, h.params, model->num_parameters);
     TrainState s;
     int state_step = state_read(state_path.c_str(), model->num_parameters, model->B, model->T, micro_steps, &s, h.m, h.v);
     gpt2_from_host(model);

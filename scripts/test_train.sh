@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_train.sh: the trainer as a user drives it: checkpoints and resume (with gradient
 # accumulation, clipping and the learning-rate schedule), interruption, kills in the middle of a
-# checkpoint write, text from a trained model (-sample), and a clear one-line error for every
-# kind of bad input.
+# checkpoint write, text from a trained model (-sample), llm.c's bf16 model files, and a clear
+# one-line error for every kind of bad input.
 #
 #   scripts/test_train.sh [./train_gpt2] [python]
 #
@@ -305,6 +305,36 @@ done
 check "kill -9 $kills times ($hits in the middle of a checkpoint write): the last good checkpoint resumed $resumes_ok times" $?
 
 # ----------------------------------------------------------------------------
+# llm.c's bf16 model files (version 5) are read and widened to fp32 exactly: the PyTorch
+# reference writes a tiny model in bf16 (--write-bf16), then reads that back (--model-in) and
+# writes it as fp32 (model.bin, the bf16-rounded values); the trainer trains from the two files
+# alike, to the bit (the losses are printed to 6 digits only: the trained parameters are compared).
+
+REF="$PY $(dirname "$0")/train_gpt2.py --batch 1 --seq 8 --steps 1"
+$REF --out "$WORK/bf16_init" --init noisy --layers 1 --heads 2 --channels 32 --max-seq-len 64 --vocab 1000 \
+    --write-bf16 "$WORK/model_bf16.bin" > "$WORK/bf16_ref.log" 2>&1 &&
+    $REF --out "$WORK/bf16_widened" --model-in "$WORK/model_bf16.bin" >> "$WORK/bf16_ref.log" 2>&1
+check "train_gpt2.py writes a bf16 model file (--write-bf16) and reads it back (--model-in)" $? "$(head -c 300 "$WORK/bf16_ref.log")"
+"$PY" - "$WORK/bf16_init/model.bin" "$WORK/bf16_widened/model.bin" <<'EOF'
+import sys, numpy as np
+fp32, widened = (np.fromfile(path, dtype="<u4", offset=1024).astype(np.uint64) for path in sys.argv[1:])
+nearest_bf16 = (fp32 + 0x7FFF + ((fp32 >> 16) & 1)) >> 16 << 16  # round the low half away, ties to even
+sys.exit(0 if np.array_equal(widened, nearest_bf16) and not np.array_equal(widened, fp32) else 1)
+EOF
+check "... its fp32 rewrite holds each initial parameter rounded to the nearest bf16 (ties to even)" $?
+BF16="$BIN $DATA -b 4 -t 32 -x 3 -v 0 -s 0 -l 3e-3 -abft_quiet 1"
+$BF16 -e "$WORK/model_bf16.bin" -o "$WORK/bf16" > "$WORK/bf16.log" 2>&1 &&
+    $BF16 -e "$WORK/bf16_widened/model.bin" -o "$WORK/bf16_fp32" > "$WORK/bf16_fp32.log" 2>&1
+status=$?
+losses() { sed -n 's/^step *[0-9]*\/[0-9]*: train loss \([^ ,]*\).*/\1/p' "$1"; }
+[ $status -eq 0 ] && grep -q "model_bf16.bin: llm.c bf16 file, widened to fp32" "$WORK/bf16.log" &&
+    [ "$(losses "$WORK/bf16.log" | wc -l)" -eq 3 ] && [ "$(losses "$WORK/bf16.log")" = "$(losses "$WORK/bf16_fp32.log")" ] &&
+    cmp -s "$WORK/bf16/model.bin" "$WORK/bf16_fp32/model.bin"
+status=$?
+check "the trainer reads the bf16 file: 3 steps, losses ($(losses "$WORK/bf16.log" | paste -sd' ')) and trained parameters bit-identical to its fp32 rewrite's" $status \
+    "fp32 rewrite: $(losses "$WORK/bf16_fp32.log" | paste -sd' ')"
+
+# ----------------------------------------------------------------------------
 # bad input: one line on stderr naming the file or flag, the reason and a hint; exit status 1
 
 expect_error() { # NAME WHAT-THE-LINE-MUST-NAME COMMAND...
@@ -328,14 +358,19 @@ import sys, struct
 w = sys.argv[1]
 data = bytearray(open(f"{w}/good_model.bin", "rb").read())
 open(f"{w}/model_magic.bin", "wb").write(struct.pack("<i", 42) + data[4:])
-open(f"{w}/model_v5.bin", "wb").write(data[:4] + struct.pack("<i", 5) + data[8:])
+open(f"{w}/model_v4.bin", "wb").write(data[:4] + struct.pack("<i", 4) + data[8:])
 open(f"{w}/model_trunc.bin", "wb").write(data[: len(data) // 2])
 open(f"{w}/model_header_only.bin", "wb").write(data[:100])
 EOF
 TRAIN="$BIN -i $WORK/train_*.bin -j $WORK/val_*.bin -z $WORK/none.bin -b 4 -t 32 -x 1 -v 0 -s 0"
 expect_error "model file missing" "$WORK/nope.bin" $TRAIN -e "$WORK/nope.bin"
 expect_error "model file with a wrong magic number" "model_magic.bin" $TRAIN -e "$WORK/model_magic.bin"
-expect_error "model file of version 5 (bf16)" "model_v5.bin" $TRAIN -e "$WORK/model_v5.bin"
+expect_error "model file of version 4 (neither fp32 nor bf16)" "model_v4.bin: unsupported model file version 4" $TRAIN -e "$WORK/model_v4.bin"
+bf16_size=$(stat -c %s "$WORK/model_bf16.bin")
+head -c $((bf16_size - 1000)) "$WORK/model_bf16.bin" > "$WORK/model_bf16_trunc.bin"
+expect_error "truncated bf16 model file" "model_bf16_trunc.bin" $TRAIN -e "$WORK/model_bf16_trunc.bin"
+grep -q "(version 5, bf16) is $((bf16_size - 1000)) bytes, its header implies $bf16_size" "$WORK/err.txt"
+check "... its error gives the size found and the size of a bf16 file of its header" $? "$(head -c 300 "$WORK/err.txt")"
 expect_error "truncated model file" "model_trunc.bin" $TRAIN -e "$WORK/model_trunc.bin"
 expect_error "model file shorter than its header" "model_header_only.bin" $TRAIN -e "$WORK/model_header_only.bin"
 SHARD="$BIN $MODEL -j $WORK/val_*.bin -z $WORK/none.bin -b 4 -t 32 -x 1 -v 0 -s 0"

@@ -26,6 +26,11 @@ It writes three files into --out:
                      fcprojb (L,C), lnfw (C), lnfb (C). Matrices are (out, in) row-major,
                      like torch.nn.Linear.weight. Vp is V rounded up to a multiple of 128;
                      wte rows V..Vp-1 are padding and never used.
+                     --model-in also reads llm.c's version 5: the same header with [1]=5,
+                     then the same tensors in bf16 (the upper 16 bits of each fp32), which
+                     are widened to fp32 exactly. --write-bf16 FILE writes the initial
+                     parameters as such a file too, each rounded to the nearest bf16 as
+                     PyTorch's bfloat16 (and llm.c's train_gpt2.py) does.
     debug_state.bin  header: 256 int32 = [20240327, 2, B, T, 0...], then the batch
                      x (B*T int32) and targets y (B*T int32), the logits (B,T,V) fp32,
                      the mean loss (1 fp32), and the gradient of the loss with respect to
@@ -88,7 +93,8 @@ except ImportError as exc:
 
 # File formats shared with the C++ side (llm.c conventions).
 HEADER_INTS = 256
-MODEL_MAGIC, MODEL_VERSION = 20240326, 3
+MODEL_MAGIC, MODEL_VERSION = 20240326, 3  # the version written; fp32
+MODEL_VERSION_BF16 = 5                      # llm.c's bf16 model file, read and written on request
 STATE_MAGIC, STATE_VERSION = 20240327, 2
 SHARD_MAGIC, SHARD_VERSION = 20240520, 1
 VOCAB_PAD = 128  # the vocabulary is padded to a multiple of this in the model file
@@ -202,13 +208,16 @@ def init_random(cfg, seed, noisy):
 
 
 def init_from_model_file(path):
-    """Load the config and the initial parameters from an llm.c version 3 (fp32) model file."""
-    hint = "pass an llm.c fp32 model file (version 3), e.g. a model.bin written by this script"
+    """Load the config and the initial parameters from an llm.c model file: version 3 (fp32),
+    or version 5 (bf16), whose values are widened to fp32 exactly."""
+    hint = "pass an llm.c model file (version 3 or 5), e.g. a model.bin written by this script"
     header = read_header(path, hint)
     if header[0] != MODEL_MAGIC:
         fail(path, f"bad magic {header[0]}, expected {MODEL_MAGIC}: not an llm.c model file", hint)
-    if header[1] != MODEL_VERSION:
-        fail(path, f"model file version {header[1]} is not supported, expected {MODEL_VERSION} (fp32)", hint)
+    version = int(header[1])
+    if version not in (MODEL_VERSION, MODEL_VERSION_BF16):
+        fail(path, f"model file version {version} is not supported, expected {MODEL_VERSION} (fp32) "
+                   f"or {MODEL_VERSION_BF16} (bf16)", hint)
     maxT, V, L, NH, C, Vp = (int(v) for v in header[2:8])
     for label, value in (("maxT", maxT), ("V", V), ("L", L), ("NH", NH), ("C", C), ("Vp", Vp)):
         if value < 1:
@@ -216,12 +225,18 @@ def init_from_model_file(path):
     if Vp < V:
         fail(path, f"padded vocabulary Vp={Vp} is smaller than V={V}", hint)
     cfg = GPTConfig(maxT, V, L, NH, C, Vp)
-    expected = HEADER_INTS * 4 + 4 * num_params(cfg)
+    value_bytes = 4 if version == MODEL_VERSION else 2
+    expected = HEADER_INTS * 4 + value_bytes * num_params(cfg)
     actual = os.path.getsize(path)
     if actual != expected:
-        fail(path, f"size is {actual} bytes but the header ({cfg.describe()}) implies {expected}",
-             "the file is truncated or not of this kind; regenerate it")
-    flat = torch.from_numpy(np.fromfile(path, dtype="<f4", offset=HEADER_INTS * 4).astype(np.float32))
+        fail(path, f"size is {actual} bytes but the header (version {version}, {cfg.describe()}) "
+                   f"implies {expected}", "the file is truncated or not of this kind; regenerate it")
+    if version == MODEL_VERSION:
+        values = np.fromfile(path, dtype="<f4", offset=HEADER_INTS * 4).astype(np.float32)
+    else:  # a bf16 value is the upper half of an fp32: shifting its bits back gives it exactly
+        bf16 = np.fromfile(path, dtype="<u2", offset=HEADER_INTS * 4)
+        values = (bf16.astype(np.uint32) << 16).view(np.float32)
+    flat = torch.from_numpy(values)
     params, offset = {}, 0
     for name, shape, _ in param_layout(cfg):
         n = math.prod(shape)
@@ -448,6 +463,13 @@ def f32_bytes(t):
     return t.detach().to(torch.float32).contiguous().numpy().astype("<f4", copy=False).tobytes()
 
 
+def bf16_bytes(t):
+    """t rounded to the nearest bf16 (ties to even, as PyTorch and llm.c's writer round); numpy
+    has no bf16, so its bits go out as int16."""
+    bits = t.detach().to(torch.float32).to(torch.bfloat16).contiguous().view(torch.int16)
+    return bits.numpy().astype("<i2", copy=False).tobytes()
+
+
 def write_file(path, chunks):
     try:
         with open(path, "wb") as f:
@@ -457,10 +479,12 @@ def write_file(path, chunks):
         fail(path, f"cannot write ({exc.strerror or one_line(exc)})", "check free disk space and permissions")
 
 
-def write_model_file(path, cfg, params):
-    header = header_bytes(MODEL_MAGIC, MODEL_VERSION, cfg.max_seq_len, cfg.vocab_size,
+def write_model_file(path, cfg, params, bf16=False):
+    """An llm.c model file: version 3 (fp32), or version 5 (bf16) with bf16=True."""
+    version, to_bytes = (MODEL_VERSION_BF16, bf16_bytes) if bf16 else (MODEL_VERSION, f32_bytes)
+    header = header_bytes(MODEL_MAGIC, version, cfg.max_seq_len, cfg.vocab_size,
                           cfg.num_layers, cfg.num_heads, cfg.channels, cfg.padded_vocab_size)
-    write_file(path, [header] + [f32_bytes(params[name]) for name, _, _ in param_layout(cfg)])
+    write_file(path, [header] + [to_bytes(params[name]) for name, _, _ in param_layout(cfg)])
 
 
 def write_debug_state(path, cfg, x, y, logits, loss, grads):
@@ -527,6 +551,9 @@ def parse_args(argv):
     ap.add_argument("--model-in", metavar="FILE",
                     help="start from this llm.c model file instead; its config overrides "
                          "--layers, --heads, --channels, --max-seq-len and --vocab")
+    ap.add_argument("--write-bf16", metavar="FILE",
+                    help="also write the initial parameters to FILE as an llm.c bf16 model file "
+                         "(version 5), rounded to nearest; training still starts from fp32")
     ap.add_argument("--tokens", metavar="SHARD",
                     help="take the batch from the first B*T+1 tokens of this llm.c token shard")
     return ap.parse_args(argv)
@@ -631,6 +658,8 @@ def main(argv):
         fail(args.out, f"cannot create the output directory ({exc.strerror or one_line(exc)})",
              "pass a writable --out directory")
     write_model_file(os.path.join(args.out, "model.bin"), cfg, params)
+    if args.write_bf16 is not None:
+        write_model_file(args.write_bf16, cfg, params, bf16=True)
     dtype = getattr(torch, args.dtype)
     p = {name: t.to(dtype).requires_grad_(True) for name, t in params.items()}
 
