@@ -188,7 +188,7 @@ ABFT_HD inline void abft_line_init(AbftLine* line);
 ABFT_HD inline void abft_line_add(AbftLine* line, int i, float x, float threshold);
 ABFT_HD inline AbftVerdict abft_judge(const AbftLine& line, double chk, double wchk, double tol, int n);
 ABFT_HD inline float abft_apply(const AbftVerdict& v, float x);
-ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u = 0.0f);
+ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u = 0.0f, float output_u = 0.0f);
 inline void abft_colsums(MatView V, int rows, int j0, int j1, const float* w, const float* a, float* sum, float* abssum);
 ABFT_HD inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool by_rows, long* n_fixed);
 
@@ -392,15 +392,21 @@ ABFT_HD inline float abft_apply(const AbftVerdict& v, float x) {
 // |alpha|·Σ(|A|·|B|) + n·|bias| over the line, times the safety factor tau; the FLT_MIN term
 // covers underflow. operand_u is the relative error of the GEMM's conversion of its operands
 // before they are multiplied: 0 in fp32, ABFT_TF32_UNIT_ROUNDOFF with TF32 tensor cores (each
-// product then carries up to 2·operand_u).
-ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u) {
+// product then carries up to 2·operand_u). output_u is the relative error of storing each
+// output element in a narrower type than the fp32 accumulator: 0 in fp32,
+// ABFT_BF16_UNIT_ROUNDOFF when C is bf16 (one rounding per element, u_out·bound over the line).
+ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u, float output_u) {
     const float u = FLT_EPSILON * 0.5f; // unit roundoff of fp32
-    return tau * ((float)(K + n + 2) * u + 2.0f * operand_u) * bound + (float)(K + n + 2) * FLT_MIN;
+    return tau * ((float)(K + n + 2) * u + 2.0f * operand_u + output_u) * bound + (float)(K + n + 2) * FLT_MIN;
 }
 
 // TF32 keeps 10 of fp32's 23 fraction bits: 2^-11 if the conversion rounds, 2^-10 if it
 // truncates (which hardware may do); the safe one.
 constexpr float ABFT_TF32_UNIT_ROUNDOFF = 1.0f / 1024.0f;
+
+// bf16 keeps 7 fraction bits (8 significant): a conversion that rounds to nearest, as CUDA's
+// __float2bfloat16 and cuBLAS(Lt)'s bf16 output do, is off by at most 2^-8 relative.
+constexpr float ABFT_BF16_UNIT_ROUNDOFF = 1.0f / 256.0f;
 
 // ----------------------------------------------------------------------------
 // column sums (host): the encoding of the checksums and the sums they are compared with
