@@ -116,8 +116,8 @@ constexpr bool ABFT_HOST_CHECKS = true;  // abft_verify: what the fault log (Abf
 
 // A linear layer: out (rows, OC) = inp (rows, IC) · weightᵀ + bias, weight (OC, IC); ws: the
 // bias's sums, for the GPU's row checks.
-inline AbftGemm linear_gemm(float* out, const float* inp, const float* weight, const float* bias, int rows, int IC, int OC,
-                            const AbftWeightSums& ws = AbftWeightSums{}) {
+inline AbftGemm linear_gemm(floatX* out, const floatX* inp, const floatX* weight, const float* bias, int rows, int IC,
+                            int OC, const AbftWeightSums& ws = AbftWeightSums{}) {
     AbftGemm g;
     g.M = rows; g.N = OC; g.K = IC;
     g.A = row_major(inp, IC);
@@ -129,7 +129,7 @@ inline AbftGemm linear_gemm(float* out, const float* inp, const float* weight, c
 }
 
 // its input gradient: dinp (rows, IC) = dout (rows, OC) · weight (OC, IC)
-inline AbftGemm linear_dinp_gemm(float* dinp, const float* dout, const float* weight, int rows, int IC, int OC) {
+inline AbftGemm linear_dinp_gemm(floatX* dinp, const floatX* dout, const floatX* weight, int rows, int IC, int OC) {
     AbftGemm g;
     g.M = rows; g.N = IC; g.K = OC;
     g.A = row_major(dout, OC);
@@ -139,7 +139,7 @@ inline AbftGemm linear_dinp_gemm(float* dinp, const float* dout, const float* we
 }
 
 // its weight gradient: dweight (OC, IC) = doutᵀ (OC, rows) · inp (rows, IC)
-inline AbftGemm linear_dweight_gemm(float* dweight, const float* dout, const float* inp, int rows, int IC, int OC) {
+inline AbftGemm linear_dweight_gemm(floatX* dweight, const floatX* dout, const floatX* inp, int rows, int IC, int OC) {
     AbftGemm g;
     g.M = OC; g.N = IC; g.K = rows;
     g.A = transposed(dout, OC);

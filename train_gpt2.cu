@@ -31,6 +31,9 @@
 // where every kernel runs on the CPU through dev/harness with CUDA's semantics; that is how
 // test_gpt2.cu checks this file in CI, where there is no GPU.
 //
+// Activations, their gradients and the GEMMs' operands are floatX (llmc/precision.h): float,
+// until the bf16 build is complete; the statistics, losses and checksums are float.
+//
 // Every kernel writes its outputs without atomics on floats, so that two runs are
 // bit-identical. Parameter gradients are written, not accumulated, as on the CPU; wte is
 // written by the LM head and then added to by the embedding backward.
@@ -48,6 +51,7 @@
 #include "llmc/checkpoint.h"
 #include "llmc/gpt2_model.h"
 #include "llmc/optimizer.h"
+#include "llmc/precision.h"
 #include "llmc/utils.h"
 
 // ----------------------------------------------------------------------------
@@ -109,58 +113,58 @@ __device__ float checked_value(const AbftKernelCheck& k, long i, Compute compute
 // B = batch, T = sequence length, C = channels, V = vocab, NH = heads, HS = head size
 
 // out (B,T,C) = wte[inp] + wpe[t]. One thread per element.
-__global__ void encoder_forward_kernel(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+__global__ void encoder_forward_kernel(floatX* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
     const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long)B * T * C) { return; }
     const long bt = idx / C;
     const int c = (int)(idx % C), t = (int)(bt % T);
-    out[idx] = wte[(long)inp[bt] * C + c] + wpe[(long)t * C + c];
+    out[idx] = (floatX)(wte[(long)inp[bt] * C + c] + wpe[(long)t * C + c]);
 }
 
 // dwpe (T,C) = Σ_b dout[b,t]: written. One thread per element of dwpe.
-__global__ void encoder_backward_wpe_kernel(float* dwpe, const float* dout, int B, int T, int C) {
+__global__ void encoder_backward_wpe_kernel(float* dwpe, const floatX* dout, int B, int T, int C) {
     const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long)T * C) { return; }
     float s = 0.0f;
-    for (int b = 0; b < B; b++) { s += dout[(long)b * T * C + idx]; }
+    for (int b = 0; b < B; b++) { s += (float)dout[(long)b * T * C + idx]; }
     dwpe[idx] = s;
 }
 
 // dwte[token] += Σ dout[p] over the positions p holding the token. Two positions may hold the
 // same token: each token's positions are added by one thread per channel, in increasing order,
 // so the sums are bit-reproducible without atomics. grid (ceil(C/BLOCK), distinct tokens).
-__global__ void encoder_backward_wte_kernel(float* dwte, const float* dout, const int* tokens, const int* offsets,
+__global__ void encoder_backward_wte_kernel(float* dwte, const floatX* dout, const int* tokens, const int* offsets,
                                             const int* positions, int C) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x, u = blockIdx.y;
     if (c >= C) { return; }
     float* d = dwte + (long)tokens[u] * C + c;
-    for (int i = offsets[u]; i < offsets[u + 1]; i++) { *d += dout[(long)positions[i] * C + c]; }
+    for (int i = offsets[u]; i < offsets[u + 1]; i++) { *d += (float)dout[(long)positions[i] * C + c]; }
 }
 
 // Row `row` of out = (x - mean) · rstd · weight + bias, by one warp, with the fault (-fi
 // ln1/ln2/lnf) in the normalized values; mean and rstd kept, and, when sums.chk is given, what
 // the checks of the GEMMs that read out need (AbftRowSums). The residual of the normalized
 // row's invariant (mean 0, variance 1 − eps·rstd²).
-__device__ float layernorm_forward_row(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+__device__ float layernorm_forward_row(floatX* out, float* mean, float* rstd, const floatX* inp, const float* weight,
                                        const float* bias, long row, int C, const AbftRowSums& sums,
                                        const AbftKernelFault& fault) {
     const int lane = threadIdx.x % 32;
     const float eps = 1e-5f;
-    const float* x = inp + row * C;
+    const floatX* x = inp + row * C;
     float s = 0.0f;
-    for (int i = lane; i < C; i += 32) { s += x[i]; }
+    for (int i = lane; i < C; i += 32) { s += (float)x[i]; }
     const float m = warp_sum(s) / C;
     float v = 0.0f;
-    for (int i = lane; i < C; i += 32) { float d = x[i] - m; v += d * d; }
+    for (int i = lane; i < C; i += 32) { float d = (float)x[i] - m; v += d * d; }
     const float r = 1.0f / sqrtf(warp_sum(v) / C + eps);
-    float* o = out + row * C;
+    floatX* o = out + row * C;
     AbftRowAccumulator acc;
     float sum_n = 0.0f, sum_n2 = 0.0f;
     for (int i = lane; i < C; i += 32) {
-        const float n = abft_kernel_fault_apply(fault, row, i, r * (x[i] - m));
-        const float y = n * weight[i] + bias[i];
+        const float n = abft_kernel_fault_apply(fault, row, i, r * ((float)x[i] - m));
+        const floatX y = (floatX)(n * weight[i] + bias[i]);
         o[i] = y;
-        if (sums.chk != nullptr) { acc.add(y, sums, i); }
+        if (sums.chk != nullptr) { acc.add((float)y, sums, i); } // of what the GEMM reads
         sum_n += n;
         sum_n2 += n * n;
     }
@@ -170,7 +174,7 @@ __device__ float layernorm_forward_row(float* out, float* mean, float* rstd, con
 }
 
 // one warp per row of C
-__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+__global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, const floatX* inp, const float* weight,
                                          const float* bias, int rows, int C, AbftRowSums sums, AbftKernelCheck k) {
     const long row = global_warp();
     if (row >= rows) { return; } // whole warps leave together: blockDim is a multiple of 32
@@ -184,20 +188,20 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
 // one, dout's row is first checked against its checksum (dln1's check, left to this reader);
 // a row that fails is not added (the addition could not be undone) but marked in skipped[],
 // for the redo after dout's repair.
-__device__ void layernorm_backward_dinp_row(float* dinp, const float* dout, const float* inp, const float* weight,
+__device__ void layernorm_backward_dinp_row(floatX* dinp, const floatX* dout, const floatX* inp, const float* weight,
                                             const float* mean, const float* rstd, long row, int rows, int C,
                                             const AbftRowSums& sums, const AbftReaderCheck& check, int* skipped) {
     const int lane = threadIdx.x % 32;
-    const float* d = dout + row * C;
-    const float* x = inp + row * C;
+    const floatX* d = dout + row * C;
+    const floatX* x = inp + row * C;
     const float m = mean[row], s = rstd[row];
     float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f, dsum = 0.0f, dabs = 0.0f;
     for (int i = lane; i < C; i += 32) {
-        float dnorm = weight[i] * d[i];
+        float dnorm = weight[i] * (float)d[i];
         dnorm_mean += dnorm;
-        dnorm_norm_mean += dnorm * (x[i] - m) * s;
-        dsum += d[i];
-        dabs += fabsf(d[i]);
+        dnorm_norm_mean += dnorm * ((float)x[i] - m) * s;
+        dsum += (float)d[i];
+        dabs += fabsf((float)d[i]);
     }
     if (check.chk != nullptr && !abft_reader_compare_warp(check, row, rows, C, dsum, dabs)) {
         if (lane == 0) { skipped[row] = 1; }
@@ -205,19 +209,19 @@ __device__ void layernorm_backward_dinp_row(float* dinp, const float* dout, cons
     }
     dnorm_mean = warp_sum(dnorm_mean) / C;
     dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
-    float* di = dinp + row * C;
+    floatX* di = dinp + row * C;
     AbftRowAccumulator acc;
     for (int i = lane; i < C; i += 32) {
-        float norm = (x[i] - m) * s;
-        di[i] += (weight[i] * d[i] - dnorm_mean - norm * dnorm_norm_mean) * s;
-        if (sums.chk != nullptr) { acc.add(di[i], sums, i); }
+        float norm = ((float)x[i] - m) * s;
+        di[i] = (floatX)((float)di[i] + (weight[i] * (float)d[i] - dnorm_mean - norm * dnorm_norm_mean) * s);
+        if (sums.chk != nullptr) { acc.add((float)di[i], sums, i); }
     }
     if (sums.chk != nullptr) { acc.store(sums, row); } // of dinp after the addition
 }
 
 // Rows [r0, r0 + ABFT_PART_ROWS) per block, a warp per row; then, when sums.part is given, the
 // block's partial sums for the check of the weight gradient that reads dinp (AbftRowSums).
-__global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
+__global__ void layernorm_backward_dinp_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const float* weight,
                                                const float* mean, const float* rstd, int rows, int C, AbftRowSums sums,
                                                AbftReaderCheck check, int* skipped) {
     const long r0 = (long)blockIdx.x * ABFT_PART_ROWS;
@@ -226,13 +230,13 @@ __global__ void layernorm_backward_dinp_kernel(float* dinp, const float* dout, c
     }
     if (sums.part == nullptr) { return; }
     __syncthreads(); // the block's rows of dinp are written
-    abft_row_sums_part(sums, [=](long i, int c) { return dinp[i * C + c]; }, r0, rows, C);
+    abft_row_sums_part(sums, [=](long i, int c) { return (float)dinp[i * C + c]; }, r0, rows, C);
 }
 
 // After a layernorm backward that checked dout: one block repairs dout if the layernorm
 // flagged it (abft_reader_repair), then adds the rows it skipped, and clears their marks
 // (also when the repair failed: the pass is then redone without reader checks).
-__global__ void layernorm_backward_repair_kernel(float* dinp, const float* dout, const float* inp, const float* weight,
+__global__ void layernorm_backward_repair_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const float* weight,
                                                  const float* mean, const float* rstd, int rows, int C,
                                                  AbftReaderRepair repair, int* skipped) {
     if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
@@ -254,16 +258,16 @@ constexpr int ROW_CHUNK = 256;
 // partial_b[chunk][c] = Σ_r dout[r][c] and, with inp, partial_w[chunk][c] = Σ_r dout[r][c] ·
 // (inp[r][c] − mean[r]) · rstd[r] (the layernorm weight gradient), over the chunk's rows.
 // grid (ceil(C/32), chunks), block (32, 8).
-__global__ void column_sums_partial_kernel(float* partial_w, float* partial_b, const float* dout, const float* inp,
+__global__ void column_sums_partial_kernel(float* partial_w, float* partial_b, const floatX* dout, const floatX* inp,
                                            const float* mean, const float* rstd, int rows, int C) {
     __shared__ float part[2][8][32];
     const int c = blockIdx.x * 32 + threadIdx.x, chunk = blockIdx.y;
     const int r1 = min((chunk + 1) * ROW_CHUNK, rows);
     float sw = 0.0f, sb = 0.0f;
     for (int r = chunk * ROW_CHUNK + threadIdx.y; c < C && r < r1; r += 8) {
-        float d = dout[(long)r * C + c];
+        float d = (float)dout[(long)r * C + c];
         sb += d;
-        if (inp != nullptr) { sw += (inp[(long)r * C + c] - mean[r]) * rstd[r] * d; }
+        if (inp != nullptr) { sw += ((float)inp[(long)r * C + c] - mean[r]) * rstd[r] * d; }
     }
     part[0][threadIdx.y][threadIdx.x] = sw;
     part[1][threadIdx.y][threadIdx.x] = sb;
@@ -295,21 +299,21 @@ __device__ inline float gelu_of(float x) {
 }
 
 // out = gelu(inp); a value outside GELU's bounds is recomputed (k.on)
-__global__ void gelu_forward_kernel(float* out, const float* inp, long N, AbftKernelCheck k) {
+__global__ void gelu_forward_kernel(floatX* out, const floatX* inp, long N, AbftKernelCheck k) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) { return; }
-    const float x = inp[i];
-    out[i] = checked_value(k, i, [=] { return gelu_of(x); }, [=](float y) { return abft_gelu_residual(x, y); });
+    const float x = (float)inp[i];
+    out[i] = (floatX)checked_value(k, i, [=] { return gelu_of(x); }, [=](float y) { return abft_gelu_residual(x, y); });
 }
 
-__global__ void gelu_backward_kernel(float* dinp, const float* inp, const float* dout, long N) {
+__global__ void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floatX* dout, long N) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) { return; }
-    float x = inp[i];
+    float x = (float)inp[i];
     float th = tanhf(GELU_SCALING_FACTOR * (x + 0.044715f * x * x * x));
     float sech2 = 1.0f - th * th;
     float local = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALING_FACTOR * (1.0f + 3.0f * 0.044715f * x * x);
-    dinp[i] = local * dout[i];
+    dinp[i] = (floatX)(local * (float)dout[i]);
 }
 
 // Row `row` of out = a + b (rows, C), by one warp, with the fault (-fi res2/res3); the residual
@@ -317,14 +321,14 @@ __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float*
 // check against its checksum, when `check` has one (the attention projection's, left to this
 // reader); a row of b that fails it is repaired and the row redone (the repair kernel), so its
 // invariant is not judged here.
-__device__ float residual_forward_row(float* out, const float* a, const float* b, long row, int rows, int C,
+__device__ float residual_forward_row(floatX* out, const floatX* a, const floatX* b, long row, int rows, int C,
                                       const AbftReaderCheck& check, const AbftKernelFault& fault) {
     const int lane = threadIdx.x % 32;
     float s = 0.0f, sa = 0.0f, residual = 0.0f;
     for (int c = lane; c < C; c += 32) {
-        const float x = b[row * C + c], ai = a[row * C + c];
+        const float x = (float)b[row * C + c], ai = (float)a[row * C + c];
         const float y = abft_kernel_fault_apply(fault, row, c, ai + x);
-        out[row * C + c] = y;
+        out[row * C + c] = (floatX)y;
         residual = fmaxf(residual, abft_add_residual(ai, x, y));
         s += x;
         sa += fabsf(x);
@@ -334,7 +338,7 @@ __device__ float residual_forward_row(float* out, const float* a, const float* b
 }
 
 // one warp per row
-__global__ void residual_forward_kernel(float* out, const float* a, const float* b, int rows, int C, AbftReaderCheck check,
+__global__ void residual_forward_kernel(floatX* out, const floatX* a, const floatX* b, int rows, int C, AbftReaderCheck check,
                                         AbftKernelCheck k) {
     const long row = global_warp();
     if (row >= rows) { return; }
@@ -343,7 +347,7 @@ __global__ void residual_forward_kernel(float* out, const float* a, const float*
 
 // After a residual add that checked b: one block repairs b if the add flagged it
 // (abft_reader_repair), then redoes the add.
-__global__ void residual_forward_repair_kernel(float* out, const float* a, const float* b, int rows, int C,
+__global__ void residual_forward_repair_kernel(floatX* out, const floatX* a, const floatX* b, int rows, int C,
                                                AbftReaderRepair repair, AbftKernelCheck k) {
     if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
     k.fault = k.refault; // the fault hit the add before; its redo only if it stays
@@ -362,20 +366,20 @@ __global__ void residual_forward_repair_kernel(float* out, const float* a, const
 // coalesced. While the rows are in registers, for the checks: qkv's row against its checksum
 // (when `check` has one: abft_reader_compare, after a sum over the block), and, when
 // sums.k_sum is given, the row sums of K and V (dQ's and P·V's checksums).
-__device__ void permute_forward_position(float* q, float* k, float* v, const float* qkv, long bt, int T, int NH, int HS,
+__device__ void permute_forward_position(floatX* q, floatX* k, floatX* v, const floatX* qkv, long bt, int T, int NH, int HS,
                                          const AbftLayerSums& sums, const AbftReaderCheck& check) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, C = NH * HS;
     const int t = (int)(bt % T), b = (int)(bt / T);
     float row_sum = 0.0f, row_abs = 0.0f; // of this warp's part of qkv's row
     for (int h = warp; h < NH; h += warps) {
-        const float* src = qkv + bt * 3 * C + h * HS;
+        const floatX* src = qkv + bt * 3 * C + h * HS;
         const long row = ((long)b * NH + h) * T + t;
         float ks = 0.0f, ka = 0.0f, vs = 0.0f, va = 0.0f;
         for (int i = lane; i < HS; i += 32) {
-            const float qx = src[i], kx = src[C + i], vx = src[2 * C + i];
-            q[row * HS + i] = qx;
-            k[row * HS + i] = kx;
-            v[row * HS + i] = vx;
+            const float qx = (float)src[i], kx = (float)src[C + i], vx = (float)src[2 * C + i];
+            q[row * HS + i] = (floatX)qx;
+            k[row * HS + i] = (floatX)kx;
+            v[row * HS + i] = (floatX)vx;
             ks += kx; ka += fabsf(kx); vs += vx; va += fabsf(vx);
             row_sum += (qx + kx) + vx;
             row_abs += (fabsf(qx) + fabsf(kx)) + fabsf(vx);
@@ -399,15 +403,15 @@ __device__ void permute_forward_position(float* q, float* k, float* v, const flo
 }
 
 // one block per position (b, t)
-__global__ void permute_forward_kernel(float* q, float* k, float* v, const float* qkv, int T, int NH, int HS,
+__global__ void permute_forward_kernel(floatX* q, floatX* k, floatX* v, const floatX* qkv, int T, int NH, int HS,
                                        AbftLayerSums sums, AbftReaderCheck check) {
     permute_forward_position(q, k, v, qkv, blockIdx.x, T, NH, HS, sums, check);
 }
 
 // After a permute that checked qkv: one block repairs qkv if the permute flagged it
 // (abft_reader_repair), then redoes the permute at every position.
-__global__ void permute_forward_repair_kernel(float* q, float* k, float* v, const float* qkv, int BT, int T, int NH, int HS,
-                                              AbftLayerSums sums, AbftReaderRepair repair) {
+__global__ void permute_forward_repair_kernel(floatX* q, floatX* k, floatX* v, const floatX* qkv, int BT, int T, int NH,
+                                              int HS, AbftLayerSums sums, AbftReaderRepair repair) {
     if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
     for (long bt = 0; bt < BT; bt++) { permute_forward_position(q, k, v, qkv, bt, T, NH, HS, sums, AbftReaderCheck{}); }
 }
@@ -417,22 +421,22 @@ __global__ void permute_forward_repair_kernel(float* q, float* k, float* v, cons
 // head's row of dq against its checksum (when `check` has one: dQ's check, left to this
 // reader), and, when sums.chk is given, what the checks of the GEMMs that read dqkv need
 // (AbftRowSums: the row checksums of dln1's GEMM, the block's partial sums for dWqkv's).
-__device__ void permute_backward_rows(float* dqkv, const float* dq, const float* dk, const float* dv, long r0, int B, int T,
-                                      int NH, int HS, const AbftRowSums& sums, const AbftReaderCheck& check) {
+__device__ void permute_backward_rows(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, long r0, int B,
+                                      int T, int NH, int HS, const AbftRowSums& sums, const AbftReaderCheck& check) {
     const int C = NH * HS, lane = threadIdx.x % 32;
     const long rows = (long)B * T;
     for (long bt = r0 + threadIdx.x / 32; bt < r0 + ABFT_PART_ROWS && bt < rows; bt += blockDim.x / 32) {
         const int t = (int)(bt % T), b = (int)(bt / T);
         AbftRowAccumulator acc;
         for (int which = 0; which < 3; which++) {
-            const float* src = which == 0 ? dq : which == 1 ? dk : dv;
+            const floatX* src = which == 0 ? dq : which == 1 ? dk : dv;
             for (int h = 0; h < NH; h++) {
                 const long row = ((long)b * NH + h) * T + t; // of src
                 float s = 0.0f, sa = 0.0f;
                 for (int i = lane; i < HS; i += 32) {
                     const int r = which * C + h * HS + i;
-                    const float x = src[row * HS + i];
-                    dqkv[bt * 3 * C + r] = x;
+                    const float x = (float)src[row * HS + i];
+                    dqkv[bt * 3 * C + r] = (floatX)x;
                     s += x;
                     sa += fabsf(x);
                     if (sums.chk != nullptr) { acc.add(x, sums, r); }
@@ -445,13 +449,13 @@ __device__ void permute_backward_rows(float* dqkv, const float* dq, const float*
     if (sums.part == nullptr) { return; }
     abft_row_sums_part(sums, [=](long bt, int r) { // from the sources the block has just read
         const int which = r / C, h = r % C / HS, i = r % HS;
-        const float* src = which == 0 ? dq : which == 1 ? dk : dv;
-        return src[(((long)(bt / T) * NH + h) * T + bt % T) * HS + i];
+        const floatX* src = which == 0 ? dq : which == 1 ? dk : dv;
+        return (float)src[(((long)(bt / T) * NH + h) * T + bt % T) * HS + i];
     }, r0, rows, 3 * C);
 }
 
 // ABFT_PART_ROWS rows per block
-__global__ void permute_backward_kernel(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T,
+__global__ void permute_backward_kernel(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int B, int T,
                                         int NH, int HS, AbftRowSums sums, AbftReaderCheck check) {
     permute_backward_rows(dqkv, dq, dk, dv, (long)blockIdx.x * ABFT_PART_ROWS, B, T, NH, HS, sums, check);
 }
@@ -460,8 +464,8 @@ __global__ void permute_backward_kernel(float* dqkv, const float* dq, const floa
 // and those of the GEMM checked meanwhile (dK's, which the permute reads too: joined), then
 // redoes the whole permute if it rebuilt any (each block of rows, and its partial sums, mixes
 // heads and sequences).
-__global__ void permute_backward_repair_kernel(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T,
-                                               int NH, int HS, AbftRowSums sums, AbftReaderRepair repair) {
+__global__ void permute_backward_repair_kernel(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int B,
+                                               int T, int NH, int HS, AbftRowSums sums, AbftReaderRepair repair) {
     const bool q = abft_job_repair_all(repair, repair.job, 0, repair.job.g.batch);
     const bool joined = abft_job_repair_all(repair, repair.joined, 0, repair.joined.g.batch);
     if (!q && !joined) { return; }
@@ -474,7 +478,7 @@ __global__ void permute_backward_repair_kernel(float* dqkv, const float* dq, con
 // are in registers, for the checks: each head's row of y against its checksum (when `check`
 // has one: P·V's check, left to this reader), and, when sums.chk is given, what the checks of
 // the GEMMs that read out need (AbftRowSums).
-__device__ void unpermute_forward_row(float* out, const float* y, long bt, int T, int NH, int HS, const AbftRowSums& sums,
+__device__ void unpermute_forward_row(floatX* out, const floatX* y, long bt, int T, int NH, int HS, const AbftRowSums& sums,
                                       const AbftReaderCheck& check) {
     const int lane = threadIdx.x % 32, C = NH * HS;
     const int t = (int)(bt % T), b = (int)(bt / T);
@@ -483,8 +487,8 @@ __device__ void unpermute_forward_row(float* out, const float* y, long bt, int T
         const long row = ((long)b * NH + h) * T + t; // of y
         float s = 0.0f, sa = 0.0f;
         for (int i = lane; i < HS; i += 32) {
-            const float x = y[row * HS + i];
-            out[bt * C + h * HS + i] = x;
+            const float x = (float)y[row * HS + i];
+            out[bt * C + h * HS + i] = (floatX)x;
             s += x;
             sa += fabsf(x);
             if (sums.chk != nullptr) { acc.add(x, sums, h * HS + i); }
@@ -495,7 +499,7 @@ __device__ void unpermute_forward_row(float* out, const float* y, long bt, int T
 }
 
 // one warp per row (b, t)
-__global__ void unpermute_forward_kernel(float* out, const float* y, int B, int T, int NH, int HS, AbftRowSums sums,
+__global__ void unpermute_forward_kernel(floatX* out, const floatX* y, int B, int T, int NH, int HS, AbftRowSums sums,
                                          AbftReaderCheck check) {
     const long bt = global_warp();
     if (bt < (long)B * T) { unpermute_forward_row(out, y, bt, T, NH, HS, sums, check); }
@@ -504,7 +508,7 @@ __global__ void unpermute_forward_kernel(float* out, const float* y, int B, int 
 // After an unpermute that checked y: one block per sequence b repairs the heads of b that the
 // unpermute flagged (abft_reader_repair), then redoes the unpermute of b's rows if it rebuilt
 // any. One block for all of b's heads, since each row of out mixes them.
-__global__ void unpermute_forward_repair_kernel(float* out, const float* y, int T, int NH, int HS, AbftRowSums sums,
+__global__ void unpermute_forward_repair_kernel(floatX* out, const floatX* y, int T, int NH, int HS, AbftRowSums sums,
                                                 AbftReaderRepair repair) {
     const int b = blockIdx.x;
     if (abft_reader_joined_block(repair, gridDim.x - abft_joined_blocks(repair)) ||
@@ -518,14 +522,14 @@ __global__ void unpermute_forward_repair_kernel(float* out, const float* y, int 
 
 // Row (b, t) of dout (B,T,C) into dy (B,NH,T,HS), by one warp. While the row is in registers:
 // its check against its checksum, when `check` has one (dY's, left to this reader).
-__device__ void unpermute_backward_row(float* dy, const float* dout, long bt, int B, int T, int NH, int HS,
+__device__ void unpermute_backward_row(floatX* dy, const floatX* dout, long bt, int B, int T, int NH, int HS,
                                        const AbftReaderCheck& check) {
     const int lane = threadIdx.x % 32, C = NH * HS;
     const int t = (int)(bt % T), b = (int)(bt / T);
     float s = 0.0f, sa = 0.0f;
     for (int c = lane; c < C; c += 32) {
-        const float x = dout[bt * C + c];
-        dy[(((long)b * NH + c / HS) * T + t) * HS + c % HS] = x;
+        const float x = (float)dout[bt * C + c];
+        dy[(((long)b * NH + c / HS) * T + t) * HS + c % HS] = (floatX)x;
         s += x;
         sa += fabsf(x);
     }
@@ -533,14 +537,15 @@ __device__ void unpermute_backward_row(float* dy, const float* dout, long bt, in
 }
 
 // one warp per row (b, t)
-__global__ void unpermute_backward_kernel(float* dy, const float* dout, int B, int T, int NH, int HS, AbftReaderCheck check) {
+__global__ void unpermute_backward_kernel(floatX* dy, const floatX* dout, int B, int T, int NH, int HS,
+                                          AbftReaderCheck check) {
     const long bt = global_warp();
     if (bt < (long)B * T) { unpermute_backward_row(dy, dout, bt, B, T, NH, HS, check); }
 }
 
 // After an unpermute that checked dout: one block repairs dout if the unpermute flagged it
 // (abft_reader_repair), then redoes the unpermute.
-__global__ void unpermute_backward_repair_kernel(float* dy, const float* dout, int B, int T, int NH, int HS,
+__global__ void unpermute_backward_repair_kernel(floatX* dy, const floatX* dout, int B, int T, int NH, int HS,
                                                  AbftReaderRepair repair) {
     if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
     for (long bt = threadIdx.x / 32; bt < (long)B * T; bt += blockDim.x / 32) {
@@ -552,25 +557,30 @@ __global__ void unpermute_backward_repair_kernel(float* dy, const float* dout, i
 // that P·V can run over whole rows. While the rows are in registers, for the checks: S's row
 // against its checksum (when `check` has one: abft_reader_compare), and, when sums.p_sum is
 // given, P's row sum (dV's e·A) and its products with V's row sums (P·V's row checksums).
-__device__ float softmax_forward_row(float* att, const float* preatt, long row, int T, const AbftLayerSums& sums,
+__device__ float softmax_forward_row(floatX* att, const floatX* preatt, long row, int T, const AbftLayerSums& sums,
                                      const AbftReaderCheck& check, const AbftKernelFault& fault) {
     const int lane = threadIdx.x % 32, t = (int)(row % T);
     const long head = row - t; // the head's first row: its V row sums start at sums.v_sum[head]
-    const float* s = preatt + row * T;
-    float* p = att + row * T;
+    const floatX* s = preatt + row * T;
+    floatX* p = att + row * T;
     float maxval = -INFINITY, ssum = 0.0f, sabs = 0.0f;
-    for (int j = lane; j <= t; j += 32) { maxval = fmaxf(maxval, s[j]); ssum += s[j]; sabs += fabsf(s[j]); }
+    for (int j = lane; j <= t; j += 32) {
+        const float sj = (float)s[j];
+        maxval = fmaxf(maxval, sj);
+        ssum += sj;
+        sabs += fabsf(sj);
+    }
     maxval = warp_max(maxval);
     // a row of S that fails its check is repaired and its softmax redone (the repair kernel)
     const bool input_ok = check.chk == nullptr || abft_reader_compare_warp(check, row, T, t + 1, ssum, sabs);
     float sum = 0.0f;
-    for (int j = lane; j <= t; j += 32) { sum += expf(s[j] - maxval); }
+    for (int j = lane; j <= t; j += 32) { sum += expf((float)s[j] - maxval); }
     const float inv = 1.0f / warp_sum(sum);
     const bool encode = sums.p_sum != nullptr;
     float psum = 0.0f, pv = 0.0f, pva = 0.0f, outside = 0.0f;
     for (int j = lane; j < T; j += 32) {
-        const float pj = abft_kernel_fault_apply(fault, row, j, j <= t ? expf(s[j] - maxval) * inv : 0.0f);
-        p[j] = pj;
+        const float pj = abft_kernel_fault_apply(fault, row, j, j <= t ? expf((float)s[j] - maxval) * inv : 0.0f);
+        p[j] = (floatX)pj;
         psum += pj;
         outside += !abft_unit_interval(pj);
         if (encode && j <= t) { pv += pj * sums.v_sum[head + j]; pva += pj * sums.v_abs[head + j]; }
@@ -588,21 +598,27 @@ __device__ float softmax_forward_row(float* att, const float* preatt, long row, 
 // While the rows are in registers, for the checks: dP's row against its checksum (when `check`
 // has one), and, when sums.ds_sum is given, dS's row sums (dK's e·A) and its products with
 // K's row sums (dQ's row checksums).
-__device__ void softmax_backward_row(float* dpreatt, const float* datt, const float* att, long row, int T,
+__device__ void softmax_backward_row(floatX* dpreatt, const floatX* datt, const floatX* att, long row, int T,
                                      const AbftLayerSums& sums, const AbftReaderCheck& check) {
     const int lane = threadIdx.x % 32, t = (int)(row % T);
     const long head = row - t; // the head's first row: its K row sums start at sums.k_sum[head]
-    const float* p = att + row * T;
-    const float* dp = datt + row * T;
+    const floatX* p = att + row * T;
+    const floatX* dp = datt + row * T;
     float dot = 0.0f, dpsum = 0.0f, dpabs = 0.0f;
-    for (int j = lane; j <= t; j += 32) { dot += p[j] * dp[j]; dpsum += dp[j]; dpabs += fabsf(dp[j]); }
+    for (int j = lane; j <= t; j += 32) {
+        const float dpj = (float)dp[j];
+        dot += (float)p[j] * dpj;
+        dpsum += dpj;
+        dpabs += fabsf(dpj);
+    }
     dot = warp_sum(dot);
     if (check.chk != nullptr) { abft_reader_compare_warp(check, row, T, t + 1, dpsum, dpabs); }
     const bool encode = sums.ds_sum != nullptr;
     float dsum = 0.0f, dabs = 0.0f, dq = 0.0f, dqa = 0.0f;
     for (int j = lane; j < T; j += 32) {
-        const float ds = j <= t ? p[j] * (dp[j] - dot) : 0.0f;
-        dpreatt[row * T + j] = ds;
+        const floatX dsx = (floatX)(j <= t ? (float)p[j] * ((float)dp[j] - dot) : 0.0f);
+        dpreatt[row * T + j] = dsx;
+        const float ds = (float)dsx; // dK's and dQ's checksums are of what their GEMMs read
         if (encode && j <= t) {
             dsum += ds; dabs += fabsf(ds);
             dq += ds * sums.k_sum[head + j]; dqa += fabsf(ds) * sums.k_abs[head + j];
@@ -614,7 +630,7 @@ __device__ void softmax_backward_row(float* dpreatt, const float* datt, const fl
 }
 
 // one warp per row of the (B·NH·T) rows; a row that breaks the softmax's invariant is recomputed (k.on)
-__global__ void softmax_forward_kernel(float* att, const float* preatt, int rows, int T, AbftLayerSums sums,
+__global__ void softmax_forward_kernel(floatX* att, const floatX* preatt, int rows, int T, AbftLayerSums sums,
                                        AbftReaderCheck check, AbftKernelCheck k) {
     const long row = global_warp();
     if (row >= rows) { return; }
@@ -623,7 +639,7 @@ __global__ void softmax_forward_kernel(float* att, const float* preatt, int rows
     });
 }
 
-__global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const float* att, int rows, int T,
+__global__ void softmax_backward_kernel(floatX* dpreatt, const floatX* datt, const floatX* att, int rows, int T,
                                         AbftLayerSums sums, AbftReaderCheck check) {
     const long row = global_warp();
     if (row < rows) { softmax_backward_row(dpreatt, datt, att, row, T, sums, check); }
@@ -631,7 +647,7 @@ __global__ void softmax_backward_kernel(float* dpreatt, const float* datt, const
 
 // After a softmax that checked its input: one block per head repairs the head if the softmax
 // flagged it (abft_reader_repair), then redoes its softmax; the other heads leave at once.
-__global__ void softmax_forward_repair_kernel(float* att, const float* preatt, int T, AbftLayerSums sums,
+__global__ void softmax_forward_repair_kernel(floatX* att, const floatX* preatt, int T, AbftLayerSums sums,
                                               AbftReaderRepair repair, AbftKernelCheck k) {
     const int heads = gridDim.x - abft_joined_blocks(repair);
     if (abft_reader_joined_block(repair, heads) || !abft_reader_repair(repair, blockIdx.x)) { return; }
@@ -643,7 +659,7 @@ __global__ void softmax_forward_repair_kernel(float* att, const float* preatt, i
     }
 }
 
-__global__ void softmax_backward_repair_kernel(float* dpreatt, const float* datt, const float* att, int T,
+__global__ void softmax_backward_repair_kernel(floatX* dpreatt, const floatX* datt, const floatX* att, int T,
                                                AbftLayerSums sums, AbftReaderRepair repair) {
     const int heads = gridDim.x - abft_joined_blocks(repair);
     if (abft_reader_joined_block(repair, heads) || !abft_reader_repair(repair, blockIdx.x)) { return; }
@@ -656,12 +672,12 @@ __global__ void softmax_backward_repair_kernel(float* dpreatt, const float* datt
 // kernels: the fused classifier, AdamW, a finiteness check
 
 // The softmax statistics of a row of V logits, by the block: its max and Σ exp(l − max).
-__device__ void softmax_stats(const float* l, int V, float* maxval, float* sum) {
+__device__ void softmax_stats(const floatX* l, int V, float* maxval, float* sum) {
     float m = -INFINITY;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) { m = fmaxf(m, l[i]); }
+    for (int i = threadIdx.x; i < V; i += blockDim.x) { m = fmaxf(m, (float)l[i]); }
     m = block_reduce(m, true);
     float s = 0.0f;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) { s += expf(l[i] - m); }
+    for (int i = threadIdx.x; i < V; i += blockDim.x) { s += expf((float)l[i] - m); }
     *maxval = m;
     *sum = block_reduce(s, false);
 }
@@ -670,13 +686,13 @@ __device__ void softmax_stats(const float* l, int V, float* maxval, float* sum) 
 // dlogits); padded columns [V, Vp) get zero. d may be the logits l themselves: each thread
 // reads only the logits it overwrites. The residual of the row's invariant (sums to 0, every
 // entry within ±dloss: one out of it makes the sum infinite, so one reduction judges both).
-__device__ float dlogits_row(float* d, const float* l, long row, int target, float maxval, float inv, float dloss, int V,
+__device__ float dlogits_row(floatX* d, const floatX* l, long row, int target, float maxval, float inv, float dloss, int V,
                              int Vp, const AbftKernelFault& fault) {
     float sum = 0.0f;
     for (int i = threadIdx.x; i < Vp; i += blockDim.x) {
-        const float p = i < V ? expf(l[i] - maxval) * inv : 0.0f;
+        const float p = i < V ? expf((float)l[i] - maxval) * inv : 0.0f;
         const float di = abft_kernel_fault_apply(fault, row, i, (p - (i == target ? 1.0f : 0.0f)) * dloss);
-        d[i] = di;
+        d[i] = (floatX)di;
         sum += abft_dlogit_in_range(di, dloss) ? di : INFINITY;
     }
     return abft_dlogits_residual(block_reduce(sum, false), 0, dloss, V);
@@ -684,12 +700,12 @@ __device__ float dlogits_row(float* d, const float* l, long row, int target, flo
 
 // Row `row` of the LM head again, l[v] = lnf[row] · wte[v] for v < V, by the block: what a
 // failed row of dlogits, written over its logits, is recomputed from.
-__device__ void lm_head_row(float* l, const float* lnf, const float* wte, long row, int C, int V) {
-    const float* x = lnf + row * C;
+__device__ void lm_head_row(floatX* l, const floatX* lnf, const float* wte, long row, int C, int V) {
+    const floatX* x = lnf + row * C;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         float acc = 0.0f;
-        for (int c = 0; c < C; c++) { acc += x[c] * wte[(long)v * C + c]; }
-        l[v] = acc;
+        for (int c = 0; c < C; c++) { acc += (float)x[c] * wte[(long)v * C + c]; }
+        l[v] = (floatX)acc;
     }
     __syncthreads();
 }
@@ -699,13 +715,13 @@ __device__ void lm_head_row(float* l, const float* lnf, const float* wte, long r
 // probabilities are never stored. dlogits may be the logits themselves. A loss out of its
 // bounds is recomputed (kl.on); a row of dlogits that breaks its invariant (kd.on) too, from
 // its row of the logits, recomputed first from lnf and wte when dlogits was written over them.
-__global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const float* logits, const int* targets,
+__global__ void crossentropy_forward_kernel(float* losses, floatX* dlogits, const floatX* logits, const int* targets,
                                             int BT, int V, int Vp, AbftKernelCheck kl, AbftKernelCheck kd,
-                                            const float* lnf, const float* wte, int C) {
+                                            const floatX* lnf, const float* wte, int C) {
     const long row = blockIdx.x;
-    const float* l = logits + row * Vp;
+    const floatX* l = logits + row * Vp;
     const int target = targets[row];
-    const float target_logit = l[target]; // before softmax_stats' barriers: dlogits may overwrite it
+    const float target_logit = (float)l[target]; // before softmax_stats' barriers: dlogits may overwrite it
     float maxval, sum;
     softmax_stats(l, V, &maxval, &sum);
     if (threadIdx.x == 0) {
@@ -715,7 +731,7 @@ __global__ void crossentropy_forward_kernel(float* losses, float* dlogits, const
     }
     if (dlogits == nullptr) { return; }
     const float dloss = 1.0f / BT;
-    float* d = dlogits + row * Vp;
+    floatX* d = dlogits + row * Vp;
     if (dlogits_row(d, l, row, target, maxval, 1.0f / sum, dloss, V, Vp, kd.fault) <= kd.tau || !kd.on) { return; }
     if (threadIdx.x == 0) { atomicAdd(&kd.verdict[0], 1); }
     if (d == l) { lm_head_row(d, lnf, wte, row, C, V); }
@@ -893,11 +909,11 @@ static const LtPlan& lt_plan(const AbftGemm& g) {
         cublasCheck(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias, sizeof(g.bias)));
     }
     // the stored shapes: Bᵀ is (N, K) for op N, else B's memory is (K, N); likewise Aᵀ
-    cublasCheck(cublasLtMatrixLayoutCreate(&plan.lb, CUDA_R_32F, opB == CUBLAS_OP_N ? g.N : g.K,
+    cublasCheck(cublasLtMatrixLayoutCreate(&plan.lb, CUBLAS_LOWP, opB == CUBLAS_OP_N ? g.N : g.K,
                                            opB == CUBLAS_OP_N ? g.K : g.N, ld_of(g.B)));
-    cublasCheck(cublasLtMatrixLayoutCreate(&plan.la, CUDA_R_32F, opA == CUBLAS_OP_N ? g.K : g.M,
+    cublasCheck(cublasLtMatrixLayoutCreate(&plan.la, CUBLAS_LOWP, opA == CUBLAS_OP_N ? g.K : g.M,
                                            opA == CUBLAS_OP_N ? g.M : g.K, ld_of(g.A)));
-    cublasCheck(cublasLtMatrixLayoutCreate(&plan.lc, CUDA_R_32F, g.N, g.M, g.ldc));
+    cublasCheck(cublasLtMatrixLayoutCreate(&plan.lc, CUBLAS_LOWP, g.N, g.M, g.ldc));
     cublasLtMatmulPreference_t pref;
     cublasCheck(cublasLtMatmulPreferenceCreate(&pref));
     const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
@@ -923,13 +939,15 @@ static const LtPlan& lt_plan(const AbftGemm& g) {
 }
 
 // C[b] = alpha · A[b] · B[b] + bias: cuBLASLt for one matrix, a strided batched cuBLAS GEMM over
-// the attention heads (which have no bias).
+// the attention heads (which have no bias). Both accumulate in fp32 (TF32 products with -tf32).
 static void gemm_gpu(const AbftGemm& g) {
     if (g.batch == 1) { gemm_lt(g); return; }
     if (g.bias != nullptr) { die("gemm_gpu", "a batched GEMM takes no bias", "internal error"); }
     const float beta = 0.0f;
-    cublasCheck(cublasSgemmStridedBatched(g_cublas, op_of(g.B), op_of(g.A), g.N, g.M, g.K, &g.alpha, g.B.p, ld_of(g.B),
-                                          g.strideB, g.A.p, ld_of(g.A), g.strideA, &beta, g.C, (int)g.ldc, g.strideC, g.batch));
+    cublasCheck(cublasGemmStridedBatchedEx(g_cublas, op_of(g.B), op_of(g.A), g.N, g.M, g.K, &g.alpha, g.B.p, CUBLAS_LOWP,
+                                           ld_of(g.B), g.strideB, g.A.p, CUBLAS_LOWP, ld_of(g.A), g.strideA, &beta, g.C,
+                                           CUBLAS_LOWP, (int)g.ldc, g.strideC, g.batch,
+                                           g_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 // ----------------------------------------------------------------------------
@@ -939,7 +957,7 @@ static float* g_partials;        // (chunks, 2, widest C) partial column sums
 static long g_partials_floats;
 
 // dbias (and, with inp, the layernorm's dweight) from dout (rows, C): the two stages above.
-static void column_sums(float* dweight, float* dbias, const float* dout, const float* inp, const float* mean,
+static void column_sums(float* dweight, float* dbias, const floatX* dout, const floatX* inp, const float* mean,
                         const float* rstd, int rows, int C) {
     const int chunks = blocks_for(rows, ROW_CHUNK);
     if ((long)chunks * 2 * C > g_partials_floats) { // sized for the widest layer on first use
@@ -954,7 +972,7 @@ static void column_sums(float* dweight, float* dbias, const float* dout, const f
     cudaCheckLaunch();
 }
 
-static void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+static void encoder_forward(floatX* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
     LAUNCH(encoder_forward_kernel, blocks_for((long)B * T * C, BLOCK), BLOCK, 0, 0)(out, inp, wte, wpe, B, T, C);
     cudaCheckLaunch();
 }
@@ -985,7 +1003,7 @@ static void token_buckets_build(TokenBuckets* tb, const int* inputs, int n) {
 }
 
 // dwpe is written; dwte is added to (the LM head wrote it first)
-static void encoder_backward(float* dwte, float* dwpe, const float* dout, const TokenBuckets& tb, int B, int T, int C) {
+static void encoder_backward(float* dwte, float* dwpe, const floatX* dout, const TokenBuckets& tb, int B, int T, int C) {
     LAUNCH(encoder_backward_wpe_kernel, blocks_for((long)T * C, BLOCK), BLOCK, 0, 0)(dwpe, dout, B, T, C);
     cudaCheckLaunch();
     LAUNCH(encoder_backward_wte_kernel, dim3(blocks_for(C, BLOCK), tb.count), BLOCK, 0, 0)(dwte, dout, tb.tokens, tb.offsets,
@@ -993,7 +1011,7 @@ static void encoder_backward(float* dwte, float* dwpe, const float* dout, const 
     cudaCheckLaunch();
 }
 
-static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const float* weight,
                               const float* bias, int B, int T, int C, const AbftRowSums& sums = AbftRowSums{},
                               const AbftKernelCheck& k = AbftKernelCheck{}) {
     LAUNCH(layernorm_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, mean, rstd, inp, weight, bias,
@@ -1021,7 +1039,7 @@ static int* skipped_rows(int rows) {
 // When dout's check was left to the layernorm (dln1's), the layernorm compares dout's rows with
 // their checksums (from the permute backward) before it adds them; then, if it flagged one,
 // dout is repaired and the rows it skipped are added, before the column sums read dout.
-static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout, const floatX* inp,
                                const float* weight, const float* mean, const float* rstd, int B, int T, int C,
                                const AbftRowSums& sums = AbftRowSums{}) {
     const AbftReaderCheck check = abft_gpu_reader_check();
@@ -1043,26 +1061,26 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
     column_sums(dweight, dbias, dout, inp, mean, rstd, B * T, C);
 }
 
-static void bias_backward(float* dbias, const float* dout, int rows, int OC) {
+static void bias_backward(float* dbias, const floatX* dout, int rows, int OC) {
     column_sums(nullptr, dbias, dout, nullptr, nullptr, nullptr, rows, OC);
 }
 
-static void gelu_forward(float* out, const float* inp, long N, const AbftKernelCheck& k = AbftKernelCheck{}) {
+static void gelu_forward(floatX* out, const floatX* inp, long N, const AbftKernelCheck& k = AbftKernelCheck{}) {
     LAUNCH(gelu_forward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(out, inp, N, k);
     cudaCheckLaunch();
 }
 
-static void gelu_backward(float* dinp, const float* inp, const float* dout, long N) {
+static void gelu_backward(floatX* dinp, const floatX* inp, const floatX* dout, long N) {
     LAUNCH(gelu_backward_kernel, blocks_for(N, BLOCK), BLOCK, 0, 0)(dinp, inp, dout, N);
     cudaCheckLaunch();
 }
 
-static void zero_floats(float* p, size_t n) { cudaCheck(cudaMemset(p, 0, n * sizeof(float))); }
+static void zero_floats(floatX* p, size_t n) { cudaCheck(cudaMemset(p, 0, n * sizeof(floatX))); }
 
 // When the check of the GEMM that wrote b was left to this add (the attention projection's),
 // the add compares b's rows with their checksums (from the unpermute); then, if it flagged
 // one, b is repaired and the add redone.
-static void residual_forward(float* out, const float* a, const float* b, int rows, int C,
+static void residual_forward(floatX* out, const floatX* a, const floatX* b, int rows, int C,
                              const AbftKernelCheck& k = AbftKernelCheck{}) {
     const AbftReaderCheck check = abft_gpu_reader_check();
     LAUNCH(residual_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(out, a, b, rows, C, check, k);
@@ -1076,7 +1094,7 @@ static void residual_forward(float* out, const float* a, const float* b, int row
 // When qkv's check was left to the permute (llmc/abft_gpu.cuh's reader checks), the permute
 // compares qkv's rows with their checksums (from the layernorm); then, if it flagged one, qkv is
 // repaired and the permute redone.
-static void permute_forward(float* q, float* k, float* v, const float* qkv, int B, int T, int NH, int HS,
+static void permute_forward(floatX* q, floatX* k, floatX* v, const floatX* qkv, int B, int T, int NH, int HS,
                             const AbftLayerSums& sums) {
     const AbftReaderCheck check = abft_gpu_reader_check();
     LAUNCH(permute_forward_kernel, B * T, BLOCK, 0, 0)(q, k, v, qkv, T, NH, HS, sums, check);
@@ -1090,8 +1108,8 @@ static void permute_forward(float* q, float* k, float* v, const float* qkv, int 
 
 // When dQ's check was left to the permute, the permute compares dq's rows with their checksums
 // (from the softmax backward); then, if it flagged one, dq is repaired and the permute redone.
-static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS,
-                             const AbftRowSums& sums) {
+static void permute_backward(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int B, int T, int NH,
+                             int HS, const AbftRowSums& sums) {
     const AbftReaderCheck check = abft_gpu_reader_check();
     LAUNCH(permute_backward_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums,
                                                                                         check);
@@ -1103,7 +1121,7 @@ static void permute_backward(float* dqkv, const float* dq, const float* dk, cons
 
 // When P·V's check was left to the unpermute, the unpermute compares its rows with their
 // checksums (from the softmax); then the sequences with a flagged head are repaired and redone.
-static void unpermute_forward(float* out, const float* y, int B, int T, int NH, int HS, const AbftLayerSums& sums) {
+static void unpermute_forward(floatX* out, const floatX* y, int B, int T, int NH, int HS, const AbftLayerSums& sums) {
     const AbftReaderCheck check = abft_gpu_reader_check();
     LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, y, B, T, NH, HS, sums.atty, check);
     cudaCheckLaunch();
@@ -1116,7 +1134,7 @@ static void unpermute_forward(float* out, const float* y, int B, int T, int NH, 
 // When dY's check was left to the unpermute, the unpermute compares its rows with their
 // checksums (from the layernorm backward); then, if it flagged one, dY is repaired and the
 // unpermute redone.
-static void unpermute_backward(float* dy, const float* dout, int B, int T, int NH, int HS) {
+static void unpermute_backward(floatX* dy, const floatX* dout, int B, int T, int NH, int HS) {
     const AbftReaderCheck check = abft_gpu_reader_check();
     LAUNCH(unpermute_backward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dy, dout, B, T, NH, HS, check);
     cudaCheckLaunch();
@@ -1129,7 +1147,7 @@ static void unpermute_backward(float* dy, const float* dout, int B, int T, int N
 // When S's check was left to the softmax (llmc/abft_gpu.cuh's reader checks), the softmax
 // compares S's rows with their checksums; then the heads it flagged are repaired and their
 // softmax redone.
-static void softmax_forward(float* att, const float* preatt, int B, int NH, int T, const AbftLayerSums& sums,
+static void softmax_forward(floatX* att, const floatX* preatt, int B, int NH, int T, const AbftLayerSums& sums,
                             const AbftKernelCheck& k = AbftKernelCheck{}) {
     const long rows = (long)B * NH * T;
     const AbftReaderCheck check = abft_gpu_reader_check();
@@ -1142,7 +1160,7 @@ static void softmax_forward(float* att, const float* preatt, int B, int NH, int 
 }
 
 // dP's check likewise, when it was left to the softmax backward.
-static void softmax_backward(float* dpreatt, const float* datt, const float* att, int B, int NH, int T,
+static void softmax_backward(floatX* dpreatt, const floatX* datt, const floatX* att, int B, int NH, int T,
                              const AbftLayerSums& sums) {
     const long rows = (long)B * NH * T;
     const AbftReaderCheck check = abft_gpu_reader_check();
@@ -1175,7 +1193,7 @@ struct GPT2 {
     float* acts_memory = nullptr;
     ActivationGradTensors grads_acts; // one layer's, reused by every layer
     size_t grad_act_sizes[NUM_ACTIVATION_GRAD_TENSORS];
-    float* grads_acts_memory = nullptr;
+    floatX* grads_acts_memory = nullptr;
     int* inputs = nullptr;       // (B, T) on the GPU
     int* targets = nullptr;      // (B, T) on the GPU
     float* losses = nullptr;     // (B, T) on the GPU
@@ -1194,12 +1212,14 @@ struct GPT2 {
     AbftWeightStack qkvw_sums, attprojw_sums; // the weights' checksums, once per step (gpt2_forward)
 };
 
-static float* gpu_alloc(size_t floats, const char* what) {
-    float* p = nullptr;
-    const cudaError_t err = cudaMalloc(&p, floats * sizeof(float));
+// n elements of type T (float, or floatX for activation gradients)
+template <typename T = float>
+static T* gpu_alloc(size_t n, const char* what) {
+    T* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, n * sizeof(T));
     if (err != cudaSuccess) {
         die(what, "reduce the batch size (-b), the sequence length (-t) or the model size; nvidia-smi shows what else uses the GPU",
-            "cannot allocate %.1f MiB of GPU memory (%s)", floats * sizeof(float) / 1048576.0, cudaGetErrorString(err));
+            "cannot allocate %.1f MiB of GPU memory (%s)", n * sizeof(T) / 1048576.0, cudaGetErrorString(err));
     }
     return p;
 }
@@ -1254,7 +1274,7 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     model->B = B;
     model->T = T;
     model->acts_memory = gpu_alloc(n, "activations");
-    model->grads_acts_memory = gpu_alloc(dn, "activation gradients");
+    model->grads_acts_memory = gpu_alloc<floatX>(dn, "activation gradients");
     point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
     point_tensors<ActivationGradTensors, NUM_ACTIVATION_GRAD_TENSORS>(&model->grads_acts, model->grad_act_sizes,
                                                                       model->grads_acts_memory);
@@ -1344,7 +1364,7 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
     if (!blocks_forward(model) || !head_forward(model)) { return false; }
     model->mean_loss = -1.0f;
     if (targets == nullptr) { return true; }
-    float* dlogits = for_backward ? model->acts.logits : nullptr;
+    floatX* dlogits = for_backward ? model->acts.logits : nullptr;
     const AbftKernelCheck kl = kernel_check(model, OP_LOSS, 0, AbftKernelShape{(long)B * T, 1});
     const AbftKernelCheck kd = for_backward ? kernel_check(model, OP_DLOGITS, 0, AbftKernelShape{(long)B * T, Vp, 0, V})
                                             : AbftKernelCheck{};
@@ -1435,9 +1455,9 @@ static void gpt2_update(GPT2* model, const AdamWStep& s, int t, float max_norm) 
 }
 
 static void gpt2_free(GPT2* model) {
-    float* device[] = {model->params_memory, model->grads_memory, model->grad_acc_memory, model->m_memory, model->v_memory,
-                       model->acts_memory, model->grads_acts_memory, model->losses, model->abft_sums_memory};
-    for (float* p : device) { cudaCheck(cudaFree(p)); }
+    void* device[] = {model->params_memory, model->grads_memory, model->grad_acc_memory, model->m_memory, model->v_memory,
+                      model->acts_memory, model->grads_acts_memory, model->losses, model->abft_sums_memory};
+    for (void* p : device) { cudaCheck(cudaFree(p)); }
     cudaCheck(cudaFree(model->norm));
     cudaCheck(cudaFree(model->norm_partial));
     cudaCheck(cudaFreeHost(model->norm_host));
@@ -1503,10 +1523,13 @@ static void gpt2_zero_moments(GPT2* model) {
 }
 
 // The V logits of position bt of the last forward pass (a training pass overwrites them with
-// their gradient).
+// their gradient), as floats.
 static void gpt2_logits_row(const GPT2* model, long bt, float* out) {
-    const float* row = model->acts.logits + bt * model->config.padded_vocab_size;
-    cudaCheck(cudaMemcpy(out, row, model->config.vocab_size * sizeof(float), cudaMemcpyDeviceToHost));
+    const int V = model->config.vocab_size;
+    const floatX* row = model->acts.logits + bt * model->config.padded_vocab_size;
+    std::vector<floatX> logits(V);
+    cudaCheck(cudaMemcpy(logits.data(), row, V * sizeof(floatX), cudaMemcpyDeviceToHost));
+    for (int v = 0; v < V; v++) { out[v] = (float)logits[v]; }
 }
 
 // Checked after every step under -rollback: the counter is allocated once.
@@ -1550,8 +1573,8 @@ static bool gpt2_has_tf32() {
     return prop.major >= 8;
 }
 
-// -tf32: cuBLASLt takes its compute type per call (gemm_lt), cuBLAS a math mode per handle;
-// the checks widen their tolerance by TF32's operand rounding
+// -tf32: every GEMM takes its compute type per call (gemm_lt, gemm_gpu); the checks widen their
+// tolerance by TF32's operand rounding
 static void gpt2_set_tf32(GPT2* model, bool on) {
     cuda_init();
     if (on && !gpt2_has_tf32()) {
@@ -1561,7 +1584,6 @@ static void gpt2_set_tf32(GPT2* model, bool on) {
             "%.120s is sm_%d%d", prop.name, prop.major, prop.minor);
     }
     g_tf32 = on;
-    cublasCheck(cublasSetMathMode(g_cublas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     model->abft.cfg.operand_u = on ? ABFT_TF32_UNIT_ROUNDOFF : 0.0f;
 }
 

@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "llmc/precision.h"
 #include "llmc/utils.h"
 
 #ifdef __CUDACC__
@@ -39,16 +40,17 @@
 // ----------------------------------------------------------------------------
 // a protected GEMM: C[b] = alpha · A[b] · B[b] + bias, for b < batch
 
-// A strided matrix view: element (i, j) is p[i*rs + j*cs]; a transpose swaps the strides.
+// A strided matrix view: element (i, j) is p[i*rs + j*cs], read as a float; a transpose swaps
+// the strides.
 struct MatView {
-    const float* p = nullptr;
+    const floatX* p = nullptr;
     long rs = 0, cs = 0;
-    ABFT_HD float at(long i, long j) const { return p[i * rs + j * cs]; }
+    ABFT_HD float at(long i, long j) const { return (float)p[i * rs + j * cs]; }
 };
 
 // the view of a row-major matrix with leading dimension ld, and of its transpose
-inline MatView row_major(const float* p, long ld) { return MatView{p, ld, 1}; }
-inline MatView transposed(const float* p, long ld) { return MatView{p, 1, ld}; }
+inline MatView row_major(const floatX* p, long ld) { return MatView{p, ld, 1}; }
+inline MatView transposed(const floatX* p, long ld) { return MatView{p, 1, ld}; }
 
 // Build one with named fields (abft.cuh's linear_gemm and heads_gemm show how).
 struct AbftGemm {
@@ -56,7 +58,7 @@ struct AbftGemm {
     int batch = 1;               // independent matrices, e.g. one per attention head
     MatView A; long strideA = 0; // (M, K) per batch entry, entries strideA floats apart
     MatView B; long strideB = 0; // (K, N)
-    float* C = nullptr;          // (M, N) row-major with leading dimension ldc
+    floatX* C = nullptr;         // (M, N) row-major with leading dimension ldc
     long ldc = 0, strideC = 0;
     float alpha = 1.0f;
     const float* bias = nullptr; // (N) added to every row, or nullptr
@@ -302,8 +304,8 @@ inline int abft_repair(float tau, float extreme, const AbftGemm& g, int b, long*
             for (int l = 0; l < lines; l++) {
                 if (verdicts[l].kind != LINE_FIXABLE) { continue; }
                 int i = by_rows ? l : verdicts[l].index, j = by_rows ? verdicts[l].index : l;
-                float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
-                *x = abft_apply(verdicts[l], *x);
+                floatX* x = g.C + b * g.strideC + (long)i * g.ldc + j;
+                *x = (floatX)abft_apply(verdicts[l], (float)*x);
             }
             pattern = abft_fix_pattern(verdicts, lines, by_rows, n_fixed);
         }
@@ -419,28 +421,28 @@ inline void abft_colsums(MatView V, int rows, int j0, int j1, const float* w, co
         for (int j = j0; j < j1; j++) { sum[j] = 0.0f; abssum[j] = 0.0f; }
         for (int i = 0; i < rows; i++) {
             const float wi = w ? w[i] : 1.0f, ai = a ? a[i] : 1.0f;
-            const float* row = V.p + i * V.rs;
+            const floatX* row = V.p + i * V.rs;
             for (int j = j0; j < j1; j++) {
-                float x = row[j * V.cs];
+                float x = (float)row[j * V.cs];
                 sum[j] += wi * x;
                 abssum[j] += ai * fabsf(x);
             }
         }
     } else { // columns are contiguous: one dot product per column
         for (int j = j0; j < j1; j++) {
-            const float* col = V.p + j * V.cs;
+            const floatX* col = V.p + j * V.cs;
             // 16 partial sums: a fixed-order reduction the compiler can keep in vector registers
             float s[16] = {0.0f}, sa[16] = {0.0f};
             int i = 0;
             for (; i + 16 <= rows; i += 16) {
                 for (int l = 0; l < 16; l++) {
-                    s[l] += (w ? w[i + l] : 1.0f) * col[i + l];
-                    sa[l] += (a ? a[i + l] : 1.0f) * fabsf(col[i + l]);
+                    s[l] += (w ? w[i + l] : 1.0f) * (float)col[i + l];
+                    sa[l] += (a ? a[i + l] : 1.0f) * fabsf((float)col[i + l]);
                 }
             }
             for (; i < rows; i++) {
-                s[0] += (w ? w[i] : 1.0f) * col[i];
-                sa[0] += (a ? a[i] : 1.0f) * fabsf(col[i]);
+                s[0] += (w ? w[i] : 1.0f) * (float)col[i];
+                sa[0] += (a ? a[i] : 1.0f) * fabsf((float)col[i]);
             }
             float total = 0.0f, abstotal = 0.0f;
             for (int l = 0; l < 16; l++) { total += s[l]; abstotal += sa[l]; }

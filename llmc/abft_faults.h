@@ -255,9 +255,9 @@ inline bool abft_fault_fires(Abft* abft, int op, int layer) {
 inline int abft_pick(Abft* abft, int n) { return n <= 1 ? 0 : (int)(random_u32(&abft->fault_rng) % (uint32_t)n); }
 
 inline float abft_corrupt(const AbftGemm& g, int b, int i, int j, int type, int bit) {
-    float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
-    const float before = *x;
-    *x = abft_fault_value(type, bit, before);
+    floatX* x = g.C + b * g.strideC + (long)i * g.ldc + j;
+    const float before = (float)*x;
+    *x = (floatX)abft_fault_value(type, bit, before);
     return before;
 }
 

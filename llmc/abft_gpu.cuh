@@ -439,12 +439,12 @@ inline bool abft_gpu_kernel_verdict(Abft* abft, const AbftKernelCheck& k) {
 
 // A fault lands in GPU memory: read the element, write what a faulty unit would have written.
 inline float abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type, int bit) {
-    float* x = g.C + b * g.strideC + (long)i * g.ldc + j;
-    float before = 0.0f;
-    cudaCheck(cudaMemcpy(&before, x, sizeof(float), cudaMemcpyDeviceToHost));
-    const float value = abft_fault_value(type, bit, before);
-    cudaCheck(cudaMemcpy(x, &value, sizeof(float), cudaMemcpyHostToDevice));
-    return before;
+    floatX* x = g.C + b * g.strideC + (long)i * g.ldc + j;
+    floatX before = (floatX)0.0f;
+    cudaCheck(cudaMemcpy(&before, x, sizeof(floatX), cudaMemcpyDeviceToHost));
+    const floatX value = (floatX)abft_fault_value(type, bit, (float)before);
+    cudaCheck(cudaMemcpy(x, &value, sizeof(floatX), cudaMemcpyHostToDevice));
+    return (float)before;
 }
 
 // Room for the checksums of a weight stack W (L, OC, IC).
@@ -855,13 +855,13 @@ __global__ void abft_colsums_reduce_kernel(const float* part, const float* part_
 __global__ void abft_colsums_contiguous_kernel(MatView X, long strideX, int rows, int cols, float* sum, float* abssum) {
     const int j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
     if (j >= cols) { return; } // whole warps leave together
-    const float* col = X.p + b * strideX + j * X.cs;
+    const floatX* col = X.p + b * strideX + j * X.cs;
     float s[4] = {0.0f, 0.0f, 0.0f, 0.0f}, sa[4] = {0.0f, 0.0f, 0.0f, 0.0f}; // 4 loads in flight per lane
     int i = lane;
     for (; i + 96 < rows; i += 128) {
-        for (int u = 0; u < 4; u++) { const float x = col[i + 32 * u]; s[u] += x; sa[u] += fabsf(x); }
+        for (int u = 0; u < 4; u++) { const float x = (float)col[i + 32 * u]; s[u] += x; sa[u] += fabsf(x); }
     }
-    for (; i < rows; i += 32) { s[0] += col[i]; sa[0] += fabsf(col[i]); }
+    for (; i < rows; i += 32) { const float x = (float)col[i]; s[0] += x; sa[0] += fabsf(x); }
     const float st = warp_sum((s[0] + s[1]) + (s[2] + s[3])), sat = warp_sum((sa[0] + sa[1]) + (sa[2] + sa[3]));
     if (lane == 0) { sum[(long)b * cols + j] = st; abssum[(long)b * cols + j] = sat; }
 }
@@ -898,11 +898,11 @@ __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue
                                                      float operand_u, int* flags, int* counter) {
     const int j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
     if (j >= g.N) { return; }
-    const float* col = g.B.p + b * g.strideB + j * g.B.cs;
+    const floatX* col = g.B.p + b * g.strideB + j * g.B.cs;
     const float* e = ue + (long)b * g.K;
     const float* ea = ua + (long)b * g.K;
     float s = 0.0f, sa = 0.0f;
-    for (int k = lane; k < g.K; k += 32) { s += e[k] * col[k]; sa += ea[k] * fabsf(col[k]); }
+    for (int k = lane; k < g.K; k += 32) { const float x = (float)col[k]; s += e[k] * x; sa += ea[k] * fabsf(x); }
     s = warp_sum(s);
     sa = warp_sum(sa);
     if (lane != 0) { return; }
@@ -944,9 +944,9 @@ __device__ inline bool abft_compare_row(float alpha, const float* bias_sum, cons
 __global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float operand_u, int* flags, int* counter) {
     const int i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (i >= g.M) { return; } // whole warps leave together
-    const float* row = g.C + (long)i * g.ldc;
+    const floatX* row = g.C + (long)i * g.ldc;
     float s = 0.0f, sa = 0.0f, c = 0.0f, bd = 0.0f;
-    for (int j = lane; j < g.N; j += 32) { s += row[j]; sa += fabsf(row[j]); }
+    for (int j = lane; j < g.N; j += 32) { const float x = (float)row[j]; s += x; sa += fabsf(x); }
     for (int k = lane; k < chunks; k += 32) { c += g.a_part[(long)k * g.M + i]; bd += g.a_part_abs[(long)k * g.M + i]; }
     s = warp_sum(s);
     sa = warp_sum(sa);
@@ -962,12 +962,16 @@ __global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float
 // (ABFT_TILE, ABFT_ROWS).
 __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u) {
     const int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
-    const float* C = g.C + b * g.strideC;
+    const floatX* C = g.C + b * g.strideC;
     const MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
     const bool given = g.col_chk != nullptr;
     float cs = 0.0f, ca = 0.0f, e = 0.0f, ea = 0.0f;
     if (j < g.N) {
-        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) { const float x = C[(long)i * g.ldc + j]; cs += x; ca += fabsf(x); }
+        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) {
+            const float x = (float)C[(long)i * g.ldc + j];
+            cs += x;
+            ca += fabsf(x);
+        }
         for (int k = threadIdx.y; !given && k < g.K; k += ABFT_ROWS) {
             const float x = B.at(k, j);
             e += g.a_sum[(long)b * g.K + k] * x;
@@ -1194,7 +1198,7 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
     __shared__ int still;
     if (threadIdx.x == 0) { unfixable[0] = 0; unfixable[1] = 0; still = 0; }
     const MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    float* C = g.C + b * g.strideC;
+    floatX* C = g.C + b * g.strideC;
     const double alpha = g.alpha;
     double* e = s.enc + (long)b * 6 * g.K;
     double* biasw = s.biasw + (long)b * 3;
@@ -1241,7 +1245,9 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
         const int l = is_col ? t : t - g.N, len = is_col ? g.M : g.N;
         AbftLine line;
         abft_line_init(&line);
-        for (int x = 0; x < len; x++) { abft_line_add(&line, x, is_col ? C[(long)x * g.ldc + l] : C[(long)l * g.ldc + x], extreme); }
+        for (int x = 0; x < len; x++) {
+            abft_line_add(&line, x, (float)(is_col ? C[(long)x * g.ldc + l] : C[(long)l * g.ldc + x]), extreme);
+        }
         const double* c = is_col ? colchk + (long)l * 3 : rowchk + (long)l * 3;
         AbftVerdict v = abft_judge(line, c[0], c[1], abft_tolerance(tau, g.K, len, (float)c[2], operand_u), len);
         (is_col ? colv : rowv)[l] = v;
@@ -1252,11 +1258,17 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
     const int mode = unfixable[0] == 0 ? REPAIR_BY_COLUMNS : unfixable[1] == 0 ? REPAIR_BY_ROWS : REPAIR_BEYOND;
     if (mode == REPAIR_BY_COLUMNS) {
         for (int j = threadIdx.x; j < g.N; j += blockDim.x) {
-            if (colv[j].kind == LINE_FIXABLE) { float* x = &C[(long)colv[j].index * g.ldc + j]; *x = abft_apply(colv[j], *x); }
+            if (colv[j].kind == LINE_FIXABLE) {
+                floatX* x = &C[(long)colv[j].index * g.ldc + j];
+                *x = (floatX)abft_apply(colv[j], (float)*x);
+            }
         }
     } else if (mode == REPAIR_BY_ROWS) {
         for (int i = threadIdx.x; i < g.M; i += blockDim.x) {
-            if (rowv[i].kind == LINE_FIXABLE) { float* x = &C[(long)i * g.ldc + rowv[i].index]; *x = abft_apply(rowv[i], *x); }
+            if (rowv[i].kind == LINE_FIXABLE) {
+                floatX* x = &C[(long)i * g.ldc + rowv[i].index];
+                *x = (floatX)abft_apply(rowv[i], (float)*x);
+            }
         }
     }
     __syncthreads();
@@ -1264,7 +1276,7 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
     // one), its rule
     for (int j = threadIdx.x; mode != REPAIR_BEYOND && j < g.N; j += blockDim.x) {
         float sum = 0.0f, abssum = 0.0f;
-        for (int i = 0; i < g.M; i++) { float x = C[(long)i * g.ldc + j]; sum += x; abssum += fabsf(x); }
+        for (int i = 0; i < g.M; i++) { float x = (float)C[(long)i * g.ldc + j]; sum += x; abssum += fabsf(x); }
         const long at = (long)b * g.N + j;
         const float c = chk != nullptr ? chk[at] : (float)colchk[(long)j * 3];
         const float bd = bound != nullptr ? bound[at] : (float)colchk[(long)j * 3 + 2];

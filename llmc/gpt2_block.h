@@ -12,6 +12,8 @@
 //   AbftKernelCheck: llmc/abft_invariants.h), and its verdict once it ran, and
 //   layer_sums(model, layer): where permute and softmax write the checksum sums of the layer's
 //   attention GEMMs (AbftLayerSums; all null in the CPU trainer, which computes none).
+// Activations, their gradients and the GEMMs' operands are floatX (llmc/precision.h: float
+// unless the CUDA trainer is built for bf16).
 //
 // Reading path: blocks_forward → block_forward → attention_forward → protected_gemm; the
 // backward pass mirrors it (blocks_backward → block_backward → attention_backward), through
@@ -20,6 +22,7 @@
 
 #include "abft.cuh"
 #include "llmc/gpt2_model.h"
+#include "llmc/precision.h"
 
 // ----------------------------------------------------------------------------
 // the kernels checked by an invariant (-abft_scope all)
@@ -37,15 +40,15 @@ static bool checked_kernel(GPT2* model, int op, int layer, const AbftKernelShape
 // the linear layers of the MLP and the LM head: protected GEMMs, checked with -abft_scope all
 
 // out (rows, OC) = inp (rows, IC) · weightᵀ + bias. False when out stays faulty.
-static bool linear_forward(GPT2* model, float* out, const float* inp, const float* weight, const float* bias, int rows,
+static bool linear_forward(GPT2* model, floatX* out, const floatX* inp, const floatX* weight, const float* bias, int rows,
                            int IC, int OC, int op, int layer) {
     return protected_gemm(model, linear_gemm(out, inp, weight, bias, rows, IC, OC), op, layer);
 }
 
 // Its backward: dinp = dout · weight (op_dx), dweight = doutᵀ · inp (op_dw), and dbias when
 // there is a bias. False when a gradient stays faulty.
-static bool linear_backward(GPT2* model, float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                            const float* weight, int rows, int IC, int OC, int op_dx, int op_dw, int layer) {
+static bool linear_backward(GPT2* model, floatX* dinp, floatX* dweight, float* dbias, const floatX* dout, const floatX* inp,
+                            const floatX* weight, int rows, int IC, int OC, int op_dx, int op_dw, int layer) {
     if (!protected_gemm(model, linear_dinp_gemm(dinp, dout, weight, rows, IC, OC), op_dx, layer)) { return false; }
     if (!protected_gemm(model, linear_dweight_gemm(dweight, dout, inp, rows, IC, OC), op_dw, layer)) { return false; }
     if (dbias != nullptr) { bias_backward(dbias, dout, rows, OC); }
@@ -57,7 +60,7 @@ static bool linear_backward(GPT2* model, float* dinp, float* dweight, float* dbi
 
 // The attention half of a block, ln1 -> attproj: four protected GEMMs. False when a GEMM stays
 // faulty after recomputation (the caller recomputes the layer, then redoes the step).
-static bool attention_forward(GPT2* model, int l, const float* residual) {
+static bool attention_forward(GPT2* model, int l, const floatX* residual) {
     const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
     const LayerActs a = layer_acts(model->acts, model, l);
     const LayerParams p = layer_params(model->params, model->config, l);
@@ -100,7 +103,7 @@ static bool block_forward(GPT2* model, int l) {
     const int B = model->B, T = model->T, C = model->config.channels;
     const LayerActs a = layer_acts(model->acts, model, l);
     const LayerParams p = layer_params(model->params, model->config, l);
-    const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
+    const floatX* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
     const AbftKernelShape rows = {(long)B * T, C}, mlp = {(long)B * T, 4 * C};
     if (!attention_forward(model, l, residual)) { return false; }
     if (!checked_kernel(model, OP_RES2, l, rows, [&](const AbftKernelCheck& k) {
@@ -145,7 +148,7 @@ static bool blocks_forward(GPT2* model) {
 static bool head_forward(GPT2* model) {
     const int B = model->B, T = model->T, C = model->config.channels, Vp = model->config.padded_vocab_size;
     const ActivationTensors& a = model->acts;
-    const float* residual = layer_acts(a, model, model->config.num_layers - 1).residual3;
+    const floatX* residual = layer_acts(a, model, model->config.num_layers - 1).residual3;
     if (!checked_kernel(model, OP_LNF, 0, AbftKernelShape{(long)B * T, C}, [&](const AbftKernelCheck& k) {
             layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, model->params.lnfw, model->params.lnfb, B, T, C,
                               AbftRowSums{}, k);
@@ -160,7 +163,7 @@ static bool head_forward(GPT2* model) {
 // The attention half of a block, backward: dattproj -> dln1, eight protected GEMMs. The
 // attention's output gradient is the residual stream's (dresidual), read before the layernorm
 // adds the input's gradient into it; every other gradient is written.
-static bool attention_backward(GPT2* model, int l, const float* residual, float* dresidual) {
+static bool attention_backward(GPT2* model, int l, const floatX* residual, floatX* dresidual) {
     const int B = model->B, T = model->T, C = model->config.channels, NH = model->config.num_heads, HS = C / NH;
     const LayerActs a = layer_acts(model->acts, model, l);
     const ActivationGradTensors& d = model->grads_acts;
@@ -226,8 +229,8 @@ static bool block_backward(GPT2* model, int l) {
     const ActivationGradTensors& d = model->grads_acts;
     const LayerParams p = layer_params(model->params, model->config, l);
     const LayerParams dp = layer_params(model->grads, model->config, l);
-    const float* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
-    float* dresidual = d.residual;
+    const floatX* residual = l == 0 ? model->acts.encoded : layer_acts(model->acts, model, l - 1).residual3;
+    floatX* dresidual = d.residual;
     const AbftLayerSums s = layer_sums(model, l);
     if (!linear_backward(model, d.fch_gelu, dp.fcprojw, dp.fcprojb, dresidual, a.fch_gelu, p.fcprojw, B * T, 4 * C, C,
                          OP_FCPROJ_DX, OP_FCPROJ_DW, l)) {
