@@ -296,13 +296,6 @@ static std::vector<bf16> make_random_bf16(size_t n, float scale, uint64_t seed) 
     return y;
 }
 
-static bf16* device_copy_bf16(const std::vector<bf16>& host) {
-    bf16* d = nullptr;
-    cudaCheck(cudaMalloc(&d, host.size() * sizeof(bf16)));
-    cudaCheck(cudaMemcpy(d, host.data(), host.size() * sizeof(bf16), cudaMemcpyHostToDevice));
-    return d;
-}
-
 static Problem make_problem(const char* name, int batch, int M, int N, int K, bool a_t, bool b_t, bool bias, float alpha,
                             float scale_a, float scale_b, uint64_t seed) {
     Problem p;
@@ -311,12 +304,12 @@ static Problem make_problem(const char* name, int batch, int M, int N, int K, bo
     p.b_t = b_t;
     p.A = make_random_bf16((size_t)batch * M * K, scale_a, seed);
     p.B = make_random_bf16((size_t)batch * K * N, scale_b, seed + 1);
-    p.dA = device_copy_bf16(p.A);
-    p.dB = device_copy_bf16(p.B);
+    p.dA = device_copy(p.A);
+    p.dB = device_copy(p.B);
     p.dbias = nullptr;
     if (bias) {
         p.bias = make_random_bf16(N, scale_a * scale_b, seed + 2);
-        p.dbias = device_copy_bf16(p.bias);
+        p.dbias = device_copy(p.bias);
     }
     cudaCheck(cudaMalloc(&p.dC, (size_t)batch * M * N * sizeof(bf16)));
     Bf16Gemm& g = p.g;

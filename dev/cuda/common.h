@@ -33,10 +33,11 @@ inline std::vector<float> make_random_float(size_t n, uint64_t seed) {
     return v;
 }
 
-inline float* device_copy(const std::vector<float>& host) {
-    float* d = nullptr;
-    cudaCheck(cudaMalloc(&d, host.size() * sizeof(float)));
-    cudaCheck(cudaMemcpy(d, host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
+template <typename T>
+inline T* device_copy(const std::vector<T>& host) {
+    T* d = nullptr;
+    cudaCheck(cudaMalloc(&d, host.size() * sizeof(T)));
+    cudaCheck(cudaMemcpy(d, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
     return d;
 }
 
