@@ -16,7 +16,7 @@ PY3 := $(firstword $(wildcard /usr/bin/python3) python3)
 
 HEADERS := abft.cuh $(wildcard llmc/*.h llmc/*.cuh)
 
-.PHONY: all train test run-tests bench clean refs
+.PHONY: all train test run-tests bench clean refs FORCE
 all: train_gpt2 test_gpt2
 
 # The quick start: installs what is missing, prepares the King James Bible once (cached),
@@ -58,7 +58,7 @@ dev/bpe_encode: dev/bpe_encode.cpp $(wildcard llmc/*.h)
 
 clean:
 	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_harness_cpu dev/harness/test_harness_asan \
-		train_gpt2cu test_gpt2cu train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan \
+		train_gpt2cu test_gpt2cu train_gpt2cu_cpu test_gpt2cu_cpu train_gpt2cu_bf16_cpu test_gpt2cu_bf16_cpu test_gpt2cu_asan .precision \
 		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90 $(SANITIZE_BINS) dev/harness/cost_gpt2
 	rm -rf dev/cuda/build
 
@@ -71,21 +71,34 @@ NVCC_BUILDS = $(if $(NVCC),harness-test-nvcc $(CUDA_DEV_NVCC) train_gpt2cu test_
 # ----------------------------------------------------------------------------
 # the CUDA trainer and its test
 #   train_gpt2cu, test_gpt2cu          nvcc, for the local GPU's architecture (nvidia-smi), or for
-#                                      sm_80 and sm_90 where there is none; override: CUDA_ARCHS="86"
-#   train_gpt2cu_cpu, test_gpt2cu_cpu  the same sources with every kernel on the CPU (dev/harness)
-#   test_gpt2cu_asan                   that, under AddressSanitizer and UBSan
+#                                      sm_80 and sm_90 where there is none; override: CUDA_ARCHS="86".
+#                                      In bf16 (PRECISION=BF16, the default, as llm.c's) or fp32
+#                                      (PRECISION=FP32): llmc/precision.h
+#   train_gpt2cu_cpu, test_gpt2cu_cpu  the same sources with every kernel on the CPU (dev/harness), fp32
+#   train_gpt2cu_bf16_cpu, test_gpt2cu_bf16_cpu   the same in bf16
+#   test_gpt2cu_asan                   test_gpt2cu_cpu under AddressSanitizer and UBSan
 GPU_ARCH := $(shell nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '.')
 CUDA_ARCHS ?= $(if $(GPU_ARCH),$(GPU_ARCH),80 90)
 # unused static functions are normal in a build that includes a trainer for its tests (as
 # -Wno-unused-function in CXXFLAGS)
+PRECISION ?= BF16
+ifeq ($(filter BF16 FP32,$(PRECISION)),)
+$(error PRECISION=$(PRECISION): give BF16 or FP32)
+endif
+PRECISION_FLAGS := $(if $(filter BF16,$(PRECISION)),-DENABLE_BF16)
 NVCC_TRAINER_FLAGS := -O3 -std=c++17 -I. $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
-                      -Xcudafe --diag_suppress=declared_but_not_referenced
+                      -Xcudafe --diag_suppress=declared_but_not_referenced $(PRECISION_FLAGS)
 CUDA_TRAINER_DEPS := train_gpt2.cu $(HEADERS)
 
-train_gpt2cu: $(CUDA_TRAINER_DEPS)
+# the precision the nvcc builds were made in: they are remade when PRECISION changes
+.precision: FORCE
+	@echo $(PRECISION) | cmp -s - $@ || echo $(PRECISION) > $@
+FORCE:
+
+train_gpt2cu: $(CUDA_TRAINER_DEPS) .precision
 	$(NVCC) $(NVCC_TRAINER_FLAGS) $< -o $@ $(NVCC_LDLIBS)
 
-test_gpt2cu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS)
+test_gpt2cu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) .precision
 	$(NVCC) $(NVCC_TRAINER_FLAGS) $< -o $@ $(NVCC_LDLIBS)
 
 train_gpt2cu_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
@@ -93,6 +106,12 @@ train_gpt2cu_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
 
 test_gpt2cu_cpu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
 	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
+
+train_gpt2cu_bf16_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
+	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -DENABLE_BF16 -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
+
+test_gpt2cu_bf16_cpu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
+	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -DENABLE_BF16 -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
 
 test_gpt2cu_asan: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
 	$(HARNESS_CXX) $(HARNESS_ASAN_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)

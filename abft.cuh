@@ -116,7 +116,7 @@ constexpr bool ABFT_HOST_CHECKS = true;  // abft_verify: what the fault log (Abf
 
 // A linear layer: out (rows, OC) = inp (rows, IC) · weightᵀ + bias, weight (OC, IC); ws: the
 // bias's sums, for the GPU's row checks.
-inline AbftGemm linear_gemm(floatX* out, const floatX* inp, const floatX* weight, const float* bias, int rows, int IC,
+inline AbftGemm linear_gemm(floatX* out, const floatX* inp, const floatX* weight, const floatX* bias, int rows, int IC,
                             int OC, const AbftWeightSums& ws = AbftWeightSums{}) {
     AbftGemm g;
     g.M = rows; g.N = OC; g.K = IC;

@@ -521,9 +521,9 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     const size_t dn = fill_in_activation_grad_sizes(model->grad_act_sizes, model->config, B, T);
     model->B = B;
     model->T = T;
-    model->acts_memory = (float*)malloc_check(n * sizeof(float), "activations");
+    model->acts_memory = (float*)malloc_check(n, "activations");
     model->grads_acts_memory = (float*)malloc_check(dn * sizeof(float), "activation gradients");
-    point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
+    point_activations(&model->acts, model->act_sizes, model->acts_memory);
     point_tensors<ActivationGradTensors, NUM_ACTIVATION_GRAD_TENSORS>(&model->grads_acts, model->grad_act_sizes,
                                                                       model->grads_acts_memory);
     model->inputs = (int*)malloc_check((size_t)B * T * sizeof(int), "inputs");

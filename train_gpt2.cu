@@ -2,8 +2,10 @@
 //
 // The same model, flags, file formats and training program as the CPU trainer
 // (train_gpt2.cpp): handwritten kernels for the layers, cuBLASLt for the linear layers (the
-// bias fused as an epilogue), cuBLAS strided batched GEMMs for the attention heads, fp32
-// (TF32 tensor-core math on GPUs that have it, sm_80 and later; -tf32 0 turns it off). The 4
+// bias fused as an epilogue), cuBLAS strided batched GEMMs for the attention heads, in bf16
+// with fp32 accumulation and fp32 master weights (the default build, as llm.c's), or in fp32
+// (PRECISION=FP32: TF32 tensor-core math on GPUs that have it, sm_80 and later; -tf32 0 turns
+// it off). The 4
 // forward and 8 backward GEMMs of every attention layer run under ATTNChecker: abft.cuh's GPU
 // path (llmc/abft_gpu.cuh) queues each check in stream order, mostly inside the kernel that
 // reads the GEMM's output next (the permute, softmax, unpermute, residual add and layernorm
@@ -21,8 +23,8 @@
 //        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
 //        → protected_gemm (here) → abft_gemm (abft.cuh) → abft_gpu_verify (llmc/abft_gpu.cuh)
 //        → the reader (e.g. softmax_forward, here) → abft_reader_compare, and its redo kernel →
-//          abft_repair_entry, which judges each line with abft_judge and rebuilds with
-//          abft_apply (llmc/abft_core.h); after the step's wait gpt2_settle (here)
+//          abft_repair_entry, which judges each line with abft_judge and repairs with
+//          abft_repaired (llmc/abft_core.h); after the step's wait gpt2_settle (here)
 //        → abft_gpu_settle
 //
 //   make train_gpt2cu && ./train_gpt2cu -h
@@ -31,8 +33,10 @@
 // where every kernel runs on the CPU through dev/harness with CUDA's semantics; that is how
 // test_gpt2.cu checks this file in CI, where there is no GPU.
 //
-// Activations, their gradients and the GEMMs' operands are floatX (llmc/precision.h): float,
-// until the bf16 build is complete; the statistics, losses and checksums are float.
+// Activations, parameters as the passes read them, their gradients and the GEMMs' operands are
+// floatX (llmc/precision.h): __nv_bfloat16 with -DENABLE_BF16, else float. The statistics,
+// losses, checksums, AdamW moments and the master parameters (params_memory itself in fp32)
+// are float; AdamW writes the floatX copy from the masters.
 //
 // Every kernel writes its outputs without atomics on floats, so that two runs are
 // bit-identical. Parameter gradients are written, not accumulated, as on the CPU; wte is
@@ -113,40 +117,42 @@ __device__ float checked_value(const AbftKernelCheck& k, long i, Compute compute
 // B = batch, T = sequence length, C = channels, V = vocab, NH = heads, HS = head size
 
 // out (B,T,C) = wte[inp] + wpe[t]. One thread per element.
-__global__ void encoder_forward_kernel(floatX* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+__global__ void encoder_forward_kernel(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T, int C) {
     const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long)B * T * C) { return; }
     const long bt = idx / C;
     const int c = (int)(idx % C), t = (int)(bt % T);
-    out[idx] = (floatX)(wte[(long)inp[bt] * C + c] + wpe[(long)t * C + c]);
+    out[idx] = (floatX)((float)wte[(long)inp[bt] * C + c] + (float)wpe[(long)t * C + c]);
 }
 
 // dwpe (T,C) = Σ_b dout[b,t]: written. One thread per element of dwpe.
-__global__ void encoder_backward_wpe_kernel(float* dwpe, const floatX* dout, int B, int T, int C) {
+__global__ void encoder_backward_wpe_kernel(floatX* dwpe, const floatX* dout, int B, int T, int C) {
     const long idx = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (long)T * C) { return; }
     float s = 0.0f;
     for (int b = 0; b < B; b++) { s += (float)dout[(long)b * T * C + idx]; }
-    dwpe[idx] = s;
+    dwpe[idx] = (floatX)s;
 }
 
 // dwte[token] += Σ dout[p] over the positions p holding the token. Two positions may hold the
 // same token: each token's positions are added by one thread per channel, in increasing order,
 // so the sums are bit-reproducible without atomics. grid (ceil(C/BLOCK), distinct tokens).
-__global__ void encoder_backward_wte_kernel(float* dwte, const floatX* dout, const int* tokens, const int* offsets,
+__global__ void encoder_backward_wte_kernel(floatX* dwte, const floatX* dout, const int* tokens, const int* offsets,
                                             const int* positions, int C) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x, u = blockIdx.y;
     if (c >= C) { return; }
-    float* d = dwte + (long)tokens[u] * C + c;
-    for (int i = offsets[u]; i < offsets[u + 1]; i++) { *d += (float)dout[(long)positions[i] * C + c]; }
+    floatX* d = dwte + (long)tokens[u] * C + c;
+    float s = (float)*d;
+    for (int i = offsets[u]; i < offsets[u + 1]; i++) { s += (float)dout[(long)positions[i] * C + c]; }
+    *d = (floatX)s;
 }
 
 // Row `row` of out = (x - mean) · rstd · weight + bias, by one warp, with the fault (-fi
 // ln1/ln2/lnf) in the normalized values; mean and rstd kept, and, when sums.chk is given, what
 // the checks of the GEMMs that read out need (AbftRowSums). The residual of the normalized
 // row's invariant (mean 0, variance 1 − eps·rstd²).
-__device__ float layernorm_forward_row(floatX* out, float* mean, float* rstd, const floatX* inp, const float* weight,
-                                       const float* bias, long row, int C, const AbftRowSums& sums,
+__device__ float layernorm_forward_row(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* weight,
+                                       const floatX* bias, long row, int C, const AbftRowSums& sums,
                                        const AbftKernelFault& fault) {
     const int lane = threadIdx.x % 32;
     const float eps = 1e-5f;
@@ -162,7 +168,7 @@ __device__ float layernorm_forward_row(floatX* out, float* mean, float* rstd, co
     float sum_n = 0.0f, sum_n2 = 0.0f;
     for (int i = lane; i < C; i += 32) {
         const float n = abft_kernel_fault_apply(fault, row, i, r * ((float)x[i] - m));
-        const floatX y = (floatX)(n * weight[i] + bias[i]);
+        const floatX y = (floatX)(n * (float)weight[i] + (float)bias[i]);
         o[i] = y;
         if (sums.chk != nullptr) { acc.add((float)y, sums, i); } // of what the GEMM reads
         sum_n += n;
@@ -174,8 +180,8 @@ __device__ float layernorm_forward_row(floatX* out, float* mean, float* rstd, co
 }
 
 // one warp per row of C
-__global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, const floatX* inp, const float* weight,
-                                         const float* bias, int rows, int C, AbftRowSums sums, AbftKernelCheck k) {
+__global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* weight,
+                                         const floatX* bias, int rows, int C, AbftRowSums sums, AbftKernelCheck k) {
     const long row = global_warp();
     if (row >= rows) { return; } // whole warps leave together: blockDim is a multiple of 32
     checked_row(k, [&](const AbftKernelFault& fault) {
@@ -188,7 +194,7 @@ __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, 
 // one, dout's row is first checked against its checksum (dln1's check, left to this reader);
 // a row that fails is not added (the addition could not be undone) but marked in skipped[],
 // for the redo after dout's repair.
-__device__ void layernorm_backward_dinp_row(floatX* dinp, const floatX* dout, const floatX* inp, const float* weight,
+__device__ void layernorm_backward_dinp_row(floatX* dinp, const floatX* dout, const floatX* inp, const floatX* weight,
                                             const float* mean, const float* rstd, long row, int rows, int C,
                                             const AbftRowSums& sums, const AbftReaderCheck& check, int* skipped) {
     const int lane = threadIdx.x % 32;
@@ -197,7 +203,7 @@ __device__ void layernorm_backward_dinp_row(floatX* dinp, const floatX* dout, co
     const float m = mean[row], s = rstd[row];
     float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f, dsum = 0.0f, dabs = 0.0f;
     for (int i = lane; i < C; i += 32) {
-        float dnorm = weight[i] * (float)d[i];
+        float dnorm = (float)weight[i] * (float)d[i];
         dnorm_mean += dnorm;
         dnorm_norm_mean += dnorm * ((float)x[i] - m) * s;
         dsum += (float)d[i];
@@ -213,7 +219,7 @@ __device__ void layernorm_backward_dinp_row(floatX* dinp, const floatX* dout, co
     AbftRowAccumulator acc;
     for (int i = lane; i < C; i += 32) {
         float norm = ((float)x[i] - m) * s;
-        di[i] = (floatX)((float)di[i] + (weight[i] * (float)d[i] - dnorm_mean - norm * dnorm_norm_mean) * s);
+        di[i] = (floatX)((float)di[i] + ((float)weight[i] * (float)d[i] - dnorm_mean - norm * dnorm_norm_mean) * s);
         if (sums.chk != nullptr) { acc.add((float)di[i], sums, i); }
     }
     if (sums.chk != nullptr) { acc.store(sums, row); } // of dinp after the addition
@@ -221,7 +227,7 @@ __device__ void layernorm_backward_dinp_row(floatX* dinp, const floatX* dout, co
 
 // Rows [r0, r0 + ABFT_PART_ROWS) per block, a warp per row; then, when sums.part is given, the
 // block's partial sums for the check of the weight gradient that reads dinp (AbftRowSums).
-__global__ void layernorm_backward_dinp_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const float* weight,
+__global__ void layernorm_backward_dinp_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const floatX* weight,
                                                const float* mean, const float* rstd, int rows, int C, AbftRowSums sums,
                                                AbftReaderCheck check, int* skipped) {
     const long r0 = (long)blockIdx.x * ABFT_PART_ROWS;
@@ -236,7 +242,7 @@ __global__ void layernorm_backward_dinp_kernel(floatX* dinp, const floatX* dout,
 // After a layernorm backward that checked dout: one block repairs dout if the layernorm
 // flagged it (abft_reader_repair), then adds the rows it skipped, and clears their marks
 // (also when the repair failed: the pass is then redone without reader checks).
-__global__ void layernorm_backward_repair_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const float* weight,
+__global__ void layernorm_backward_repair_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const floatX* weight,
                                                  const float* mean, const float* rstd, int rows, int C,
                                                  AbftReaderRepair repair, int* skipped) {
     if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
@@ -279,7 +285,7 @@ __global__ void column_sums_partial_kernel(float* partial_w, float* partial_b, c
 }
 
 // out[c] = Σ_chunk partial[chunk][c], for dweight (if given) and dbias: written.
-__global__ void column_sums_final_kernel(float* dweight, float* dbias, const float* partial_w, const float* partial_b,
+__global__ void column_sums_final_kernel(floatX* dweight, floatX* dbias, const float* partial_w, const float* partial_b,
                                          int chunks, int C) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) { return; }
@@ -288,8 +294,8 @@ __global__ void column_sums_final_kernel(float* dweight, float* dbias, const flo
         if (dweight != nullptr) { sw += partial_w[(long)k * C + c]; }
         sb += partial_b[(long)k * C + c];
     }
-    if (dweight != nullptr) { dweight[c] = sw; }
-    dbias[c] = sb;
+    if (dweight != nullptr) { dweight[c] = (floatX)sw; }
+    dbias[c] = (floatX)sb;
 }
 
 #define GELU_SCALING_FACTOR 0.7978845608028654f // sqrt(2/pi)
@@ -700,11 +706,11 @@ __device__ float dlogits_row(floatX* d, const floatX* l, long row, int target, f
 
 // Row `row` of the LM head again, l[v] = lnf[row] · wte[v] for v < V, by the block: what a
 // failed row of dlogits, written over its logits, is recomputed from.
-__device__ void lm_head_row(floatX* l, const floatX* lnf, const float* wte, long row, int C, int V) {
+__device__ void lm_head_row(floatX* l, const floatX* lnf, const floatX* wte, long row, int C, int V) {
     const floatX* x = lnf + row * C;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         float acc = 0.0f;
-        for (int c = 0; c < C; c++) { acc += (float)x[c] * wte[(long)v * C + c]; }
+        for (int c = 0; c < C; c++) { acc += (float)x[c] * (float)wte[(long)v * C + c]; }
         l[v] = (floatX)acc;
     }
     __syncthreads();
@@ -717,7 +723,7 @@ __device__ void lm_head_row(floatX* l, const floatX* lnf, const float* wte, long
 // its row of the logits, recomputed first from lnf and wte when dlogits was written over them.
 __global__ void crossentropy_forward_kernel(float* losses, floatX* dlogits, const floatX* logits, const int* targets,
                                             int BT, int V, int Vp, AbftKernelCheck kl, AbftKernelCheck kd,
-                                            const floatX* lnf, const float* wte, int C) {
+                                            const floatX* lnf, const floatX* wte, int C) {
     const long row = blockIdx.x;
     const floatX* l = logits + row * Vp;
     const int target = targets[row];
@@ -750,22 +756,26 @@ struct GradNorm {
 };
 
 // After the backward pass of micro-batch `micro` of a step: the step's gradient sum in acc.
-__global__ void accumulate_grads_kernel(float* acc, const float* grads, long n, int micro) {
+__global__ void accumulate_grads_kernel(float* acc, const floatX* grads, long n, int micro) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) { acc[i] = micro == 0 ? grads[i] : acc[i] + grads[i]; }
+    if (i < n) { acc[i] = micro == 0 ? (float)grads[i] : acc[i] + (float)grads[i]; }
 }
 
 // AdamW (llmc/optimizer.h) on the summed gradient times norm->scale, with decay on the 2-D
 // weights (the DecayTable). Skipped when the pass that computed the gradients has failed its
 // gate (a fault beyond the device's repair: the host redoes the pass), or when the step guard
 // says so. A parameter whose step breaks AdamW's bound is recomputed (k.on), and left as it
-// was if it breaks it again (bad gradient or moments).
-__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, AdamWStep s, float bc1,
+// was if it breaks it again (bad gradient or moments). The gradient G is the backward pass's
+// (floatX) or the float sum over micro-batches. master: the float parameters AdamW updates;
+// params: their floatX working copy, written from them, or null when floatX is float (the
+// master is the working copy).
+template <typename G>
+__global__ void adamw_kernel(float* master, floatX* params, const G* grads, float* m, float* v, long n, AdamWStep s, float bc1,
                              float bc2, DecayTable decay, AbftPassGate gate, const GradNorm* norm, AbftKernelCheck k,
                              AbftAdamBound bound) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n || (gate.failed != nullptr && *gate.failed == gate.pass) || norm->skip) { return; }
-    const float p = params[i], g = grads[i] * norm->scale, m0 = m[i], v0 = v[i];
+    const float p = master[i], g = (float)grads[i] * norm->scale, m0 = m[i], v0 = v[i];
     const float wd = decay_at(decay, i, s.weight_decay);
     AdamWValue u = adamw_of(p, g, m0, v0, s.lr, s.beta1, s.beta2, bc1, bc2, s.eps, wd);
     u.p = abft_kernel_fault_apply_at(k.fault, i, u.p);
@@ -780,7 +790,8 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
     }
     m[i] = u.m;
     v[i] = u.v;
-    params[i] = u.p;
+    master[i] = u.p;
+    if (params != nullptr) { params[i] = (floatX)u.p; }
 }
 
 // The global gradient norm: each of up to NORM_BLOCKS blocks (one per 16·BLOCK gradients, so
@@ -791,10 +802,12 @@ constexpr int NORM_BLOCKS = 256;
 
 static int norm_blocks(long n) { return (int)std::min<long>(NORM_BLOCKS, std::max<long>(1, n / (16 * BLOCK))); }
 
-__global__ void grad_norm_partial_kernel(float* partial, const float* grads, long n) {
+template <typename G>
+__global__ void grad_norm_partial_kernel(float* partial, const G* grads, long n) {
     float s = 0.0f;
     for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        s += grads[i] * grads[i];
+        const float g = (float)grads[i];
+        s += g * g;
     }
     s = block_reduce(s, false);
     if (threadIdx.x == 0) { partial[blockIdx.x] = s; }
@@ -810,6 +823,12 @@ __global__ void grad_norm_decide_kernel(GradNorm* out, const float* partial, int
         out->scale = grad_scale_of(norm, grad_clip, micro_steps);
         out->skip = max_norm >= 0.0f && !(isfinite(norm) && norm <= max_norm);
     }
+}
+
+// the floatX working copy of the parameters from their float masters (a bf16 build)
+__global__ void to_floatX_kernel(floatX* out, const float* in, long n) {
+    const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { out[i] = (floatX)in[i]; }
 }
 
 __global__ void count_nonfinite_kernel(int* count, const float* x, long n) {
@@ -840,7 +859,7 @@ static void cuda_init() {
 // algorithm that assumes more alignment than a layer's slice of a buffer has.
 static uint32_t alignment_of(const void* p) {
     uint32_t a = 256;
-    while (a > 4 && (uintptr_t)p % a != 0) { a /= 2; }
+    while (a > sizeof(floatX) && (uintptr_t)p % a != 0) { a /= 2; }
     return a;
 }
 
@@ -957,7 +976,7 @@ static float* g_partials;        // (chunks, 2, widest C) partial column sums
 static long g_partials_floats;
 
 // dbias (and, with inp, the layernorm's dweight) from dout (rows, C): the two stages above.
-static void column_sums(float* dweight, float* dbias, const floatX* dout, const floatX* inp, const float* mean,
+static void column_sums(floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp, const float* mean,
                         const float* rstd, int rows, int C) {
     const int chunks = blocks_for(rows, ROW_CHUNK);
     if ((long)chunks * 2 * C > g_partials_floats) { // sized for the widest layer on first use
@@ -972,7 +991,7 @@ static void column_sums(float* dweight, float* dbias, const floatX* dout, const 
     cudaCheckLaunch();
 }
 
-static void encoder_forward(floatX* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+static void encoder_forward(floatX* out, const int* inp, const floatX* wte, const floatX* wpe, int B, int T, int C) {
     LAUNCH(encoder_forward_kernel, blocks_for((long)B * T * C, BLOCK), BLOCK, 0, 0)(out, inp, wte, wpe, B, T, C);
     cudaCheckLaunch();
 }
@@ -1003,7 +1022,7 @@ static void token_buckets_build(TokenBuckets* tb, const int* inputs, int n) {
 }
 
 // dwpe is written; dwte is added to (the LM head wrote it first)
-static void encoder_backward(float* dwte, float* dwpe, const floatX* dout, const TokenBuckets& tb, int B, int T, int C) {
+static void encoder_backward(floatX* dwte, floatX* dwpe, const floatX* dout, const TokenBuckets& tb, int B, int T, int C) {
     LAUNCH(encoder_backward_wpe_kernel, blocks_for((long)T * C, BLOCK), BLOCK, 0, 0)(dwpe, dout, B, T, C);
     cudaCheckLaunch();
     LAUNCH(encoder_backward_wte_kernel, dim3(blocks_for(C, BLOCK), tb.count), BLOCK, 0, 0)(dwte, dout, tb.tokens, tb.offsets,
@@ -1011,8 +1030,8 @@ static void encoder_backward(float* dwte, float* dwpe, const floatX* dout, const
     cudaCheckLaunch();
 }
 
-static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const float* weight,
-                              const float* bias, int B, int T, int C, const AbftRowSums& sums = AbftRowSums{},
+static void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp, const floatX* weight,
+                              const floatX* bias, int B, int T, int C, const AbftRowSums& sums = AbftRowSums{},
                               const AbftKernelCheck& k = AbftKernelCheck{}) {
     LAUNCH(layernorm_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, mean, rstd, inp, weight, bias,
                                                                                       B * T, C, sums, k);
@@ -1039,8 +1058,8 @@ static int* skipped_rows(int rows) {
 // When dout's check was left to the layernorm (dln1's), the layernorm compares dout's rows with
 // their checksums (from the permute backward) before it adds them; then, if it flagged one,
 // dout is repaired and the rows it skipped are added, before the column sums read dout.
-static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout, const floatX* inp,
-                               const float* weight, const float* mean, const float* rstd, int B, int T, int C,
+static void layernorm_backward(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
+                               const floatX* weight, const float* mean, const float* rstd, int B, int T, int C,
                                const AbftRowSums& sums = AbftRowSums{}) {
     const AbftReaderCheck check = abft_gpu_reader_check();
     if (check.chk != nullptr && sums.chk != nullptr) {
@@ -1061,7 +1080,7 @@ static void layernorm_backward(floatX* dinp, float* dweight, float* dbias, const
     column_sums(dweight, dbias, dout, inp, mean, rstd, B * T, C);
 }
 
-static void bias_backward(float* dbias, const floatX* dout, int rows, int OC) {
+static void bias_backward(floatX* dbias, const floatX* dout, int rows, int OC) {
     column_sums(nullptr, dbias, dout, nullptr, nullptr, nullptr, rows, OC);
 }
 
@@ -1178,19 +1197,20 @@ static void softmax_backward(floatX* dpreatt, const floatX* datt, const floatX* 
 
 struct GPT2 {
     GPT2Config config;
-    ParameterTensors params;
+    ParameterTensors params;           // what the passes read
     size_t param_sizes[NUM_PARAMETER_TENSORS];
-    float* params_memory = nullptr;
+    floatX* params_memory = nullptr;
+    float* master_memory = nullptr;    // the float parameters AdamW updates, checkpoints hold; params_memory when floatX is float
     size_t num_parameters = 0;
     ParameterTensors grads;
-    float* grads_memory = nullptr;     // the last backward pass's
+    floatX* grads_memory = nullptr;    // the last backward pass's
     float* grad_acc_memory = nullptr;  // the sum over a step's micro-batches (gpt2_accumulate_grads)
     float* m_memory = nullptr; // AdamW first moments
     float* v_memory = nullptr; // AdamW second moments
     int B = 0, T = 0;          // the batch shape the activations were laid out for
     ActivationTensors acts;           // acts.probs is empty: the fused classifier stores none
     size_t act_sizes[NUM_ACTIVATION_TENSORS];
-    float* acts_memory = nullptr;
+    void* acts_memory = nullptr;      // floatX, the layernorms' statistics float (point_activations)
     ActivationGradTensors grads_acts; // one layer's, reused by every layer
     size_t grad_act_sizes[NUM_ACTIVATION_GRAD_TENSORS];
     floatX* grads_acts_memory = nullptr;
@@ -1212,7 +1232,7 @@ struct GPT2 {
     AbftWeightStack qkvw_sums, attprojw_sums; // the weights' checksums, once per step (gpt2_forward)
 };
 
-// n elements of type T (float, or floatX for activation gradients)
+// n elements of type T (float, or floatX)
 template <typename T = float>
 static T* gpu_alloc(size_t n, const char* what) {
     T* p = nullptr;
@@ -1230,7 +1250,12 @@ static T* gpu_alloc(size_t n, const char* what) {
 static void gpt2_allocate_parameters(GPT2* model) {
     cuda_init();
     model->num_parameters = fill_in_parameter_sizes(model->param_sizes, model->config);
-    model->params_memory = gpu_alloc(model->num_parameters, "parameters");
+    model->params_memory = gpu_alloc<floatX>(model->num_parameters, "parameters");
+#ifdef ENABLE_BF16
+    model->master_memory = gpu_alloc(model->num_parameters, "float master parameters");
+#else
+    model->master_memory = model->params_memory;
+#endif
     point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->params, model->param_sizes, model->params_memory);
     abft_init(&model->abft);
     model->abft.deferred = true; // checks read once per pass (gpt2_settle), not after every GEMM
@@ -1243,12 +1268,21 @@ static void upload(float* device, const float* host, size_t n) {
     cudaCheck(cudaMemcpy(device, host, n * sizeof(float), cudaMemcpyHostToDevice));
 }
 
+// The parameters from host floats: the masters, and the working copy from them.
+static void upload_params(GPT2* model, const float* host) {
+    const long n = (long)model->num_parameters;
+    upload(model->master_memory, host, n);
+    if ((void*)model->master_memory == (void*)model->params_memory) { return; } // floatX is float
+    LAUNCH(to_floatX_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->params_memory, model->master_memory, n);
+    cudaCheckLaunch();
+}
+
 static void gpt2_build_from_checkpoint(GPT2* model, const char* path) {
     ModelFile f = model_open(path, &model->config);
     gpt2_allocate_parameters(model);
     std::vector<float> params(model->num_parameters);
     model_read_params(f, params.data(), params.size());
-    upload(model->params_memory, params.data(), params.size());
+    upload_params(model, params.data());
 }
 
 static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64_t seed) {
@@ -1256,7 +1290,7 @@ static void gpt2_build_from_random(GPT2* model, const GPT2Config& config, uint64
     gpt2_allocate_parameters(model);
     std::vector<float> params(model->num_parameters);
     gpt2_init_params(model->config, params.data(), seed);
-    upload(model->params_memory, params.data(), params.size());
+    upload_params(model, params.data());
 }
 
 // ----------------------------------------------------------------------------
@@ -1273,9 +1307,9 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     const size_t dn = fill_in_activation_grad_sizes(model->grad_act_sizes, model->config, B, T);
     model->B = B;
     model->T = T;
-    model->acts_memory = gpu_alloc(n, "activations");
+    model->acts_memory = gpu_alloc<char>(n, "activations");
     model->grads_acts_memory = gpu_alloc<floatX>(dn, "activation gradients");
-    point_tensors<ActivationTensors, NUM_ACTIVATION_TENSORS>(&model->acts, model->act_sizes, model->acts_memory);
+    point_activations(&model->acts, model->act_sizes, model->acts_memory);
     point_tensors<ActivationGradTensors, NUM_ACTIVATION_GRAD_TENSORS>(&model->grads_acts, model->grad_act_sizes,
                                                                       model->grads_acts_memory);
     cudaCheck(cudaMalloc(&model->inputs, (size_t)B * T * sizeof(int)));
@@ -1387,9 +1421,9 @@ static bool gpt2_backward(GPT2* model) {
     const GPT2Config& c = model->config;
     const int B = model->B, T = model->T, C = c.channels;
     if (model->grads_memory == nullptr) {
-        model->grads_memory = gpu_alloc(model->num_parameters, "gradients");
+        model->grads_memory = gpu_alloc<floatX>(model->num_parameters, "gradients");
         // zeros where no pass writes: the rows of wpe beyond T, and the padded rows of wte
-        cudaCheck(cudaMemset(model->grads_memory, 0, model->num_parameters * sizeof(float)));
+        cudaCheck(cudaMemset(model->grads_memory, 0, model->num_parameters * sizeof(floatX)));
         point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
     }
     if (!head_backward(model) || !blocks_backward(model)) { return false; }
@@ -1416,7 +1450,8 @@ static void gpt2_accumulate_grads(GPT2* model, int micro) {
 }
 
 // Queues the gradient's norm, scale and guard verdict, and their copy to the host.
-static void grad_norm_queue(GPT2* model, const float* grads, const AdamWStep& s, float max_norm) {
+template <typename G>
+static void grad_norm_queue(GPT2* model, const G* grads, const AdamWStep& s, float max_norm) {
     if (model->norm == nullptr) {
         cudaCheck(cudaMalloc(&model->norm, sizeof(GradNorm)));
         cudaCheck(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(float)));
@@ -1424,7 +1459,7 @@ static void grad_norm_queue(GPT2* model, const float* grads, const AdamWStep& s,
     }
     const long n = (long)model->num_parameters;
     const int blocks = norm_blocks(n);
-    LAUNCH(grad_norm_partial_kernel, blocks, BLOCK, 0, 0)(model->norm_partial, grads, n);
+    LAUNCH(grad_norm_partial_kernel<G>, blocks, BLOCK, 0, 0)(model->norm_partial, grads, n);
     cudaCheckLaunch();
     LAUNCH(grad_norm_decide_kernel, 1, NORM_BLOCKS, 0, 0)(model->norm, model->norm_partial, blocks, s.grad_clip,
                                                           s.micro_steps, max_norm);
@@ -1436,9 +1471,10 @@ static void grad_norm_queue(GPT2* model, const float* grads, const AdamWStep& s,
 // clipped to s.grad_clip), decay on the 2-D weights. With max_norm >= 0 (the step guard's
 // limit; GUARD_OFF: none), not applied when the gradient's norm is above it or not finite:
 // the device decides, the host learns it after the step's wait (gpt2_synchronize).
-static void gpt2_update(GPT2* model, const AdamWStep& s, int t, float max_norm) {
+// grads: the backward pass's (floatX), or their float sum over the step's micro-batches.
+template <typename G>
+static void gpt2_update_from(GPT2* model, const G* grads, const AdamWStep& s, int t, float max_norm) {
     gpt2_allocate_moments(model);
-    const float* grads = s.micro_steps > 1 ? model->grad_acc_memory : model->grads_memory;
     const float bc1 = 1.0f - powf(s.beta1, (float)t), bc2 = 1.0f - powf(s.beta2, (float)t);
     const long n = (long)model->num_parameters;
     // queued before the host has read the pass's verdicts (gpt2_train_step), so gated on them
@@ -1446,16 +1482,23 @@ static void gpt2_update(GPT2* model, const AdamWStep& s, int t, float max_norm) 
     grad_norm_queue(model, grads, s, max_norm);
     const int C = model->config.channels; // every parameter tensor is a multiple of C long
     const AbftKernelCheck k = kernel_check(model, OP_ADAMW, 0, AbftKernelShape{n / C, C});
-    LAUNCH(adamw_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->params_memory, grads, model->m_memory, model->v_memory,
-                                                             n, s, bc1, bc2, decay_table(model->param_sizes), gate,
-                                                             model->norm, k, abft_adam_bound(s.beta1, s.beta2, t));
+    floatX* copy = (void*)model->master_memory == (void*)model->params_memory ? nullptr : model->params_memory;
+    LAUNCH(adamw_kernel<G>, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->master_memory, copy, grads, model->m_memory,
+                                                                model->v_memory, n, s, bc1, bc2, decay_table(model->param_sizes),
+                                                                gate, model->norm, k, abft_adam_bound(s.beta1, s.beta2, t));
     cudaCheckLaunch();
     kernel_verdict(model, k);
     abft_gpu_log_fetch(); // a deferred verdict comes back by the step's closing wait
 }
 
+static void gpt2_update(GPT2* model, const AdamWStep& s, int t, float max_norm) {
+    if (s.micro_steps > 1) { gpt2_update_from(model, model->grad_acc_memory, s, t, max_norm); }
+    else { gpt2_update_from(model, model->grads_memory, s, t, max_norm); }
+}
+
 static void gpt2_free(GPT2* model) {
-    void* device[] = {model->params_memory, model->grads_memory, model->grad_acc_memory, model->m_memory, model->v_memory,
+    void* device[] = {model->params_memory, model->master_memory != (void*)model->params_memory ? model->master_memory : nullptr,
+                      model->grads_memory, model->grad_acc_memory, model->m_memory, model->v_memory,
                       model->acts_memory, model->grads_acts_memory, model->losses, model->abft_sums_memory};
     for (void* p : device) { cudaCheck(cudaFree(p)); }
     cudaCheck(cudaFree(model->norm));
@@ -1495,7 +1538,7 @@ static HostView gpt2_host_view(GPT2* model) {
 static void gpt2_to_host(GPT2* model) {
     const HostView h = gpt2_host_view(model);
     const size_t bytes = model->num_parameters * sizeof(float);
-    cudaCheck(cudaMemcpy(h.params, model->params_memory, bytes, cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(h.params, model->master_memory, bytes, cudaMemcpyDeviceToHost));
     if (h.m != nullptr) {
         cudaCheck(cudaMemcpy(h.m, model->m_memory, bytes, cudaMemcpyDeviceToHost));
         cudaCheck(cudaMemcpy(h.v, model->v_memory, bytes, cudaMemcpyDeviceToHost));
@@ -1504,7 +1547,7 @@ static void gpt2_to_host(GPT2* model) {
 
 static void gpt2_from_host(GPT2* model) {
     const HostView h = gpt2_host_view(model);
-    upload(model->params_memory, h.params, model->num_parameters);
+    upload_params(model, h.params);
     if (h.m != nullptr) {
         upload(model->m_memory, h.m, model->num_parameters);
         upload(model->v_memory, h.v, model->num_parameters);
@@ -1513,7 +1556,9 @@ static void gpt2_from_host(GPT2* model) {
 
 // For the tests: the gradients of the last backward pass; a fresh optimizer.
 static void gpt2_copy_grads(const GPT2* model, float* out) {
-    cudaCheck(cudaMemcpy(out, model->grads_memory, model->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
+    std::vector<floatX> grads(model->num_parameters);
+    cudaCheck(cudaMemcpy(grads.data(), model->grads_memory, grads.size() * sizeof(floatX), cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < grads.size(); i++) { out[i] = (float)grads[i]; }
 }
 
 static void gpt2_zero_moments(GPT2* model) {
@@ -1538,7 +1583,7 @@ static bool gpt2_params_finite(const GPT2* model) {
     if (count == nullptr) { cudaCheck(cudaMalloc(&count, sizeof(int))); }
     cudaCheck(cudaMemset(count, 0, sizeof(int)));
     const long n = (long)model->num_parameters;
-    LAUNCH(count_nonfinite_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(count, model->params_memory, n);
+    LAUNCH(count_nonfinite_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(count, model->master_memory, n);
     cudaCheckLaunch();
     int bad = 0;
     cudaCheck(cudaMemcpy(&bad, count, sizeof(int), cudaMemcpyDeviceToHost));
@@ -1560,13 +1605,18 @@ static void gpt2_synchronize(GPT2* model) {
 static void gpt2_describe_backend(char* out, size_t size) {
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, 0));
-    snprintf(out, size, "%.120s (sm_%d%d), %s", prop.name, prop.major, prop.minor, g_tf32 ? "TF32 tensor cores" : "fp32");
+    const char* math = sizeof(floatX) != sizeof(float) ? "bf16 (fp32 masters, accumulation and statistics)"
+                       : g_tf32                         ? "fp32, TF32 tensor cores"
+                                                        : "fp32";
+    snprintf(out, size, "%.120s (sm_%d%d), %s", prop.name, prop.major, prop.minor, math);
 }
 
 // TF32 tensor cores exist from compute capability 8.0 (Ampere) on; -tf32 auto uses them there,
 // as llm.c does: 10 fraction bits per operand (fp32 accumulation) are well inside training's
-// noise, for several times fp32's GEMM throughput.
+// noise, for several times fp32's GEMM throughput. TF32 converts fp32 operands: never in the
+// bf16 build, whose GEMMs run on the bf16 tensor cores.
 static bool gpt2_has_tf32() {
+    if (sizeof(floatX) != sizeof(float)) { return false; }
     cuda_init();
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, 0));
@@ -1577,6 +1627,10 @@ static bool gpt2_has_tf32() {
 // tolerance by TF32's operand rounding
 static void gpt2_set_tf32(GPT2* model, bool on) {
     cuda_init();
+    if (on && sizeof(floatX) != sizeof(float)) {
+        die("-tf32", "TF32 is for the fp32 build (make train_gpt2cu PRECISION=FP32); this one's GEMMs are bf16 already",
+            "-tf32 1 in a bf16 build");
+    }
     if (on && !gpt2_has_tf32()) {
         cudaDeviceProp prop;
         cudaCheck(cudaGetDeviceProperties(&prop, 0));
@@ -1588,21 +1642,24 @@ static void gpt2_set_tf32(GPT2* model, bool on) {
 }
 
 // The GPU's dense peak in the precision in use, for the MFU (as llm.c's, against the
-// datasheet): fp32 on the CUDA cores, or TF32 on the tensor cores. 0 for a card not listed.
+// datasheet): fp32 on the CUDA cores, TF32 or bf16 (fp32 accumulation) on the tensor cores. 0
+// for a card not listed.
 static double gpt2_peak_flops(const GPT2*) {
     struct Peak {
         const char* name; // a substring of the device name
-        double fp32, tf32; // TFLOP/s
+        double fp32, tf32, bf16; // TFLOP/s
     };
     static const Peak peaks[] = {
-        {"H200", 67.0, 495.0},      {"H100 PCIe", 51.2, 378.0}, {"H100", 67.0, 495.0}, {"A100", 19.5, 156.0},
-        {"A10G", 31.2, 62.5},       {"L40S", 91.6, 183.0},      {"L4", 30.3, 60.0},    {"RTX 4090", 82.6, 82.6},
-        {"RTX 3090", 35.6, 35.6},
+        {"H200", 67.0, 495.0, 989.0},     {"H100 PCIe", 51.2, 378.0, 756.0}, {"H100", 67.0, 495.0, 989.0},
+        {"A100", 19.5, 156.0, 312.0},     {"A10G", 31.2, 62.5, 125.0},       {"L40S", 91.6, 183.0, 362.0},
+        {"L4", 30.3, 60.0, 121.0},        {"RTX 4090", 82.6, 82.6, 165.2},   {"RTX 3090", 35.6, 35.6, 71.0},
     };
     cudaDeviceProp prop;
     cudaCheck(cudaGetDeviceProperties(&prop, 0));
     for (const Peak& p : peaks) {
-        if (strstr(prop.name, p.name) != nullptr) { return 1e12 * (g_tf32 ? p.tf32 : p.fp32); }
+        if (strstr(prop.name, p.name) != nullptr) {
+            return 1e12 * (sizeof(floatX) != sizeof(float) ? p.bf16 : g_tf32 ? p.tf32 : p.fp32);
+        }
     }
     return 0.0;
 }

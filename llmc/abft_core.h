@@ -61,7 +61,7 @@ struct AbftGemm {
     floatX* C = nullptr;         // (M, N) row-major with leading dimension ldc
     long ldc = 0, strideC = 0;
     float alpha = 1.0f;
-    const float* bias = nullptr; // (N) added to every row, or nullptr
+    const floatX* bias = nullptr; // (N) added to every row, or nullptr
     bool causal = false;         // only C[i][j] with j <= i is read downstream (S and dP)
     int read_rows = 0;           // only rows i < read_rows and columns j < read_cols matter
     int read_cols = 0;           // downstream (0: all; the vocabulary, not its padding), for -fi
@@ -185,12 +185,22 @@ struct AbftVerdict {
 enum AbftFixPattern { FIX_0D, FIX_ROW, FIX_COL, FIX_SCATTERED, FIX_NUM };
 static const char* const abft_fix_names[FIX_NUM] = {"0d", "row", "col", "scattered"};
 
+// bf16 keeps 7 fraction bits (8 significant): a conversion that rounds to nearest, as CUDA's
+// __float2bfloat16 and cuBLAS(Lt)'s bf16 output do, is off by at most 2^-8 relative.
+constexpr float ABFT_BF16_UNIT_ROUNDOFF = 1.0f / 256.0f;
+
+// The rounding of a GEMM's output stored as floatX (abft_tolerance's output_u): none when
+// floatX is float.
+constexpr float ABFT_FLOATX_OUTPUT_U = sizeof(floatX) == sizeof(float) ? 0.0f : ABFT_BF16_UNIT_ROUNDOFF;
+
 ABFT_HD inline bool abft_is_extreme(float x, float threshold);
 ABFT_HD inline void abft_line_init(AbftLine* line);
 ABFT_HD inline void abft_line_add(AbftLine* line, int i, float x, float threshold);
 ABFT_HD inline AbftVerdict abft_judge(const AbftLine& line, double chk, double wchk, double tol, int n);
 ABFT_HD inline float abft_apply(const AbftVerdict& v, float x);
-ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u = 0.0f, float output_u = 0.0f);
+ABFT_HD inline float abft_repaired(const AbftVerdict& v, const AbftGemm& g, MatView A, MatView B, int i, int j, float x);
+ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u = 0.0f,
+                                     float output_u = ABFT_FLOATX_OUTPUT_U);
 inline void abft_colsums(MatView V, int rows, int j0, int j1, const float* w, const float* a, float* sum, float* abssum);
 ABFT_HD inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool by_rows, long* n_fixed);
 
@@ -214,7 +224,7 @@ inline bool abft_check_columns(float tau, const AbftGemm& g, int b, int j0, int 
     bool clean = true;
     float worst = 0.0f;
     for (int j = j0; j < j1; j++) {
-        float bias = g.bias ? g.bias[j] : 0.0f;
+        float bias = g.bias ? (float)g.bias[j] : 0.0f;
         float expect = g.alpha * chk[j] + (float)g.M * bias;
         float bnd = fabsf(g.alpha) * bound[j] + (float)g.M * fabsf(bias);
         float tol = abft_tolerance(tau, g.K, g.M, bnd);
@@ -231,7 +241,7 @@ inline float abft_column_tolerance(float tau, const AbftGemm& g, int b, int j, c
     column.p += j * column.cs;
     float chk[1], bound[1];
     abft_colsums(column, g.K, 0, 1, ue, ua, chk, bound);
-    float bias = g.bias ? fabsf(g.bias[j]) : 0.0f;
+    float bias = g.bias ? fabsf((float)g.bias[j]) : 0.0f;
     return abft_tolerance(tau, g.K, g.M, fabsf(g.alpha) * bound[0] + (float)g.M * bias);
 }
 
@@ -261,11 +271,14 @@ inline int abft_repair(float tau, float extreme, const AbftGemm& g, int b, long*
         for (int j = 0; j < N; j++) { double x = B.at(k, j); be[k] += x; bw[k] += (j + 1) * x; ba[k] += fabs(x); }
     }
     double bias_sum = 0.0, bias_wsum = 0.0, bias_abs = 0.0;
-    for (int j = 0; g.bias && j < N; j++) { bias_sum += g.bias[j]; bias_wsum += (j + 1.0) * g.bias[j]; bias_abs += fabs(g.bias[j]); }
+    for (int j = 0; g.bias && j < N; j++) {
+        const double bj = (float)g.bias[j];
+        bias_sum += bj; bias_wsum += (j + 1.0) * bj; bias_abs += fabs(bj);
+    }
     AbftChecksums* col = (AbftChecksums*)calloc_check((size_t)(M + N) * sizeof(AbftChecksums), "abft checksums");
     AbftChecksums* row = col + N;
     for (int j = 0; j < N; j++) {
-        double bj = g.bias ? g.bias[j] : 0.0;
+        double bj = g.bias ? (float)g.bias[j] : 0.0;
         double p = 0.0, w = 0.0, a = 0.0;
         for (int k = 0; k < K; k++) { double x = B.at(k, j); p += ae[k] * x; w += aw[k] * x; a += aa[k] * fabs(x); }
         col[j] = {alpha * p + M * bj, alpha * w + 0.5 * M * (M + 1.0) * bj, fabs(alpha) * a + M * fabs(bj)};
@@ -305,7 +318,7 @@ inline int abft_repair(float tau, float extreme, const AbftGemm& g, int b, long*
                 if (verdicts[l].kind != LINE_FIXABLE) { continue; }
                 int i = by_rows ? l : verdicts[l].index, j = by_rows ? verdicts[l].index : l;
                 floatX* x = g.C + b * g.strideC + (long)i * g.ldc + j;
-                *x = (floatX)abft_apply(verdicts[l], (float)*x);
+                *x = (floatX)abft_repaired(verdicts[l], g, A, B, i, j, (float)*x);
             }
             pattern = abft_fix_pattern(verdicts, lines, by_rows, n_fixed);
         }
@@ -385,6 +398,24 @@ ABFT_HD inline float abft_apply(const AbftVerdict& v, float x) {
     return v.replace ? (float)v.value : (float)((double)x + v.value);
 }
 
+// C[b](i, j) computed again from its operands, accumulated in fp32 as the GEMM does.
+ABFT_HD inline float abft_recompute(const AbftGemm& g, MatView A, MatView B, int i, int j) {
+    float acc = 0.0f;
+    for (int k = 0; k < g.K; k++) { acc += A.at(i, k) * B.at(k, j); }
+    return g.alpha * acc + (g.bias != nullptr ? (float)g.bias[j] : 0.0f);
+}
+
+// Whether a located element is recomputed rather than rebuilt from its line's checksum. When C
+// is bf16 a rebuilt element inherits the roundings of the other elements of its line (each off
+// by up to 2^-8 of itself: measured 129 to 1,683 bf16 ulps off in lines of 37 to 74), where its
+// own dot product gives what the GEMM wrote; in fp32 the rebuild is within the GEMM's rounding.
+constexpr bool ABFT_RECOMPUTE_LOCATED = sizeof(floatX) != sizeof(float);
+
+// The repaired value of the located element (i, j) of C[b], now x, that verdict v names.
+ABFT_HD inline float abft_repaired(const AbftVerdict& v, const AbftGemm& g, MatView A, MatView B, int i, int j, float x) {
+    return ABFT_RECOMPUTE_LOCATED ? abft_recompute(g, A, B, i, j) : abft_apply(v, x);
+}
+
 // ----------------------------------------------------------------------------
 // the tolerance (host + device)
 
@@ -396,7 +427,8 @@ ABFT_HD inline float abft_apply(const AbftVerdict& v, float x) {
 // before they are multiplied: 0 in fp32, ABFT_TF32_UNIT_ROUNDOFF with TF32 tensor cores (each
 // product then carries up to 2·operand_u). output_u is the relative error of storing each
 // output element in a narrower type than the fp32 accumulator: 0 in fp32,
-// ABFT_BF16_UNIT_ROUNDOFF when C is bf16 (one rounding per element, u_out·bound over the line).
+// ABFT_BF16_UNIT_ROUNDOFF when C is bf16 (one rounding per element, u_out·bound over the line);
+// by default the trainer's, ABFT_FLOATX_OUTPUT_U.
 ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u, float output_u) {
     const float u = FLT_EPSILON * 0.5f; // unit roundoff of fp32
     return tau * ((float)(K + n + 2) * u + 2.0f * operand_u + output_u) * bound + (float)(K + n + 2) * FLT_MIN;
@@ -406,9 +438,6 @@ ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float 
 // truncates (which hardware may do); the safe one.
 constexpr float ABFT_TF32_UNIT_ROUNDOFF = 1.0f / 1024.0f;
 
-// bf16 keeps 7 fraction bits (8 significant): a conversion that rounds to nearest, as CUDA's
-// __float2bfloat16 and cuBLAS(Lt)'s bf16 output do, is off by at most 2^-8 relative.
-constexpr float ABFT_BF16_UNIT_ROUNDOFF = 1.0f / 256.0f;
 
 // ----------------------------------------------------------------------------
 // column sums (host): the encoding of the checksums and the sums they are compared with

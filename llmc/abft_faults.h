@@ -12,8 +12,9 @@
 //                                                                      many executions of the op)
 //     -fi rate=1e-4[,type=nan][,op=..][,layer=..]                      random faults over a run
 //                                                                      (in the ops -abft_scope takes in)
-//     -fi ...,type=bitflip,bit=12                                      flip that bit (0-31) instead
-//                                                                      of the paper's exponent bit
+//     -fi ...,type=bitflip,bit=12                                      flip that bit of the value
+//                                                                      as floatX (0-31; 0-15 in bf16)
+//                                                                      instead of the paper's
 #pragma once
 
 #include <cerrno>
@@ -263,8 +264,12 @@ inline float abft_corrupt(const AbftGemm& g, int b, int i, int j, int type, int 
 
 constexpr float ABFT_NEAR_INF = 1e20f; // finite, far above the 1e10 extreme threshold
 
-// What a faulty unit writes instead of x. A bit flip flips `bit` (0-31; -1: the paper's choice,
-// abft_flip_bit).
+// A floatX value's bits within the float it widens to: bf16 is a float's top 16 bits.
+constexpr int ABFT_FLOATX_BITS = 8 * (int)sizeof(floatX);
+constexpr int ABFT_FLOATX_SHIFT = 32 - ABFT_FLOATX_BITS;
+
+// What a faulty unit writes instead of x. A bit flip flips `bit` of x as floatX (0-31 in fp32,
+// 0-15 in bf16; -1: the paper's choice, abft_flip_bit).
 ABFT_HD inline float abft_fault_value(int type, int bit, float x) {
     switch (type) {
         case FAULT_INF: return INFINITY;
@@ -274,16 +279,19 @@ ABFT_HD inline float abft_fault_value(int type, int bit, float x) {
         default: {
             uint32_t bits;
             memcpy(&bits, &x, sizeof(bits));
-            bits ^= 1u << abft_flip_bit(bit, x);
+            bits ^= 1u << (abft_flip_bit(bit, x) + ABFT_FLOATX_SHIFT);
             memcpy(&x, &bits, sizeof(bits));
             return x;
         }
     }
 }
 
-// The bit a flip of x hits: `bit`, or when it is -1 the paper's injector, the top exponent bit
-// (bit 30) when |x| < 2, else bit 29, which makes x huge (or INF/NaN).
-ABFT_HD inline int abft_flip_bit(int bit, float x) { return bit >= 0 ? bit : (fabsf(x) < 2.0f) ? 30 : 29; }
+// The bit of floatX a flip of x hits: `bit`, or when it is -1 the paper's injector, the top
+// exponent bit (30 in fp32, 14 in bf16) when |x| < 2, else the next one, which makes x huge
+// (or INF/NaN).
+ABFT_HD inline int abft_flip_bit(int bit, float x) {
+    return bit >= 0 ? bit : (fabsf(x) < 2.0f) ? ABFT_FLOATX_BITS - 2 : ABFT_FLOATX_BITS - 3;
+}
 
 // ----------------------------------------------------------------------------
 // counting, and the reports
@@ -390,7 +398,7 @@ inline AbftFaultSpec abft_parse_fault(const char* text) {
         else if (strcmp(key, "pattern") == 0) { f.pattern = abft_lookup(value, abft_pattern_names, PATTERN_NUM, "pattern"); }
         else if (strcmp(key, "seed") == 0) { f.seed = (uint64_t)abft_parse_int(key, value, 0, 1L << 62); }
         else if (strcmp(key, "count") == 0) { f.count = (int)abft_parse_int(key, value, 1, 1 << 20); }
-        else if (strcmp(key, "bit") == 0) { f.bit = (int)abft_parse_int(key, value, 0, 31); }
+        else if (strcmp(key, "bit") == 0) { f.bit = (int)abft_parse_int(key, value, 0, ABFT_FLOATX_BITS - 1); }
         else if (strcmp(key, "rate") == 0) {
             char* end = nullptr;
             f.rate = strtod(value, &end);

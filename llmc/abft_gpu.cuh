@@ -189,7 +189,7 @@ inline AbftKernelCheck abft_gpu_kernel_check(Abft* abft, int op, int layer, cons
 inline bool abft_gpu_kernel_verdict(Abft* abft, const AbftKernelCheck& k);
 inline float abft_gpu_corrupt(const AbftGemm& g, int b, int i, int j, int type, int bit);
 inline void abft_gpu_weight_stack_alloc(AbftWeightStack* w, int L, int OC, int IC);
-inline void abft_gpu_weight_sums(AbftWeightStack* w, const float* W, const float* bias);
+inline void abft_gpu_weight_sums(AbftWeightStack* w, const floatX* W, const floatX* bias);
 inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l);
 inline void abft_gpu_weight_stack_free(AbftWeightStack* w);
 
@@ -216,7 +216,7 @@ __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue
 __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound);
 __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u);
 __global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float operand_u, int* flags, int* counter);
-__global__ void abft_stack_sums_kernel(const float* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
+__global__ void abft_stack_sums_kernel(const floatX* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
                                        float* part_abs);
 __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, float tau, float operand_u);
 __global__ void abft_repair_kernel(AbftRepairJob job, float extreme, float tau, float operand_u);
@@ -463,7 +463,7 @@ inline void abft_gpu_weight_stack_free(AbftWeightStack* w) {
 }
 
 // The row and column sums of every layer's W and the sums of its bias: three launches.
-inline void abft_gpu_weight_sums(AbftWeightStack* w, const float* W, const float* bias) {
+inline void abft_gpu_weight_sums(AbftWeightStack* w, const floatX* W, const floatX* bias) {
     const int chunks = abft_ceil_div(w->OC, ABFT_TILE);
     LAUNCH(abft_stack_sums_kernel, dim3(chunks, w->L), dim3(256), 0, 0)(W, w->OC, w->IC, w->row_sum, w->row_abs, w->part,
                                                                        w->part_abs);
@@ -789,7 +789,7 @@ __device__ inline void abft_column_checksum(const AbftGemm& g, int b, int j, con
         }
     }
     abft_reduce_over_warps(&s, &sa);
-    const float bias = (g.bias != nullptr && j < g.N) ? g.bias[j] : 0.0f;
+    const float bias = (g.bias != nullptr && j < g.N) ? (float)g.bias[j] : 0.0f;
     *chk = g.alpha * s + (float)g.M * bias;
     *bound = fabsf(g.alpha) * sa + (float)g.M * fabsf(bias);
 }
@@ -906,7 +906,7 @@ __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue
     s = warp_sum(s);
     sa = warp_sum(sa);
     if (lane != 0) { return; }
-    const float bias = g.bias != nullptr ? g.bias[j] : 0.0f;
+    const float bias = g.bias != nullptr ? (float)g.bias[j] : 0.0f;
     const float c = g.alpha * s + (float)g.M * bias, bd = fabsf(g.alpha) * sa + (float)g.M * fabsf(bias);
     abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
 }
@@ -919,7 +919,7 @@ __global__ void abft_compare_kernel(AbftGemm g, const float* csum, const float* 
     const int j = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
     if (j >= g.N) { return; }
     const long at = (long)b * g.N + j;
-    const float bias = g.bias != nullptr ? g.bias[j] : 0.0f;
+    const float bias = g.bias != nullptr ? (float)g.bias[j] : 0.0f;
     const float c = g.alpha * chk[at] + (float)g.M * bias, bd = fabsf(g.alpha) * bound[at] + (float)g.M * fabsf(bias);
     abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
 }
@@ -985,7 +985,7 @@ __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float ta
     if (given) { e = g.col_chk[at]; ea = g.col_bound[at]; }
     s.csum[at] = cs;
     s.cabs[at] = ca;
-    const float bias = g.bias != nullptr ? g.bias[j] : 0.0f;
+    const float bias = g.bias != nullptr ? (float)g.bias[j] : 0.0f;
     const float c = g.alpha * e + (float)g.M * bias, bd = fabsf(g.alpha) * ea + (float)g.M * fabsf(bias);
     abft_compare_column(g, b, j, c, bd, s.csum, s.cabs, s.chk, s.bound, tau, operand_u, s.flags, s.counter);
 }
@@ -994,14 +994,14 @@ __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float ta
 // chunk of ABFT_TILE rows, partial column sums (L, chunks, cols) that
 // abft_colsums_reduce_kernel adds up (part null: row sums only). grid (ceil(rows/ABFT_TILE),
 // L), block 256: a warp per row, then a thread per column.
-__global__ void abft_stack_sums_kernel(const float* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
+__global__ void abft_stack_sums_kernel(const floatX* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
                                        float* part_abs) {
     const int l = blockIdx.y, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int i0 = blockIdx.x * ABFT_TILE, i1 = min(i0 + ABFT_TILE, rows);
-    const float* Wl = W + (long)l * rows * cols;
+    const floatX* Wl = W + (long)l * rows * cols;
     for (int i = i0 + warp; i < i1; i += blockDim.x / 32) {
         float s = 0.0f, sa = 0.0f;
-        for (int j = lane; j < cols; j += 32) { const float x = Wl[(long)i * cols + j]; s += x; sa += fabsf(x); }
+        for (int j = lane; j < cols; j += 32) { const float x = (float)Wl[(long)i * cols + j]; s += x; sa += fabsf(x); }
         s = warp_sum(s);
         sa = warp_sum(sa);
         if (lane == 0) { row_sum[(long)l * rows + i] = s; row_abs[(long)l * rows + i] = sa; }
@@ -1009,7 +1009,7 @@ __global__ void abft_stack_sums_kernel(const float* W, int rows, int cols, float
     if (part == nullptr) { return; }
     for (int j = threadIdx.x; j < cols; j += blockDim.x) {
         float s = 0.0f, sa = 0.0f;
-        for (int i = i0; i < i1; i++) { const float x = Wl[(long)i * cols + j]; s += x; sa += fabsf(x); }
+        for (int i = i0; i < i1; i++) { const float x = (float)Wl[(long)i * cols + j]; s += x; sa += fabsf(x); }
         const long at = ((long)l * gridDim.x + blockIdx.x) * cols + j;
         part[at] = s;
         part_abs[at] = sa;
@@ -1215,7 +1215,10 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
     }
     if (threadIdx.x == 0) {
         double bs = 0.0, bws = 0.0, bas = 0.0;
-        for (int j = 0; g.bias && j < g.N; j++) { bs += g.bias[j]; bws += (j + 1.0) * g.bias[j]; bas += fabs(g.bias[j]); }
+        for (int j = 0; g.bias && j < g.N; j++) {
+            const double bj = (float)g.bias[j];
+            bs += bj; bws += (j + 1.0) * bj; bas += fabs(bj);
+        }
         biasw[0] = bs; biasw[1] = bws; biasw[2] = bas;
     }
     __syncthreads();
@@ -1223,7 +1226,7 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
     for (int t = threadIdx.x; t < g.N + g.M; t += blockDim.x) {
         double p = 0.0, w = 0.0, a = 0.0;
         if (t < g.N) {
-            const double bj = g.bias ? g.bias[t] : 0.0;
+            const double bj = g.bias ? (float)g.bias[t] : 0.0;
             for (int k = 0; k < g.K; k++) { double x = B.at(k, t); p += e[k] * x; w += e[g.K + k] * x; a += e[2 * g.K + k] * fabs(x); }
             double* c = colchk + (long)t * 3;
             c[0] = alpha * p + g.M * bj;
@@ -1260,14 +1263,14 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
         for (int j = threadIdx.x; j < g.N; j += blockDim.x) {
             if (colv[j].kind == LINE_FIXABLE) {
                 floatX* x = &C[(long)colv[j].index * g.ldc + j];
-                *x = (floatX)abft_apply(colv[j], (float)*x);
+                *x = (floatX)abft_repaired(colv[j], g, A, B, colv[j].index, j, (float)*x);
             }
         }
     } else if (mode == REPAIR_BY_ROWS) {
         for (int i = threadIdx.x; i < g.M; i += blockDim.x) {
             if (rowv[i].kind == LINE_FIXABLE) {
                 floatX* x = &C[(long)i * g.ldc + rowv[i].index];
-                *x = (floatX)abft_apply(rowv[i], (float)*x);
+                *x = (floatX)abft_repaired(rowv[i], g, A, B, i, rowv[i].index, (float)*x);
             }
         }
     }

@@ -40,14 +40,14 @@ static bool checked_kernel(GPT2* model, int op, int layer, const AbftKernelShape
 // the linear layers of the MLP and the LM head: protected GEMMs, checked with -abft_scope all
 
 // out (rows, OC) = inp (rows, IC) · weightᵀ + bias. False when out stays faulty.
-static bool linear_forward(GPT2* model, floatX* out, const floatX* inp, const floatX* weight, const float* bias, int rows,
+static bool linear_forward(GPT2* model, floatX* out, const floatX* inp, const floatX* weight, const floatX* bias, int rows,
                            int IC, int OC, int op, int layer) {
     return protected_gemm(model, linear_gemm(out, inp, weight, bias, rows, IC, OC), op, layer);
 }
 
 // Its backward: dinp = dout · weight (op_dx), dweight = doutᵀ · inp (op_dw), and dbias when
 // there is a bias. False when a gradient stays faulty.
-static bool linear_backward(GPT2* model, floatX* dinp, floatX* dweight, float* dbias, const floatX* dout, const floatX* inp,
+static bool linear_backward(GPT2* model, floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
                             const floatX* weight, int rows, int IC, int OC, int op_dx, int op_dw, int layer) {
     if (!protected_gemm(model, linear_dinp_gemm(dinp, dout, weight, rows, IC, OC), op_dx, layer)) { return false; }
     if (!protected_gemm(model, linear_dweight_gemm(dweight, dout, inp, rows, IC, OC), op_dw, layer)) { return false; }

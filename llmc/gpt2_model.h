@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "llmc/precision.h"
 #include "llmc/rand.h"
 #include "llmc/utils.h"
 
@@ -73,24 +74,29 @@ inline bool parse_model_descriptor(const char* s, GPT2Config* c) {
 // parameters: one buffer, cut into 16 tensors in llm.c's order (the model file's)
 
 constexpr int NUM_PARAMETER_TENSORS = 16;
-struct ParameterTensors {
-    float* wte;      // (Vp, C)
-    float* wpe;      // (maxT, C)
-    float* ln1w;     // (L, C)
-    float* ln1b;     // (L, C)
-    float* qkvw;     // (L, 3C, C)
-    float* qkvb;     // (L, 3C)
-    float* attprojw; // (L, C, C)
-    float* attprojb; // (L, C)
-    float* ln2w;     // (L, C)
-    float* ln2b;     // (L, C)
-    float* fcw;      // (L, 4C, C)
-    float* fcb;      // (L, 4C)
-    float* fcprojw;  // (L, C, 4C)
-    float* fcprojb;  // (L, C)
-    float* lnfw;     // (C)
-    float* lnfb;     // (C)
+// The parameters as the forward and backward passes read them, and their gradients, are
+// floatX; in a bf16 build the optimizer keeps float masters of them (ParameterTensorsOf<float>).
+template <typename T>
+struct ParameterTensorsOf {
+    T* wte;      // (Vp, C)
+    T* wpe;      // (maxT, C)
+    T* ln1w;     // (L, C)
+    T* ln1b;     // (L, C)
+    T* qkvw;     // (L, 3C, C)
+    T* qkvb;     // (L, 3C)
+    T* attprojw; // (L, C, C)
+    T* attprojb; // (L, C)
+    T* ln2w;     // (L, C)
+    T* ln2b;     // (L, C)
+    T* fcw;      // (L, 4C, C)
+    T* fcb;      // (L, 4C)
+    T* fcprojw;  // (L, C, 4C)
+    T* fcprojb;  // (L, C)
+    T* lnfw;     // (C)
+    T* lnfb;     // (C)
 };
+typedef ParameterTensorsOf<floatX> ParameterTensors;
+
 
 // The parameters' size table; returns their number (the one place where they are counted).
 inline size_t fill_in_parameter_sizes(size_t* sizes, const GPT2Config& cfg) {
@@ -121,11 +127,11 @@ inline size_t count_parameters(const GPT2Config& cfg) {
     return fill_in_parameter_sizes(sizes, cfg);
 }
 
-// Points the tensors of a struct of float pointers into one buffer, in declaration order.
-template <typename Tensors, int N>
-inline void point_tensors(Tensors* t, const size_t* sizes, float* memory) {
-    static_assert(sizeof(Tensors) == N * sizeof(float*), "a tensor struct holds only float pointers");
-    float** ptrs = reinterpret_cast<float**>(t);
+// Points the tensors of a struct of pointers to T into one buffer, in declaration order.
+template <typename Tensors, int N, typename T>
+inline void point_tensors(Tensors* t, const size_t* sizes, T* memory) {
+    static_assert(sizeof(Tensors) == N * sizeof(T*), "a tensor struct holds only pointers");
+    T** ptrs = reinterpret_cast<T**>(t);
     for (int i = 0; i < N; i++) { ptrs[i] = memory; memory += sizes[i]; }
 }
 
@@ -135,8 +141,8 @@ inline void point_tensors(Tensors* t, const size_t* sizes, float* memory) {
 inline void gpt2_init_params(const GPT2Config& c, float* params, uint64_t seed) {
     size_t sizes[NUM_PARAMETER_TENSORS];
     memset(params, 0, fill_in_parameter_sizes(sizes, c) * sizeof(float));
-    ParameterTensors p;
-    point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&p, sizes, params);
+    ParameterTensorsOf<float> p;
+    point_tensors<ParameterTensorsOf<float>, NUM_PARAMETER_TENSORS>(&p, sizes, params);
     const long L = c.num_layers, C = c.channels;
     const float residual_std = 0.02f / sqrtf(2.0f * L);
     uint64_t rng = seed;
@@ -151,7 +157,8 @@ inline void gpt2_init_params(const GPT2Config& c, float* params, uint64_t seed) 
 }
 
 // ----------------------------------------------------------------------------
-// activations: one buffer, cut into 26 tensors
+// activations: one buffer, cut into 26 tensors, floatX but for the layernorms' statistics
+// (float), each starting on a 16-byte boundary
 //
 // What the backward pass reads is kept for every layer (L, ...). The outputs of qkv, preatt,
 // yh, attproj and fcproj are read only by the next op of the same layer's forward pass (the
@@ -161,35 +168,53 @@ inline void gpt2_init_params(const GPT2Config& c, float* params, uint64_t seed) 
 
 constexpr int NUM_ACTIVATION_TENSORS = 26;
 struct ActivationTensors {
-    float* encoded;   // (B, T, C)
-    float* ln1;       // (L, B, T, C)
-    float* ln1_mean;  // (L, B, T)
-    float* ln1_rstd;  // (L, B, T)
-    float* qkv;       // (B, T, 3C)        protected GEMM output, shared by the layers
-    float* q;         // (L, B, NH, T, HS)
-    float* k;         // (L, B, NH, T, HS)
-    float* v;         // (L, B, NH, T, HS)
-    float* preatt;    // (B, NH, T, T)     S, protected GEMM output, shared by the layers
-    float* att;       // (L, B, NH, T, T)  P
-    float* yh;        // (B, NH, T, HS)    protected GEMM output, shared by the layers
-    float* atty;      // (L, B, T, C)
-    float* attproj;   // (B, T, C)         protected GEMM output, shared by the layers
-    float* residual2; // (L, B, T, C)
-    float* ln2;       // (L, B, T, C)
-    float* ln2_mean;  // (L, B, T)
-    float* ln2_rstd;  // (L, B, T)
-    float* fch;       // (L, B, T, 4C)
-    float* fch_gelu;  // (L, B, T, 4C)
-    float* fcproj;    // (B, T, C)         shared by the layers
-    float* residual3; // (L, B, T, C)
-    float* lnf;       // (B, T, C)
-    float* lnf_mean;  // (B, T)
-    float* lnf_rstd;  // (B, T)
-    float* logits;    // (B, T, Vp)        after a training pass: their gradient, dlogits
-    float* probs;     // (B, T, Vp)
+    floatX* encoded;   // (B, T, C)
+    floatX* ln1;       // (L, B, T, C)
+    float* ln1_mean;   // (L, B, T)
+    float* ln1_rstd;   // (L, B, T)
+    floatX* qkv;       // (B, T, 3C)        protected GEMM output, shared by the layers
+    floatX* q;         // (L, B, NH, T, HS)
+    floatX* k;         // (L, B, NH, T, HS)
+    floatX* v;         // (L, B, NH, T, HS)
+    floatX* preatt;    // (B, NH, T, T)     S, protected GEMM output, shared by the layers
+    floatX* att;       // (L, B, NH, T, T)  P
+    floatX* yh;        // (B, NH, T, HS)    protected GEMM output, shared by the layers
+    floatX* atty;      // (L, B, T, C)
+    floatX* attproj;   // (B, T, C)         protected GEMM output, shared by the layers
+    floatX* residual2; // (L, B, T, C)
+    floatX* ln2;       // (L, B, T, C)
+    float* ln2_mean;   // (L, B, T)
+    float* ln2_rstd;   // (L, B, T)
+    floatX* fch;       // (L, B, T, 4C)
+    floatX* fch_gelu;  // (L, B, T, 4C)
+    floatX* fcproj;    // (B, T, C)         shared by the layers
+    floatX* residual3; // (L, B, T, C)
+    floatX* lnf;       // (B, T, C)
+    float* lnf_mean;   // (B, T)
+    float* lnf_rstd;   // (B, T)
+    floatX* logits;    // (B, T, Vp)        after a training pass: their gradient, dlogits
+    floatX* probs;     // (B, T, Vp)
 };
 
-// The activations' size table for batches of (B, T); returns their number of floats.
+// The element size of activation tensor i: the layernorms' means and reciprocal standard
+// deviations are float whatever floatX is (they are sums over a row).
+inline size_t activation_elem_bytes(int i) {
+    const bool statistic = i == 2 || i == 3 || i == 15 || i == 16 || i == 22 || i == 23;
+    return statistic ? sizeof(float) : sizeof(floatX);
+}
+
+// Tensor i's bytes in the activations' buffer: rounded up to 16, so that every tensor starts
+// aligned for vector loads and cuBLASLt whatever the sizes before it.
+inline size_t activation_slot_bytes(const size_t* sizes, int i) { return (sizes[i] * activation_elem_bytes(i) + 15) / 16 * 16; }
+
+inline size_t activation_bytes(const size_t* sizes) {
+    size_t bytes = 0;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { bytes += activation_slot_bytes(sizes, i); }
+    return bytes;
+}
+
+// The activations' size table for batches of (B, T), in elements; returns the bytes of the
+// buffer that holds them (activation_bytes).
 // probs: whether the (B, T, Vp) probabilities are kept (the CPU trainer); the CUDA trainer's
 // fused classifier never stores them.
 inline size_t fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int B, int T, bool probs) {
@@ -225,9 +250,14 @@ inline size_t fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int
     sizes[23] = BT;                  // lnf_rstd
     sizes[24] = BT * Vp;             // logits
     sizes[25] = probs ? BT * Vp : 0; // probs
-    size_t total = 0;
-    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { total += sizes[i]; }
-    return total;
+    return activation_bytes(sizes);
+}
+
+inline void point_activations(ActivationTensors* a, const size_t* sizes, void* memory) {
+    static_assert(sizeof(ActivationTensors) == NUM_ACTIVATION_TENSORS * sizeof(void*), "a tensor struct holds only pointers");
+    char* next = static_cast<char*>(memory);
+    void** ptrs = reinterpret_cast<void**>(a);
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { ptrs[i] = next; next += activation_slot_bytes(sizes, i); }
 }
 
 // ----------------------------------------------------------------------------
@@ -243,24 +273,24 @@ inline size_t fill_in_activation_sizes(size_t* sizes, const GPT2Config& cfg, int
 
 constexpr int NUM_ACTIVATION_GRAD_TENSORS = 14;
 struct ActivationGradTensors {
-    float* residual;  // (B, T, C)       the residual stream's, accumulated in place
-    float* lnf;       // (B, T, C)
-    float* fch_gelu;  // (B, T, 4C)
-    float* fch;       // (B, T, 4C)
-    float* ln2;       // (B, T, C)
-    float* atty;      // (B, T, C)       protected GEMM output
-    float* yh;        // (B, NH, T, HS)
-    float* att;       // (B, NH, T, T)   dP, protected GEMM output
-    float* preatt;    // (B, NH, T, T)   dS
-    float* q;         // (B, NH, T, HS)  protected GEMM output
-    float* k;         // (B, NH, T, HS)  protected GEMM output
-    float* v;         // (B, NH, T, HS)  protected GEMM output
-    float* qkv;       // (B, T, 3C)
-    float* ln1;       // (B, T, C)       protected GEMM output
+    floatX* residual; // (B, T, C)       the residual stream's, accumulated in place
+    floatX* lnf;      // (B, T, C)
+    floatX* fch_gelu; // (B, T, 4C)
+    floatX* fch;      // (B, T, 4C)
+    floatX* ln2;      // (B, T, C)
+    floatX* atty;     // (B, T, C)       protected GEMM output
+    floatX* yh;       // (B, NH, T, HS)
+    floatX* att;      // (B, NH, T, T)   dP, protected GEMM output
+    floatX* preatt;   // (B, NH, T, T)   dS
+    floatX* q;        // (B, NH, T, HS)  protected GEMM output
+    floatX* k;        // (B, NH, T, HS)  protected GEMM output
+    floatX* v;        // (B, NH, T, HS)  protected GEMM output
+    floatX* qkv;      // (B, T, 3C)
+    floatX* ln1;      // (B, T, C)       protected GEMM output
 };
 
-// The activation gradients' size table for batches of (B, T); returns their number of floats
-// (independent of the number of layers).
+// The activation gradients' size table for batches of (B, T), in elements (floatX); returns
+// their number (independent of the number of layers).
 inline size_t fill_in_activation_grad_sizes(size_t* sizes, const GPT2Config& cfg, int B, int T) {
     const size_t C = cfg.channels, NH = cfg.num_heads;
     const size_t BT = (size_t)B * T;
@@ -288,8 +318,11 @@ inline size_t fill_in_activation_grad_sizes(size_t* sizes, const GPT2Config& cfg
 
 // Pointers to one layer's slice of the activations; the shared tensors are the same for all.
 struct LayerActs {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *q, *k, *v, *preatt, *att, *yh, *atty, *attproj, *residual2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+    floatX* ln1;
+    float *ln1_mean, *ln1_rstd;
+    floatX *qkv, *q, *k, *v, *preatt, *att, *yh, *atty, *attproj, *residual2, *ln2;
+    float *ln2_mean, *ln2_rstd;
+    floatX *fch, *fch_gelu, *fcproj, *residual3;
 };
 
 template <typename Model>
@@ -305,7 +338,7 @@ LayerActs layer_acts(const ActivationTensors& a, const Model* model, int l) {
 
 // Pointers to one layer's slice of the parameters (or of their gradients).
 struct LayerParams {
-    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+    floatX *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
 };
 
 inline LayerParams layer_params(const ParameterTensors& p, const GPT2Config& c, int l) {
@@ -323,17 +356,18 @@ inline LayerParams layer_params(const ParameterTensors& p, const GPT2Config& c, 
 // first use, and the CUDA trainer's checksum sums (layer_sums in train_gpt2.cu): 27 MB at GPT-2
 // 124M, B=8, T=1024).
 struct MemoryFootprint {
-    size_t parameters, gradients, moments; // moments: AdamW's m and v
+    size_t parameters, masters, gradients, moments; // masters: the float parameters of a bf16 build; moments: AdamW's m and v
     size_t activations, activation_grads;
-    size_t workspace;                      // the GPU's GEMM workspace; 0 on the CPU
-    size_t total() const { return parameters + gradients + moments + activations + activation_grads + workspace; }
+    size_t workspace;                               // the GPU's GEMM workspace; 0 on the CPU
+    size_t total() const { return parameters + masters + gradients + moments + activations + activation_grads + workspace; }
 };
 
 inline MemoryFootprint model_footprint(const GPT2Config& cfg, int B, int T, bool probs, size_t workspace) {
     size_t params[NUM_PARAMETER_TENSORS], acts[NUM_ACTIVATION_TENSORS], grads[NUM_ACTIVATION_GRAD_TENSORS];
-    const size_t p = fill_in_parameter_sizes(params, cfg) * sizeof(float);
-    return MemoryFootprint{p, p, 2 * p, fill_in_activation_sizes(acts, cfg, B, T, probs) * sizeof(float),
-                           fill_in_activation_grad_sizes(grads, cfg, B, T) * sizeof(float), workspace};
+    const size_t n = fill_in_parameter_sizes(params, cfg), p = n * sizeof(floatX);
+    const size_t masters = sizeof(floatX) == sizeof(float) ? 0 : n * sizeof(float);
+    return MemoryFootprint{p, masters, p, 2 * n * sizeof(float), fill_in_activation_sizes(acts, cfg, B, T, probs),
+                           fill_in_activation_grad_sizes(grads, cfg, B, T) * sizeof(floatX), workspace};
 }
 
 // "474.7 MiB", "14.2 GiB"
@@ -346,9 +380,10 @@ inline std::string format_bytes(size_t bytes) {
 
 inline void print_footprint(const MemoryFootprint& m) {
     std::string workspace = m.workspace > 0 ? ", cuBLASLt workspace " + format_bytes(m.workspace) : "";
-    printf("memory: parameters %s, gradients %s, AdamW moments %s, activations %s,\n"
+    std::string masters = m.masters > 0 ? " (+ float masters " + format_bytes(m.masters) + ")" : "";
+    printf("memory: parameters %s%s, gradients %s, AdamW moments %s, activations %s,\n"
            "        activation gradients %s%s: total %s (%.2f GB), ABFT's scratch aside\n",
-           format_bytes(m.parameters).c_str(), format_bytes(m.gradients).c_str(), format_bytes(m.moments).c_str(),
+           format_bytes(m.parameters).c_str(), masters.c_str(), format_bytes(m.gradients).c_str(), format_bytes(m.moments).c_str(),
            format_bytes(m.activations).c_str(), format_bytes(m.activation_grads).c_str(), workspace.c_str(),
            format_bytes(m.total()).c_str(), m.total() / 1e9);
 }

@@ -1,15 +1,17 @@
-// precision.h: floatX, the element type of the CUDA trainer's activations, their gradients and
-// its GEMMs' operands and outputs, as llm.c's PRECISION switch has it: float by default;
-// __nv_bfloat16 when built with -DENABLE_BF16 (half the memory and bandwidth, bf16 tensor
-// cores). Kernels load floatX, compute in float and store floatX: (float)x[i], then
-// y[i] = (floatX)v. What is summed or must stay exact stays float whatever floatX is: the
-// GEMMs' accumulation (CUBLAS_COMPUTE_32F), the layernorm statistics (mean, rstd), the
-// softmax's and the loss's, the losses, ABFT's checksums and every sum of its checks, and the
-// AdamW moments; for now also the parameters, their gradients and the optimizer, which is why
-// the bf16 build does not compile yet (a GEMM that reads a weight needs its bf16 copy).
+// precision.h: floatX, the element type of the CUDA trainer's activations, their gradients, the
+// parameters as the passes read them and their gradients, and its GEMMs' operands and outputs,
+// as llm.c's PRECISION switch has it: float by default here; __nv_bfloat16 when built with
+// -DENABLE_BF16 (`make train_gpt2cu` does: half the memory and bandwidth, bf16 tensor cores).
+// Kernels load floatX, compute in float and store floatX: (float)x[i], then y[i] = (floatX)v.
+// What is summed or must stay exact stays float whatever floatX is: the GEMMs' accumulation
+// (CUBLAS_COMPUTE_32F), the layernorm statistics (mean, rstd), the softmax's and the loss's,
+// the losses, ABFT's checksums and every sum of its checks, the AdamW moments, and the master
+// parameters AdamW updates, from which it writes the floatX copy the passes read (the model
+// files hold the masters).
 //
 // The CPU trainer (train_gpt2.cpp) is fp32 only: floatX is float there, so that the code it
-// shares with the CUDA trainer (llmc/abft_core.h, llmc/gpt2_block.h) reads the same in both.
+// shares with the CUDA trainer (llmc/abft_core.h, llmc/gpt2_block.h, llmc/gpt2_model.h) reads
+// the same in both.
 #pragma once
 
 #if defined(__CUDACC__) || defined(CUDA_CPU_HARNESS)

@@ -118,7 +118,7 @@ static void print_usage(const Flag* flags, int n) {
     printf("\n                 and the kernels checked by invariants (-abft_scope all; lnf to adamw at layer 0):\n                ");
     for (int op = ABFT_NUM_GEMM_OPS; op < ABFT_NUM_OPS; op++) { printf(" %s", abft_op_names[op]); }
     printf("\n");
-    printf("                 types: inf -inf nan nearinf bitflip (bit=N: flip bit N, 0-31); patterns: 0d row col 2d\n");
+    printf("                 types: inf -inf nan nearinf bitflip (bit=N: flip bit N of floatX, 0-31; 0-15 in bf16); patterns: 0d row col 2d\n");
     printf("                 with -o, the CPU trainer writes each 0d fault and its check's verdict to LOGDIR/faults.jsonl\n");
 }
 
@@ -246,7 +246,7 @@ static void build_model(GPT2* model, const Options& o) {
     printf("model: L=%d NH=%d C=%d maxT=%d V=%d (padded %d), %zu parameters\n", c.num_layers, c.num_heads, c.channels,
            c.max_seq_len, c.vocab_size, c.padded_vocab_size, model->num_parameters);
     MemoryFootprint footprint = gpt2_footprint(model, o.prompt != nullptr ? 1 : o.B, o.T);
-    if (o.micro_steps() > 1) { footprint.gradients *= 2; } // and their sum over a step's micro-batches
+    if (o.micro_steps() > 1) { footprint.gradients += model->num_parameters * sizeof(float); } // their float sum over a step's micro-batches
     print_footprint(footprint);
     char backend[256];
     gpt2_describe_backend(backend, sizeof(backend));

@@ -2,13 +2,14 @@
 # gpu_check.sh OUTDIR: everything GPU-side in one short run, on a machine with an NVIDIA GPU.
 #
 # Builds every dev/cuda file and the harness's own tests with nvcc for the local GPU, runs their
-# validations natively, then the benchmarks; then the CUDA trainer: test_gpt2cu (reference
-# checks, determinism, the full fault table) and the ABFT on/off benchmark at GPT-2 124M shapes
-# (L=12 C=768 NH=12 T=1024 B=8, random init) in fp32 and in TF32 (and in TF32 with every GEMM
-# checked, -abft_scope all), beside the step times that
-# `make cost` models for an H100 and an H200 (dev/harness/cost_model.txt); and, when data/bible exists,
-# 600 steps of the `make train` run on the GPU, next to the CPU run's log if there is one, text
-# sampled from its model, and 4 steps of `make train MODEL=d12` (0.5M tokens a step: time, MFU).
+# validations natively, then the benchmarks; then the CUDA trainer, built in bf16 (the default)
+# and in fp32: test_gpt2cu in both (reference checks, determinism, the full fault table) and the
+# ABFT on/off benchmark at GPT-2 124M shapes (L=12 C=768 NH=12 T=1024 B=8, random init) in
+# bf16, fp32 and TF32 (and in bf16 and TF32 with every GEMM checked, -abft_scope all), beside
+# the step times that `make cost` models for an H100 and an H200 (dev/harness/cost_model.txt);
+# and, when data/bible exists, 600 steps of the `make train` run on the GPU (bf16), next to the
+# CPU run's log if there is one, text sampled from its model, and 4 steps of `make train
+# MODEL=d12` (0.5M tokens a step: time, MFU).
 # Writes OUTDIR/summary.md plus every log. Meant to finish in a few minutes; each program is
 # capped at 120 s (the training run at 240 s, the d12 steps at 150 s).
 #
@@ -60,43 +61,61 @@ for src in dev/harness/test_harness.cu dev/cuda/*.cu; do
     echo "$name: ${line:-no closing line} (exit $status)"
 done
 # ----------------------------------------------------------------------------
-# the CUDA trainer
-arch_num=${arch#sm_}
-if make --no-print-directory train_gpt2cu test_gpt2cu CUDA_ARCHS="$arch_num" NVCC="$NVCC" > "$out/trainer.build.log" 2>&1; then
-    py=$(for p in /usr/bin/python3 python3; do "$p" -c 'import torch' > /dev/null 2>&1 && echo "$p" && break; done)
-    timeout 120 ./test_gpt2cu -python "${py:-/usr/bin/python3}" -seed 1 -refs refs > "$out/test_gpt2cu.log" 2>&1
-    status=$?
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/test_gpt2cu.log" | tail -1)
-    [ "$status" -ne 0 ] && failures=$((failures + 1))
-    p=$(echo "$line" | awk '{print $1}')
-    f=$(echo "$line" | awk '{print $3}')
-    echo "| test_gpt2cu | ${p:--} | ${f:--} | exit $status |" >> "$summary"
-    echo "test_gpt2cu: ${line:-no closing line} (exit $status)"
-    for tf32 in 0 1; do
-        timeout 120 ./train_gpt2cu -e d12 -b 8 -t 1024 -bench 5 -tf32 $tf32 > "$out/bench_124M_tf32_$tf32.log" 2>&1
-        echo "bench 124M tf32=$tf32: exit $?"
+# the CUDA trainer, in both precisions: four nvcc builds at once
+trainer_flags="-O3 -std=c++17 -I. -arch=$arch -Xcudafe --diag_suppress=declared_but_not_referenced"
+build_ok=1
+for precision in bf16 fp32; do
+    define=$([ "$precision" = bf16 ] && echo -DENABLE_BF16)
+    for prog in train test; do
+        "$NVCC" $trainer_flags $define ${prog}_gpt2.cu -o "$out/${prog}_gpt2cu_$precision" -lcublas -lcublasLt \
+            > "$out/${prog}_gpt2cu_$precision.build.log" 2>&1 &
     done
-    timeout 120 ./train_gpt2cu -e d12 -b 8 -t 1024 -bench 5 -tf32 1 -abft_scope all > "$out/bench_124M_tf32_1_all.log" 2>&1
+done
+for job in $(jobs -p); do wait "$job" || build_ok=0; done
+if [ "$build_ok" = 1 ]; then
+    py=$(for p in /usr/bin/python3 python3; do "$p" -c 'import torch' > /dev/null 2>&1 && echo "$p" && break; done)
+    for precision in bf16 fp32; do
+        timeout 120 "$out/test_gpt2cu_$precision" -python "${py:-/usr/bin/python3}" -seed 1 -refs refs \
+            > "$out/test_gpt2cu_$precision.log" 2>&1
+        status=$?
+        line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/test_gpt2cu_$precision.log" | tail -1)
+        [ "$status" -ne 0 ] && failures=$((failures + 1))
+        p=$(echo "$line" | awk '{print $1}')
+        f=$(echo "$line" | awk '{print $3}')
+        echo "| test_gpt2cu ($precision) | ${p:--} | ${f:--} | exit $status |" >> "$summary"
+        echo "test_gpt2cu ($precision): ${line:-no closing line} (exit $status)"
+    done
+    train="$out/train_gpt2cu_bf16"
+    timeout 120 "$train" -e d12 -b 8 -t 1024 -bench 5 > "$out/bench_124M_bf16.log" 2>&1
+    echo "bench 124M bf16: exit $?"
+    timeout 120 "$train" -e d12 -b 8 -t 1024 -bench 5 -abft_scope all > "$out/bench_124M_bf16_all.log" 2>&1
+    echo "bench 124M bf16 -abft_scope all: exit $?"
+    for tf32 in 0 1; do
+        timeout 120 "$out/train_gpt2cu_fp32" -e d12 -b 8 -t 1024 -bench 5 -tf32 $tf32 > "$out/bench_124M_tf32_$tf32.log" 2>&1
+        echo "bench 124M fp32 tf32=$tf32: exit $?"
+    done
+    timeout 120 "$out/train_gpt2cu_fp32" -e d12 -b 8 -t 1024 -bench 5 -tf32 1 -abft_scope all \
+        > "$out/bench_124M_tf32_1_all.log" 2>&1
     echo "bench 124M tf32=1 -abft_scope all: exit $?"
     if ls data/bible/train_*.bin > /dev/null 2>&1; then
-        timeout 240 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 600 \
+        timeout 240 "$train" -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 600 \
             -l 1e-3 -u 30 -q 0.1 -v 100 -s 0 -o "$out/log_bible_gpu" > "$out/train_bible_gpu.log" 2>&1
         echo "train bible on the GPU: exit $?"
-        timeout 60 ./train_gpt2cu -e "$out/log_bible_gpu/model.bin" -t 64 -sample "And God said" -g 40 > "$out/sample_gpu.log" 2>&1
+        timeout 60 "$train" -e "$out/log_bible_gpu/model.bin" -t 64 -sample "And God said" -g 40 > "$out/sample_gpu.log" 2>&1
         echo "sample on the GPU: exit $?"
         # make train MODEL=d12's steps (0.5M tokens, 32 accumulated micro-batches): time per step and MFU
-        timeout 150 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e d12 -b 16 -t 1024 -d 524288 \
+        timeout 150 "$train" -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e d12 -b 16 -t 1024 -d 524288 \
             -x 4 -l 6e-4 -u 2 -q 0 -c 0.1 -v 0 -s 0 > "$out/train_d12_gpu.log" 2>&1
         echo "d12 steps of 0.5M tokens on the GPU: exit $?"
         # the measured per-op tolerances (fit on the CPU) against the GPU's own summation orders,
         # fp32, every GEMM checked; the step guard's norm kernels run along (-guard 1e6 never fires)
-        timeout 120 ./train_gpt2cu -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 200 \
+        timeout 120 "$out/train_gpt2cu_fp32" -i 'data/bible/train_*.bin' -j 'data/bible/val_*.bin' -e L4C256H4 -b 8 -t 64 -x 200 \
             -l 1e-3 -v 0 -s 0 -tf32 0 -abft_scope all -abft_tol measured -abft_quiet 1 -guard 1e6 \
             -o "$out/log_tol_gpu" > "$out/tol_gpu.log" 2>&1
         echo "measured tolerances on the GPU: exit $?"
     fi
 else
-    echo "| train_gpt2cu, test_gpt2cu | - | - | build failed (see trainer.build.log) |" >> "$summary"
+    echo "| train_gpt2cu, test_gpt2cu | - | - | build failed (see *_gpt2cu_*.build.log) |" >> "$summary"
     failures=$((failures + 1))
 fi
 
@@ -105,7 +124,7 @@ fi
     echo "| file | version | median ms | ratio to baseline |"
     echo "|---|---|---|---|"
     printf '%s' "$bench_rows" | grep -v '^$'
-    for f in "$out"/bench_124M_tf32_*.log; do
+    for f in "$out"/bench_124M_*.log; do
         [ -f "$f" ] || continue
         echo
         echo "## $(basename "$f" .log)"
@@ -117,9 +136,9 @@ fi
         echo
         echo "## step time at GPT-2 124M shapes: measured here, beside the roofline model of \`make cost\` (a model, not a measurement)"
         echo '```'
-        for tf32 in 0 1; do
-            precision=$([ "$tf32" = 1 ] && echo tf32 || echo fp32)
-            measured=$(grep '^step time:' "$out/bench_124M_tf32_$tf32.log" 2> /dev/null | head -1)
+        for precision in bf16 fp32 tf32; do
+            log=$(case $precision in bf16) echo bf16 ;; fp32) echo tf32_0 ;; tf32) echo tf32_1 ;; esac)
+            measured=$(grep '^step time:' "$out/bench_124M_$log.log" 2> /dev/null | head -1)
             echo "$precision, measured on $gpu: ${measured:-?}"
             grep "modelled h[0-9]*-$precision " dev/harness/cost_model.txt
         done
@@ -136,7 +155,7 @@ print("checks %d, false alarms %d" % (sum(o["checked"] for o in r.values()), sum
     fi
     if [ -f "$out/train_d12_gpu.log" ]; then
         echo
-        echo "## make train MODEL=d12's steps on the GPU (0.5M tokens a step); modelled about 3.0 s (H100), 2.4 s (H200) in TF32"
+        echo "## make train MODEL=d12's steps on the GPU in bf16 (0.5M tokens a step); modelled about 3.0 s (H100), 2.4 s (H200) in TF32"
         echo '```'
         grep '^step' "$out/train_d12_gpu.log"
         echo '```'
@@ -150,7 +169,7 @@ print("checks %d, false alarms %d" % (sum(o["checked"] for o in r.values()), sum
     fi
     if [ -f "$out/log_bible_gpu/main.jsonl" ]; then
         echo
-        echo "## make train's run on the GPU (loss every 100 steps; the CPU run's beside it when log_bible/ exists)"
+        echo "## make train's run on the GPU in bf16 (loss every 100 steps; the CPU run's, fp32, beside it when log_bible/ exists)"
         echo '```'
         for step in 1 100 200 300 400 500 600; do
             gpu=$(grep "\"step\": $step," "$out/log_bible_gpu/main.jsonl" | head -1)
