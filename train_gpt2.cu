@@ -583,18 +583,23 @@ __device__ float softmax_forward_row(floatX* att, const floatX* preatt, long row
     for (int j = lane; j <= t; j += 32) { sum += expf((float)s[j] - maxval); }
     const float inv = 1.0f / warp_sum(sum);
     const bool encode = sums.p_sum != nullptr;
-    float psum = 0.0f, pv = 0.0f, pva = 0.0f, outside = 0.0f;
+    float psum = 0.0f, stored_sum = 0.0f, pv = 0.0f, pva = 0.0f, outside = 0.0f;
     for (int j = lane; j < T; j += 32) {
         const float pj = abft_kernel_fault_apply(fault, row, j, j <= t ? expf((float)s[j] - maxval) * inv : 0.0f);
-        p[j] = (floatX)pj;
-        psum += pj;
+        const floatX stored = (floatX)pj;
+        p[j] = stored;
+        psum += pj; // the invariant judges what the kernel computed, the checksums what P·V reads
         outside += !abft_unit_interval(pj);
-        if (encode && j <= t) { pv += pj * sums.v_sum[head + j]; pva += pj * sums.v_abs[head + j]; }
+        if (encode) {
+            const float pq = (float)stored;
+            stored_sum += pq;
+            if (j <= t) { pv += pq * sums.v_sum[head + j]; pva += pq * sums.v_abs[head + j]; }
+        }
     }
     psum = warp_sum(psum);
     if (encode) {
-        pv = warp_sum(pv); pva = warp_sum(pva);
-        if (lane == 0) { sums.p_sum[row] = psum; sums.pv_chk[row] = pv; sums.pv_bound[row] = pva; }
+        stored_sum = warp_sum(stored_sum); pv = warp_sum(pv); pva = warp_sum(pva);
+        if (lane == 0) { sums.p_sum[row] = stored_sum; sums.pv_chk[row] = pv; sums.pv_bound[row] = pva; }
     }
     const float residual = abft_softmax_residual(psum, (int)warp_sum(outside), t + 1);
     return input_ok ? residual : 0.0f;

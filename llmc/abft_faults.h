@@ -141,9 +141,11 @@ ABFT_HD inline int abft_flip_bit(int bit, float x);
 inline int abft_lookup(const char* value, const char* const* names, int count, const char* key, const char* flag = "-fi");
 inline long abft_parse_int(const char* key, const char* value, long lo, long hi, const char* flag = "-fi");
 
-// The safety factor of op's tolerance (abft_tolerance's tau).
+// The safety factor of op's tolerance (abft_tolerance's tau). The measured ones were fit on
+// fp32 GEMMs: with TF32 operands or bf16 outputs the checks keep the bound's.
 inline float abft_op_tau(const AbftConfig& cfg, int op) {
-    return cfg.tol == ABFT_TOL_MEASURED && cfg.operand_u == 0.0f ? abft_measured_tau[op] : cfg.tau;
+    const bool fp32 = cfg.operand_u == 0.0f && ABFT_FLOATX_OUTPUT_U == 0.0f;
+    return cfg.tol == ABFT_TOL_MEASURED && fp32 ? abft_measured_tau[op] : cfg.tau;
 }
 
 // The settings op's check runs with: its tau in place of -abft_tau's.

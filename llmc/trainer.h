@@ -177,7 +177,7 @@ static Options parse_options(int argc, char** argv) {
         {"-y", FLAG_INT, &o.resume, 0, 1, "resume from the newest checkpoint in the log directory (1)"},
         {"-guard", FLAG_FLOAT, &o.guard, 0, 1e6, "step guard: redo a step whose loss or gradient norm is Z std devs above the recent mean (0: off)"},
         {"-rollback", FLAG_INT, &o.rollback, 0, 1, "checkpoint/restore recovery: on a non-finite loss reload the last checkpoint (1)"},
-        {"-tf32", FLAG_AUTO, &o.tf32, 0, 1, "TF32 tensor-core GEMMs: 1, 0, or auto (CUDA trainer: on from sm_80; CPU: off)"},
+        {"-tf32", FLAG_AUTO, &o.tf32, 0, 1, "TF32 tensor-core GEMMs: 1, 0, or auto (fp32 CUDA trainer: on from sm_80; bf16 build, CPU: off)"},
         {"-bench", FLAG_INT, &o.bench, 0, 1000, "benchmark: N interleaved repeats of a step with ABFT off and on"},
         {"-memory", FLAG_INT, &o.memory, 0, 1, "print the memory footprint at -e, -b, -t and exit, allocating no activations (1)"},
     };
@@ -224,8 +224,8 @@ static void build_model(GPT2* model, const Options& o) {
     model->abft.cfg.verbose = o.abft_quiet == 0;
     model->abft.cfg.scope = abft_lookup(o.abft_scope, abft_scope_names, ABFT_NUM_SCOPES, "scope", "-abft_scope");
     model->abft.cfg.tol = abft_lookup(o.abft_tol, abft_tol_names, ABFT_NUM_TOLS, "tolerance", "-abft_tol");
-    if (model->abft.cfg.tol == ABFT_TOL_MEASURED && model->abft.cfg.operand_u != 0.0f) {
-        printf("note: -abft_tol measured is measured for fp32 GEMMs; with TF32 the checks keep the bound\n");
+    if (model->abft.cfg.tol == ABFT_TOL_MEASURED && (model->abft.cfg.operand_u != 0.0f || ABFT_FLOATX_OUTPUT_U != 0.0f)) {
+        printf("note: -abft_tol measured is measured for fp32 GEMMs; with TF32 or bf16 the checks keep the bound\n");
     }
     if (o.abft_every != nullptr) { abft_parse_every(o.abft_every, &model->abft.cfg); }
     if (o.fault != nullptr) { model->abft.fault = abft_parse_fault(o.fault); }
