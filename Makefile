@@ -16,7 +16,7 @@ PY3 := $(firstword $(wildcard /usr/bin/python3) python3)
 
 HEADERS := abft.cuh $(wildcard llmc/*.h llmc/*.cuh)
 
-.PHONY: all train test run-tests bench clean refs FORCE
+.PHONY: all train test run-tests test-bf16-train bench clean refs FORCE
 all: train_gpt2 test_gpt2
 
 # The quick start: installs what is missing, prepares the King James Bible once (cached),
@@ -58,22 +58,24 @@ dev/bpe_encode: dev/bpe_encode.cpp $(wildcard llmc/*.h)
 
 clean:
 	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_harness_cpu dev/harness/test_harness_asan \
-		train_gpt2cu test_gpt2cu train_gpt2cu_cpu test_gpt2cu_cpu train_gpt2cu_bf16_cpu test_gpt2cu_bf16_cpu test_gpt2cu_asan .precision \
+		train_gpt2cu test_gpt2cu train_gpt2cu_fp32 train_gpt2cu_cpu test_gpt2cu_cpu train_gpt2cu_bf16_cpu test_gpt2cu_bf16_cpu test_gpt2cu_asan .precision \
 		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90 $(SANITIZE_BINS) dev/harness/cost_gpt2
 	rm -rf dev/cuda/build
 
 # every test this machine can run; the closing line sums them all
 include dev/harness/Makefile.inc
 NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
-# the nvcc builds `make test` checks (the binaries run only on a GPU); none without the CUDA toolkit
-NVCC_BUILDS = $(if $(NVCC),harness-test-nvcc $(CUDA_DEV_NVCC) train_gpt2cu test_gpt2cu)
+# the nvcc builds `make test` checks (the binaries run only on a GPU); none without the CUDA toolkit.
+# test_gpt2cu holds all of train_gpt2.cu, in PRECISION (bf16); train_gpt2cu_fp32 the fp32 build.
+NVCC_BUILDS = $(if $(NVCC),harness-test-nvcc $(CUDA_DEV_NVCC) test_gpt2cu train_gpt2cu_fp32)
 
 # ----------------------------------------------------------------------------
 # the CUDA trainer and its test
 #   train_gpt2cu, test_gpt2cu          nvcc, for the local GPU's architecture (nvidia-smi), or for
 #                                      sm_80 and sm_90 where there is none; override: CUDA_ARCHS="86".
 #                                      In bf16 (PRECISION=BF16, the default, as llm.c's) or fp32
-#                                      (PRECISION=FP32): llmc/precision.h
+#                                      (PRECISION=FP32): llmc/precision.h; train_gpt2cu_fp32 is
+#                                      the fp32 build whatever PRECISION says
 #   train_gpt2cu_cpu, test_gpt2cu_cpu  the same sources with every kernel on the CPU (dev/harness), fp32
 #   train_gpt2cu_bf16_cpu, test_gpt2cu_bf16_cpu   the same in bf16
 #   test_gpt2cu_asan                   test_gpt2cu_cpu under AddressSanitizer and UBSan
@@ -100,6 +102,9 @@ train_gpt2cu: $(CUDA_TRAINER_DEPS) .precision
 
 test_gpt2cu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) .precision
 	$(NVCC) $(NVCC_TRAINER_FLAGS) $< -o $@ $(NVCC_LDLIBS)
+
+train_gpt2cu_fp32: $(CUDA_TRAINER_DEPS)
+	$(NVCC) $(filter-out -DENABLE_BF16,$(NVCC_TRAINER_FLAGS)) $< -o $@ $(NVCC_LDLIBS)
 
 train_gpt2cu_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
 	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
@@ -153,15 +158,23 @@ test:
 	$(MAKE) --no-print-directory -j$(BUILD_JOBS) run-tests
 
 run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_harness_cpu $(CUDA_DEV_CPU) \
-           train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_asan $(SANITIZE_BINS) $(NVCC_BUILDS)
+           train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_bf16_cpu test_gpt2cu_asan $(SANITIZE_BINS) $(NVCC_BUILDS)
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	@test -n "$(NVCC)" || echo "note: no nvcc (CUDA toolkit): the nvcc builds of the .cu files were skipped; every test below runs"
 	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
-		"./test_gpt2cu_cpu -python $(PYTHON)" "./test_gpt2cu_cpu -python $(PYTHON) -quick 1 -tf32 1" \
-		"$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
+		"./test_gpt2cu_cpu -python $(PYTHON) -quick_faults 1" "./test_gpt2cu_bf16_cpu -python $(PYTHON) -fault_steps 2" \
+		"./test_gpt2cu_cpu -python $(PYTHON) -quick 1 -tf32 1" "$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
 		"scripts/test_train.sh ./train_gpt2cu_cpu $(PYTHON)" \
 		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)") \
 		$(SANITIZE_TESTS)
+
+# 200 steps of make train's model in bf16 through the harness, against the fp32 CPU trainer: no
+# ABFT alarm, the same loss within 1% (scripts/test_bf16_train.sh). Not in `make test`: the
+# harness runs it in about half an hour on 2 cores.
+test-bf16-train:
+	scripts/install_deps.sh train
+	$(MAKE) --no-print-directory -j$(BUILD_JOBS) train_gpt2cu_bf16_cpu train_gpt2
+	scripts/run_tests.sh "scripts/test_bf16_train.sh ./train_gpt2cu_bf16_cpu ./train_gpt2 $(PY3)"
 
 # ABFT overhead at a mid-size shape (the lm head dominates), then ms/step at GPT-2 124M shapes
 bench: train_gpt2

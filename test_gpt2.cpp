@@ -1,6 +1,6 @@
 // test_gpt2.cpp: the CPU trainer against the PyTorch reference, and the ATTNChecker fault suite.
 //
-//   make test_gpt2 && ./test_gpt2 [-python /usr/bin/python3] [-seed N] [-quick 1] [-quick_faults 1] [-tf32 1]
+//   make test_gpt2 && ./test_gpt2 [-python /usr/bin/python3] [-seed N] [-quick 1] [-quick_faults 1] [-fault_steps N] [-tf32 1]
 //
 // 1. Reference checks. For several configs, including odd ones (T not a multiple of 4, NH not
 //    a power of two, B=1, V not a multiple of 128) and one drawn at random at test time,
@@ -26,7 +26,8 @@
 // elsewhere. -quick 1 runs a subset for slow builds (AddressSanitizer): the B=1 config, and in the fault
 // suite each op once (type and pattern rotating, 2 steps compared) plus the ladder, and the
 // micro-batch faults over 2 accumulated steps (not compared with the reference); -quick_faults 1
-// takes that fault suite alone, with every reference check. -tf32 1 (CUDA trainer) runs
+// takes that fault suite alone, with every reference check; -fault_steps N compares N steps from
+// each fault (2 to 20; 6 by default, the quick suite's 2). -tf32 1 (CUDA trainer) runs
 // every GEMM on TF32 tensor cores: the float64 comparisons are skipped (their tolerances are
 // fp32's); the ABFT checks remain (no false alarm, ABFT on/off bit-identical, the fault suite
 // with the TF32 bound TOL_REPAIRED_OUT_TF32). Built in bf16 (test_gpt2cu_bf16_cpu, or test_gpt2cu with
@@ -347,7 +348,7 @@ static void test_reference(const TestConfig& c, const char* name) {
 // ----------------------------------------------------------------------------
 // 2. the fault suite
 
-static int g_fault_steps = 6;         // the faulty step and the 5 after it (quick fault suite: the one after it)
+static int g_fault_steps = 0;         // -fault_steps N: the faulty step and N - 1 after it (6; quick fault suite: 2)
 static const int FAULT_STEPS_OFF = 2; // with ABFT off: enough to see the harm in the losses, the
                                       // faulty step's gradients or the parameters after its update
 
@@ -788,12 +789,18 @@ int main(int argc, char** argv) {
         else if (strcmp(argv[i], "-seed") == 0) { seed = strtoull(argv[i + 1], nullptr, 10); }
         else if (strcmp(argv[i], "-quick") == 0) { g_quick = g_quick_faults = atoi(argv[i + 1]) != 0; }
         else if (strcmp(argv[i], "-quick_faults") == 0) { g_quick_faults = atoi(argv[i + 1]) != 0; }
+        else if (strcmp(argv[i], "-fault_steps") == 0) {
+            g_fault_steps = atoi(argv[i + 1]);
+            if (g_fault_steps < FAULT_STEPS_OFF || g_fault_steps > 20) {
+                die("-fault_steps", "give 2 to 20 (the ABFT-off run compares 2)", "'%s'", argv[i + 1]);
+            }
+        }
         else if (strcmp(argv[i], "-refs") == 0) { g_refs = argv[i + 1]; }
         else if (strcmp(argv[i], "-tf32") == 0) { g_test_tf32 = atoi(argv[i + 1]) != 0; }
         else if (strcmp(argv[i], "-persistent") == 0) { persistent_fault_run(argv[i + 1]); }
-        else { die(argv[i], "flags: -python PATH, -seed N, -quick 1, -quick_faults 1, -tf32 1, -refs DIR", "unknown flag"); }
+        else { die(argv[i], "flags: -python PATH, -seed N, -quick 1, -quick_faults 1, -fault_steps N, -tf32 1, -refs DIR", "unknown flag"); }
     }
-    g_fault_steps = g_quick_faults ? 2 : 6;
+    if (g_fault_steps == 0) { g_fault_steps = g_quick_faults ? 2 : 6; }
     char tmpl[] = "/tmp/test_gpt2_XXXXXX";
     if (mkdtemp(tmpl) == nullptr) { die("/tmp", "check that /tmp is writable", "cannot create a temporary directory"); }
     g_tmp = tmpl;

@@ -97,7 +97,6 @@ struct ParameterTensorsOf {
 };
 typedef ParameterTensorsOf<floatX> ParameterTensors;
 
-
 // The parameters' size table; returns their number (the one place where they are counted).
 inline size_t fill_in_parameter_sizes(size_t* sizes, const GPT2Config& cfg) {
     const size_t Vp = cfg.padded_vocab_size, C = cfg.channels, maxT = cfg.max_seq_len, L = cfg.num_layers;
