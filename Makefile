@@ -59,7 +59,9 @@ dev/bpe_encode: dev/bpe_encode.cpp $(wildcard llmc/*.h)
 clean:
 	rm -f train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_harness_cpu dev/harness/test_harness_asan \
 		train_gpt2cu test_gpt2cu train_gpt2cu_fp32 train_gpt2cu_cpu test_gpt2cu_cpu train_gpt2cu_bf16_cpu test_gpt2cu_bf16_cpu test_gpt2cu_asan .precision \
-		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90 $(SANITIZE_BINS) dev/harness/cost_gpt2
+		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90 $(SANITIZE_BINS) dev/harness/cost_gpt2 \
+		dev/harness/cost_gpt2_bf16 dev/harness/cost_fp32.out dev/harness/cost_bf16.out dev/harness/cost_fp32.totals \
+		dev/harness/cost_bf16.totals
 	rm -rf dev/cuda/build
 
 # every test this machine can run; the closing line sums them all

@@ -155,7 +155,7 @@ print("checks %d, false alarms %d" % (sum(o["checked"] for o in r.values()), sum
     fi
     if [ -f "$out/train_d12_gpu.log" ]; then
         echo
-        echo "## make train MODEL=d12's steps on the GPU in bf16 (0.5M tokens a step); modelled about 3.0 s (H100), 2.4 s (H200) in TF32"
+        echo "## make train MODEL=d12's steps on the GPU in bf16 (0.5M tokens a step); modelled about 1.5 s (H100), 1.2 s (H200)"
         echo '```'
         grep '^step' "$out/train_d12_gpu.log"
         echo '```'

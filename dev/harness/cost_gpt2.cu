@@ -2,21 +2,35 @@
 // GPT-2 124M shapes (L=12 C=768 NH=12 V=50257 T=1024 B=8), with ATTNChecker off and on:
 // launches, bytes moved, FLOPs and the calls that block the host, counted by the CPU
 // harness's sanitizer build (harness_sanitizer.h), and a roofline model of the step time on an
-// H100 SXM and an H200.
+// H100 SXM and an H200. Built twice, as the trainer is: fp32 (dev/harness/cost_gpt2) and bf16
+// (-DENABLE_BF16, dev/harness/cost_gpt2_bf16: llmc/precision.h's floatX is __nv_bfloat16, so
+// activations, gradients and GEMM operands take 2 bytes an element).
 //
-//   make cost      (builds dev/harness/cost_gpt2 with clang's load/store instrumentation)
+//   make cost      (builds both with clang's load/store instrumentation, runs both, then
+//                   `cost_gpt2 -compare` on their totals; the report is dev/harness/cost_model.txt)
+//
+//   cost_gpt2 [-totals FILE]               counts this build's step and prints its section;
+//                                          -totals also writes the step's figures to FILE and
+//                                          leaves the closing lines to -compare
+//   cost_gpt2 -compare FP32_FILE BF16_FILE counts nothing: the two builds side by side (bytes,
+//                                          launches) and the closing lines over both
 //
 // Counting: every kernel launch, with the distinct 32-byte sectors it reads and writes (what
 // DRAM must move with a perfect L2) and the bytes of all its accesses; every cuBLAS/cuBLASLt
-// call with its FLOPs and the bytes of its operands and output; memsets, copies, and the
-// calls that make the host wait. A step is the trainer's (gpt2_train_step): forward + backward
-// + AdamW and the closing wait for the device that times it, after one warm-up step (first-use
-// allocations); counted with ABFT off, on (the default -abft_scope attn) and on for every GEMM
-// (-abft_scope all). Kernels are grouped: GEMMs (cuBLAS/cuBLASLt), attention's other
+// call with its FLOPs and the bytes of its operands and output (each in its element size: 2
+// bytes for bf16); memsets, copies, and the calls that make the host wait. A step is the
+// trainer's (gpt2_train_step): forward + backward + AdamW and the closing wait for the device
+// that times it, after one warm-up step (first-use allocations); counted with ABFT off, on
+// (the default -abft_scope attn) and on for every GEMM (-abft_scope all). A check that fires
+// in a counted step (a false alarm: the step has no faults) would add a redone pass to the
+// counts, so the program fails on one. Kernels are grouped by name (template arguments
+// aside: adamw_kernel<G> is adamw_kernel): GEMMs (cuBLAS/cuBLASLt), attention's other
 // kernels (permute, unpermute, softmax), ABFT checks and repairs (kernels named abft_*, and
-// the readers' repair-and-redo kernels, named *_repair_kernel),
-// everything else. A memset or a copy to the device belongs to the group of the launch that
-// follows it, a copy to the host or a synchronization to the group of the launch before it.
+// the readers' repair-and-redo kernels, named *_repair_kernel), everything else. A memset or
+// a copy to the device belongs to the group of the launch that follows it, a copy to the host
+// or a synchronization to the group of the launch before it. ABFT's cost is also listed by
+// kernel: abft on less abft off, per name, which includes what the fused checks add to the
+// attention's own kernels.
 //
 // The full shape is too slow to count on a CPU, so the step is counted at B = 1, 2 and
 // L = 1, 2 and extrapolated linearly: at each L, each launch's counts are linear in B (the
@@ -29,15 +43,17 @@
 //     max(FLOPs / (0.7 peak), bytes / (0.8 bandwidth), 2 us)
 // with FLOPs those of cuBLAS calls (kernels' own arithmetic is not counted: they are
 // memory-bound), bytes the distinct sectors (GEMMs: operands and output); a step is the sum
-// over its kernels plus 15 us per blocking host call. Peaks: FP32 on CUDA cores 67 TFLOP/s,
-// TF32 tensor cores (dense) 495 TFLOP/s (BF16 dense, 989 TFLOP/s, is not modelled: the trainer
-// computes in fp32 or TF32); HBM 3.35 TB/s (H100 SXM), 4.8 TB/s (H200). "tf32" applies the TF32
-// peak to the GEMMs, as the trainer's -tf32 1.
+// over its kernels plus 15 us per blocking host call. Peaks (dense): FP32 on CUDA cores 67
+// TFLOP/s, TF32 tensor cores 495 TFLOP/s, BF16 tensor cores with fp32 accumulation 989 TFLOP/s
+// (H100 SXM and H200 alike); HBM 3.35 TB/s (H100 SXM), 4.8 TB/s (H200). The fp32 build is
+// modelled with its GEMMs at the FP32 peak ("fp32") and at the TF32 one ("tf32", as the
+// trainer's -tf32 1); the bf16 build's GEMMs at the BF16 peak ("bf16").
 //
-// The output ends with two lines for every GEMM (prefixed "-abft_scope all: "), then these two
-// for the default scope:
-//     abft cost per step: +X.X% bytes, +X.X% flops, +N launches, +N host syncs
-//     modelled abft overhead: h100-fp32 X.X%, h100-tf32 X.X%, h200-fp32 X.X%, h200-tf32 X.X%
+// make cost's report ends with two lines per build for every GEMM (prefixed
+// "-abft_scope all: "), the overhead line over both builds, then the same for the default scope:
+//     abft cost per step, fp32: +X.X% bytes, +X.X% flops, +N launches, +N host syncs
+//     abft cost per step, bf16: ...
+//     modelled abft overhead: h100-fp32 X.X%, h100-tf32 X.X%, h200-fp32 X.X%, h200-tf32 X.X%, h100-bf16 X.X%, h200-bf16 X.X%
 #define TESTING
 #include "train_gpt2.cu"
 
@@ -45,7 +61,11 @@
 #error "cost_gpt2.cu needs the sanitizer build (-DCUDA_HARNESS_SANITIZE and clang's -fsanitize-coverage)"
 #endif
 
+#include <array>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <map>
 
 namespace san = cuda_harness::san;
 
@@ -58,8 +78,24 @@ struct Variant {
     double gemm_peak;  // FLOP/s of the cuBLAS calls
 };
 
-constexpr double kFp32Peak = 67e12, kTf32Peak = 495e12;
+constexpr double kFp32Peak = 67e12;  // CUDA cores: also what kernels' own FLOPs would run at
 constexpr double kFlopEfficiency = 0.7, kBandwidthEfficiency = 0.8, kMinKernel = 2e-6, kBlockingCall = 15e-6;
+#ifdef ENABLE_BF16
+constexpr double kBf16Peak = 989e12;
+constexpr const char* kPrecision = "bf16";
+constexpr const char* kPrecisionWords = "bf16 (-DENABLE_BF16: activations, parameters' working copies, gradients and GEMM "
+                                            "operands in bf16; masters, AdamW moments, statistics and checksums in fp32)";
+constexpr const char* kPeaks = "BF16 tensor 989 TFLOP/s (dense, fp32 accumulation)";
+constexpr int kVariants = 2;
+const Variant kVariant[kVariants] = {
+    {"h100-bf16", 3.35e12, kBf16Peak},
+    {"h200-bf16", 4.8e12, kBf16Peak},
+};
+#else
+constexpr double kTf32Peak = 495e12;
+constexpr const char* kPrecision = "fp32";
+constexpr const char* kPrecisionWords = "fp32";
+constexpr const char* kPeaks = "FP32 67 TFLOP/s, TF32 tensor 495 TFLOP/s";
 constexpr int kVariants = 4;
 const Variant kVariant[kVariants] = {
     {"h100-fp32", 3.35e12, kFp32Peak},
@@ -67,6 +103,7 @@ const Variant kVariant[kVariants] = {
     {"h200-fp32", 4.8e12, kFp32Peak},
     {"h200-tf32", 4.8e12, kTf32Peak},
 };
+#endif
 
 // ----------------------------------------------------------------------------
 // one op, its group and its modelled time
@@ -94,11 +131,23 @@ static bool is_launch(const OpCount& op) {
            (op.kind == san::OpKind::Copy && op.bytes_read > 0 && op.bytes_written > 0);
 }
 
+// A kernel's name without what LAUNCH's #kernel string adds to it: the parentheses around a
+// template with several arguments, LAUNCH((k<A, B>), ...), and the template arguments
+// (adamw_kernel<G> is adamw_kernel), so that a kernel is grouped and listed by its name alone.
+static std::string base_name(const std::string& launched) {
+    std::string name = launched;
+    if (!name.empty() && name[0] == '(') { name = name.substr(1); }
+    const size_t angle = name.find('<');
+    if (angle != std::string::npos) { name = name.substr(0, angle); }
+    while (!name.empty() && (name.back() == ')' || name.back() == ' ')) { name.pop_back(); }
+    return name;
+}
+
 // The group of a launch, from its name.
 static Group launch_group(const OpCount& op) {
     if (op.kind == san::OpKind::Gemm) { return GEMMS; }
     if (op.kind != san::OpKind::Kernel) { return OTHER; }
-    const std::string name = op.name[0] == '(' ? op.name.substr(1) : op.name;
+    const std::string name = base_name(op.name);
     const bool repair = name.size() > 14 && name.compare(name.size() - 14, 14, "_repair_kernel") == 0;
     if (name.rfind("abft_", 0) == 0 || repair) { return ABFT; } // a reader's repair and redo is ABFT's work
     if (name.find("permute") != std::string::npos || name.find("softmax") != std::string::npos) { return ATTENTION; }
@@ -183,19 +232,19 @@ struct StepCost {
     }
 };
 
+static void add_op(Cost* c, const OpCount& op) {
+    c->launches += is_launch(op) ? 1 : 0;
+    c->bytes += model_bytes(op);
+    c->accessed += op.kind == san::OpKind::Copy ? 0.0 : op.bytes_read + op.bytes_written;
+    c->flops += op.flops;
+    c->blocking += op.blocking ? 1 : 0;
+    for (int v = 0; v < kVariants; v++) { c->time[v] += model_time(op, kVariant[v]); }
+}
+
 static StepCost cost_of(const std::vector<OpCount>& ops) {
     StepCost s;
     const std::vector<Group> groups = groups_of(ops);
-    for (size_t i = 0; i < ops.size(); i++) {
-        const OpCount& op = ops[i];
-        Cost& c = s.group[groups[i]];
-        c.launches += is_launch(op) ? 1 : 0;
-        c.bytes += model_bytes(op);
-        c.accessed += op.kind == san::OpKind::Copy ? 0.0 : op.bytes_read + op.bytes_written;
-        c.flops += op.flops;
-        c.blocking += op.blocking ? 1 : 0;
-        for (int v = 0; v < kVariants; v++) { c.time[v] += model_time(op, kVariant[v]); }
-    }
+    for (size_t i = 0; i < ops.size(); i++) { add_op(&s.group[groups[i]], ops[i]); }
     return s;
 }
 
@@ -206,6 +255,24 @@ static StepCost lerp(const StepCost& a, const StepCost& b, double t) {
         s.group[g].add(b.group[g], t);
         s.group[g].add(a.group[g], -t);
     }
+    return s;
+}
+
+// A step's cost by name: kernels by base_name, GEMMs, memsets, copies and synchronizations by
+// their API call. What ABFT costs each kernel (abft on less abft off) comes from these.
+typedef std::map<std::string, Cost> NamedCost;
+
+static NamedCost cost_by_name(const std::vector<OpCount>& ops) {
+    NamedCost named;
+    for (const OpCount& op : ops) { add_op(&named[op.kind == san::OpKind::Kernel ? base_name(op.name) : op.name], op); }
+    return named;
+}
+
+// a + (b - a) * t over the names of both (a name missing from one costs nothing there)
+static NamedCost lerp(const NamedCost& a, const NamedCost& b, double t) {
+    NamedCost s = a;
+    for (const auto& [name, cost] : b) { s[name].add(cost, t); }
+    for (const auto& [name, cost] : a) { s[name].add(cost, -t); }
     return s;
 }
 
@@ -233,8 +300,16 @@ static std::vector<OpCount> counted_step(GPT2* model, const int* x, const int* y
     san::record(true);
     AdamWStep opt; // the default step: the gradient norm is computed whether or not it clips
     opt.lr = 1e-4f;
+    const long detected = abft_total_detected(model->abft.n);
     gpt2_train_step(model, x, y, opt, step + 1);
     san::record(false);
+    // the step has no faults: an alarm would add its repair or a redone pass to the counts
+    const long alarms = abft_total_detected(model->abft.n) - detected;
+    if (alarms != 0) {
+        die("cost", "a false alarm: the counts would include its repair; see the checks' tolerances in llmc/abft_core.h",
+            "%ld checks fired in a fault-free step (B=%d L=%d, %s)", alarms, model->B, model->config.num_layers,
+            setting == ABFT_ALL ? "-abft_scope all" : "abft on");
+    }
     std::vector<OpCount> ops;
     for (const san::Op& op : san::ops()) {
         if (op.kind == san::OpKind::Alloc) {
@@ -306,10 +381,16 @@ struct Corners {
         const StepCost l2 = cost_of(extrapolate_ops(c12.ops[v], B1, c22.ops[v], B2, B));
         return lerp(l1, l2, (double)(L - L1) / (L2 - L1));
     }
+
+    NamedCost named(int B, int L, Setting v) const {
+        const NamedCost l1 = cost_by_name(extrapolate_ops(c11.ops[v], B1, c21.ops[v], B2, B));
+        const NamedCost l2 = cost_by_name(extrapolate_ops(c12.ops[v], B1, c22.ops[v], B2, B));
+        return lerp(l1, l2, (double)(L - L1) / (L2 - L1));
+    }
 };
 
 // ----------------------------------------------------------------------------
-// printing
+// printing a build's section
 
 static double percent(double a, double b) { return b != 0.0 ? 100.0 * (a / b - 1.0) : 0.0; }
 
@@ -327,45 +408,228 @@ static void print_table(const char* title, const StepCost& s) {
     printf("\n\n");
 }
 
-// Two lines: ABFT's counts per step, and its modelled overhead, from the totals on and off.
-static void print_overhead(const char* prefix, const Cost& on, const Cost& off) {
-    printf("%sabft cost per step: %+.1f%% bytes, %+.1f%% flops, %+.0f launches, %+.0f host syncs\n", prefix,
-           percent(on.bytes, off.bytes), percent(on.flops, off.flops), on.launches - off.launches,
-           on.blocking - off.blocking);
-    printf("%smodelled abft overhead:", prefix);
-    for (int v = 0; v < kVariants; v++) {
-        printf(" %s %.1f%%%s", kVariant[v].name, percent(on.time[v], off.time[v]), v + 1 < kVariants ? "," : "\n");
+// What ABFT costs each kernel: abft on less abft off, per name, the largest first; a kernel
+// that both run (the attention's, whose fused checks add reads) shows what the checks add to
+// it. The rows sum to the difference of the totals.
+static void print_by_kernel(const char* title, const NamedCost& on, const NamedCost& off) {
+    std::vector<std::pair<std::string, Cost>> rows;
+    Cost sum;
+    for (const auto& [name, cost] : on) {
+        Cost d = cost;
+        const auto it = off.find(name);
+        if (it != off.end()) { d.add(it->second, -1.0); }
+        rows.emplace_back(name, d);
     }
+    for (const auto& [name, cost] : off) {
+        if (on.count(name) == 0) {
+            Cost d;
+            d.add(cost, -1.0);
+            rows.emplace_back(name, d);
+        }
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.time[0] > b.second.time[0]; });
+    printf("%s\n", title);
+    printf("  %-38s %9s %10s %10s", "kernel (or call)", "launches", "MB", "host syncs");
+    for (int v = 0; v < kVariants; v++) { printf(" %11s", (std::string(kVariant[v].name) + " us").c_str()); }
+    printf("\n");
+    auto row = [](const std::string& name, const Cost& c) {
+        printf("  %-38s %+9.0f %+10.1f %+10.0f", name.c_str(), c.launches, c.bytes / 1e6, c.blocking);
+        for (int v = 0; v < kVariants; v++) { printf(" %+11.1f", 1e6 * c.time[v]); }
+        printf("\n");
+    };
+    for (const auto& [name, d] : rows) {
+        // what rounding leaves of an unchanged kernel (its extrapolated counts) is no difference
+        const bool differs = fabs(d.launches) > 0.5 || fabs(d.bytes) > 5e4 || fabs(d.blocking) > 0.5 || fabs(d.time[0]) > 5e-8;
+        if (differs) { row(name, d); }
+        sum.add(d, 1.0);
+    }
+    row("total", sum);
+    printf("\n");
 }
 
 // The extrapolation against a direct count: every total within 1%.
 static bool check_extrapolation(const char* label, const StepCost& predicted, const StepCost& counted) {
     const Cost p = predicted.total(), c = counted.total();
-    const double fields[][2] = {{p.launches, c.launches}, {p.bytes, c.bytes}, {p.accessed, c.accessed},
-                                {p.flops, c.flops},       {p.blocking, c.blocking}, {p.time[0], c.time[0]},
-                                {p.time[1], c.time[1]},   {p.time[2], c.time[2]},   {p.time[3], c.time[3]}};
-    const char* names[] = {"launches", "MB", "MB accessed", "GFLOP", "blocking", "h100-fp32 ms", "h100-tf32 ms",
-                           "h200-fp32 ms", "h200-tf32 ms"};
-    const double scale[] = {1, 1e-6, 1e-6, 1e-9, 1, 1e3, 1e3, 1e3, 1e3};
+    std::vector<std::string> names = {"launches", "MB", "MB accessed", "GFLOP", "blocking"};
+    std::vector<std::array<double, 2>> fields = {{p.launches, c.launches}, {p.bytes, c.bytes}, {p.accessed, c.accessed},
+                                                 {p.flops, c.flops}, {p.blocking, c.blocking}};
+    std::vector<double> scale = {1, 1e-6, 1e-6, 1e-9, 1};
+    for (int v = 0; v < kVariants; v++) {
+        names.push_back(std::string(kVariant[v].name) + " ms");
+        fields.push_back({p.time[v], c.time[v]});
+        scale.push_back(1e3);
+    }
     double worst = 0.0;
     printf("  %s:", label);
-    for (int i = 0; i < 9; i++) {
+    for (size_t i = 0; i < fields.size(); i++) {
         const double err = fabs(percent(fields[i][0], fields[i][1]));
         worst = std::max(worst, err);
-        printf("%s %s %.2f vs %.2f", i > 0 ? "," : "", names[i], fields[i][0] * scale[i], fields[i][1] * scale[i]);
+        printf("%s %s %.2f vs %.2f", i > 0 ? "," : "", names[i].c_str(), fields[i][0] * scale[i], fields[i][1] * scale[i]);
     }
     const bool ok = worst <= 1.0;
     printf("; largest difference %.3f%% (%s)\n", worst, ok ? "within 1%" : "OVER 1%");
     return ok;
 }
 
-int main() {
+// ----------------------------------------------------------------------------
+// a build's totals, as a file: what -compare puts side by side
+
+// One row of a build's figures at B=8 L=12: a group's or the step's (NUM_GROUPS).
+struct TotalsRow {
+    double launches = 0, bytes = 0, accessed = 0, flops = 0, blocking = 0;
+    std::vector<double> time;  // seconds, per variant
+};
+
+struct Totals {
+    std::string precision;
+    std::vector<std::string> variants;
+    TotalsRow row[NUM_SETTINGS][NUM_GROUPS + 1];
+};
+
+static Totals totals_of(const StepCost (&steps)[NUM_SETTINGS]) {
+    Totals t;
+    t.precision = kPrecision;
+    for (int v = 0; v < kVariants; v++) { t.variants.push_back(kVariant[v].name); }
+    for (int s = 0; s < NUM_SETTINGS; s++) {
+        for (int g = 0; g <= NUM_GROUPS; g++) {
+            const Cost c = g < NUM_GROUPS ? steps[s].group[g] : steps[s].total();
+            TotalsRow& r = t.row[s][g];
+            r = TotalsRow{c.launches, c.bytes, c.accessed, c.flops, c.blocking, std::vector<double>(c.time, c.time + kVariants)};
+        }
+    }
+    return t;
+}
+
+static const char* const kTotalsMagic = "cost_gpt2-totals-1";
+
+static void write_totals(const char* path, const Totals& t) {
+    FILE* f = fopen(path, "w");
+    if (f == nullptr) { die("cost", "", "cannot write %s", path); }
+    fprintf(f, "%s %s %zu", kTotalsMagic, t.precision.c_str(), t.variants.size());
+    for (const std::string& v : t.variants) { fprintf(f, " %s", v.c_str()); }
+    fprintf(f, "\n");
+    for (int s = 0; s < NUM_SETTINGS; s++) {
+        for (int g = 0; g <= NUM_GROUPS; g++) {
+            const TotalsRow& r = t.row[s][g];
+            fprintf(f, "%d %d %.17g %.17g %.17g %.17g %.17g", s, g, r.launches, r.bytes, r.accessed, r.flops, r.blocking);
+            for (double x : r.time) { fprintf(f, " %.17g", x); }
+            fprintf(f, "\n");
+        }
+    }
+    if (fclose(f) != 0) { die("cost", "", "cannot write %s", path); }
+}
+
+static Totals read_totals(const char* path) {
+    std::ifstream in(path);
+    std::string magic;
+    size_t variants = 0;
+    Totals t;
+    if (!(in >> magic >> t.precision >> variants) || magic != kTotalsMagic) {
+        die("cost", "make cost writes them: cost_gpt2 -totals FILE", "%s is not a totals file", path);
+    }
+    t.variants.resize(variants);
+    for (std::string& v : t.variants) { in >> v; }
+    for (int s = 0; s < NUM_SETTINGS; s++) {
+        for (int g = 0; g <= NUM_GROUPS; g++) {
+            int rs = -1, rg = -1;
+            TotalsRow& r = t.row[s][g];
+            r.time.resize(variants);
+            in >> rs >> rg >> r.launches >> r.bytes >> r.accessed >> r.flops >> r.blocking;
+            for (double& x : r.time) { in >> x; }
+            if (!in || rs != s || rg != g) { die("cost", "make cost writes them: cost_gpt2 -totals FILE", "%s is cut short", path); }
+        }
+    }
+    return t;
+}
+
+// ----------------------------------------------------------------------------
+// the closing lines, over one build or two
+
+// Per build a line of ABFT's counts per step; then its modelled overhead over every variant of
+// every build, on one line.
+static void print_overhead(const char* prefix, const std::vector<Totals>& builds, Setting on) {
+    for (const Totals& t : builds) {
+        const TotalsRow &a = t.row[on][NUM_GROUPS], &o = t.row[ABFT_OFF][NUM_GROUPS];
+        printf("%sabft cost per step, %s: %+.1f%% bytes, %+.1f%% flops, %+.0f launches, %+.0f host syncs\n", prefix,
+               t.precision.c_str(), percent(a.bytes, o.bytes), percent(a.flops, o.flops), a.launches - o.launches,
+               a.blocking - o.blocking);
+    }
+    printf("%smodelled abft overhead:", prefix);
+    const char* sep = "";
+    for (const Totals& t : builds) {
+        const TotalsRow &a = t.row[on][NUM_GROUPS], &o = t.row[ABFT_OFF][NUM_GROUPS];
+        for (size_t v = 0; v < t.variants.size(); v++) {
+            printf("%s %s %.1f%%", sep, t.variants[v].c_str(), percent(a.time[v], o.time[v]));
+            sep = ",";
+        }
+    }
+    printf("\n");
+}
+
+static void print_closing(const std::vector<Totals>& builds) {
+    // every GEMM (-abft_scope all) first; the default scope's lines close the output
+    print_overhead("-abft_scope all: ", builds, ABFT_ALL);
+    print_overhead("", builds, ABFT_ON);
+}
+
+// The two builds side by side: what bf16 saves in bytes, group by group, and the closing lines.
+static int compare(const char* fp32_path, const char* bf16_path) {
+    const Totals f = read_totals(fp32_path), b = read_totals(bf16_path);
+    if (f.precision != "fp32" || b.precision != "bf16") {
+        die("cost", "cost_gpt2 -compare FP32_TOTALS BF16_TOTALS", "%s is %s, %s is %s", fp32_path, f.precision.c_str(),
+            bf16_path, b.precision.c_str());
+    }
+    printf("bf16 build against fp32 build: bytes per step (MB as the model charges them) and launches, the same step "
+           "extrapolated to B=8 L=12\n");
+    printf("  %-9s %-27s %11s %11s %10s %14s %14s\n", "setting", "group", "fp32 MB", "bf16 MB", "bf16/fp32",
+           "fp32 launches", "bf16 launches");
+    for (int s = 0; s < NUM_SETTINGS; s++) {
+        for (int g = 0; g <= NUM_GROUPS; g++) {
+            const TotalsRow &rf = f.row[s][g], &rb = b.row[s][g];
+            char ratio[32] = "-";
+            if (rf.bytes > 0) { snprintf(ratio, sizeof ratio, "%.3f", rb.bytes / rf.bytes); }
+            printf("  %-9s %-27s %11.1f %11.1f %10s %14.0f %14.0f\n", g == 0 ? kSettingNames[s] : "",
+                   g < NUM_GROUPS ? kGroupNames[g] : "total", rf.bytes / 1e6, rb.bytes / 1e6, ratio, rf.launches,
+                   rb.launches);
+        }
+    }
+    printf("modelled step time in ms, both builds (a roofline model, not a measurement):\n");
+    for (const Totals* t : {&f, &b}) {
+        for (size_t v = 0; v < t->variants.size(); v++) {
+            printf("  %-10s abft off %8.2f, abft on %8.2f, abft all %8.2f\n", t->variants[v].c_str(),
+                   1e3 * t->row[ABFT_OFF][NUM_GROUPS].time[v], 1e3 * t->row[ABFT_ON][NUM_GROUPS].time[v],
+                   1e3 * t->row[ABFT_ALL][NUM_GROUPS].time[v]);
+        }
+    }
+    printf("\n");
+    print_closing({f, b});
+    return 0;
+}
+
+// ----------------------------------------------------------------------------
+// main
+
+static void usage() {
+    fprintf(stderr, "usage: cost_gpt2 [-totals FILE] | cost_gpt2 -compare FP32_TOTALS BF16_TOTALS "
+                    "(dev/harness/cost_gpt2.cu; make cost runs both)\n");
+    exit(EXIT_FAILURE);
+}
+
+int main(int argc, char** argv) {
+    const char* totals_path = nullptr;
+    if (argc == 4 && strcmp(argv[1], "-compare") == 0) { return compare(argv[2], argv[3]); }
+    if (argc == 3 && strcmp(argv[1], "-totals") == 0) {
+        totals_path = argv[2];
+    } else if (argc != 1) {
+        usage();
+    }
     cuda_require_device();
     san::configure(false, false);  // counting only: no racecheck or initcheck shadow
     const int B = 8, L = 12, BV = 3, LV = 3;
-    printf("cost of one training step of the CUDA trainer (forward, backward, AdamW), GPT-2 124M shapes:\n");
-    printf("L=%d C=%d NH=%d V=%d T=%d B=%d, fp32, counted through the CPU harness (dev/harness/cost_gpt2.cu)\n\n", L,
-           kC, kNH, kV, kT, B);
+    printf("cost of one training step of the CUDA trainer built in %s (forward, backward, AdamW), GPT-2 124M shapes:\n",
+           kPrecision);
+    printf("L=%d C=%d NH=%d V=%d T=%d B=%d, %s, counted through the CPU harness (dev/harness/cost_gpt2.cu)\n\n", L,
+           kC, kNH, kV, kT, B, kPrecisionWords);
 
     const Corners k{1, 2, 1, 2, count(1, 1), count(2, 1), count(1, 2), count(2, 2)};
     const Counted direct = count(BV, LV);
@@ -378,10 +642,12 @@ int main() {
     }
     printf("\n");
 
-    const StepCost off = k.at(B, L, ABFT_OFF), on = k.at(B, L, ABFT_ON), all = k.at(B, L, ABFT_ALL);
-    print_table("abft off (extrapolated to B=8 L=12)", off);
-    print_table("abft on (extrapolated to B=8 L=12)", on);
-    print_table("abft on, -abft_scope all: every GEMM checked (extrapolated to B=8 L=12)", all);
+    const StepCost steps[NUM_SETTINGS] = {k.at(B, L, ABFT_OFF), k.at(B, L, ABFT_ON), k.at(B, L, ABFT_ALL)};
+    print_table("abft off (extrapolated to B=8 L=12)", steps[ABFT_OFF]);
+    print_table("abft on (extrapolated to B=8 L=12)", steps[ABFT_ON]);
+    print_table("abft on, -abft_scope all: every GEMM checked (extrapolated to B=8 L=12)", steps[ABFT_ALL]);
+    print_by_kernel("abft on less abft off, by kernel (extrapolated to B=8 L=12; modelled time in us)",
+                    k.named(B, L, ABFT_ON), k.named(B, L, ABFT_OFF));
 
     printf("cudaMalloc and cudaFree calls per step, as counted (outside the model; on a GPU cudaFree also waits for "
            "the device):\n");
@@ -390,18 +656,21 @@ int main() {
                c->allocations[ABFT_ON], c->allocations[ABFT_ALL]);
     }
     printf("\n");
-    printf("modelled step time (a roofline model, not a measurement: per kernel max(FLOPs/(0.7 peak), bytes/(0.8 "
-           "bandwidth), 2 us), plus 15 us per blocking host call;\n");
-    printf("peaks FP32 67 TFLOP/s, TF32 tensor 495 TFLOP/s; HBM 3.35 TB/s (H100 SXM), 4.8 TB/s (H200)):\n");
-    const Cost t_off = off.total(), t_on = on.total(), t_all = all.total();
+    printf("modelled step time, %s build (a roofline model, not a measurement: per kernel max(FLOPs/(0.7 peak), "
+           "bytes/(0.8 bandwidth), 2 us), plus 15 us per blocking host call;\n", kPrecision);
+    printf("peaks %s; HBM 3.35 TB/s (H100 SXM), 4.8 TB/s (H200)):\n", kPeaks);
     for (int v = 0; v < kVariants; v++) {
         printf("  modelled %-10s abft off %8.2f ms, abft on %8.2f ms, abft all %8.2f ms\n", kVariant[v].name,
-               1e3 * t_off.time[v], 1e3 * t_on.time[v], 1e3 * t_all.time[v]);
+               1e3 * steps[ABFT_OFF].total().time[v], 1e3 * steps[ABFT_ON].total().time[v],
+               1e3 * steps[ABFT_ALL].total().time[v]);
     }
     printf("\n");
-    // every GEMM (-abft_scope all) first; the default scope's two lines close the output
-    print_overhead("-abft_scope all: ", t_all, t_off);
-    print_overhead("", t_on, t_off);
+    const Totals totals = totals_of(steps);
+    if (totals_path != nullptr) {
+        write_totals(totals_path, totals);  // the closing lines come from -compare, over both builds
+    } else {
+        print_closing({totals});
+    }
     if (!ok) {
         fprintf(stderr, "error: cost: the extrapolation differs from the direct count by more than 1%%\n");
         return 1;

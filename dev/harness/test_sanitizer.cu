@@ -227,8 +227,16 @@ static void check_gemm_counters(const char* name, const char* api, double flops,
           (unsigned long long)read, (unsigned long long)written);
 }
 
-// bf16 GEMMs count 2 bytes per element of A, B and D, and the bias in its own type.
-static void test_bf16_gemm_counters(float* scratch) {
+// Doubles n elements of T (what make cost's counters see of a bf16 kernel).
+template <typename T>
+__global__ void scale_elements_kernel(T* out, const T* in, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { out[i] = (T)(2.0f * (float)in[i]); }
+}
+
+// bf16 GEMMs count 2 bytes per element of A, B and D, and the bias in its own type; a kernel's
+// bf16 elements 2 bytes each (128 of them: 8 sectors), under the name LAUNCH was given.
+static void test_bf16_counters(float* scratch) {
     __nv_bfloat16 *a = bf16_written(16 * 32, 16 * 32), *b = bf16_written(32 * 16, 32 * 16), *d = bf16_written(16 * 16, 0);
     __nv_bfloat16* bias16 = bf16_written(16, 16);
     san::record(true);
@@ -245,7 +253,18 @@ static void test_bf16_gemm_counters(float* scratch) {
     san::record(false);
     check_gemm_counters("the same with an fp32 bias", "cublasLtMatmul", 2.0 * 16 * 8 * 32, (16 * 32 + 32 * 8) * 2 + 16 * 4,
                         16 * 8 * 2);
-    for (__nv_bfloat16* p : {a, b, d, bias16}) { cudaCheck(cudaFree(p)); }
+    __nv_bfloat16 *x = bf16_written(128, 128), *y = bf16_written(128, 0);
+    san::record(true);
+    LAUNCH(scale_elements_kernel<__nv_bfloat16>, 1, 128, 0, 0)(y, x, 128);
+    cudaCheckLaunch();
+    san::record(false);
+    const san::Op& op = san::ops().back();
+    check(op.name == "scale_elements_kernel<__nv_bfloat16>" && op.sectors_read == 8 && op.sectors_written == 8 &&
+              op.bytes_read == 256 && op.bytes_written == 256,
+          "counters of a bf16 launch: %s, %llu sectors read, %llu written, %llu bytes read, %llu written", op.name.c_str(),
+          (unsigned long long)op.sectors_read, (unsigned long long)op.sectors_written,
+          (unsigned long long)op.bytes_read, (unsigned long long)op.bytes_written);
+    for (__nv_bfloat16* p : {a, b, d, bias16, x, y}) { cudaCheck(cudaFree(p)); }
 }
 
 
@@ -590,7 +609,7 @@ int main() {
         cudaCheckLaunch();
     });
 
-    test_bf16_gemm_counters(in);
+    test_bf16_counters(in);
 
     // the counters: a launch that reads 128 floats and writes 128 moves 16 sectors each way
     san::record(true);
