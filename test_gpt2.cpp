@@ -348,7 +348,7 @@ static void test_reference(const TestConfig& c, const char* name) {
 // ----------------------------------------------------------------------------
 // 2. the fault suite
 
-static int g_fault_steps = 0;         // -fault_steps N: the faulty step and N - 1 after it (6; quick fault suite: 2)
+static int g_fault_steps = 6;         // the faulty step and the 5 after it (-fault_steps N; quick fault suite: 2)
 static const int FAULT_STEPS_OFF = 2; // with ABFT off: enough to see the harm in the losses, the
                                       // faulty step's gradients or the parameters after its update
 
@@ -784,14 +784,15 @@ static TestConfig random_config(uint64_t seed) {
 
 int main(int argc, char** argv) {
     uint64_t seed = (uint64_t)time(nullptr);
+    int fault_steps = 0; // -fault_steps, set after the flags: -persistent runs as it is parsed
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "-python") == 0) { g_python = argv[i + 1]; }
         else if (strcmp(argv[i], "-seed") == 0) { seed = strtoull(argv[i + 1], nullptr, 10); }
         else if (strcmp(argv[i], "-quick") == 0) { g_quick = g_quick_faults = atoi(argv[i + 1]) != 0; }
         else if (strcmp(argv[i], "-quick_faults") == 0) { g_quick_faults = atoi(argv[i + 1]) != 0; }
         else if (strcmp(argv[i], "-fault_steps") == 0) {
-            g_fault_steps = atoi(argv[i + 1]);
-            if (g_fault_steps < FAULT_STEPS_OFF || g_fault_steps > 20) {
+            fault_steps = atoi(argv[i + 1]);
+            if (fault_steps < FAULT_STEPS_OFF || fault_steps > 20) {
                 die("-fault_steps", "give 2 to 20 (the ABFT-off run compares 2)", "'%s'", argv[i + 1]);
             }
         }
@@ -800,7 +801,7 @@ int main(int argc, char** argv) {
         else if (strcmp(argv[i], "-persistent") == 0) { persistent_fault_run(argv[i + 1]); }
         else { die(argv[i], "flags: -python PATH, -seed N, -quick 1, -quick_faults 1, -fault_steps N, -tf32 1, -refs DIR", "unknown flag"); }
     }
-    if (g_fault_steps == 0) { g_fault_steps = g_quick_faults ? 2 : 6; }
+    if (fault_steps != 0) { g_fault_steps = fault_steps; } else if (g_quick_faults) { g_fault_steps = 2; }
     char tmpl[] = "/tmp/test_gpt2_XXXXXX";
     if (mkdtemp(tmpl) == nullptr) { die("/tmp", "check that /tmp is writable", "cannot create a temporary directory"); }
     g_tmp = tmpl;

@@ -616,13 +616,13 @@ static void test_memory_layout() {
           std::to_string(g6) + " floats at L=6, " + std::to_string(g12) + " at L=12");
     // the activations grow by what the backward pass reads of a layer: ln1, q, k, v, atty,
     // residual2, ln2, residual3 (B,T,C each), att (B,NH,T,T), fch, fch_gelu (B,T,4C each) and
-    // four (B,T) layernorm statistics
+    // four (B,T) layernorm statistics (float); in bytes, each tensor's a multiple of 16 here
     const size_t BT = (size_t)B * T, C = 768, NH = 12;
-    const size_t per_layer = 8 * BT * C + B * NH * T * T + 2 * BT * 4 * C + 4 * BT;
+    const size_t per_layer = (8 * BT * C + B * NH * T * T + 2 * BT * 4 * C) * sizeof(floatX) + 4 * BT * sizeof(float);
     const size_t a6 = fill_in_activation_sizes(acts, d6c768, B, T, false);
     const size_t a12 = fill_in_activation_sizes(acts, d12, B, T, false);
     check("activations grow by the tensors the backward pass reads", a12 - a6 == 6 * per_layer,
-          std::to_string(a12 - a6) + " floats for 6 layers, expected " + std::to_string(6 * per_layer));
+          std::to_string(a12 - a6) + " bytes for 6 layers, expected " + std::to_string(6 * per_layer));
     // the CUDA trainer's layout (no probabilities) at GPT-2 124M, B=8, T=1024, with its 32 MiB
     // cuBLASLt workspace
     const MemoryFootprint m = model_footprint(d12, B, T, false, (size_t)32 << 20);
