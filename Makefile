@@ -172,7 +172,7 @@ run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_ha
 
 # 200 steps of make train's model in bf16 through the harness, against the fp32 CPU trainer: no
 # ABFT alarm, the same loss within 1% (scripts/test_bf16_train.sh). Not in `make test`: the
-# harness runs it in about half an hour on 2 cores.
+# harness runs it in half an hour to an hour on 2 cores.
 test-bf16-train:
 	scripts/install_deps.sh train
 	$(MAKE) --no-print-directory -j$(BUILD_JOBS) train_gpt2cu_bf16_cpu train_gpt2
