@@ -4,7 +4,9 @@
 //     sums[i] = sum over l = 0..k-1 of op(A_b)(i, l) * op(B_b)(l, j)
 // in float, l in increasing order (so the result does not depend on the layout or on how
 // many workers there are), and hands them to a callback that applies alpha, beta, C and any
-// epilogue. Work is split over the worker pool by (batch, block of columns).
+// epilogue. Work is split over the worker pool by (batch, block of columns); within a block the
+// sums are made by a register-blocked tile kernel over packed copies of A and B ("the batched
+// product" below), in the same order of l, so the blocking does not change a bit of them.
 //
 // In TF32 mode (what a GPU's tensor cores do under CUBLAS_TF32_TENSOR_OP_MATH or
 // CUBLAS_COMPUTE_32F_FAST_TF32) every element of A and B is first converted to TF32
@@ -19,7 +21,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -114,35 +119,269 @@ struct GemmShape {
 };
 
 // ----------------------------------------------------------------------------
-// one column of a product: y = A x, with A m×k and x of k elements
+// the tile kernel: an MR×NR tile of sums, held in registers while l runs
+//
+// The product is blocked as in any textbook BLAS (Goto and van de Geijn, "Anatomy of
+// high-performance matrix multiplication", 2008). The innermost unit is a tile of MR rows by
+// NR columns of sums: for each l it loads MR elements of A's column l and NR elements of B's row
+// l, and adds their MR·NR products to the tile, which stays in vector registers from the first l
+// to the last. So each element loaded is used NR (or MR) times, instead of once as in a
+// column-at-a-time product, and the loads come from packed panels (below) that are contiguous.
+//
+// Blocking changes nothing numerically: every sum still starts at +0.0f and adds its products
+// one l at a time, in increasing l, each product rounded to float before it is added (a multiply
+// and an add, never a fused multiply-add). A tile interrupted between two blocks of l is stored
+// to memory as floats and loaded again, which is exact.
+//
+// The tile is written with GCC's vector extensions (which clang shares): with plain float
+// arrays, g++ -O2 keeps the tile on the stack. Vectors are loaded and stored with
+// __builtin_memcpy, a plain (unaligned) load or store even where -fno-builtin-memcpy is given,
+// as in the sanitizer build. The same template is compiled for the baseline target (SSE2 on
+// x86-64) and, on x86-64, for AVX2 and for AVX-512 too, each with a tile that fits that
+// register file; the fastest one this CPU runs is chosen at run time (tile_kernels).
+//
+// No contraction into fused multiply-adds, in any build: g++ contracts `acc + a * b` in C++
+// whatever -std says (-ffp-contract=fast is its C++ default; ISO mode turns it off for C only)
+// whenever the target has FMA instructions, which AVX-512F does and -march=native may add;
+// clang contracts within one expression (-ffp-contract=on). Hence the two pragmas.
 
-inline void column_product(int64_t m, int64_t k, MatrixView a, const float* x, float* y) {
-    if (a.row_stride == 1) {
-        // columns of A are contiguous: y += x[l] * A(:, l), which vectorizes
-        std::fill(y, y + m, 0.0f);
-        for (int64_t l = 0; l < k; l++) {
-            const float* column = a.data + l * a.col_stride;
-            const float xl = x[l];
-            for (int64_t i = 0; i < m; i++) { y[i] += column[i] * xl; }
-        }
-    } else {
-        // rows of A are contiguous (or neither is): y[i] = A(i, :) · x, same order of sums
-        for (int64_t i = 0; i < m; i++) {
-            float sum = 0.0f;
-            for (int64_t l = 0; l < k; l++) { sum += a.at(i, l) * x[l]; }
-            y[i] = sum;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+typedef float FloatX16 __attribute__((vector_size(64)));
+typedef float FloatX8 __attribute__((vector_size(32)));
+typedef float FloatX4 __attribute__((vector_size(16)));
+
+// c (a column-major MR×NR tile, leading dimension ldc) = its old values (or zeros, from_zero)
+// plus the products of kc columns of an A panel and kc rows of a B panel: a holds kc groups
+// of MR values (A(0..MR-1, l) for each l), b kc groups of NR values (B(l, 0..NR-1)).
+// MR = VECTORS · the lanes of Vector.
+template <typename Vector, int VECTORS, int NR>
+[[gnu::always_inline]] inline void multiply_tile(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                                 bool from_zero) {
+#ifdef __clang__
+#pragma clang fp contract(off)
+#endif
+    constexpr int lanes = sizeof(Vector) / sizeof(float), MR = VECTORS * lanes;
+    Vector tile[NR][VECTORS];
+#pragma GCC unroll 16
+    for (int j = 0; j < NR; j++) {
+#pragma GCC unroll 16
+        for (int v = 0; v < VECTORS; v++) {
+            if (from_zero) {
+                tile[j][v] = Vector{};
+            } else {
+                __builtin_memcpy(&tile[j][v], c + j * ldc + v * lanes, sizeof(Vector));
+            }
         }
     }
+    for (int64_t l = 0; l < kc; l++, a += MR, b += NR) {
+        Vector column[VECTORS];
+#pragma GCC unroll 16
+        for (int v = 0; v < VECTORS; v++) { __builtin_memcpy(&column[v], a + v * lanes, sizeof(Vector)); }
+#pragma GCC unroll 16
+        for (int j = 0; j < NR; j++) {
+#pragma GCC unroll 16
+            for (int v = 0; v < VECTORS; v++) {
+                const Vector products = column[v] * b[j];
+                tile[j][v] = tile[j][v] + products;
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < NR; j++) {
+#pragma GCC unroll 16
+        for (int v = 0; v < VECTORS; v++) { __builtin_memcpy(c + j * ldc + v * lanes, &tile[j][v], sizeof(Vector)); }
+    }
+}
+
+// The builds of the tile: 24 of AVX-512's 32 registers hold a 32×12 tile, 12 of AVX2's 16 a
+// 16×6 one, 12 of SSE2's 16 (or of NEON's 32) an 8×6 one. Only "avx512f" and "avx2" are asked
+// for, never "fma" (though AVX-512F has fused multiply-adds of its own, which the pragmas above
+// keep out).
+#ifdef __x86_64__
+__attribute__((target("avx512f"))) inline void multiply_tile_avx512(int64_t kc, const float* a, const float* b,
+                                                                    float* c, int64_t ldc, bool from_zero) {
+    multiply_tile<FloatX16, 2, 12>(kc, a, b, c, ldc, from_zero);
+}
+__attribute__((target("avx2"))) inline void multiply_tile_avx2(int64_t kc, const float* a, const float* b, float* c,
+                                                               int64_t ldc, bool from_zero) {
+    multiply_tile<FloatX8, 2, 6>(kc, a, b, c, ldc, from_zero);
+}
+#endif
+inline void multiply_tile_baseline(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool from_zero) {
+    multiply_tile<FloatX4, 2, 6>(kc, a, b, c, ldc, from_zero);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+struct TileKernel {
+    const char* name;
+    int64_t mr, nr;  // the tile: rows, columns
+    void (*multiply)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool from_zero);
+};
+
+// The builds of the tile kernel this CPU runs, fastest first (all give the same sums).
+inline const std::vector<TileKernel>& tile_kernels() {
+    static const std::vector<TileKernel> kernels = [] {
+        std::vector<TileKernel> k;
+#ifdef __x86_64__
+        __builtin_cpu_init();  // needed only before constructors have run; harmless after
+        if (__builtin_cpu_supports("avx512f")) { k.push_back({"avx512", 32, 12, multiply_tile_avx512}); }
+        if (__builtin_cpu_supports("avx2")) { k.push_back({"avx2", 16, 6, multiply_tile_avx2}); }
+#endif
+        k.push_back({"baseline", 8, 6, multiply_tile_baseline});
+        return k;
+    }();
+    return kernels;
+}
+
+// ----------------------------------------------------------------------------
+// scratch memory
+
+// Floats that are reused from one GEMM to the next: the buffer only grows, and is neither
+// zero-filled nor freed between calls (64-byte aligned, as a cache line and an AVX-512 vector).
+class ScratchBuffer {
+public:
+    float* floats(size_t count) {
+        if (count > capacity_) {
+            const size_t bytes = (count * sizeof(float) + 63) / 64 * 64;
+            data_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+            if (!data_) { throw std::bad_alloc(); }
+            capacity_ = count;
+        }
+        return data_.get();
+    }
+
+private:
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
+    std::unique_ptr<float, Free> data_;
+    size_t capacity_ = 0;
+};
+
+// Each OS thread's own scratch: the thread that calls run_gemm packs A into `a`; the worker
+// that runs a block of columns packs B into `b` and sums into `sums`. Per thread, so that no
+// two threads ever share one, whoever calls.
+struct GemmScratch {
+    ScratchBuffer a, b, sums;
+};
+
+inline GemmScratch& this_thread_gemm_scratch() {
+    static thread_local GemmScratch scratch;
+    return scratch;
 }
 
 // ----------------------------------------------------------------------------
 // the batched product
+//
+// The loops around the tile kernel, outermost first (for one batch):
+//
+//   A is packed once, all of it, into panels of MR rows: panel p holds, for l = 0..k-1,
+//   the MR elements A(p·MR .. p·MR+MR-1, l), contiguous (rows past m are zeros).
+//   for each block of NC columns (a task for the worker pool):
+//     B's NC columns are packed into panels of NR columns, in the same way (l-major, NR
+//     elements per l, columns past n zeros);
+//     for each block of KC values of l:
+//       for each block of MC rows:                   A block, MC×KC: stays in L2
+//         for each panel of NR columns in the block: B panel, KC×NR: stays in L1
+//           for each panel of MR rows in the block:
+//             the tile kernel: an MR×NR tile of sums, KC steps of l
+//     column_done for each of the NC columns.
+//
+// Each A block is so used by NC/NR column panels before the next is loaded, and each B panel by
+// MC/MR row panels: for m = 50304, k = 256 the A matrix is read from memory n/NC times, not n
+// times. The sums of a block of columns (m×NC floats) wait in the worker's scratch until all of
+// l is done, and are then handed over column by column, as column_done expects.
+//
+// Tasks are (batch, block of columns). NC is at most 96, and less where that would give fewer
+// than about four tasks per worker; so how many tasks there are, and how wide, depends on the
+// number of workers, but no sum depends on either: every sum is made by one tile, in the same
+// order of l. Every OS thread packs into scratch of its own (GemmScratch), reused from call to
+// call.
+
+constexpr int64_t kGemmBlockK = 256;          // KC
+constexpr int64_t kGemmBlockRows = 256;       // MC (a multiple of every MR)
+constexpr int64_t kGemmMaxBlockColumns = 96;  // NC at most (a multiple of every NR)
+
+template <typename Operands, typename Convert, typename ColumnDone>
+void run_gemm_tiled(GemmShape s, Operands operands, Convert convert, ColumnDone column_done, const TileKernel& kernel) {
+    const int64_t mr = kernel.mr, nr = kernel.nr;
+    const int64_t panels = (s.m + mr - 1) / mr;
+    const int64_t padded_m = panels * mr;
+    const int64_t workers = worker_pool().size();
+
+    // A of every batch into panels, converted (to_tf32, or as they are); tasks of whole panels
+    float* packed_a = this_thread_gemm_scratch().a.floats(static_cast<size_t>(s.batch * padded_m * s.k));
+    const int64_t a_chunks = std::min<int64_t>(panels, 4 * workers);
+    worker_pool().run(static_cast<size_t>(s.batch * a_chunks), [&](size_t task) {
+        const int64_t batch = static_cast<int64_t>(task) / a_chunks, chunk = static_cast<int64_t>(task) % a_chunks;
+        const auto a = operands(batch).first;
+        for (int64_t p = chunk * panels / a_chunks; p < (chunk + 1) * panels / a_chunks; p++) {
+            float* panel = packed_a + (batch * panels + p) * mr * s.k;
+            const int64_t rows = std::min(mr, s.m - p * mr);
+            for (int64_t l = 0; l < s.k; l++, panel += mr) {
+                for (int64_t r = 0; r < rows; r++) { panel[r] = convert(a.at(p * mr + r, l)); }
+                std::fill(panel + rows, panel + mr, 0.0f);
+            }
+        }
+    });
+
+    // blocks of columns, NR wide or a multiple: about four tasks per worker, so that uneven
+    // tasks still spread evenly
+    const int64_t blocks_wanted = std::max<int64_t>(1, (4 * workers + s.batch - 1) / s.batch);
+    const int64_t columns = (s.n + blocks_wanted - 1) / blocks_wanted;
+    const int64_t block_columns = std::min(kGemmMaxBlockColumns, (columns + nr - 1) / nr * nr);
+    const int64_t blocks = (s.n + block_columns - 1) / block_columns;
+    worker_pool().run(static_cast<size_t>(s.batch * blocks), [&](size_t task) {
+        const int64_t batch = static_cast<int64_t>(task) / blocks;
+        const int64_t first = static_cast<int64_t>(task) % blocks * block_columns;
+        const int64_t count = std::min(block_columns, s.n - first);
+        const int64_t column_panels = (count + nr - 1) / nr;
+        const auto b = operands(batch).second;
+        GemmScratch& scratch = this_thread_gemm_scratch();
+        float* packed_b = scratch.b.floats(static_cast<size_t>(column_panels * nr * s.k));
+        float* sums = scratch.sums.floats(static_cast<size_t>(column_panels * nr * padded_m));
+        for (int64_t q = 0; q < column_panels; q++) {
+            float* panel = packed_b + q * nr * s.k;
+            const int64_t cols = std::min(nr, count - q * nr);
+            for (int64_t l = 0; l < s.k; l++, panel += nr) {
+                for (int64_t c = 0; c < cols; c++) { panel[c] = convert(b.at(l, first + q * nr + c)); }
+                std::fill(panel + cols, panel + nr, 0.0f);
+            }
+        }
+        const float* a = packed_a + batch * panels * mr * s.k;
+        // at least once: with k = 0 the tiles are stored as they start, zeros (sums of nothing)
+        for (int64_t l0 = 0; l0 == 0 || l0 < s.k; l0 += kGemmBlockK) {
+            const int64_t kc = std::min(kGemmBlockK, s.k - l0);
+            for (int64_t i0 = 0; i0 < padded_m; i0 += kGemmBlockRows) {
+                const int64_t i1 = std::min(padded_m, i0 + kGemmBlockRows);
+                for (int64_t q = 0; q < column_panels; q++) {
+                    const float* b_panel = packed_b + q * nr * s.k + l0 * nr;
+                    float* tiles = sums + q * nr * padded_m;
+                    for (int64_t i = i0; i < i1; i += mr) {
+                        kernel.multiply(kc, a + i * s.k + l0 * mr, b_panel, tiles + i, padded_m, l0 == 0);
+                    }
+                }
+            }
+        }
+        for (int64_t c = 0; c < count; c++) { column_done(batch, first + c, sums + c * padded_m); }
+    });
+}
 
 #ifdef CUDA_HARNESS_OPENBLAS
+// ----------------------------------------------------------------------------
+// the product from OpenBLAS
+
 // The product of each batch from cblas_sgemm into a scratch matrix, then handed over by
 // column. False when a view is not a plain column-major (transposed or not) matrix.
 template <typename Operands, typename ColumnDone>
-bool run_gemm_openblas(GemmShape s, Operands operands, ColumnDone column_done) {
+bool cblas_product(GemmShape s, Operands operands, ColumnDone column_done) {
     auto as_blas = [](MatrixView v, CBLAS_TRANSPOSE* t, int64_t* ld) {
         if (v.row_stride == 1) { *t = CblasNoTrans; *ld = v.col_stride; return true; }
         if (v.col_stride == 1) { *t = CblasTrans; *ld = v.row_stride; return true; }
@@ -160,44 +399,15 @@ bool run_gemm_openblas(GemmShape s, Operands operands, ColumnDone column_done) {
     }
     return true;
 }
-#endif
-
-// The batched product of fp32 operands. operands(b) returns the pair of views
-// {op(A_b), op(B_b)}; column_done(b, j, sums) gets the m sums of column j of batch b.
-// Different columns may be handed over concurrently.
-template <typename Operands, typename ColumnDone>
-void run_gemm_fp32(GemmShape s, Operands operands, ColumnDone column_done) {
-#ifdef CUDA_HARNESS_OPENBLAS
-    if (run_gemm_openblas(s, operands, column_done)) { return; }
-#endif
-    const int64_t workers = worker_pool().size();
-    // about four tasks per worker, so that uneven tasks still spread evenly
-    const int64_t chunks_per_batch = std::min<int64_t>(s.n, std::max<int64_t>(1, 4 * workers / s.batch));
-    const int64_t chunk = (s.n + chunks_per_batch - 1) / chunks_per_batch;
-    worker_pool().run(static_cast<size_t>(s.batch * chunks_per_batch), [&](size_t task) {
-        const int64_t b = static_cast<int64_t>(task) / chunks_per_batch;
-        const int64_t first = static_cast<int64_t>(task) % chunks_per_batch * chunk;
-        const auto views = operands(b);
-        std::vector<float> x(static_cast<size_t>(s.k));
-        std::vector<float> sums(static_cast<size_t>(s.m));
-        for (int64_t j = first; j < std::min(s.n, first + chunk); j++) {
-            for (int64_t l = 0; l < s.k; l++) { x[l] = views.second.at(l, j); }
-            column_product(s.m, s.k, views.first, x.data(), sums.data());
-            column_done(b, j, sums.data());
-        }
-    });
-}
 
 // op(A_b) and op(B_b) of every batch as fp32 column-major copies (m×k, k×n), each element
-// passed through `convert` on the way: to_tf32 for a TF32 product, nothing for bf16 operands
-// (the views widen them). Converting once up front costs m·k + k·n per batch, against m·n·k
-// multiply-adds.
-struct PackedOperands {
+// passed through `convert` on the way: what cblas_sgemm multiplies for bf16 or TF32 operands.
+struct ColumnMajorOperands {
     GemmShape s;
     std::vector<float> a, b;
 
     template <typename Operands, typename Convert>
-    PackedOperands(GemmShape shape, Operands operands, Convert convert)
+    ColumnMajorOperands(GemmShape shape, Operands operands, Convert convert)
         : s(shape), a(static_cast<size_t>(shape.batch * shape.m * shape.k)),
           b(static_cast<size_t>(shape.batch * shape.k * shape.n)) {
         worker_pool().run(static_cast<size_t>(s.batch), [&](size_t task) {
@@ -220,19 +430,45 @@ struct PackedOperands {
     }
 };
 
+// The product from OpenBLAS, in its summation order: of fp32 views as they are (false when one
+// is not a plain matrix), or of column-major copies of TF32 or bf16 operands.
+template <typename Operands, typename ColumnDone>
+bool run_gemm_openblas(GemmShape s, Operands operands, ColumnDone column_done, bool tf32) {
+    using View = decltype(operands(0).first);
+    if constexpr (std::is_same<View, MatrixView>::value) {
+        if (!tf32) { return cblas_product(s, operands, column_done); }
+        return cblas_product(s, ColumnMajorOperands(s, operands, [](float x) { return to_tf32(x); }), column_done);
+    } else {
+        return cblas_product(s, ColumnMajorOperands(s, operands, [](float x) { return x; }), column_done);
+    }
+}
+#endif
+
+// ----------------------------------------------------------------------------
+// run_gemm
+
 // The batched product, in fp32: of fp32 operands as they are or, with tf32, converted to
 // TF32; of bf16 operands widened to fp32 (bf16 values are TF32 values already: 7 fraction bits).
+// operands(b) returns the pair of views {op(A_b), op(B_b)}; column_done(b, j, sums) gets the m
+// sums of column j of batch b, and may be called for different columns concurrently.
+// kernel: the build of the tile kernel to use (tests); by default the fastest, or OpenBLAS
+// where the harness is built with it.
 template <typename Operands, typename ColumnDone>
-void run_gemm(GemmShape s, Operands operands, ColumnDone column_done, bool tf32 = false) {
+void run_gemm(GemmShape s, Operands operands, ColumnDone column_done, bool tf32 = false,
+              const TileKernel* kernel = nullptr) {
     if (s.m <= 0 || s.n <= 0 || s.batch <= 0) { return; }
+#ifdef CUDA_HARNESS_OPENBLAS
+    if (kernel == nullptr && run_gemm_openblas(s, operands, column_done, tf32)) { return; }
+#endif
+    if (kernel == nullptr) { kernel = &tile_kernels().front(); }
     using View = decltype(operands(0).first);
-    if constexpr (!std::is_same<View, MatrixView>::value) {
-        run_gemm_fp32(s, PackedOperands(s, operands, [](float x) { return x; }), column_done);
-    } else if (tf32) {
-        run_gemm_fp32(s, PackedOperands(s, operands, to_tf32), column_done);
-    } else {
-        run_gemm_fp32(s, operands, column_done);
+    if constexpr (std::is_same<View, MatrixView>::value) {
+        if (tf32) {
+            run_gemm_tiled(s, operands, [](float x) { return to_tf32(x); }, column_done, *kernel);
+            return;
+        }
     }
+    run_gemm_tiled(s, operands, [](float x) { return x; }, column_done, *kernel);
 }
 
 }  // namespace cuda_harness

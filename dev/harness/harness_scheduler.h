@@ -710,6 +710,7 @@ inline void run_kernel(const char* name, const void* kernel, dim3 grid, dim3 blo
                           {&tls_last_error, sizeof(tls_last_error)}, {&tls_in_pool_task, sizeof(tls_in_pool_task)}});
     san::launch_begin(name, grid, block);
 #endif
+    ProfileScope timed([name] { return std::string(name); });
     worker_pool().run(blocks, [&job](size_t b) {
         if (!job.failed.load(std::memory_order_relaxed)) { this_worker_runner().run(job, b); }
     });

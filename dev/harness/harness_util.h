@@ -5,9 +5,15 @@
 // so that it is told apart from the program's own output.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
 
 // The sanitizer build (harness_sanitizer.h) instruments every load and store of the program;
 // the harness's own code is exempt, between these two markers (clang's attribute pragma).
@@ -76,5 +82,77 @@ inline long env_long(const char* name, long fallback, long min_value, long max_v
     }
     return value;
 }
+
+// ----------------------------------------------------------------------------
+// where the time goes: CUDA_HARNESS_PROFILE=1
+
+// With CUDA_HARNESS_PROFILE=1 each kernel launch and each GEMM is timed on the wall clock,
+// by name (a GEMM's name includes its shape), and the totals are printed on stderr at exit,
+// largest first: what to make faster when a harness run is slow.
+class Profile {
+public:
+    static bool enabled() {
+        static const bool on = env_long("CUDA_HARNESS_PROFILE", 0, 0, 1) == 1;
+        return on;
+    }
+    static Profile& get() {
+        static Profile* profile = [] {
+            Profile* p = new Profile;
+            atexit([] { Profile::get().print(); });
+            return p;
+        }();
+        return *profile;
+    }
+    void add(const std::string& name, double seconds) {
+        std::lock_guard<std::mutex> lock(mu_);
+        Entry& e = entries_[name];
+        e.calls++;
+        e.seconds += seconds;
+    }
+
+private:
+    struct Entry {
+        long calls = 0;
+        double seconds = 0.0;
+    };
+    void print() {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::vector<std::pair<std::string, Entry>> rows(entries_.begin(), entries_.end());
+        std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+        double total = 0.0;
+        for (const auto& r : rows) { total += r.second.seconds; }
+        fprintf(stderr, "cuda harness: profile: %.3f s in kernels and GEMMs\n%10s %8s %6s  %s\n", total, "seconds",
+                "calls", "share", "kernel or GEMM");
+        for (const auto& r : rows) {
+            fprintf(stderr, "%10.3f %8ld %5.1f%%  %s\n", r.second.seconds, r.second.calls,
+                    total > 0.0 ? 100.0 * r.second.seconds / total : 0.0, r.first.c_str());
+        }
+    }
+    std::mutex mu_;
+    std::map<std::string, Entry> entries_;
+};
+
+// Times its own lifetime into the profile under `name` (built only when profiling is on).
+class ProfileScope {
+public:
+    template <typename Name>
+    explicit ProfileScope(Name&& make_name) {
+        if (Profile::enabled()) {
+            name_ = make_name();
+            start_ = std::chrono::steady_clock::now();
+            on_ = true;
+        }
+    }
+    ~ProfileScope() {
+        if (on_) {
+            Profile::get().add(name_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+        }
+    }
+
+private:
+    bool on_ = false;
+    std::string name_;
+    std::chrono::steady_clock::time_point start_;
+};
 
 }  // namespace cuda_harness

@@ -2171,6 +2171,131 @@ static void test_bf16_cublaslt() {
 }
 
 // ----------------------------------------------------------------------------
+// tests: the harness's GEMM (harness_gemm.h), bit for bit
+//
+// run_gemm promises each sum made in float, starting at +0, adding op(A)(i, l)·op(B)(l, j) for
+// l = 0, 1, ..., k-1, each product rounded to float before it is added. Whatever its blocking
+// and vectorization, every build of its tile kernel must give exactly those bits: compared with
+// memcmp against a triple loop, over odd shapes (so tiles are partial at every edge, and k and
+// m cross the kernel's blocks of l and of rows), a batch of 3, every combination of transposed
+// and plain views, views strided in both directions, fp32, fp32 converted to TF32, and bf16.
+
+#ifdef CUDA_CPU_HARNESS
+// An m×k or k×n operand of `batch` matrices, each `span` elements, element (r, c) of batch b
+// at b·span + r·row_stride + c·col_stride. layout 0: column-major, padded leading dimension;
+// 1: its transpose; 2: neither dimension contiguous.
+struct GemmTestOperand {
+    int64_t row_stride, col_stride, span;
+
+    GemmTestOperand(int64_t rows, int64_t cols, int layout)
+        : row_stride(layout == 0 ? 1 : layout == 1 ? cols + 1 : 2),
+          col_stride(layout == 0 ? rows + 2 : layout == 1 ? 1 : 2 * rows + 3),
+          span(rows == 0 || cols == 0 ? 0 : (rows - 1) * row_stride + (cols - 1) * col_stride + 1) {}
+    int64_t at(int64_t b, int64_t r, int64_t c) const { return b * span + r * row_stride + c * col_stride; }
+};
+
+// The sums, column after column, batch after batch: the triple loop (reference) or run_gemm
+// with one build of the tile kernel. Elements are floats, or bf16 values held in floats.
+static std::vector<float> gemm_sums(const cuda_harness::TileKernel* kernel, bool bf16, bool tf32, int64_t m, int64_t n,
+                                    int64_t k, int64_t batch, const GemmTestOperand& ao, const std::vector<float>& a,
+                                    const GemmTestOperand& bo, const std::vector<float>& b) {
+    std::vector<float> out(static_cast<size_t>(m * n * batch), std::nanf(""));
+    if (kernel == nullptr) {
+        for (int64_t bi = 0; bi < batch; bi++) {
+            for (int64_t j = 0; j < n; j++) {
+                for (int64_t i = 0; i < m; i++) {
+                    float sum = 0.0f;
+                    for (int64_t l = 0; l < k; l++) {
+                        const float x = a[ao.at(bi, i, l)], y = b[bo.at(bi, l, j)];
+                        // rounded to float before it is added, whatever the compiler's contraction
+                        const volatile float product = tf32 ? reference_tf32(x) * reference_tf32(y) : x * y;
+                        sum = sum + product;
+                    }
+                    out[(bi * n + j) * m + i] = sum;
+                }
+            }
+        }
+        return out;
+    }
+    auto done = [&](int64_t bi, int64_t j, const float* sums) { memcpy(&out[(bi * n + j) * m], sums, m * sizeof(float)); };
+    const cuda_harness::GemmShape shape{m, n, k, batch};
+    if (bf16) {
+        using Bf16View = cuda_harness::StridedMatrix<__nv_bfloat16>;
+        const std::vector<__nv_bfloat16> a16 = to_bf16(a), b16 = to_bf16(b);
+        auto operands = [&](int64_t bi) {
+            return std::make_pair(Bf16View{a16.data() + bi * ao.span, ao.row_stride, ao.col_stride},
+                                  Bf16View{b16.data() + bi * bo.span, bo.row_stride, bo.col_stride});
+        };
+        cuda_harness::run_gemm(shape, operands, done, false, kernel);
+    } else {
+        auto operands = [&](int64_t bi) {
+            return std::make_pair(cuda_harness::MatrixView{a.data() + bi * ao.span, ao.row_stride, ao.col_stride},
+                                  cuda_harness::MatrixView{b.data() + bi * bo.span, bo.row_stride, bo.col_stride});
+        };
+        cuda_harness::run_gemm(shape, operands, done, tf32, kernel);
+    }
+    return out;
+}
+#endif
+
+static void test_gemm_bits() {
+#ifdef CUDA_CPU_HARNESS
+    struct Shape {
+        int64_t m, n, k;
+    };
+    std::vector<Shape> shapes;
+    const int64_t sizes[] = {1, 3, 17, 33, 130};
+    for (int64_t m : sizes) {
+        for (int64_t n : sizes) {
+            for (int64_t k : sizes) { shapes.push_back({m, n, k}); }
+        }
+    }
+    // past the kernel's blocks of l (256) and of rows (256); and no l at all
+    shapes.push_back({300, 7, 520});
+    shapes.push_back({5, 200, 300});
+    shapes.push_back({9, 11, 0});
+    const int layouts[][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}, {2, 2}};
+    const int64_t batch = 3;
+    const std::vector<cuda_harness::TileKernel>& kernels = cuda_harness::tile_kernels();
+    const char* types[] = {"fp32", "fp32 under TF32", "bf16"};
+    for (int type = 0; type < 3; type++) {
+        const bool tf32 = type == 1, bf16 = type == 2;
+        int cases = 0;
+        std::vector<int> wrong(kernels.size(), 0);
+        std::vector<std::string> first_wrong(kernels.size());
+        unsigned seed = 200;
+        for (const Shape& s : shapes) {
+            for (const auto& layout : layouts) {
+                const GemmTestOperand ao(s.m, s.k, layout[0]), bo(s.k, s.n, layout[1]);
+                const size_t a_count = static_cast<size_t>(batch * ao.span), b_count = static_cast<size_t>(batch * bo.span);
+                const std::vector<float> a = bf16 ? random_bf16_values(a_count, seed) : random_floats(a_count, seed);
+                const std::vector<float> b = bf16 ? random_bf16_values(b_count, seed + 1) : random_floats(b_count, seed + 1);
+                seed += 2;
+                const std::vector<float> want = gemm_sums(nullptr, bf16, tf32, s.m, s.n, s.k, batch, ao, a, bo, b);
+                cases++;
+                for (size_t i = 0; i < kernels.size(); i++) {
+                    const std::vector<float> got = gemm_sums(&kernels[i], bf16, tf32, s.m, s.n, s.k, batch, ao, a, bo, b);
+                    if (memcmp(want.data(), got.data(), want.size() * sizeof(float)) != 0 && wrong[i]++ == 0) {
+                        first_wrong[i] = "first at m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) +
+                                         " k=" + std::to_string(s.k) + ", layouts " + std::to_string(layout[0]) + ", " +
+                                         std::to_string(layout[1]);
+                    }
+                }
+            }
+        }
+        for (size_t i = 0; i < kernels.size(); i++) {
+            char name[160];
+            snprintf(name, sizeof(name), "run_gemm, %s tile kernel, %s: the triple loop's bits on %d shapes and layouts",
+                     kernels[i].name, types[type], cases);
+            check(wrong[i] == 0, name, "%d of %d differ (%s)", wrong[i], cases, first_wrong[i].c_str());
+        }
+    }
+#else
+    skip("run_gemm bit for bit", "the harness's own GEMM");
+#endif
+}
+
+// ----------------------------------------------------------------------------
 
 int main() {
     cuda_require_device();
@@ -2200,6 +2325,7 @@ int main() {
     cublasCheck(cublasDestroy(handle));
     test_cublaslt();
     test_bf16_cublaslt();
+    test_gemm_bits();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     printf("(%.2f s)\n", seconds);
     printf("%d passed, %d failed\n", g_passed, g_failed);
