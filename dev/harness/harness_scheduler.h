@@ -18,6 +18,11 @@
 // If nothing can be released, the block is deadlocked: a __syncthreads that some threads
 // never reach (divergent code, an early return), lanes at different warp operations. The
 // harness then prints where each thread waits and ends the program with status 1.
+//
+// A thread gets a fiber of its own only when it is switched to before it has run. A thread
+// that returns runs the next ready thread on its own fiber if that one has not started yet
+// (fiber_main): same order, no switch. So a kernel without barriers runs each block on a
+// single fiber, and one with barriers switches once per thread and wait.
 #pragma once
 
 #include <algorithm>
@@ -75,27 +80,39 @@ struct WaitSite {
     int line = 0;
 };
 
+// Two strings of a site: almost always the same literal, so the pointers are compared first.
+inline bool same_text(const char* a, const char* b) { return a == b || strcmp(a, b) == 0; }
+
 inline bool same_site(const WaitSite& a, const WaitSite& b) {
-    return a.line == b.line && strcmp(a.op, b.op) == 0 && strcmp(a.file, b.file) == 0;
+    return a.line == b.line && same_text(a.op, b.op) && same_text(a.file, b.file);
 }
 
-struct SimThread {
-    Context context;
-    uint3 thread_idx{0, 0, 0};
-    unsigned linear = 0;  // x + y*Dx + z*Dx*Dy: warps are consecutive runs of 32
+// Two cache lines (with the x86-64 switch): what scheduling a thread touches is in the first.
+struct alignas(64) SimThread {
+    ThreadState state = ThreadState::Ready;
+    bool started = false;         // whether it has run in this block (its context is set up)
+    unsigned linear = 0;          // x + y*Dx + z*Dx*Dy: warps are consecutive runs of 32
     unsigned lane = 0;
     unsigned warp = 0;
-    ThreadState state = ThreadState::Ready;
-    WaitSite site;
+    uint3 thread_idx{0, 0, 0};
     unsigned warp_mask = 0;       // the mask of the warp operation it waits at
     unsigned exchange_lanes = 0;  // after one completes: the lanes that took part
     int predicate = 0;            // its argument to __syncthreads_count/_and/_or
+    Context context;
+    WaitSite site;
     alignas(16) unsigned char value[kWarpValueBytes];  // its contribution to a warp exchange
 };
 
 // The values of the lanes of a warp at their last completed exchange.
 struct WarpSnapshot {
     alignas(16) unsigned char values[kWarpSize][kWarpValueBytes];
+};
+
+// Which lanes of a warp have not returned, and which wait at a warp operation: kept up to date
+// as threads return and arrive, so that releasing a warp looks only at the lanes that wait.
+struct WarpLanes {
+    unsigned live = 0;
+    unsigned waiting = 0;
 };
 
 struct BlockInfo {
@@ -160,24 +177,19 @@ public:
     // running past the bottom of its stack.
     bool overflowed_stack(const void* address, const void* sp) const {
         if (current_ == nullptr) { return false; }
-        const Stack& s = stacks_[current_->linear];
+        const Stack& s = *current_->context.stack;  // its own, or its predecessor's when chained (fiber_main)
         return in_guard(s, address) || (sp != nullptr && static_cast<const char*>(sp) < s.lo &&
                                         static_cast<const char*>(sp) >= s.lo - (size_t{1} << 30));
     }
 
     // The lanes of warp `warp` that have not returned, as a mask.
-    unsigned live_lanes(unsigned warp) const {
-        unsigned mask = 0;
-        for (unsigned lane = 0; lane < kWarpSize && warp * kWarpSize + lane < n_; lane++) {
-            if (threads_[warp * kWarpSize + lane].state != ThreadState::Finished) { mask |= 1u << lane; }
-        }
-        return mask;
-    }
+    unsigned live_lanes(unsigned warp) const { return warp_lanes_[warp].live; }
 
     // __syncthreads and friends: waits until every thread of the block is here; returns how
     // many threads passed a nonzero predicate.
     int block_barrier(WaitSite site, int predicate) {
         current_->predicate = predicate;
+        at_block_barrier_++;
         wait_here(ThreadState::AtBlockBarrier, site);
         return barrier_count_;
     }
@@ -194,6 +206,7 @@ public:
         }
         memcpy(me.value, value, bytes);
         me.warp_mask = mask;
+        warp_lanes_[me.warp].waiting |= 1u << me.lane;
         wait_here(ThreadState::AtWarpOp, site);
         return warps_[me.warp];
     }
@@ -213,27 +226,46 @@ private:
                                  static_cast<unsigned>(block_linear / (static_cast<size_t>(g.x) * g.y))};
 #ifdef CUDA_HARNESS_ASAN
         // AddressSanitizer must be told the bounds of the stack it switches back to
-        if (scheduler_.stack.lo == nullptr) { scheduler_.stack = current_thread_stack(); }
+        if (scheduler_.stack == nullptr) {
+            scheduler_stack_ = current_thread_stack();
+            scheduler_.stack = &scheduler_stack_;
+        }
 #endif
-        while (stacks_.size() < n_) { stacks_.push_back(stack_allocate(stack_bytes())); }
+        while (stacks_.size() < n_) { stacks_.push_back(stack_allocate(stack_bytes(), stack_color(stacks_.size()))); }
+        fp_start_ = fp_state_now();
         if (threads_.size() < n_) { threads_.resize(n_); }
-        warps_.resize((n_ + kWarpSize - 1) / kWarpSize);
-        for (size_t i = 0; i < n_; i++) { prepare_thread(threads_[i], static_cast<unsigned>(i), b); }
+        if (b.x != laid_out_.x || b.y != laid_out_.y || b.z != laid_out_.z) { lay_out(b); }
+        for (size_t i = 0; i < n_; i++) {
+            threads_[i].state = ThreadState::Ready;
+            threads_[i].started = false;  // its context is set up when it first runs (context_of)
+        }
+        const size_t warps = (n_ + kWarpSize - 1) / kWarpSize;
+        warps_.resize(warps);
+        warp_lanes_.assign(warps, WarpLanes{});
+        for (size_t w = 0; w < warps; w++) {
+            const size_t lanes = std::min<size_t>(kWarpSize, n_ - w * kWarpSize);
+            warp_lanes_[w].live = lanes == kWarpSize ? ~0u : (1u << lanes) - 1;
+        }
         prepare_shared(job.shared_bytes);
         CUDA_HARNESS_SAN(san::block_begin(static_cast<uint32_t>(block_linear), shared_, job.shared_bytes, n_);)
         finished_ = 0;
+        at_block_barrier_ = 0;
         barrier_count_ = 0;
         error_.clear();
     }
 
-    void prepare_thread(SimThread& t, unsigned linear, dim3 b) {
-        t.linear = linear;
-        t.thread_idx = uint3{linear % b.x, linear / b.x % b.y, linear / (b.x * b.y)};
-        t.lane = linear % kWarpSize;
-        t.warp = linear / kWarpSize;
-        t.state = ThreadState::Ready;
-        t.site = WaitSite{};
-        context_init(&t.context, stacks_[linear], &BlockRunner::fiber_main);
+    // Each thread's indices, for blocks of shape b: computed when the shape changes, since
+    // consecutive launches (and every block of a launch) mostly have the same.
+    void lay_out(dim3 b) {
+        for (size_t i = 0; i < n_; i++) {
+            SimThread& t = threads_[i];
+            const unsigned linear = static_cast<unsigned>(i);
+            t.linear = linear;
+            t.thread_idx = uint3{linear % b.x, linear / b.x % b.y, linear / (b.x * b.y)};
+            t.lane = linear % kWarpSize;
+            t.warp = linear / kWarpSize;
+        }
+        laid_out_ = b;
     }
 
     // Dynamic shared memory: exactly the requested size (so that AddressSanitizer sees
@@ -253,15 +285,30 @@ private:
 
     // --- running the threads ---
 
-    // Where every simulated thread starts, on its own stack.
+    // Where a fiber starts: it runs the kernel for the thread it was started for, on that
+    // thread's stack. When the kernel returns and the next ready thread has never run, that
+    // thread is chained: it runs here too, on the same stack, instead of on a fiber of its
+    // own. That is what a switch to it would do, in the same order (the sanitizer is told of
+    // the new current thread just the same), without the switch; a kernel without barriers
+    // runs a whole block on one fiber. The stack is free: every thread that ran on it has
+    // returned.
     static void fiber_main() {
         context_started();
         BlockRunner& r = *tls_runner;
-        r.job_->body.invoke(r.job_->body.call);
-        SimThread& me = *r.current_;
-        me.state = ThreadState::Finished;
-        r.finished_++;
-        r.leave(me, true);
+        for (;;) {
+            r.job_->body.invoke(r.job_->body.call);
+            SimThread& me = *r.current_;
+            me.state = ThreadState::Finished;
+            r.finished_++;
+            r.warp_lanes_[me.warp].live &= ~(1u << me.lane);
+            SimThread* next = r.next_ready(me.linear + 1);
+            if (next == nullptr || next->started) { break; }
+            next->started = true;
+            next->context.stack = me.context.stack;  // where it runs: for overflow reports and AddressSanitizer
+            fp_state_set(r.fp_start_);                // what a fiber of its own would start with
+            r.set_current(next);
+        }
+        r.leave(*r.current_, true);
         fatal(nullptr, "internal error: a finished thread was resumed");
     }
 
@@ -269,7 +316,11 @@ private:
     void wait_here(ThreadState state, WaitSite site) {
         SimThread& me = *current_;
         me.state = state;
-        me.site = site;
+        // member by member: a copy of the whole struct compiles (g++ -O2) to a 16-byte load of
+        // the two pointers just stored separately, which stalls on every warp operation
+        me.site.op = site.op;
+        me.site.file = site.file;
+        me.site.line = site.line;
         leave(me, false);
     }
 
@@ -277,8 +328,24 @@ private:
     // scheduler when there is none; returns when `me` is resumed.
     void leave(SimThread& me, bool finished) {
         SimThread* next = next_ready(me.linear + 1);
+        Context* to = next != nullptr ? &context_of(*next) : &scheduler_;
         set_current(next);
-        context_switch(&me.context, next != nullptr ? &next->context : &scheduler_, finished);
+        context_switch(&me.context, to, finished);
+    }
+
+    // Where thread t goes on: its context, set up on its own stack if it has not run yet.
+    // Set up lazily: most threads of a kernel without barriers never need one (fiber_main).
+    Context& context_of(SimThread& t) {
+        if (!t.started) { start_fiber(t); }
+        return t.context;
+    }
+
+    // A fiber for t on t's own stack, which nothing uses before t starts: it is used only by
+    // the fiber started for t and the threads chained after t on it. Out of line: it would
+    // keep the switch from being inlined into every warp operation.
+    __attribute__((noinline)) void start_fiber(SimThread& t) {
+        t.started = true;
+        context_init(&t.context, &stacks_[t.linear], &BlockRunner::fiber_main, fp_start_);
     }
 
     // The thread that runs next (nullptr: the scheduler), as the sanitizer must know it too.
@@ -312,8 +379,9 @@ private:
     void run_pass() {
         SimThread* first = next_ready(0);
         if (first == nullptr) { return; }
+        Context& to = context_of(*first);
         set_current(first);
-        context_switch(&scheduler_, &first->context, false);
+        context_switch(&scheduler_, &to, false);
     }
 
     // --- releasing waiting threads ---
@@ -324,36 +392,39 @@ private:
         return released;
     }
 
-    // Completes every warp operation of warp w whose lanes have all arrived.
+    // Completes every warp operation of warp w whose lanes have all arrived, trying the
+    // waiting lanes in order of their index.
     bool release_warp(unsigned w) {
         SimThread* lanes = &threads_[w * kWarpSize];
-        const unsigned live = live_lanes(w);
+        WarpLanes& warp = warp_lanes_[w];
         bool released = false;
-        for (unsigned l = 0; l < kWarpSize; l++) {
-            if ((live & (1u << l)) == 0 || lanes[l].state != ThreadState::AtWarpOp) { continue; }
-            const unsigned group = lanes[l].warp_mask & live;
-            if (!group_arrived(lanes, group, lanes[l])) { continue; }
-            for (unsigned m = 0; m < kWarpSize; m++) {
-                if ((group & (1u << m)) == 0) { continue; }
+        unsigned pending = warp.waiting;
+        while (pending != 0) {
+            const SimThread& first = lanes[__builtin_ctz(pending)];
+            pending &= pending - 1;
+            const unsigned group = first.warp_mask & warp.live;
+            if (!group_arrived(lanes, group, warp.waiting, first)) { continue; }
+            for (unsigned rest = group; rest != 0; rest &= rest - 1) {
+                const unsigned m = static_cast<unsigned>(__builtin_ctz(rest));
                 memcpy(warps_[w].values[m], lanes[m].value, kWarpValueBytes);
                 lanes[m].exchange_lanes = group;
                 lanes[m].state = ThreadState::Ready;
             }
+            warp.waiting &= ~group;
+            pending &= ~group;
             CUDA_HARNESS_SAN(san::warp_operation(w, group);)
             released = true;
         }
         return released;
     }
 
-    // Whether every lane in `group` waits at the same warp operation as `first`, with its mask.
-    static bool group_arrived(const SimThread* lanes, unsigned group, const SimThread& first) {
-        for (unsigned m = 0; m < kWarpSize; m++) {
-            if ((group & (1u << m)) == 0) { continue; }
-            const SimThread& t = lanes[m];
-            if (t.state != ThreadState::AtWarpOp || t.warp_mask != first.warp_mask ||
-                strcmp(t.site.op, first.site.op) != 0) {
-                return false;
-            }
+    // Whether every lane in `group` waits (is in `waiting`) at the same warp operation as
+    // `first`, with its mask.
+    static bool group_arrived(const SimThread* lanes, unsigned group, unsigned waiting, const SimThread& first) {
+        if ((group & ~waiting) != 0) { return false; }
+        for (unsigned rest = group; rest != 0; rest &= rest - 1) {
+            const SimThread& t = lanes[__builtin_ctz(rest)];
+            if (t.warp_mask != first.warp_mask || !same_text(t.site.op, first.site.op)) { return false; }
         }
         return true;
     }
@@ -361,8 +432,7 @@ private:
     // Completes __syncthreads when every thread of the block waits at it. A thread that has
     // returned can never arrive: that is reported at once, as is waiting at different calls.
     bool release_block_barrier() {
-        size_t waiting = 0;
-        for (size_t i = 0; i < n_; i++) { waiting += threads_[i].state == ThreadState::AtBlockBarrier; }
+        const size_t waiting = at_block_barrier_;
         if (waiting == 0 || waiting + finished_ != n_) { return false; }
         const WaitSite& site = first_waiting_site();
         if (finished_ > 0) {
@@ -384,6 +454,7 @@ private:
         for (size_t i = 0; i < n_; i++) { count += threads_[i].predicate != 0; }
         barrier_count_ = count;
         for (size_t i = 0; i < n_; i++) { threads_[i].state = ThreadState::Ready; }
+        at_block_barrier_ = 0;
         CUDA_HARNESS_SAN(san::block_barrier();)
         return true;
     }
@@ -456,14 +527,21 @@ private:
     }
 
     std::vector<SimThread> threads_;
-    std::vector<Stack> stacks_;
+    std::vector<Stack> stacks_;      // grows only between blocks: contexts point into it
+    FpState fp_start_;               // the worker's floating-point state at the block's start: each fiber's first
     std::vector<WarpSnapshot> warps_;
+    std::vector<WarpLanes> warp_lanes_;
+    dim3 laid_out_{0, 0, 0};         // the block shape threads_' indices are computed for
     Context scheduler_;              // where the scheduler loop runs: the worker's own stack
+#ifdef CUDA_HARNESS_ASAN
+    Stack scheduler_stack_;          // its bounds, for AddressSanitizer
+#endif
     SimThread* current_ = nullptr;   // the thread running now
     LaunchJob* job_ = nullptr;
     BlockInfo block_;
     size_t n_ = 0;                   // threads in the block
     size_t finished_ = 0;
+    size_t at_block_barrier_ = 0;    // threads waiting at __syncthreads
     int barrier_count_ = 0;          // result of the last block barrier (predicates passed)
     unsigned char* shared_ = nullptr;
     size_t shared_size_ = 0;

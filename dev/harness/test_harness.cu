@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cfloat>
 #include <cmath>
+#include <cfenv>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
@@ -316,6 +317,27 @@ __global__ void coordinates_kernel(int* out) {
 
 __global__ void noop_kernel() {}
 
+#ifdef CUDA_CPU_HARNESS
+// Each thread notes in `order` when it starts (its index) and when it returns (its index + 100):
+// lanes 0-15 wait at a shuffle among themselves, lanes 16-31 run straight through.
+__global__ void execution_order_kernel(int* order, int* next) {
+    const int t = threadIdx.x;
+    order[atomicAdd(next, 1)] = t;
+    if (t < 16) { (void)__shfl_xor_sync(0x0000ffffu, t, 1); }
+    order[atomicAdd(next, 1)] = t + 100;
+}
+
+// Thread 0 rounds downward from its start, and returns without setting it back; each thread
+// writes 1/3 as it rounds it, after a barrier or not. Every other thread starts as the block
+// did, whether on a fiber of its own or after thread 0 on its fiber.
+__global__ void rounding_mode_kernel(float* out, int barrier) {
+    if (threadIdx.x == 0) { fesetround(FE_DOWNWARD); }
+    if (barrier) { __syncthreads(); }
+    volatile float one = 1.0f, three = 3.0f;
+    out[threadIdx.x] = one / three;
+}
+#endif
+
 // ----------------------------------------------------------------------------
 // kernels the harness must reject (run in a child process)
 
@@ -342,6 +364,21 @@ __global__ void mismatched_warp_ops_kernel(float* out) {
     }
     out[threadIdx.x] = v;
 }
+
+#if defined(CUDA_CPU_HARNESS) && !defined(CUDA_HARNESS_ASAN)
+// Thread 37 runs far past its stack: a local array four times the default stack, written from
+// its top down, so that the first write past the stack lands in the guard region below it.
+// Without the barrier thread 37 runs on thread 0's stack (chained after it), with it on its own.
+__global__ void stack_overflow_kernel(float* out, int barrier_first) {
+    if (barrier_first) { __syncthreads(); }
+    if (threadIdx.x == 37) {
+        constexpr int kBytes = 1 << 20;
+        volatile char big[kBytes];
+        for (int i = kBytes - 1; i >= 0; i -= 512) { big[i] = 1; }
+        out[0] = big[0];
+    }
+}
+#endif
 
 // ----------------------------------------------------------------------------
 // tests: kernels
@@ -707,6 +744,17 @@ static void launch_in_child(void (*kernel)(float*)) {
     cudaCheckLaunch();
 }
 
+#ifndef CUDA_HARNESS_ASAN
+static void launch_stack_overflow(int barrier_first) {
+    float* d_out = nullptr;
+    cudaCheck(cudaMalloc(&d_out, sizeof(float)));
+    LAUNCH(stack_overflow_kernel, 2, 64, 0, 0)(d_out, barrier_first);
+    cudaCheckLaunch();
+}
+static void launch_stack_overflow_chained() { launch_stack_overflow(0); }
+static void launch_stack_overflow_own_stack() { launch_stack_overflow(1); }
+#endif
+
 static void launch_divergent_barrier() { launch_in_child(divergent_barrier_kernel); }
 static void launch_mismatched_barriers() { launch_in_child(mismatched_barriers_kernel); }
 static void launch_mismatched_warp_ops() { launch_in_child(mismatched_warp_ops_kernel); }
@@ -730,6 +778,70 @@ static void test_deadlocks() {
                            "__ballot_sync");
 #else
     skip("divergent __syncthreads is reported", "harness build only: a GPU may hang");
+#endif
+}
+
+static void test_stack_overflow() {
+#if defined(CUDA_CPU_HARNESS) && !defined(CUDA_HARNESS_ASAN)
+    const char* report = "error: cuda harness: stack overflow in a thread of kernel 'stack_overflow_kernel'";
+    std::string err;
+    int status = run_in_child(launch_stack_overflow_chained, &err);
+    check(status == 1 && err.find(report) != std::string::npos,
+          "stack overflow of a thread chained onto another's stack is reported (child process)",
+          "exit status %d, stderr: %s", status, err.c_str());
+    err.clear();
+    status = run_in_child(launch_stack_overflow_own_stack, &err);
+    check(status == 1 && err.find(report) != std::string::npos,
+          "stack overflow of a thread on its own stack is reported (child process)", "exit status %d, stderr: %s",
+          status, err.c_str());
+#else
+    skip("stack overflow is reported", "harness build without AddressSanitizer only (it reports overflows itself)");
+#endif
+}
+
+// Threads run in passes, in order of their index, until they wait or return; a thread that
+// returns hands over to the next ready one, whether that one has run before or not.
+static void test_execution_order() {
+#ifdef CUDA_CPU_HARNESS
+    int* d_order = nullptr;
+    int* d_next = nullptr;
+    cudaCheck(cudaMalloc(&d_order, 64 * sizeof(int)));
+    cudaCheck(cudaMalloc(&d_next, sizeof(int)));
+    cudaCheck(cudaMemset(d_next, 0, sizeof(int)));
+    LAUNCH(execution_order_kernel, 1, 32, 0, 0)(d_order, d_next);
+    cudaCheckLaunch();
+    const std::vector<int> order = to_host(d_order, 64);
+    std::vector<int> expected;
+    for (int t = 0; t < 16; t++) { expected.push_back(t); }  // each to the shuffle
+    for (int t = 16; t < 32; t++) {                           // straight through
+        expected.push_back(t);
+        expected.push_back(t + 100);
+    }
+    for (int t = 0; t < 16; t++) { expected.push_back(t + 100); }  // the next pass
+    check(order == expected, "threads run in passes in linear order (started, resumed and run straight through)",
+          "order differs");
+    cudaCheck(cudaFree(d_order));
+    cudaCheck(cudaFree(d_next));
+
+    float* d_third = nullptr;
+    cudaCheck(cudaMalloc(&d_third, 64 * sizeof(float)));
+    volatile float one = 1.0f, three = 3.0f;
+    const float nearest = one / three;  // rounded up
+    for (int barrier = 0; barrier < 2; barrier++) {
+        LAUNCH(rounding_mode_kernel, 1, 64, 0, 0)(d_third, barrier);
+        cudaCheckLaunch();
+        const std::vector<float> third = to_host(d_third, 64);
+        int wrong = third[0] == std::nextafter(nearest, 0.0f) ? 0 : 1;
+        for (int t = 1; t < 64; t++) { wrong += third[t] != nearest; }
+        check(wrong == 0 && fegetround() == FE_TONEAREST,
+              barrier ? "a thread's rounding mode is its own (threads after a barrier, the launching thread)"
+                      : "a thread's rounding mode is its own (threads run after it returned, the launching thread)",
+              "%d threads round wrongly, the launching thread rounds %s", wrong,
+              fegetround() == FE_TONEAREST ? "to nearest" : "otherwise");
+    }
+    cudaCheck(cudaFree(d_third));
+#else
+    skip("threads run in passes in linear order", "harness build only: the order is undefined on a GPU");
 #endif
 }
 
@@ -2308,6 +2420,8 @@ int main() {
     test_indexing();
     test_invalid_launches();
     test_deadlocks();
+    test_stack_overflow();
+    test_execution_order();
     test_memory();
     test_events();
     test_device_queries();
