@@ -116,7 +116,7 @@ alarms = {
     "steps_redone": r["steps_redone"],
     "passes_replayed": r["passes_replayed"],
     "params_held": r["params_held"],
-    "injected": r["injected"] + sum(op["injected"] for op in ops.values()),
+    "injected": r["injected"],
 }
 noisy = {name: {k: op[k] for k in ("detected", "recomputed")} | {"repaired": sum(op["repaired"].values())}
          for name, op in ops.items() if op["detected"] or op["recomputed"] or sum(op["repaired"].values())}
@@ -156,7 +156,7 @@ print(f"{b:.4f} {f:.4f} {100 * rel:.3f} {runs[0][-1]:.4f} {runs[1][-1]:.4f} {run
 sys.exit(0 if rel <= tol else 1)
 EOF
 status=$?
-read -r l_bf16 l_fp32 l_rel l_bf16_final l_fp32_final l_bf16_first l_fp32_first < "$WORK/loss.txt"
+read -r l_bf16 l_fp32 l_rel l_bf16_final l_fp32_final l_bf16_first l_fp32_first < <(grep -E "^[0-9]" "$WORK/loss.txt")
 check "loss over the last $LAST steps: bf16 ${l_bf16:-?}, fp32 ${l_fp32:-?}: ${l_rel:-?}% apart (at most $(awk -v t="$TOL" 'BEGIN { print 100 * t }')%)" $status \
     "$(grep -v '^[0-9]' "$WORK/loss.txt" | head -c 300)"
 echo "     (step 1: bf16 ${l_bf16_first:-?}, fp32 ${l_fp32_first:-?}; step $STEPS: bf16 ${l_bf16_final:-?}, fp32 ${l_fp32_final:-?};" \
