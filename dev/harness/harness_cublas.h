@@ -269,10 +269,7 @@ inline cublasStatus_t gemm_batched(const char* api, cublasOperation_t ta, cublas
             store_element(c_data, c.type, column + i, x);
         }
     };
-    ProfileScope timed([&] {
-        return std::string(api) + " " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
-               (batch > 1 ? " x" + std::to_string(batch) : "");
-    });
+    ProfileScope timed([&] { return gemm_profile_name(api, GemmShape{m, n, k, batch}); });
     if (!reads_ab) {
         static const float zero = 0.0f;  // sums of nothing
         for (int64_t bi = 0; bi < batch; bi++) {

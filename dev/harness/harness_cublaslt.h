@@ -797,10 +797,7 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmu
         }
     };
     const bool tf32 = desc.compute_type == CUBLAS_COMPUTE_32F_FAST_TF32;
-    ProfileScope timed([&p, api] {
-        return std::string(api) + " " + std::to_string(p.m) + "x" + std::to_string(p.n) + "x" + std::to_string(p.k) +
-               (p.batch > 1 ? " x" + std::to_string(p.batch) : "");
-    });
+    ProfileScope timed([&p, api] { return gemm_profile_name(api, GemmShape{p.m, p.n, p.k, p.batch}); });
     if (p.k == 0) {
         const float none = 0.0f;
         for (int64_t batch = 0; batch < p.batch; batch++) {

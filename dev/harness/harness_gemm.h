@@ -25,6 +25,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -117,6 +118,12 @@ StridedMatrix<Element> column_major_op(const Element* data, int64_t ld, bool tra
 struct GemmShape {
     int64_t m = 0, n = 0, k = 0, batch = 1;
 };
+
+// A GEMM's name in the profile (CUDA_HARNESS_PROFILE=1): the API and the shape, "m×n×k x batch".
+inline std::string gemm_profile_name(const char* api, GemmShape s) {
+    return std::string(api) + " " + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
+           (s.batch > 1 ? " x" + std::to_string(s.batch) : "");
+}
 
 // ----------------------------------------------------------------------------
 // the tile kernel: an MR×NR tile of sums, held in registers while l runs
