@@ -9,12 +9,13 @@
 // forward and 8 backward GEMMs of every attention layer run under ATTNChecker: abft.cuh's GPU
 // path (llmc/abft_gpu.cuh) queues each check in stream order, mostly inside the kernel that
 // reads the GEMM's output next (the permute, softmax, unpermute, residual add and layernorm
-// backward compare the rows they read with checksums formed upstream), and a repair kernel
-// that rebuilds in place what the checksums can and exits at once where nothing is flagged.
-// The host reads the verdicts when it waits for the GPU anyway (the losses' copy, the step's
-// closing wait: gpt2_settle), and the update queued before that is skipped on the device if
-// a fault was left: ABFT adds no wait. A fault the checksums cannot rebuild makes the pass run
-// again from the same state with every verdict read at once, so that it climbs the ladder
+// backward compare the rows they read with checksums formed upstream), and the kernel that
+// finds a faulty row (or column) recomputes its faulty elements in place before it goes on:
+// a fault costs no launch. The host reads the verdicts when it waits for the GPU anyway (the
+// losses' copy, the step's closing wait: gpt2_settle), and the update queued before that is
+// skipped on the device if a fault was left: ABFT adds no wait. A fault that stays after its
+// fix makes the pass run again from the same state with every verdict read at once (the
+// checksums' repair, abft.cuh's), so that it climbs the ladder
 // shared with the CPU trainer: recompute the GEMM, recompute the layer (llmc/gpt2_block.h),
 // redo the step (llmc/trainer.h).
 //
@@ -22,9 +23,9 @@
 //   main → run_program → train → train_step → gpt2_train_step → gpt2_passes (llmc/trainer.h)
 //        → gpt2_forward (here) → block_forward → attention_forward (llmc/gpt2_block.h)
 //        → protected_gemm (here) → abft_gemm (abft.cuh) → abft_gpu_verify (llmc/abft_gpu.cuh)
-//        → the reader (e.g. softmax_forward, here) → abft_reader_compare, and its redo kernel →
-//          abft_repair_entry, which judges each line with abft_judge and repairs with
-//          abft_repaired (llmc/abft_core.h); after the step's wait gpt2_settle (here)
+//        → the reader (e.g. softmax_forward, here) → abft_reader_check_warp, which fixes a faulty
+//          row in place (abft_fix_element: llmc/abft_gpu.cuh); after the step's wait
+//          gpt2_settle (here)
 //        → abft_gpu_settle
 //
 //   make train_gpt2cu && ./train_gpt2cu -h
@@ -189,32 +190,37 @@ __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, 
     });
 }
 
+// This lane's sums over row `row` for the layernorm backward: Σ weight·dout and Σ weight·dout·norm
+// (sums[0], sums[1]), and Σ dout, Σ |dout| for dout's check (sums[2], sums[3]).
+__device__ void layernorm_backward_lane_sums(const floatX* d, const floatX* x, const floatX* weight, float m, float s, int C,
+                                             float sums[4]) {
+    sums[0] = sums[1] = sums[2] = sums[3] = 0.0f;
+    for (int i = threadIdx.x % 32; i < C; i += 32) {
+        const float dnorm = (float)weight[i] * (float)d[i];
+        sums[0] += dnorm;
+        sums[1] += dnorm * ((float)x[i] - m) * s;
+        sums[2] += (float)d[i];
+        sums[3] += fabsf((float)d[i]);
+    }
+}
+
 // Row `row`, by one warp: dinp += (weight·dout − mean(weight·dout) − norm·mean(weight·dout·norm))·rstd;
 // with sums.chk, the row checksums of the GEMM that reads dinp (AbftRowSums). When `check` has
-// one, dout's row is first checked against its checksum (dln1's check, left to this reader);
-// a row that fails is not added (the addition could not be undone) but marked in skipped[],
-// for the redo after dout's repair.
+// one, dout's row is first checked against its checksum (dln1's check, left to this reader),
+// and fixed in place if it fails, before anything is added.
 __device__ void layernorm_backward_dinp_row(floatX* dinp, const floatX* dout, const floatX* inp, const floatX* weight,
                                             const float* mean, const float* rstd, long row, int rows, int C,
-                                            const AbftRowSums& sums, const AbftReaderCheck& check, int* skipped) {
+                                            const AbftRowSums& sums, const AbftReaderCheck& check) {
     const int lane = threadIdx.x % 32;
     const floatX* d = dout + row * C;
     const floatX* x = inp + row * C;
     const float m = mean[row], s = rstd[row];
-    float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f, dsum = 0.0f, dabs = 0.0f;
-    for (int i = lane; i < C; i += 32) {
-        float dnorm = (float)weight[i] * (float)d[i];
-        dnorm_mean += dnorm;
-        dnorm_norm_mean += dnorm * ((float)x[i] - m) * s;
-        dsum += (float)d[i];
-        dabs += fabsf((float)d[i]);
+    float lane_sums[4];
+    layernorm_backward_lane_sums(d, x, weight, m, s, C, lane_sums);
+    if (abft_reader_check_warp(check, row, rows, C, lane_sums[2], lane_sums[3])) { // fixed: read it again
+        layernorm_backward_lane_sums(d, x, weight, m, s, C, lane_sums);
     }
-    if (check.chk != nullptr && !abft_reader_compare_warp(check, row, rows, C, dsum, dabs)) {
-        if (lane == 0) { skipped[row] = 1; }
-        return;
-    }
-    dnorm_mean = warp_sum(dnorm_mean) / C;
-    dnorm_norm_mean = warp_sum(dnorm_norm_mean) / C;
+    const float dnorm_mean = warp_sum(lane_sums[0]) / C, dnorm_norm_mean = warp_sum(lane_sums[1]) / C;
     floatX* di = dinp + row * C;
     AbftRowAccumulator acc;
     for (int i = lane; i < C; i += 32) {
@@ -229,30 +235,14 @@ __device__ void layernorm_backward_dinp_row(floatX* dinp, const floatX* dout, co
 // block's partial sums for the check of the weight gradient that reads dinp (AbftRowSums).
 __global__ void layernorm_backward_dinp_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const floatX* weight,
                                                const float* mean, const float* rstd, int rows, int C, AbftRowSums sums,
-                                               AbftReaderCheck check, int* skipped) {
+                                               AbftReaderCheck check) {
     const long r0 = (long)blockIdx.x * ABFT_PART_ROWS;
     for (long row = r0 + threadIdx.x / 32; row < r0 + ABFT_PART_ROWS && row < rows; row += blockDim.x / 32) {
-        layernorm_backward_dinp_row(dinp, dout, inp, weight, mean, rstd, row, rows, C, sums, check, skipped);
+        layernorm_backward_dinp_row(dinp, dout, inp, weight, mean, rstd, row, rows, C, sums, check);
     }
     if (sums.part == nullptr) { return; }
     __syncthreads(); // the block's rows of dinp are written
     abft_row_sums_part(sums, [=](long i, int c) { return (float)dinp[i * C + c]; }, r0, rows, C);
-}
-
-// After a layernorm backward that checked dout: one block repairs dout if the layernorm
-// flagged it (abft_reader_repair), then adds the rows it skipped, and clears their marks
-// (also when the repair failed: the pass is then redone without reader checks).
-__global__ void layernorm_backward_repair_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const floatX* weight,
-                                                 const float* mean, const float* rstd, int rows, int C,
-                                                 AbftReaderRepair repair, int* skipped) {
-    if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
-    for (long row = threadIdx.x / 32; row < rows; row += blockDim.x / 32) {
-        if (skipped[row] == 0) { continue; } // the same for the whole warp
-        layernorm_backward_dinp_row(dinp, dout, inp, weight, mean, rstd, row, rows, C, AbftRowSums{}, AbftReaderCheck{},
-                                    nullptr);
-        __syncwarp();
-        if (threadIdx.x % 32 == 0) { skipped[row] = 0; }
-    }
 }
 
 // Sums over the rows of (rows, C) matrices, for the bias and layernorm parameter gradients, in
@@ -322,25 +312,34 @@ __global__ void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floa
     dinp[i] = (floatX)(local * (float)dout[i]);
 }
 
-// Row `row` of out = a + b (rows, C), by one warp, with the fault (-fi res2/res3); the residual
-// of the row's invariant (each value a + b to rounding). While b's row is in registers: its
-// check against its checksum, when `check` has one (the attention projection's, left to this
-// reader); a row of b that fails it is repaired and the row redone (the repair kernel), so its
-// invariant is not judged here.
-__device__ float residual_forward_row(floatX* out, const floatX* a, const floatX* b, long row, int rows, int C,
-                                      const AbftReaderCheck& check, const AbftKernelFault& fault) {
-    const int lane = threadIdx.x % 32;
-    float s = 0.0f, sa = 0.0f, residual = 0.0f;
-    for (int c = lane; c < C; c += 32) {
+// This lane's share of row `row` of out = a + b, with the fault (-fi res2/res3): the largest
+// residual of the row's invariant (each value a + b to rounding), and b's sums (*s, *sa).
+__device__ float residual_forward_lane(floatX* out, const floatX* a, const floatX* b, long row, int C,
+                                       const AbftKernelFault& fault, float* s, float* sa) {
+    float residual = 0.0f;
+    *s = 0.0f;
+    *sa = 0.0f;
+    for (int c = threadIdx.x % 32; c < C; c += 32) {
         const float x = (float)b[row * C + c], ai = (float)a[row * C + c];
         const float y = abft_kernel_fault_apply(fault, row, c, ai + x);
         out[row * C + c] = (floatX)y;
         residual = fmaxf(residual, abft_add_residual(ai, x, y));
-        s += x;
-        sa += fabsf(x);
+        *s += x;
+        *sa += fabsf(x);
     }
-    const bool input_ok = check.chk == nullptr || abft_reader_compare_warp(check, row, rows, C, s, sa);
-    return input_ok ? warp_max(residual) : 0.0f;
+    return residual;
+}
+
+// Row `row` of out = a + b (rows, C), by one warp: the residual of its invariant. While b's row
+// is in registers: its check against its checksum, when `check` has one (the attention
+// projection's, left to this reader); a row of b that fails it is fixed in place and the row
+// added again.
+__device__ float residual_forward_row(floatX* out, const floatX* a, const floatX* b, long row, int rows, int C,
+                                      const AbftReaderCheck& check, const AbftKernelFault& fault) {
+    float s = 0.0f, sa = 0.0f;
+    float residual = residual_forward_lane(out, a, b, row, C, fault, &s, &sa);
+    if (abft_reader_check_warp(check, row, rows, C, s, sa)) { residual = residual_forward_lane(out, a, b, row, C, fault, &s, &sa); }
+    return warp_max(residual);
 }
 
 // one warp per row
@@ -351,29 +350,15 @@ __global__ void residual_forward_kernel(floatX* out, const floatX* a, const floa
     checked_row(k, [&](const AbftKernelFault& fault) { return residual_forward_row(out, a, b, row, rows, C, check, fault); });
 }
 
-// After a residual add that checked b: one block repairs b if the add flagged it
-// (abft_reader_repair), then redoes the add.
-__global__ void residual_forward_repair_kernel(floatX* out, const floatX* a, const floatX* b, int rows, int C,
-                                               AbftReaderRepair repair, AbftKernelCheck k) {
-    if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
-    k.fault = k.refault; // the fault hit the add before; its redo only if it stays
-    for (long row = threadIdx.x / 32; row < rows; row += blockDim.x / 32) {
-        checked_row(k, [&](const AbftKernelFault& fault) {
-            return residual_forward_row(out, a, b, row, rows, C, AbftReaderCheck{}, fault);
-        });
-    }
-}
-
 // ----------------------------------------------------------------------------
 // kernels: attention's memory ops and softmax around the protected GEMMs
 
 // qkv (B,T,3,NH,HS) -> q, k, v (B,NH,T,HS) at position bt = (b, t), by one block: a warp per
 // head (h = warp, warp + warps, ...), its lanes over the HS elements, so reads and writes are
-// coalesced. While the rows are in registers, for the checks: qkv's row against its checksum
-// (when `check` has one: abft_reader_compare, after a sum over the block), and, when
-// sums.k_sum is given, the row sums of K and V (dQ's and P·V's checksums).
-__device__ void permute_forward_position(floatX* q, floatX* k, floatX* v, const floatX* qkv, long bt, int T, int NH, int HS,
-                                         const AbftLayerSums& sums, const AbftReaderCheck& check) {
+// coalesced. When sums.k_sum is given, also the row sums of K and V (dQ's and P·V's
+// checksums). Returns this thread's share of the sums of qkv's row and of |qkv| (*s, *sa).
+__device__ void permute_forward_copy(floatX* q, floatX* k, floatX* v, const floatX* qkv, long bt, int T, int NH, int HS,
+                                     const AbftLayerSums& sums, float* s, float* sa) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, C = NH * HS;
     const int t = (int)(bt % T), b = (int)(bt / T);
     float row_sum = 0.0f, row_abs = 0.0f; // of this warp's part of qkv's row
@@ -394,18 +379,30 @@ __device__ void permute_forward_position(floatX* q, floatX* k, floatX* v, const 
         ks = warp_sum(ks); ka = warp_sum(ka); vs = warp_sum(vs); va = warp_sum(va);
         if (lane == 0) { sums.k_sum[row] = ks; sums.k_abs[row] = ka; sums.v_sum[row] = vs; sums.v_abs[row] = va; }
     }
+    *s = row_sum;
+    *sa = row_abs;
+}
+
+// The permute at position bt, by one block. While qkv's row is in registers: its check against
+// its checksum, when `check` has one (after a sum over the block); a row that fails is fixed in
+// place and the position permuted again.
+__device__ void permute_forward_position(floatX* q, floatX* k, floatX* v, const floatX* qkv, long bt, int T, int NH, int HS,
+                                         const AbftLayerSums& sums, const AbftReaderCheck& check) {
+    float s = 0.0f, sa = 0.0f;
+    permute_forward_copy(q, k, v, qkv, bt, T, NH, HS, sums, &s, &sa);
     if (check.chk == nullptr) { return; }
     __shared__ float part[2][32]; // the warps' sums (blockDim <= 1024)
-    row_sum = warp_sum(row_sum);
-    row_abs = warp_sum(row_abs);
-    if (lane == 0) { part[0][warp] = row_sum; part[1][warp] = row_abs; }
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    s = warp_sum(s);
+    sa = warp_sum(sa);
+    if (lane == 0) { part[0][warp] = s; part[1][warp] = sa; }
     __syncthreads();
     if (threadIdx.x == 0) {
-        float s = 0.0f, sa = 0.0f;
-        for (int w = 0; w < warps; w++) { s += part[0][w]; sa += part[1][w]; }
-        abft_reader_compare(check, bt, (int)(gridDim.x), 3 * C, s, sa);
+        for (int w = 1; w < (int)blockDim.x / 32; w++) { s += part[0][w]; sa += part[1][w]; }
     }
-    __syncthreads(); // part[] is written again for the next position
+    if (abft_reader_check_block(check, bt, (int)gridDim.x, 3 * NH * HS, s, sa)) {
+        permute_forward_copy(q, k, v, qkv, bt, T, NH, HS, sums, &s, &sa);
+    }
 }
 
 // one block per position (b, t)
@@ -414,45 +411,41 @@ __global__ void permute_forward_kernel(floatX* q, floatX* k, floatX* v, const fl
     permute_forward_position(q, k, v, qkv, blockIdx.x, T, NH, HS, sums, check);
 }
 
-// After a permute that checked qkv: one block repairs qkv if the permute flagged it
-// (abft_reader_repair), then redoes the permute at every position.
-__global__ void permute_forward_repair_kernel(floatX* q, floatX* k, floatX* v, const floatX* qkv, int BT, int T, int NH,
-                                              int HS, AbftLayerSums sums, AbftReaderRepair repair) {
-    if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
-    for (long bt = 0; bt < BT; bt++) { permute_forward_position(q, k, v, qkv, bt, T, NH, HS, sums, AbftReaderCheck{}); }
-}
-
 // dq, dk, dv (B,NH,T,HS) -> rows [r0, r0 + ABFT_PART_ROWS) of dqkv (B,T,3C), by one block: a
-// warp per row (b, t), a head at a time. While the rows are in registers, for the checks: each
-// head's row of dq against its checksum (when `check` has one: dQ's check, left to this
-// reader), and, when sums.chk is given, what the checks of the GEMMs that read dqkv need
-// (AbftRowSums: the row checksums of dln1's GEMM, the block's partial sums for dWqkv's).
+// warp per row (b, t), a head at a time. Each head's row of dq is first checked against its
+// checksum when `check` has one (dQ's check, left to this reader), and fixed in place if it
+// fails. While the rows are in registers, when sums.chk is given: what the checks of the GEMMs
+// that read dqkv need (AbftRowSums: the row checksums of dln1's GEMM, the block's partial sums
+// for dWqkv's).
 __device__ void permute_backward_rows(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, long r0, int B,
                                       int T, int NH, int HS, const AbftRowSums& sums, const AbftReaderCheck& check) {
     const int C = NH * HS, lane = threadIdx.x % 32;
     const long rows = (long)B * T;
     for (long bt = r0 + threadIdx.x / 32; bt < r0 + ABFT_PART_ROWS && bt < rows; bt += blockDim.x / 32) {
         const int t = (int)(bt % T), b = (int)(bt / T);
+        for (int h = 0; check.chk != nullptr && h < NH; h++) {
+            const long row = ((long)b * NH + h) * T + t; // of dq
+            float s = 0.0f, sa = 0.0f;
+            abft_lane_sums(dq + row * HS, HS, &s, &sa);
+            abft_reader_check_warp(check, row, T, HS, s, sa);
+        }
         AbftRowAccumulator acc;
         for (int which = 0; which < 3; which++) {
             const floatX* src = which == 0 ? dq : which == 1 ? dk : dv;
             for (int h = 0; h < NH; h++) {
                 const long row = ((long)b * NH + h) * T + t; // of src
-                float s = 0.0f, sa = 0.0f;
                 for (int i = lane; i < HS; i += 32) {
                     const int r = which * C + h * HS + i;
                     const float x = (float)src[row * HS + i];
                     dqkv[bt * 3 * C + r] = (floatX)x;
-                    s += x;
-                    sa += fabsf(x);
                     if (sums.chk != nullptr) { acc.add(x, sums, r); }
                 }
-                if (which == 0 && check.chk != nullptr) { abft_reader_compare_warp(check, row, T, HS, s, sa); }
             }
         }
         if (sums.chk != nullptr) { acc.store(sums, bt); }
     }
     if (sums.part == nullptr) { return; }
+    __syncthreads(); // rows of dq fixed by the other warps
     abft_row_sums_part(sums, [=](long bt, int r) { // from the sources the block has just read
         const int which = r / C, h = r % C / HS, i = r % HS;
         const floatX* src = which == 0 ? dq : which == 1 ? dk : dv;
@@ -466,24 +459,10 @@ __global__ void permute_backward_kernel(floatX* dqkv, const floatX* dq, const fl
     permute_backward_rows(dqkv, dq, dk, dv, (long)blockIdx.x * ABFT_PART_ROWS, B, T, NH, HS, sums, check);
 }
 
-// After a permute that checked dq: one block repairs the heads of dq that the permute flagged,
-// and those of the GEMM checked meanwhile (dK's, which the permute reads too: joined), then
-// redoes the whole permute if it rebuilt any (each block of rows, and its partial sums, mixes
-// heads and sequences).
-__global__ void permute_backward_repair_kernel(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int B,
-                                               int T, int NH, int HS, AbftRowSums sums, AbftReaderRepair repair) {
-    const bool q = abft_job_repair_all(repair, repair.job, 0, repair.job.g.batch);
-    const bool joined = abft_job_repair_all(repair, repair.joined, 0, repair.joined.g.batch);
-    if (!q && !joined) { return; }
-    for (long r0 = 0; r0 < (long)B * T; r0 += ABFT_PART_ROWS) {
-        permute_backward_rows(dqkv, dq, dk, dv, r0, B, T, NH, HS, sums, AbftReaderCheck{});
-    }
-}
-
-// Row (b, t) of out (B,T,C) from y (B,NH,T,HS), by one warp, a head at a time. While the rows
-// are in registers, for the checks: each head's row of y against its checksum (when `check`
-// has one: P·V's check, left to this reader), and, when sums.chk is given, what the checks of
-// the GEMMs that read out need (AbftRowSums).
+// Row (b, t) of out (B,T,C) from y (B,NH,T,HS), by one warp, a head at a time. Each head's row
+// of y is first checked against its checksum when `check` has one (P·V's check, left to this
+// reader), and fixed in place if it fails. While the rows are in registers, when sums.chk is
+// given: what the checks of the GEMMs that read out need (AbftRowSums).
 __device__ void unpermute_forward_row(floatX* out, const floatX* y, long bt, int T, int NH, int HS, const AbftRowSums& sums,
                                       const AbftReaderCheck& check) {
     const int lane = threadIdx.x % 32, C = NH * HS;
@@ -491,15 +470,16 @@ __device__ void unpermute_forward_row(floatX* out, const floatX* y, long bt, int
     AbftRowAccumulator acc;
     for (int h = 0; h < NH; h++) {
         const long row = ((long)b * NH + h) * T + t; // of y
-        float s = 0.0f, sa = 0.0f;
+        if (check.chk != nullptr) {
+            float s = 0.0f, sa = 0.0f;
+            abft_lane_sums(y + row * HS, HS, &s, &sa);
+            abft_reader_check_warp(check, row, T, HS, s, sa);
+        }
         for (int i = lane; i < HS; i += 32) {
             const float x = (float)y[row * HS + i];
             out[bt * C + h * HS + i] = (floatX)x;
-            s += x;
-            sa += fabsf(x);
             if (sums.chk != nullptr) { acc.add(x, sums, h * HS + i); }
         }
-        if (check.chk != nullptr) { abft_reader_compare_warp(check, row, T, HS, s, sa); }
     }
     if (sums.chk != nullptr) { acc.store(sums, bt); }
 }
@@ -511,74 +491,60 @@ __global__ void unpermute_forward_kernel(floatX* out, const floatX* y, int B, in
     if (bt < (long)B * T) { unpermute_forward_row(out, y, bt, T, NH, HS, sums, check); }
 }
 
-// After an unpermute that checked y: one block per sequence b repairs the heads of b that the
-// unpermute flagged (abft_reader_repair), then redoes the unpermute of b's rows if it rebuilt
-// any. One block for all of b's heads, since each row of out mixes them.
-__global__ void unpermute_forward_repair_kernel(floatX* out, const floatX* y, int T, int NH, int HS, AbftRowSums sums,
-                                                AbftReaderRepair repair) {
-    const int b = blockIdx.x;
-    if (abft_reader_joined_block(repair, gridDim.x - abft_joined_blocks(repair)) ||
-        !abft_job_repair_all(repair, repair.job, b * NH, (b + 1) * NH)) {
-        return;
-    }
-    for (long bt = (long)b * T + threadIdx.x / 32; bt < (long)(b + 1) * T; bt += blockDim.x / 32) {
-        unpermute_forward_row(out, y, bt, T, NH, HS, sums, AbftReaderCheck{});
-    }
-}
-
-// Row (b, t) of dout (B,T,C) into dy (B,NH,T,HS), by one warp. While the row is in registers:
-// its check against its checksum, when `check` has one (dY's, left to this reader).
-__device__ void unpermute_backward_row(floatX* dy, const floatX* dout, long bt, int B, int T, int NH, int HS,
-                                       const AbftReaderCheck& check) {
-    const int lane = threadIdx.x % 32, C = NH * HS;
-    const int t = (int)(bt % T), b = (int)(bt / T);
-    float s = 0.0f, sa = 0.0f;
-    for (int c = lane; c < C; c += 32) {
+// Row (b, t) of dout (B,T,C) into dy (B,NH,T,HS), by one warp; this lane's share of the row's
+// sums and of |dout| (*s, *sa).
+__device__ void unpermute_backward_copy(floatX* dy, const floatX* dout, long bt, int T, int NH, int HS, float* s, float* sa) {
+    const int C = NH * HS, t = (int)(bt % T), b = (int)(bt / T);
+    *s = 0.0f;
+    *sa = 0.0f;
+    for (int c = threadIdx.x % 32; c < C; c += 32) {
         const float x = (float)dout[bt * C + c];
         dy[(((long)b * NH + c / HS) * T + t) * HS + c % HS] = (floatX)x;
-        s += x;
-        sa += fabsf(x);
+        *s += x;
+        *sa += fabsf(x);
     }
-    if (check.chk != nullptr) { abft_reader_compare_warp(check, bt, B * T, C, s, sa); }
 }
 
-// one warp per row (b, t)
+// one warp per row (b, t). While the row is in registers: its check against its checksum, when
+// `check` has one (dY's, left to this reader); a row that fails is fixed in place and copied again.
 __global__ void unpermute_backward_kernel(floatX* dy, const floatX* dout, int B, int T, int NH, int HS,
                                           AbftReaderCheck check) {
     const long bt = global_warp();
-    if (bt < (long)B * T) { unpermute_backward_row(dy, dout, bt, B, T, NH, HS, check); }
+    if (bt >= (long)B * T) { return; }
+    float s = 0.0f, sa = 0.0f;
+    unpermute_backward_copy(dy, dout, bt, T, NH, HS, &s, &sa);
+    if (abft_reader_check_warp(check, bt, B * T, NH * HS, s, sa)) { unpermute_backward_copy(dy, dout, bt, T, NH, HS, &s, &sa); }
 }
 
-// After an unpermute that checked dout: one block repairs dout if the unpermute flagged it
-// (abft_reader_repair), then redoes the unpermute.
-__global__ void unpermute_backward_repair_kernel(floatX* dy, const floatX* dout, int B, int T, int NH, int HS,
-                                                 AbftReaderRepair repair) {
-    if (abft_reader_joined_block(repair, 1) || !abft_reader_repair(repair, 0)) { return; }
-    for (long bt = threadIdx.x / 32; bt < (long)B * T; bt += blockDim.x / 32) {
-        unpermute_backward_row(dy, dout, bt, B, T, NH, HS, AbftReaderCheck{});
+// This lane's share of the maximum of s[0, n) and of the sums of s and |s| (*sum, *abssum).
+__device__ float lane_max_and_sums(const floatX* s, int n, float* sum, float* abssum) {
+    float maxval = -INFINITY;
+    *sum = 0.0f;
+    *abssum = 0.0f;
+    for (int j = threadIdx.x % 32; j < n; j += 32) {
+        const float sj = (float)s[j];
+        maxval = fmaxf(maxval, sj);
+        *sum += sj;
+        *abssum += fabsf(sj);
     }
+    return maxval;
 }
 
 // P = causal softmax of row `row` of S (B,NH,T,T), by one warp; zeros above the diagonal so
 // that P·V can run over whole rows. While the rows are in registers, for the checks: S's row
-// against its checksum (when `check` has one: abft_reader_compare), and, when sums.p_sum is
-// given, P's row sum (dV's e·A) and its products with V's row sums (P·V's row checksums).
+// against its checksum (when `check` has one; a row that fails is fixed in place and read
+// again), and, when sums.p_sum is given, P's row sum (dV's e·A) and its products with V's row
+// sums (P·V's row checksums).
 __device__ float softmax_forward_row(floatX* att, const floatX* preatt, long row, int T, const AbftLayerSums& sums,
                                      const AbftReaderCheck& check, const AbftKernelFault& fault) {
     const int lane = threadIdx.x % 32, t = (int)(row % T);
     const long head = row - t; // the head's first row: its V row sums start at sums.v_sum[head]
     const floatX* s = preatt + row * T;
     floatX* p = att + row * T;
-    float maxval = -INFINITY, ssum = 0.0f, sabs = 0.0f;
-    for (int j = lane; j <= t; j += 32) {
-        const float sj = (float)s[j];
-        maxval = fmaxf(maxval, sj);
-        ssum += sj;
-        sabs += fabsf(sj);
-    }
+    float ssum = 0.0f, sabs = 0.0f;
+    float maxval = lane_max_and_sums(s, t + 1, &ssum, &sabs);
+    if (abft_reader_check_warp(check, row, T, t + 1, ssum, sabs)) { maxval = lane_max_and_sums(s, t + 1, &ssum, &sabs); }
     maxval = warp_max(maxval);
-    // a row of S that fails its check is repaired and its softmax redone (the repair kernel)
-    const bool input_ok = check.chk == nullptr || abft_reader_compare_warp(check, row, T, t + 1, ssum, sabs);
     float sum = 0.0f;
     for (int j = lane; j <= t; j += 32) { sum += expf((float)s[j] - maxval); }
     const float inv = 1.0f / warp_sum(sum);
@@ -601,29 +567,37 @@ __device__ float softmax_forward_row(floatX* att, const floatX* preatt, long row
         stored_sum = warp_sum(stored_sum); pv = warp_sum(pv); pva = warp_sum(pva);
         if (lane == 0) { sums.p_sum[row] = stored_sum; sums.pv_chk[row] = pv; sums.pv_bound[row] = pva; }
     }
-    const float residual = abft_softmax_residual(psum, (int)warp_sum(outside), t + 1);
-    return input_ok ? residual : 0.0f;
+    return abft_softmax_residual(psum, (int)warp_sum(outside), t + 1);
+}
+
+// This lane's share of Σ p·dp over [0, n) and of the sums of dp and |dp| (*sum, *abssum).
+__device__ float lane_dot_and_sums(const floatX* p, const floatX* dp, int n, float* sum, float* abssum) {
+    float dot = 0.0f;
+    *sum = 0.0f;
+    *abssum = 0.0f;
+    for (int j = threadIdx.x % 32; j < n; j += 32) {
+        const float dpj = (float)dp[j];
+        dot += (float)p[j] * dpj;
+        *sum += dpj;
+        *abssum += fabsf(dpj);
+    }
+    return dot;
 }
 
 // dS = P · (dP − Σ_k P·dP) on and below the diagonal, 0 above, for row `row`, by one warp.
 // While the rows are in registers, for the checks: dP's row against its checksum (when `check`
-// has one), and, when sums.ds_sum is given, dS's row sums (dK's e·A) and its products with
-// K's row sums (dQ's row checksums).
+// has one; a row that fails is fixed in place and read again), and, when sums.ds_sum is given,
+// dS's row sums (dK's e·A) and its products with K's row sums (dQ's row checksums).
 __device__ void softmax_backward_row(floatX* dpreatt, const floatX* datt, const floatX* att, long row, int T,
                                      const AbftLayerSums& sums, const AbftReaderCheck& check) {
     const int lane = threadIdx.x % 32, t = (int)(row % T);
     const long head = row - t; // the head's first row: its K row sums start at sums.k_sum[head]
     const floatX* p = att + row * T;
     const floatX* dp = datt + row * T;
-    float dot = 0.0f, dpsum = 0.0f, dpabs = 0.0f;
-    for (int j = lane; j <= t; j += 32) {
-        const float dpj = (float)dp[j];
-        dot += (float)p[j] * dpj;
-        dpsum += dpj;
-        dpabs += fabsf(dpj);
-    }
+    float dpsum = 0.0f, dpabs = 0.0f;
+    float dot = lane_dot_and_sums(p, dp, t + 1, &dpsum, &dpabs);
+    if (abft_reader_check_warp(check, row, T, t + 1, dpsum, dpabs)) { dot = lane_dot_and_sums(p, dp, t + 1, &dpsum, &dpabs); }
     dot = warp_sum(dot);
-    if (check.chk != nullptr) { abft_reader_compare_warp(check, row, T, t + 1, dpsum, dpabs); }
     const bool encode = sums.ds_sum != nullptr;
     float dsum = 0.0f, dabs = 0.0f, dq = 0.0f, dqa = 0.0f;
     for (int j = lane; j < T; j += 32) {
@@ -654,29 +628,6 @@ __global__ void softmax_backward_kernel(floatX* dpreatt, const floatX* datt, con
                                         AbftLayerSums sums, AbftReaderCheck check) {
     const long row = global_warp();
     if (row < rows) { softmax_backward_row(dpreatt, datt, att, row, T, sums, check); }
-}
-
-// After a softmax that checked its input: one block per head repairs the head if the softmax
-// flagged it (abft_reader_repair), then redoes its softmax; the other heads leave at once.
-__global__ void softmax_forward_repair_kernel(floatX* att, const floatX* preatt, int T, AbftLayerSums sums,
-                                              AbftReaderRepair repair, AbftKernelCheck k) {
-    const int heads = gridDim.x - abft_joined_blocks(repair);
-    if (abft_reader_joined_block(repair, heads) || !abft_reader_repair(repair, blockIdx.x)) { return; }
-    k.fault = k.refault; // the fault hit the softmax before; its redo only if it stays
-    for (long row = (long)blockIdx.x * T + threadIdx.x / 32; row < (long)(blockIdx.x + 1) * T; row += blockDim.x / 32) {
-        checked_row(k, [&](const AbftKernelFault& fault) {
-            return softmax_forward_row(att, preatt, row, T, sums, AbftReaderCheck{}, fault);
-        });
-    }
-}
-
-__global__ void softmax_backward_repair_kernel(floatX* dpreatt, const floatX* datt, const floatX* att, int T,
-                                               AbftLayerSums sums, AbftReaderRepair repair) {
-    const int heads = gridDim.x - abft_joined_blocks(repair);
-    if (abft_reader_joined_block(repair, heads) || !abft_reader_repair(repair, blockIdx.x)) { return; }
-    for (long row = (long)blockIdx.x * T + threadIdx.x / 32; row < (long)(blockIdx.x + 1) * T; row += blockDim.x / 32) {
-        softmax_backward_row(dpreatt, datt, att, row, T, sums, AbftReaderCheck{});
-    }
 }
 
 // ----------------------------------------------------------------------------
@@ -1043,45 +994,18 @@ static void layernorm_forward(floatX* out, float* mean, float* rstd, const float
     cudaCheckLaunch();
 }
 
-// The rows a layernorm backward left out after a failed check (layernorm_backward_dinp_row):
-// (rows) marks, zero but between that kernel and its repair, which clears them. Allocated on
-// first use, for the largest shape so far.
-static int* skipped_rows(int rows) {
-    static int* marks = nullptr;
-    static int capacity = 0;
-    if (rows > capacity) {
-        cudaCheck(cudaFree(marks));
-        cudaCheck(cudaMalloc(&marks, (size_t)rows * sizeof(int)));
-        cudaCheck(cudaMemset(marks, 0, (size_t)rows * sizeof(int)));
-        capacity = rows;
-    }
-    return marks;
-}
-
 // dinp is added to (the residual stream's gradient has two paths); dweight, dbias are written
 // (with sums: the row sums of dinp, the residual gradient, for the check of the GEMM that reads it).
 // When dout's check was left to the layernorm (dln1's), the layernorm compares dout's rows with
-// their checksums (from the permute backward) before it adds them; then, if it flagged one,
-// dout is repaired and the rows it skipped are added, before the column sums read dout.
+// their checksums (from the permute backward) and fixes a faulty one before it adds it, so the
+// column sums read a fixed dout.
 static void layernorm_backward(floatX* dinp, floatX* dweight, floatX* dbias, const floatX* dout, const floatX* inp,
                                const floatX* weight, const float* mean, const float* rstd, int B, int T, int C,
                                const AbftRowSums& sums = AbftRowSums{}) {
     const AbftReaderCheck check = abft_gpu_reader_check();
-    if (check.chk != nullptr && sums.chk != nullptr) {
-        die("layernorm_backward", "a redo after dout's repair would not redo the row sums: check dout where none are kept",
-            "a reader check and row sums in one layernorm backward");
-    }
-    int* skipped = check.chk != nullptr ? skipped_rows(B * T) : nullptr;
     LAUNCH(layernorm_backward_dinp_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dinp, dout, inp, weight, mean,
-                                                                                               rstd, B * T, C, sums, check,
-                                                                                               skipped);
+                                                                                               rstd, B * T, C, sums, check);
     cudaCheckLaunch();
-    if (check.chk != nullptr) {
-        const AbftReaderRepair repair = abft_gpu_reader_repair();
-        LAUNCH(layernorm_backward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(dinp, dout, inp, weight, mean,
-                                                                                             rstd, B * T, C, repair, skipped);
-        cudaCheckLaunch();
-    }
     column_sums(dweight, dbias, dout, inp, mean, rstd, B * T, C);
 }
 
@@ -1102,84 +1026,53 @@ static void gelu_backward(floatX* dinp, const floatX* inp, const floatX* dout, l
 static void zero_floats(floatX* p, size_t n) { cudaCheck(cudaMemset(p, 0, n * sizeof(floatX))); }
 
 // When the check of the GEMM that wrote b was left to this add (the attention projection's),
-// the add compares b's rows with their checksums (from the unpermute); then, if it flagged
-// one, b is repaired and the add redone.
+// the add compares b's rows with their checksums (from the unpermute) and fixes a faulty one.
 static void residual_forward(floatX* out, const floatX* a, const floatX* b, int rows, int C,
                              const AbftKernelCheck& k = AbftKernelCheck{}) {
-    const AbftReaderCheck check = abft_gpu_reader_check();
-    LAUNCH(residual_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(out, a, b, rows, C, check, k);
-    cudaCheckLaunch();
-    if (check.chk == nullptr) { return; }
-    const AbftReaderRepair repair = abft_gpu_reader_repair();
-    LAUNCH(residual_forward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(out, a, b, rows, C, repair, k);
+    LAUNCH(residual_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(out, a, b, rows, C, abft_gpu_reader_check(), k);
     cudaCheckLaunch();
 }
 
 // When qkv's check was left to the permute (llmc/abft_gpu.cuh's reader checks), the permute
-// compares qkv's rows with their checksums (from the layernorm); then, if it flagged one, qkv is
-// repaired and the permute redone.
+// compares qkv's rows with their checksums (from the layernorm) and fixes a faulty one.
 static void permute_forward(floatX* q, floatX* k, floatX* v, const floatX* qkv, int B, int T, int NH, int HS,
                             const AbftLayerSums& sums) {
-    const AbftReaderCheck check = abft_gpu_reader_check();
-    LAUNCH(permute_forward_kernel, B * T, BLOCK, 0, 0)(q, k, v, qkv, T, NH, HS, sums, check);
-    cudaCheckLaunch();
-    if (check.chk == nullptr) { return; }
-    const AbftReaderRepair repair = abft_gpu_reader_repair();
-    LAUNCH(permute_forward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(q, k, v, qkv, B * T, T, NH, HS, sums,
-                                                                                      repair);
+    LAUNCH(permute_forward_kernel, B * T, BLOCK, 0, 0)(q, k, v, qkv, T, NH, HS, sums, abft_gpu_reader_check());
     cudaCheckLaunch();
 }
 
 // When dQ's check was left to the permute, the permute compares dq's rows with their checksums
-// (from the softmax backward); then, if it flagged one, dq is repaired and the permute redone.
+// (from the softmax backward) and fixes a faulty one.
 static void permute_backward(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int B, int T, int NH,
                              int HS, const AbftRowSums& sums) {
-    const AbftReaderCheck check = abft_gpu_reader_check();
     LAUNCH(permute_backward_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums,
-                                                                                        check);
-    cudaCheckLaunch();
-    if (check.chk == nullptr) { return; }
-    LAUNCH(permute_backward_repair_kernel, 1, BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums, abft_gpu_reader_repair());
+                                                                                        abft_gpu_reader_check());
     cudaCheckLaunch();
 }
 
 // When P·V's check was left to the unpermute, the unpermute compares its rows with their
-// checksums (from the softmax); then the sequences with a flagged head are repaired and redone.
+// checksums (from the softmax) and fixes a faulty one.
 static void unpermute_forward(floatX* out, const floatX* y, int B, int T, int NH, int HS, const AbftLayerSums& sums) {
-    const AbftReaderCheck check = abft_gpu_reader_check();
-    LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, y, B, T, NH, HS, sums.atty, check);
-    cudaCheckLaunch();
-    if (check.chk == nullptr) { return; }
-    const AbftReaderRepair repair = abft_gpu_reader_repair();
-    LAUNCH(unpermute_forward_repair_kernel, B + abft_joined_blocks(repair), BLOCK, 0, 0)(out, y, T, NH, HS, sums.atty, repair);
+    LAUNCH(unpermute_forward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(out, y, B, T, NH, HS, sums.atty,
+                                                                                      abft_gpu_reader_check());
     cudaCheckLaunch();
 }
 
 // When dY's check was left to the unpermute, the unpermute compares its rows with their
-// checksums (from the layernorm backward); then, if it flagged one, dY is repaired and the
-// unpermute redone.
+// checksums (from the layernorm backward) and fixes a faulty one.
 static void unpermute_backward(floatX* dy, const floatX* dout, int B, int T, int NH, int HS) {
-    const AbftReaderCheck check = abft_gpu_reader_check();
-    LAUNCH(unpermute_backward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dy, dout, B, T, NH, HS, check);
-    cudaCheckLaunch();
-    if (check.chk == nullptr) { return; }
-    const AbftReaderRepair repair = abft_gpu_reader_repair();
-    LAUNCH(unpermute_backward_repair_kernel, 1 + abft_joined_blocks(repair), BLOCK, 0, 0)(dy, dout, B, T, NH, HS, repair);
+    LAUNCH(unpermute_backward_kernel, blocks_for((long)B * T, BLOCK / 32), BLOCK, 0, 0)(dy, dout, B, T, NH, HS,
+                                                                                       abft_gpu_reader_check());
     cudaCheckLaunch();
 }
 
 // When S's check was left to the softmax (llmc/abft_gpu.cuh's reader checks), the softmax
-// compares S's rows with their checksums; then the heads it flagged are repaired and their
-// softmax redone.
+// compares S's rows with their checksums and fixes a faulty one before it reads it for good.
 static void softmax_forward(floatX* att, const floatX* preatt, int B, int NH, int T, const AbftLayerSums& sums,
                             const AbftKernelCheck& k = AbftKernelCheck{}) {
     const long rows = (long)B * NH * T;
-    const AbftReaderCheck check = abft_gpu_reader_check();
-    LAUNCH(softmax_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(att, preatt, (int)rows, T, sums, check, k);
-    cudaCheckLaunch();
-    if (check.chk == nullptr) { return; }
-    const AbftReaderRepair repair = abft_gpu_reader_repair();
-    LAUNCH(softmax_forward_repair_kernel, B * NH + abft_joined_blocks(repair), BLOCK, 0, 0)(att, preatt, T, sums, repair, k);
+    LAUNCH(softmax_forward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(att, preatt, (int)rows, T, sums,
+                                                                            abft_gpu_reader_check(), k);
     cudaCheckLaunch();
 }
 
@@ -1187,13 +1080,8 @@ static void softmax_forward(floatX* att, const floatX* preatt, int B, int NH, in
 static void softmax_backward(floatX* dpreatt, const floatX* datt, const floatX* att, int B, int NH, int T,
                              const AbftLayerSums& sums) {
     const long rows = (long)B * NH * T;
-    const AbftReaderCheck check = abft_gpu_reader_check();
-    LAUNCH(softmax_backward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(dpreatt, datt, att, (int)rows, T, sums, check);
-    cudaCheckLaunch();
-    if (check.chk == nullptr) { return; }
-    const AbftReaderRepair repair = abft_gpu_reader_repair();
-    LAUNCH(softmax_backward_repair_kernel, B * NH + abft_joined_blocks(repair), BLOCK, 0, 0)(dpreatt, datt, att, T, sums,
-                                                                                           repair);
+    LAUNCH(softmax_backward_kernel, blocks_for(rows, BLOCK / 32), BLOCK, 0, 0)(dpreatt, datt, att, (int)rows, T, sums,
+                                                                             abft_gpu_reader_check());
     cudaCheckLaunch();
 }
 

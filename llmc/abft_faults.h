@@ -113,6 +113,8 @@ struct Abft {
     // a pass redone after a fault the device could not repair).
     bool deferred = false;
     std::string pending;
+    bool fixes_in_place[ABFT_NUM_OPS] = {}; // the deferred checks whose kernel fixes a faulty line
+                                            // itself, without the checksums' repair (set as they run)
     float* work = nullptr;    // the CPU checks' scratch, grown on demand
     size_t work_floats = 0;
     FILE* events = nullptr;   // the fault log, LOGDIR/faults.jsonl (-fi with -o, where the checks

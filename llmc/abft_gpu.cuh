@@ -17,10 +17,10 @@
 //                      each execution's verdict goes (two device ints), and its reading: in a
 //                      deferred pass by abft_gpu_settle, with the GEMMs' verdicts
 //
-//   abft_gpu_reader_check, abft_gpu_reader_repair
+//   abft_gpu_reader_check
 //                      the checks fused into the kernel that reads a GEMM's output next: it
-//                      compares the rows it reads with their checksums, then one kernel
-//                      repairs what it flagged and redoes the reader's work there
+//                      compares the rows it reads with their checksums, and where one fails it
+//                      fixes the row in place before it uses it (abft_reader_check_warp)
 //
 // Below them the launch sequences and kernels they are made of:
 //   the check, after every protected GEMM. In a training pass it reads no (T, T) matrix and
@@ -28,16 +28,22 @@
 //     (AbftLayerSums: the CUDA trainer's permute, softmax, layernorm and unpermute kernels).
 //     Every GEMM with row checksums from upstream (the linear layers' from the weights' sums,
 //     abft_gpu_weight_sums, once per step; P·V's and dQ's from the softmax) is checked by its
-//     reader (abft_reader_compare); so are S and dP, against causal checksums from Q and K (dO
+//     reader (abft_reader_check_warp); so are S and dP, against causal checksums from Q and K (dO
 //     and V) alone (abft_causal_rowsums_kernel, whose pass over dO also forms dV's column
 //     checksums). dV and dK compare C's column sums (abft_column_verify_kernel), the weight
 //     gradients C's row sums (abft_row_compare_kernel). Otherwise (abft_gpu_encode_verify on
 //     a bare GEMM): the column sums of A (e·A, e·|A|) and of C, then the column checksums
 //     (e·A)·B and the comparison. A faulty batch entry raises its flag and a device counter;
-//   the repair (abft_repair_kernel, or a reader's redo kernel), one block per batch entry,
-//     which exits at once unless the entry is flagged: fp64 checksums of its lines, each line
-//     judged (abft_judge, as abft_repair does), the rebuild, by columns if every column is
-//     fixable, else by rows, and the check of the rebuilt entry;
+//   the repair in a training pass, where the check that found a faulty line is the one that
+//     fixes it (AbftFixer): the reader's warp its row, the column or row check's threads their
+//     line. Each element of the line is recomputed from the operands, replaced where it is
+//     farther from that than one element's tolerance (abft_fix_element), and the line checked
+//     again; no launch of its own, so a pass without faults pays nothing for it;
+//   the repair kernel otherwise (abft_repair_kernel, after a bare GEMM's check, and the
+//     synchronous path's), one block per batch entry, which exits at once unless the entry is
+//     flagged: fp64 checksums of its lines, each line judged (abft_judge, as abft_repair does),
+//     the rebuild, by columns if every column is fixable, else by rows, and the check of the
+//     rebuilt entry;
 // then the scratch buffers.
 //
 // Included by abft.cuh in CUDA builds (nvcc, or the CPU harness: llmc/cuda_common.h).
@@ -71,15 +77,26 @@ struct AbftCorrectScratch {      // device buffers
     AbftVerdict* rowv;           // (batch, M)
 };
 
-enum AbftRepairStatus { REPAIR_NONE = 0, REPAIR_BY_COLUMNS = 1, REPAIR_BY_ROWS = 2, REPAIR_BEYOND = 3 };
+// REPAIR_IN_PLACE: the check that found the fault fixed its lines itself (AbftFixer)
+enum AbftRepairStatus { REPAIR_NONE = 0, REPAIR_BY_COLUMNS = 1, REPAIR_BY_ROWS = 2, REPAIR_BEYOND = 3, REPAIR_IN_PLACE = 4 };
 
-// What the repair kernel did to one batch entry.
-struct AbftOutcome {           // four ints, no padding: every byte copied back is written
+// What the repair did to one batch entry. All zero: nothing (a deferred pass's log is zeroed
+// before the pass, since a fix in place writes only when it fixes something).
+struct AbftOutcome {           // eight ints, no padding: every byte copied back is written
     int status;   // AbftRepairStatus; REPAIR_NONE: the entry was not flagged
-    int pattern;  // AbftFixPattern of what was rebuilt, -1 beyond the checksums
+    int pattern;  // AbftFixPattern of what the repair kernel rebuilt, -1 beyond the checksums
     int still;    // nonzero: the rebuilt entry still fails its check
     int fixed;    // elements rebuilt (at most M·N of one entry)
+    int row, col; // REPAIR_IN_PLACE: the first row and column fixed, plus one
+    int rows, cols; // REPAIR_IN_PLACE: nonzero once a second row (column) was fixed
 };
+
+// The pattern of what a repair fixed: the repair kernel's own, or, for fixes in place, from
+// the rows and columns they touched (as abft_fix_pattern judges a rebuild).
+ABFT_HD inline int abft_outcome_pattern(const AbftOutcome& o) {
+    if (o.status != REPAIR_IN_PLACE) { return o.pattern; }
+    return o.fixed <= 1 ? FIX_0D : o.rows == 0 ? FIX_ROW : o.cols == 0 ? FIX_COL : FIX_SCATTERED;
+}
 
 // everything a check needs, grown to the largest GEMM checked so far
 struct AbftGpuScratch {
@@ -103,19 +120,6 @@ constexpr int ABFT_READER_MAX_K = 512;
 inline int abft_prefix_warps(int K) { return std::max(1, std::min(32, 48 * 1024 / (8 * K))); }
 inline size_t abft_prefix_shared(int K) { return 2 * (size_t)abft_prefix_warps(K) * K * sizeof(float); }
 
-// A check left to the kernel that reads C next (AbftGemm::reader_checks): what that kernel
-// needs to compare each row it reads with its checksum and to flag a faulty batch entry
-// (abft_reader_compare).
-struct AbftReaderCheck {
-    const float* chk = nullptr;   // (batch, M) C's row checksums before alpha and the bias (causal: j <= i)
-    const float* bound = nullptr; // (batch, M) the bounds of the rows' sums of |C|
-    const float* bias_sum = nullptr, *bias_abs = nullptr; // (1) Σ bias, Σ |bias|, or null
-    float alpha = 1.0f, tau = 0.0f, operand_u = 0.0f;
-    int K = 0;                    // the GEMM's reduction length, for the tolerance
-    int* flags = nullptr;         // (batch) raised by the reader: the entry failed
-    int* counter = nullptr;
-};
-
 // The device's verdict on a deferred pass, for the work queued before the host reads the
 // pass's verdicts (the AdamW update): a repair that leaves an entry faulty writes the pass's id
 // to *failed, and that work skips itself when it finds its own pass's id there. Ids only grow,
@@ -123,6 +127,25 @@ struct AbftReaderCheck {
 struct AbftPassGate {
     int* failed = nullptr; // (1) device: the id of the last pass with a fault beyond the device's repair
     int pass = 0;
+};
+
+// A deferred check's repair in place, by the kernel that checks (abft_fix_element): the GEMM
+// whose elements it recomputes, where the outcomes go, and the gate a line still faulty raises.
+struct AbftFixer {
+    AbftGemm g;
+    AbftOutcome* out = nullptr;   // (batch) the pass's log; null: flag the entry instead (a synchronous check)
+    AbftPassGate gate = {};
+    float tau = 0.0f, operand_u = 0.0f;
+};
+
+// A check left to the kernel that reads C next (AbftGemm::reader_checks): what that kernel
+// needs to compare each row it reads with its checksum and to fix a faulty one
+// (abft_reader_check_warp).
+struct AbftReaderCheck {
+    const float* chk = nullptr;   // (batch, M) C's row checksums before alpha and the bias (causal: j <= i)
+    const float* bound = nullptr; // (batch, M) the bounds of the rows' sums of |C|
+    const float* bias_sum = nullptr, *bias_abs = nullptr; // (1) Σ bias, Σ |bias|, or null
+    AbftFixer fix;                // fix.g: the GEMM; its K and alpha enter the comparison
 };
 
 // One GEMM's repair, as abft_repair_kernel takes it: the entries flags[] marks, rebuilt and
@@ -139,27 +162,22 @@ struct AbftRepairJob {
 };
 
 // The one check waiting for its reader (each reader follows its GEMM with no other reader
-// check in between), and its repair. A GEMM checked while it waits has its repair joined to
-// the reader's redo kernel (one launch for both): at most one.
+// check in between).
 struct AbftPendingReader {
     bool pending = false;
     AbftReaderCheck check;
-    AbftRepairJob job;            // its repair, after the reader
-    AbftRepairJob joined;         // the other GEMM's (flags null: none)
-    AbftConfig cfg;
 };
 static AbftPendingReader g_abft_reader;
 
-// The repairs after a reader check, run by the reader's own redo kernel (abft_reader_repair,
-// abft_reader_joined_block).
-struct AbftReaderRepair {
-    AbftRepairJob job;            // job.out (batch): what the repair did; not REPAIR_NONE: redo the entry
-    AbftRepairJob joined;         // a GEMM checked while the reader's waited (flags null: none)
-    float extreme, tau, operand_u;
+// In a training pass dWproj's row compare, which fixes in place, waits for dWqkv's in the same
+// layer when that is checked too, so that one launch checks both: dWproj's alone would cost a
+// launch more than its bytes. Nothing reads a weight gradient, or overwrites the partial sums
+// its check reads, in between. The pair's time counts as dWqkv's.
+struct AbftHeldRowCompare {
+    bool held = false;
+    AbftFixer fix;
 };
-
-// The blocks a redo kernel adds for the joined repair (abft_reader_joined_block): one per entry.
-ABFT_HD inline int abft_joined_blocks(const AbftReaderRepair& r) { return r.joined.flags != nullptr ? r.joined.g.batch : 0; }
+static AbftHeldRowCompare g_abft_held_rows;
 
 // The checksums of one weight of every layer, W (L, OC, IC) and its bias (L, OC), for the row
 // checks of its GEMMs (AbftWeightSums, one layer's slice: abft_weight_sums_of). Computed once
@@ -181,7 +199,6 @@ inline int abft_ceil_div(long a, long b) { return (int)((a + b - 1) / b); }
 
 inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer);
 inline AbftReaderCheck abft_gpu_reader_check();
-inline AbftReaderRepair abft_gpu_reader_repair();
 inline bool abft_gpu_settle(Abft* abft);
 inline void abft_gpu_log_fetch();
 inline AbftPassGate abft_gpu_pass_gate();
@@ -193,7 +210,11 @@ inline void abft_gpu_weight_sums(AbftWeightStack* w, const floatX* W, const floa
 inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l);
 inline void abft_gpu_weight_stack_free(AbftWeightStack* w);
 
-inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream);
+inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream,
+                                   const AbftFixer& fix = AbftFixer{});
+inline void abft_gpu_row_compares(const AbftFixer& first, const AbftFixer& second, int* flags, int* counter,
+                                  cudaStream_t stream);
+inline void abft_gpu_row_compare_deferred(const AbftFixer& fix, bool hold);
 inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out, AbftPassGate gate);
 inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& job, cudaStream_t stream);
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
@@ -214,10 +235,10 @@ __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue
                                                      const float* cabs, float* chk, float* bound, float tau,
                                                      float operand_u, int* flags, int* counter);
 __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound);
-__global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u);
-__global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float operand_u, int* flags, int* counter);
+__global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u, AbftFixer fix);
+__global__ void abft_row_compare_kernel(AbftFixer first, AbftFixer second, int* flags, int* counter);
 __global__ void abft_stack_sums_kernel(const floatX* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
-                                       float* part_abs);
+                                       float* part_abs, const floatX* bias, float* bias_sum, float* bias_abs);
 __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, float tau, float operand_u);
 __global__ void abft_repair_kernel(AbftRepairJob job, float extreme, float tau, float operand_u);
 
@@ -225,7 +246,6 @@ __global__ void abft_repair_kernel(AbftRepairJob job, float extreme, float tau, 
 // the entry points
 
 static AbftGpuScratch g_abft_gpu;              // grown to the largest protected GEMM
-static AbftGpuScratch g_abft_gpu_second;       // a GEMM's checked while another's waits for its reader
 static cudaEvent_t g_abft_start, g_abft_stop;  // time the synchronous checks on the GPU's clock
 
 // What the slow path did to each batch entry of one GEMM (host copies).
@@ -292,19 +312,12 @@ inline bool abft_gpu_verify(Abft* abft, const AbftGemm& g, int op, int layer) {
 }
 
 // For the kernel about to read the output of a GEMM whose check was left to it (reader_checks):
-// what it compares its rows with (abft_reader_compare). Empty (chk null) when none is waiting.
+// what it compares its rows with and how it fixes them (abft_reader_check_warp); the check is
+// then the reader's. Empty (chk null) when none is waiting.
 inline AbftReaderCheck abft_gpu_reader_check() {
-    return g_abft_reader.pending ? g_abft_reader.check : AbftReaderCheck{};
-}
-
-// After that reader: what the kernel that repairs the entries it flagged (abft_reader_repair,
-// one block per entry), and then redoes the reader's work on them, needs. The check is done.
-inline AbftReaderRepair abft_gpu_reader_repair() {
-    AbftPendingReader* r = &g_abft_reader;
-    r->pending = false;
-    const AbftReaderRepair repair = {r->job, r->joined, r->cfg.extreme, r->cfg.tau, r->cfg.operand_u};
-    r->joined = AbftRepairJob{};
-    return repair;
+    if (!g_abft_reader.pending) { return AbftReaderCheck{}; }
+    g_abft_reader.pending = false;
+    return g_abft_reader.check;
 }
 
 // The end of a deferred pass: reads every verdict the pass queued, waiting for the GPU only if
@@ -332,7 +345,7 @@ inline bool abft_gpu_settle(Abft* abft) {
     bool all_repaired = true;
     for (long i = 0; i < log->used; i++) {
         const AbftOutcome& o = log->host[i];
-        all_repaired &= o.status == REPAIR_NONE || (o.pattern >= 0 && o.still == 0);
+        all_repaired &= o.status == REPAIR_NONE || (abft_outcome_pattern(o) >= 0 && o.still == 0);
     }
     AbftGpuKernelLog* kernels = &g_abft_kernels;
     for (int i = 0; i < kernels->used; i++) { // a row bad after its recompute: bad inputs (AdamW's stay as they were)
@@ -348,7 +361,7 @@ inline bool abft_gpu_settle(Abft* abft) {
         for (int b = 0; b < r.batch; b++) {
             const AbftOutcome& o = log->host[r.offset + b];
             if (o.status == REPAIR_NONE) { continue; }
-            abft_count_repair(abft, r.op, r.layer, b, true, o.fixed, o.pattern);
+            abft_count_repair(abft, r.op, r.layer, b, true, o.fixed, abft_outcome_pattern(o));
             flagged = true;
         }
         if (flagged) {
@@ -361,6 +374,7 @@ inline bool abft_gpu_settle(Abft* abft) {
     }
     if (all_repaired) { fputs(abft->pending.c_str(), stdout); } // faults injected into ops not checked now
     abft->pending.clear();
+    if (log->used > 0) { cudaCheck(cudaMemsetAsync(log->device, 0, log->used * sizeof(AbftOutcome), 0)); } // for the next pass
     log->records.clear();
     log->used = log->fetched = 0;
     kernels->records.clear();
@@ -372,6 +386,7 @@ inline bool abft_gpu_settle(Abft* abft) {
 // Queues the copy of the verdicts so far to the host; a blocking call that follows in the
 // stream (the loss's copy) then also waits for them, and abft_gpu_settle needs no wait of its own.
 inline void abft_gpu_log_fetch() {
+    if (g_abft_held_rows.held) { die("ABFT", "internal error", "a pass ended with a row compare held (dWproj's, for dWqkv's)"); }
     AbftGpuLog* log = &g_abft_log;
     AbftGpuKernelLog* kernels = &g_abft_kernels;
     if (log->fetched == log->used && kernels->fetched == kernels->used) { return; }
@@ -462,16 +477,14 @@ inline void abft_gpu_weight_stack_free(AbftWeightStack* w) {
     *w = AbftWeightStack{};
 }
 
-// The row and column sums of every layer's W and the sums of its bias: three launches.
+// The row and column sums of every layer's W and the sums of its bias: two launches.
 inline void abft_gpu_weight_sums(AbftWeightStack* w, const floatX* W, const floatX* bias) {
     const int chunks = abft_ceil_div(w->OC, ABFT_TILE);
-    LAUNCH(abft_stack_sums_kernel, dim3(chunks, w->L), dim3(256), 0, 0)(W, w->OC, w->IC, w->row_sum, w->row_abs, w->part,
-                                                                       w->part_abs);
+    LAUNCH(abft_stack_sums_kernel, dim3(chunks + 1, w->L), dim3(256), 0, 0)(W, w->OC, w->IC, w->row_sum, w->row_abs, w->part,
+                                                                           w->part_abs, bias, w->bias_sum, w->bias_abs);
     cudaCheckLaunch();
     LAUNCH(abft_colsums_reduce_kernel, dim3(abft_ceil_div(w->IC, 128), w->L), dim3(128), 0, 0)(w->part, w->part_abs, chunks,
                                                                                                w->IC, w->col_sum, w->col_abs);
-    cudaCheckLaunch();
-    LAUNCH(abft_stack_sums_kernel, dim3(1, w->L), dim3(256), 0, 0)(bias, 1, w->OC, w->bias_sum, w->bias_abs, nullptr, nullptr);
     cudaCheckLaunch();
 }
 
@@ -484,22 +497,24 @@ inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l) {
     return s;
 }
 
-// The check and the repair in stream order, their verdicts to the pass's log: no waiting.
+// The check and the repair in stream order, their verdicts to the pass's log: no waiting. The
+// check is the reader's, or a kernel that checks a line at a time and fixes a faulty one in
+// place (the weight gradients' row compare, dV's and dK's column verify), or, for a bare GEMM,
+// the column checksums and the repair kernel.
 inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int layer) {
-    const bool waiting = g_abft_reader.pending; // a GEMM whose flags wait for its reader (dQ's while dK is checked)
-    if (waiting && g.reader_checks) {
+    if (g_abft_reader.pending && g.reader_checks) {
         die("ABFT", "at most one GEMM's check may wait for its reader", "a check was left waiting before %s",
             abft_op_names[op]);
     }
     const AbftConfig cfg = abft_op_config(abft->cfg, op);
-    AbftGpuScratch* s = waiting ? &g_abft_gpu_second : &g_abft_gpu;
+    AbftGpuScratch* s = &g_abft_gpu;
     abft_gpu_reserve(s, g);
     AbftOutcome* out = abft_gpu_log_append(&g_abft_log, op, layer, g.batch, &abft->pending);
     const AbftGpuRecord& r = g_abft_log.records.back();
+    const AbftFixer fix = {g, out, abft_gpu_pass_gate(), cfg.tau, cfg.operand_u};
     cudaCheck(cudaEventRecord(r.start, 0));
     if (g.reader_checks && (g.row_chk != nullptr || g.K <= ABFT_READER_MAX_K)) {
-        // the checksums now (unless they came from upstream), the comparison by the reader,
-        // the repair after it
+        // the checksums now (unless they came from upstream), the comparison and any fix by the reader
         const float* chk = g.row_chk, *bound = g.row_bound;
         if (chk == nullptr) {
             LAUNCH(abft_causal_rowsums_kernel, dim3(g.batch), dim3(32 * abft_prefix_warps(g.K)), abft_prefix_shared(g.K), 0)(
@@ -508,27 +523,20 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
             chk = g.reader_chk;
             bound = g.reader_bound;
         }
-        cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the checksums (the comparison is the reader's)
-        AbftPendingReader* p = &g_abft_reader;
-        p->pending = true;
-        p->check = AbftReaderCheck{chk, bound, g.bias_sum, g.bias_abs, g.alpha, cfg.tau, cfg.operand_u, g.K,
-                                   s->flags, s->counter};
-        p->job = abft_repair_job(g, s, out, abft_gpu_pass_gate());
-        p->cfg = cfg;
-        return;
-    }
-    abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0);
-    const AbftRepairJob job = abft_repair_job(g, s, out, abft_gpu_pass_gate());
-    if (waiting) { // the repair joins the waiting reader's redo kernel
-        if (g_abft_reader.joined.flags != nullptr) {
-            die("ABFT", "at most one GEMM may be checked while another's check waits for its reader",
-                "a second one before %s", abft_op_names[op]);
-        }
-        g_abft_reader.joined = job;
+        g_abft_reader.pending = true;
+        g_abft_reader.check = AbftReaderCheck{chk, bound, g.bias_sum, g.bias_abs, fix};
+        abft->fixes_in_place[op] = true;
+    } else if (g.a_part != nullptr) { // a weight gradient's: dWproj's and dWqkv's in one launch
+        abft_gpu_row_compare_deferred(fix, op == OP_PROJ_DW && abft_due(abft, OP_QKV_DW));
+        abft->fixes_in_place[op] = true;
+    } else if (g.a_sum != nullptr || g.col_chk != nullptr) { // dV's and dK's column verify
+        abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0, fix);
+        abft->fixes_in_place[op] = true;
     } else {
-        abft_gpu_launch_repair(cfg, job, 0);
+        abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0);
+        abft_gpu_launch_repair(cfg, abft_repair_job(g, s, out, fix.gate), 0);
     }
-    cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the check (and the repair, unless joined)
+    cudaCheck(cudaEventRecord(r.stop, 0)); // its time: the check and any repair (a reader's comparison is the reader's)
 }
 
 // Checks, waits for the verdict, and repairs what the checksums can after a detection.
@@ -598,6 +606,7 @@ inline AbftOutcome* abft_gpu_log_append(AbftGpuLog* log, int op, int layer, int 
         const long capacity = 2 * (log->used + batch) > 65536 ? 2 * (log->used + batch) : 65536;
         AbftOutcome *device = nullptr, *host = nullptr;
         cudaCheck(cudaMalloc(&device, capacity * sizeof(AbftOutcome)));
+        cudaCheck(cudaMemsetAsync(device, 0, capacity * sizeof(AbftOutcome), 0)); // what no repair writes: nothing done
         cudaCheck(cudaMallocHost(&host, capacity * sizeof(AbftOutcome)));
         if (log->used > 0) { // once per shape at most: waiting here is no cost to speak of
             cudaCheck(cudaMemcpyAsync(device, log->device, log->used * sizeof(AbftOutcome), cudaMemcpyDeviceToDevice, 0));
@@ -643,18 +652,18 @@ inline std::vector<int> abft_gpu_ints(const int* device, int n) {
 // GEMM's). A weight gradient whose dout's writer left partial sums (g.a_part): its rows against
 // them. Otherwise the column checksums: e·A and e·|A| (g.a_sum and g.a_abs when computed
 // upstream, else a pass over A) or (e·A)·B itself (g.col_chk), the column sums of C, then
-// (e·A)·B and the check.
-inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream) {
+// (e·A)·B and the check. With fix.out, the kernels that check a line at a time (the row
+// compare, the column verify) fix a faulty line in place instead of raising the flag.
+inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream,
+                                   const AbftFixer& fix) {
     abft_gpu_reserve(s, g);
     if (g.a_part != nullptr) { // a weight gradient's: its rows against the partial sums dout's writer left
-        LAUNCH(abft_row_compare_kernel, dim3(abft_ceil_div(g.M, 8)), dim3(256), 0, stream)(
-            g, abft_ceil_div(g.K, ABFT_PART_ROWS), tau, operand_u, s->flags, s->counter);
-        cudaCheckLaunch();
+        abft_gpu_row_compares(AbftFixer{g, fix.out, fix.gate, tau, operand_u}, AbftFixer{}, s->flags, s->counter, stream);
         return;
     }
     if (g.a_sum != nullptr || g.col_chk != nullptr) {
         LAUNCH(abft_column_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
-            g, *s, tau, operand_u);
+            g, *s, tau, operand_u, fix);
         cudaCheckLaunch();
         return;
     }
@@ -674,6 +683,27 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
             g, s->ue, s->ua, s->csum, s->cabs, s->chk, s->bound, tau, operand_u, s->flags, s->counter);
     }
     cudaCheckLaunch();
+}
+
+// The row compares of one or two weight gradients (second.g.M == 0: one) in one launch.
+inline void abft_gpu_row_compares(const AbftFixer& first, const AbftFixer& second, int* flags, int* counter,
+                                  cudaStream_t stream) {
+    const int blocks = abft_ceil_div(first.g.M, 8) + abft_ceil_div(second.g.M, 8);
+    LAUNCH(abft_row_compare_kernel, dim3(blocks), dim3(256), 0, stream)(first, second, flags, counter);
+    cudaCheckLaunch();
+}
+
+// A weight gradient's row compare in a training pass: held (hold), or launched with the one held.
+inline void abft_gpu_row_compare_deferred(const AbftFixer& fix, bool hold) {
+    AbftHeldRowCompare* h = &g_abft_held_rows;
+    if (hold) {
+        if (h->held) { die("ABFT", "internal error", "a second row compare held before the first was launched"); }
+        h->fix = fix;
+        h->held = true;
+        return;
+    }
+    abft_gpu_row_compares(h->held ? h->fix : fix, h->held ? fix : AbftFixer{}, nullptr, nullptr, 0);
+    h->held = false;
 }
 
 // The repair of g after its check with scratch s: the rebuilt entries are checked against the
@@ -924,25 +954,103 @@ __global__ void abft_compare_kernel(AbftGemm g, const float* csum, const float* 
     abft_compare_column(g, b, j, c, bd, csum, cabs, chk, bound, tau, operand_u, flags, counter);
 }
 
-// abft_compare_column's rule on a row of n elements of batch entry b: its sums (sum, abssum)
-// against alpha·chk + Σ bias and the bound |alpha|·bd + Σ |bias| (bias sums may be null).
-// False (and the entry flagged) when the row fails.
-__device__ inline bool abft_compare_row(float alpha, const float* bias_sum, const float* bias_abs, float chk, float bd,
-                                        float sum, float abssum, float tau, int K, int n, float operand_u, int* flags,
-                                        int* counter, int b) {
+// abft_compare_column's rule on a row of n elements: its sums (sum, abssum) against
+// alpha·chk + Σ bias and the bound |alpha|·bd + Σ |bias| (bias sums may be null). False when
+// the row fails.
+__device__ inline bool abft_row_matches(float alpha, const float* bias_sum, const float* bias_abs, float chk, float bd,
+                                        float sum, float abssum, float tau, int K, int n, float operand_u) {
     chk = alpha * chk + (bias_sum != nullptr ? *bias_sum : 0.0f);
     bd = fabsf(alpha) * bd + (bias_abs != nullptr ? *bias_abs : 0.0f);
     const float tol = abft_tolerance(tau, K, n, bd, operand_u);
-    if ((fabsf(sum - chk) <= tol) && (abssum <= bd + tol)) { return true; }
-    abft_report_fault(flags, counter, b);
-    return false;
+    return (fabsf(sum - chk) <= tol) && (abssum <= bd + tol);
 }
 
-// Row i of C (batch 1) against A_i·(B·e), whose partial sums over `chunks` chunks of K the
-// kernel that wrote A left (g.a_part (chunks, M), g.a_part_abs). One warp per row.
-// grid (ceil(M/8)), block 256.
-__global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float operand_u, int* flags, int* counter) {
-    const int i = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+// ----------------------------------------------------------------------------
+// fixes in place, by the kernel whose check found the fault (AbftFixer)
+
+// Line x seen in a fix: *first keeps the first one (plus one), *more is raised by another.
+__device__ inline void abft_note_line(int* first, int* more, int x) {
+    const int was = atomicCAS(first, 0, x + 1);
+    if (was != 0 && was != x + 1) { atomicExch(more, 1); }
+}
+
+// Element (i, j) of C[b] against its dot product recomputed from the operands (abft_recompute's
+// order): replaced when farther from it than one element's tolerance, whose bound is that dot
+// product's Σ|A||B| (NaN is replaced), and counted in fix.out[b]. Elements of a faulty line
+// that the fault missed stay as the GEMM wrote them.
+__device__ inline void abft_fix_element(const AbftFixer& f, int b, int i, int j) {
+    const AbftGemm& g = f.g;
+    const MatView A = {g.A.p + b * g.strideA, g.A.rs, g.A.cs}, B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
+    float acc = 0.0f, bd = 0.0f;
+    for (int k = 0; k < g.K; k++) {
+        const float a = A.at(i, k), x = B.at(k, j);
+        acc += a * x;
+        bd += fabsf(a) * fabsf(x);
+    }
+    const float bias = g.bias != nullptr ? (float)g.bias[j] : 0.0f;
+    const float y = g.alpha * acc + bias;
+    bd = fabsf(g.alpha) * bd + fabsf(bias);
+    floatX* c = g.C + b * g.strideC + (long)i * g.ldc + j;
+    if (fabsf((float)*c - y) <= abft_tolerance(f.tau, g.K, 1, bd, f.operand_u)) { return; }
+    *c = (floatX)y;
+    AbftOutcome* o = f.out + b;
+    atomicExch(&o->status, (int)REPAIR_IN_PLACE);
+    atomicAdd(&o->fixed, 1);
+    abft_note_line(&o->row, &o->rows, i);
+    abft_note_line(&o->col, &o->cols, j);
+}
+
+// A line of C[b] that still fails its check after its fix: counted, and the pass's gate
+// raised (the update queued after the pass must not run; the pass is redone).
+__device__ inline void abft_fix_failed(const AbftFixer& f, int b) {
+    AbftOutcome* o = f.out + b;
+    atomicExch(&o->status, (int)REPAIR_IN_PLACE);
+    atomicExch(&o->still, 1);
+    if (f.gate.failed != nullptr) { atomicExch(f.gate.failed, f.gate.pass); }
+}
+
+// Row i of C[b], elements [0, n), fixed by a warp (its lanes over j), then summed again: the
+// sums (sum, abssum) of the fixed row, in every lane.
+__device__ inline void abft_fix_row_warp(const AbftFixer& f, int b, int i, int n, float* sum, float* abssum) {
+    const floatX* row = f.g.C + b * f.g.strideC + (long)i * f.g.ldc;
+    float s = 0.0f, sa = 0.0f;
+    for (int j = threadIdx.x % 32; j < n; j += 32) {
+        abft_fix_element(f, b, i, j);
+        const float x = (float)row[j]; // what this lane has just written, if anything
+        s += x;
+        sa += fabsf(x);
+    }
+    *sum = warp_sum(s);
+    *abssum = warp_sum(sa);
+}
+
+// Column j of C[b], which failed its check against (c, bd) with tolerance tol, fixed by the one
+// thread that checked it (a column's elements are a stride apart: a fault is rare enough that
+// one thread may take them all), then checked again.
+__device__ inline void abft_fix_column(const AbftFixer& f, int b, int j, float c, float bd, float tol) {
+    const floatX* C = f.g.C + b * f.g.strideC;
+    float cs = 0.0f, ca = 0.0f;
+    for (int i = 0; i < f.g.M; i++) {
+        abft_fix_element(f, b, i, j);
+        const float x = (float)C[(long)i * f.g.ldc + j];
+        cs += x;
+        ca += fabsf(x);
+    }
+    if (!((fabsf(cs - c) <= tol) && (ca <= bd + tol))) { abft_fix_failed(f, b); }
+}
+
+// Row i of C (batch 1) against A_i·(B·e), whose partial sums over chunks of ABFT_PART_ROWS rows
+// of K the kernel that wrote A left (g.a_part (chunks, M), g.a_part_abs), for the GEMMs of two
+// checks (f.g; second.g.M == 0: one). One warp per row; a row that fails is fixed in place by
+// its warp (with f.out), else flagged. grid (ceil(first M/8) + ceil(second M/8)), block 256.
+__global__ void abft_row_compare_kernel(AbftFixer first, AbftFixer second, int* flags, int* counter) {
+    const int first_blocks = (first.g.M + 7) / 8;
+    const bool in_first = (int)blockIdx.x < first_blocks;
+    const AbftFixer& f = in_first ? first : second;
+    const AbftGemm& g = f.g;
+    const int block = in_first ? blockIdx.x : blockIdx.x - first_blocks;
+    const int i = block * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int chunks = (g.K + ABFT_PART_ROWS - 1) / ABFT_PART_ROWS;
     if (i >= g.M) { return; } // whole warps leave together
     const floatX* row = g.C + (long)i * g.ldc;
     float s = 0.0f, sa = 0.0f, c = 0.0f, bd = 0.0f;
@@ -951,16 +1059,24 @@ __global__ void abft_row_compare_kernel(AbftGemm g, int chunks, float tau, float
     s = warp_sum(s);
     sa = warp_sum(sa);
     c = warp_sum(c);
-    bd = warp_sum(bd);
-    if (lane != 0) { return; }
-    abft_compare_row(g.alpha, g.bias_sum, g.bias_abs, c, bd, s, sa, tau, g.K, g.N, operand_u, flags, counter, 0);
+    bd = warp_sum(bd); // every lane holds the same sums (a butterfly): every lane reaches the same verdict
+    if (abft_row_matches(g.alpha, g.bias_sum, g.bias_abs, c, bd, s, sa, f.tau, g.K, g.N, f.operand_u)) { return; }
+    if (f.out == nullptr) {
+        if (lane == 0) { abft_report_fault(flags, counter, 0); }
+        return;
+    }
+    abft_fix_row_warp(f, 0, i, g.N, &s, &sa);
+    if (!abft_row_matches(g.alpha, g.bias_sum, g.bias_abs, c, bd, s, sa, f.tau, g.K, g.N, f.operand_u) && lane == 0) {
+        abft_fix_failed(f, 0);
+    }
 }
 
 // The column checks in one pass when e·A came from upstream (g.a_sum: dK's), or (e·A)·B itself
 // (g.col_chk: dV's): per column j of C[b], its sums and (e·A)·B_j (unless given), each over its
-// own rows, then the comparison (abft_compare_column). grid (ceil(N/ABFT_TILE), batch), block
+// own rows, then the comparison (abft_compare_column). With fix.out, the block fixes its
+// columns that fail in place instead (abft_fix_column). grid (ceil(N/ABFT_TILE), batch), block
 // (ABFT_TILE, ABFT_ROWS).
-__global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u) {
+__global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u, AbftFixer fix) {
     const int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
     const floatX* C = g.C + b * g.strideC;
     const MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
@@ -987,16 +1103,32 @@ __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float ta
     s.cabs[at] = ca;
     const float bias = g.bias != nullptr ? (float)g.bias[j] : 0.0f;
     const float c = g.alpha * e + (float)g.M * bias, bd = fabsf(g.alpha) * ea + (float)g.M * fabsf(bias);
-    abft_compare_column(g, b, j, c, bd, s.csum, s.cabs, s.chk, s.bound, tau, operand_u, s.flags, s.counter);
+    if (fix.out == nullptr) {
+        abft_compare_column(g, b, j, c, bd, s.csum, s.cabs, s.chk, s.bound, tau, operand_u, s.flags, s.counter);
+        return;
+    }
+    s.chk[at] = c;
+    s.bound[at] = bd;
+    const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
+    if (!((fabsf(cs - c) <= tol) && (ca <= bd + tol))) { abft_fix_column(fix, b, j, c, bd, tol); }
 }
 
-// A stack of L matrices W[l] (rows, cols), a weight of every layer: row sums (L, rows) and, per
-// chunk of ABFT_TILE rows, partial column sums (L, chunks, cols) that
-// abft_colsums_reduce_kernel adds up (part null: row sums only). grid (ceil(rows/ABFT_TILE),
-// L), block 256: a warp per row, then a thread per column.
+// A stack of L matrices W[l] (rows, cols), a weight of every layer, and its biases (L, rows): row
+// sums (L, rows) and, per chunk of ABFT_TILE rows, partial column sums (L, chunks, cols) that
+// abft_colsums_reduce_kernel adds up; the last block of each layer sums its bias (L). grid
+// (ceil(rows/ABFT_TILE) + 1, L), block 256: a warp per row, then a thread per column.
 __global__ void abft_stack_sums_kernel(const floatX* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
-                                       float* part_abs) {
+                                       float* part_abs, const floatX* bias, float* bias_sum, float* bias_abs) {
     const int l = blockIdx.y, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    if (blockIdx.x == gridDim.x - 1) { // the bias: one warp (a tiny vector, beside the matrix)
+        if (warp != 0) { return; }
+        float s = 0.0f, sa = 0.0f;
+        for (int j = lane; j < rows; j += 32) { const float x = (float)bias[(long)l * rows + j]; s += x; sa += fabsf(x); }
+        s = warp_sum(s);
+        sa = warp_sum(sa);
+        if (lane == 0) { bias_sum[l] = s; bias_abs[l] = sa; }
+        return;
+    }
     const int i0 = blockIdx.x * ABFT_TILE, i1 = min(i0 + ABFT_TILE, rows);
     const floatX* Wl = W + (long)l * rows * cols;
     for (int i = i0 + warp; i < i1; i += blockDim.x / 32) {
@@ -1006,11 +1138,10 @@ __global__ void abft_stack_sums_kernel(const floatX* W, int rows, int cols, floa
         sa = warp_sum(sa);
         if (lane == 0) { row_sum[(long)l * rows + i] = s; row_abs[(long)l * rows + i] = sa; }
     }
-    if (part == nullptr) { return; }
     for (int j = threadIdx.x; j < cols; j += blockDim.x) {
         float s = 0.0f, sa = 0.0f;
         for (int i = i0; i < i1; i++) { const float x = (float)Wl[(long)i * cols + j]; s += x; sa += fabsf(x); }
-        const long at = ((long)l * gridDim.x + blockIdx.x) * cols + j;
+        const long at = ((long)l * (gridDim.x - 1) + blockIdx.x) * cols + j;
         part[at] = s;
         part_abs[at] = sa;
     }
@@ -1054,60 +1185,50 @@ __device__ inline void abft_row_sums_part(const AbftRowSums& r, Element x, long 
     }
 }
 
-// The reader's side of a reader check: row `row` of C (batch entry row / M), whose first n
-// elements the reader summed (sum, abssum), against its causal checksum: the rule of
-// abft_compare_column on a row. Call from one thread per row.
-__device__ inline bool abft_reader_compare(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
-    return abft_compare_row(c.alpha, c.bias_sum, c.bias_abs, c.chk[row], c.bound[row], sum, abssum, c.tau, c.K, n, c.operand_u,
-                     c.flags, c.counter, (int)(row / M));
+// The reader's side of a reader check: whether row `row` of C (its index in (batch, M)), whose
+// first n elements sum to (sum, abssum), matches its checksum: abft_compare_column's rule on a row.
+__device__ inline bool abft_reader_row_ok(const AbftReaderCheck& c, long row, int n, float sum, float abssum) {
+    return abft_row_matches(c.fix.g.alpha, c.bias_sum, c.bias_abs, c.chk[row], c.bound[row], sum, abssum, c.fix.tau,
+                            c.fix.g.K, n, c.fix.operand_u);
 }
 
-// The same, by a warp whose lanes hold partial sums of the row: every lane gets the verdict.
-__device__ inline bool abft_reader_compare_warp(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
-    sum = warp_sum(sum);
-    abssum = warp_sum(abssum);
-    const int ok = threadIdx.x % 32 != 0 || abft_reader_compare(c, row, M, n, sum, abssum);
-    return __shfl_sync(0xffffffffu, ok, 0) != 0;
+// This lane's share (j = lane, lane + 32, ...) of the sums of x[0, n) and of |x|: what a warp
+// passes to abft_reader_check_warp for a row it reads whole.
+__device__ inline void abft_lane_sums(const floatX* x, int n, float* sum, float* abssum) {
+    float s = 0.0f, sa = 0.0f;
+    for (int j = threadIdx.x % 32; j < n; j += 32) { const float v = (float)x[j]; s += v; sa += fabsf(v); }
+    *sum = s;
+    *abssum = sa;
 }
 
-// For a redo kernel whose one block covers the entries [e0, e1) of a job (a reader whose rows
-// mix them): whether any is flagged, read by the whole block at once; when none, their
-// outcomes are written (nothing done) and the block can leave without visiting each.
-__device__ inline bool abft_job_flagged(const AbftRepairJob& j, int e0, int e1) {
-    int any = 0;
-    for (int e = e0 + (int)threadIdx.x; e < e1; e += blockDim.x) { any |= j.flags[e]; }
-    if (__syncthreads_or(any)) { return true; }
-    for (int e = e0 + (int)threadIdx.x; e < e1; e += blockDim.x) { j.out[e] = AbftOutcome{REPAIR_NONE, -1, 0, 0}; }
-    return false;
-}
-
-// The repairs of a job's entries [e0, e1) by one block (after abft_job_flagged's test). True
-// when it rebuilt any: the reader must redo its work on them.
-__device__ inline bool abft_job_repair_all(const AbftReaderRepair& r, const AbftRepairJob& j, int e0, int e1) {
-    if (j.flags == nullptr || !abft_job_flagged(j, e0, e1)) { return false; }
-    bool rebuilt = false;
-    for (int e = e0; e < e1; e++) {
-        abft_repair_entry(j, e, r.extreme, r.tau, r.operand_u);
-        __syncthreads(); // out[e] was written by thread 0
-        rebuilt |= j.out[e].status != REPAIR_NONE;
-    }
-    return rebuilt;
-}
-
-// A redo kernel's blocks from `first` on repair the joined GEMM's entries, one each (a GEMM
-// the reader does not read). True for those blocks: they are done.
-__device__ inline bool abft_reader_joined_block(const AbftReaderRepair& r, int first) {
-    if ((int)blockIdx.x < first) { return false; }
-    abft_repair_entry(r.joined, blockIdx.x - first, r.extreme, r.tau, r.operand_u);
+// The reader check of row `row` of C (M rows per batch entry) by the warp that reads it, whose
+// lanes hold partial sums of its first n elements: when the row fails, the warp fixes it in
+// place (abft_fix_row_warp) and checks it again; a row still failing raises the pass's gate.
+// True (in every lane) when the row was fixed: the reader must read it again. No check: false.
+__device__ inline bool abft_reader_check_warp(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
+    // every lane holds the same sums (a butterfly), so every lane reaches the same verdict
+    if (c.chk == nullptr || abft_reader_row_ok(c, row, n, warp_sum(sum), warp_sum(abssum))) { return false; }
+    const int b = (int)(row / M), i = (int)(row % M);
+    float s = 0.0f, sa = 0.0f;
+    abft_fix_row_warp(c.fix, b, i, n, &s, &sa);
+    if (!abft_reader_row_ok(c, row, n, s, sa) && threadIdx.x % 32 == 0) { abft_fix_failed(c.fix, b); }
     return true;
 }
 
-// The reader's redo kernel starts here, one block per batch entry b: the repair of b if the
-// reader flagged it. True when b was rebuilt: the reader must redo its work on b.
-__device__ inline bool abft_reader_repair(const AbftReaderRepair& r, int b) {
-    abft_repair_entry(r.job, b, r.extreme, r.tau, r.operand_u);
-    __syncthreads(); // out[b] was written by thread 0
-    return r.job.out[b].status != REPAIR_NONE;
+// The same by a whole block that reads the row alone, with the row's sums in thread 0: the
+// block's threads fix the row's elements, thread 0 checks it again. Call from every thread.
+__device__ inline bool abft_reader_check_block(const AbftReaderCheck& c, long row, int M, int n, float sum, float abssum) {
+    if (c.chk == nullptr) { return false; }
+    if (!__syncthreads_or(threadIdx.x == 0 && !abft_reader_row_ok(c, row, n, sum, abssum))) { return false; }
+    const int b = (int)(row / M), i = (int)(row % M);
+    for (int j = threadIdx.x; j < n; j += blockDim.x) { abft_fix_element(c.fix, b, i, j); }
+    __syncthreads(); // the fixed row, for thread 0's sums and the reader's second read
+    if (threadIdx.x != 0) { return true; }
+    const floatX* x = c.fix.g.C + b * c.fix.g.strideC + (long)i * c.fix.g.ldc;
+    float s = 0.0f, sa = 0.0f;
+    for (int j = 0; j < n; j++) { s += (float)x[j]; sa += fabsf((float)x[j]); }
+    if (!abft_reader_row_ok(c, row, n, s, sa)) { abft_fix_failed(c.fix, b); }
+    return true;
 }
 
 // The causal row checksums of C[b] = A·B (alpha aside), over j <= i: chk[i] = A_i·(Σ_{j<=i} B's
@@ -1191,7 +1312,7 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
     const AbftCorrectScratch& s = j.cs;
     AbftOutcome* out = j.out;
     if (flags[b] == 0) {
-        if (threadIdx.x == 0) { out[b] = AbftOutcome{REPAIR_NONE, -1, 0, 0}; }
+        if (threadIdx.x == 0) { out[b] = AbftOutcome{REPAIR_NONE, -1, 0, 0, 0, 0, 0, 0}; }
         return; // the whole block leaves: no barrier is skipped by part of it
     }
     __shared__ int unfixable[2]; // lines beyond one fix: by columns, by rows
@@ -1289,7 +1410,7 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
     __syncthreads();
     if (threadIdx.x == 0) {
         flags[b] = 0; // handled: the next check starts clear
-        AbftOutcome o = {mode, -1, mode == REPAIR_BEYOND || still != 0, 0};
+        AbftOutcome o = {mode, -1, mode == REPAIR_BEYOND || still != 0, 0, 0, 0, 0, 0};
         if (mode != REPAIR_BEYOND) {
             const bool by_rows = mode == REPAIR_BY_ROWS;
             long fixed = 0;

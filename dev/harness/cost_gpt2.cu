@@ -25,12 +25,11 @@
 // in a counted step (a false alarm: the step has no faults) would add a redone pass to the
 // counts, so the program fails on one. Kernels are grouped by name (template arguments
 // aside: adamw_kernel<G> is adamw_kernel): GEMMs (cuBLAS/cuBLASLt), attention's other
-// kernels (permute, unpermute, softmax), ABFT checks and repairs (kernels named abft_*, and
-// the readers' repair-and-redo kernels, named *_repair_kernel), everything else. A memset or
-// a copy to the device belongs to the group of the launch that follows it, a copy to the host
-// or a synchronization to the group of the launch before it. ABFT's cost is also listed by
-// kernel: abft on less abft off, per name, which includes what the fused checks add to the
-// attention's own kernels.
+// kernels (permute, unpermute, softmax), ABFT checks and repairs (kernels named abft_*),
+// everything else. A memset or a copy to the device belongs to the group of the launch that
+// follows it, a copy to the host or a synchronization to the group of the launch before it.
+// ABFT's cost is also listed by kernel: abft on less abft off, per name, which includes what
+// the fused checks add to the attention's own kernels.
 //
 // The full shape is too slow to count on a CPU, so the step is counted at B = 1, 2 and
 // L = 1, 2 and extrapolated linearly: at each L, each launch's counts are linear in B (the
@@ -148,8 +147,7 @@ static Group launch_group(const OpCount& op) {
     if (op.kind == san::OpKind::Gemm) { return GEMMS; }
     if (op.kind != san::OpKind::Kernel) { return OTHER; }
     const std::string name = base_name(op.name);
-    const bool repair = name.size() > 14 && name.compare(name.size() - 14, 14, "_repair_kernel") == 0;
-    if (name.rfind("abft_", 0) == 0 || repair) { return ABFT; } // a reader's repair and redo is ABFT's work
+    if (name.rfind("abft_", 0) == 0) { return ABFT; }
     if (name.find("permute") != std::string::npos || name.find("softmax") != std::string::npos) { return ATTENTION; }
     return OTHER;
 }
