@@ -201,6 +201,7 @@ ABFT_HD inline float abft_apply(const AbftVerdict& v, float x);
 ABFT_HD inline float abft_repaired(const AbftVerdict& v, const AbftGemm& g, MatView A, MatView B, int i, int j, float x);
 ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u = 0.0f,
                                      float output_u = ABFT_FLOATX_OUTPUT_U);
+ABFT_HD inline bool abft_line_matches(float sum, float abssum, float chk, float bound, float tol);
 inline void abft_colsums(MatView V, int rows, int j0, int j1, const float* w, const float* a, float* sum, float* abssum);
 ABFT_HD inline int abft_fix_pattern(const AbftVerdict* verdicts, int lines, bool by_rows, long* n_fixed);
 
@@ -228,7 +229,7 @@ inline bool abft_check_columns(float tau, const AbftGemm& g, int b, int j0, int 
         float expect = g.alpha * chk[j] + (float)g.M * bias;
         float bnd = fabsf(g.alpha) * bound[j] + (float)g.M * fabsf(bias);
         float tol = abft_tolerance(tau, g.K, g.M, bnd);
-        clean &= (fabsf(sum[j] - expect) <= tol) && (abssum[j] <= bnd + tol); // false on NaN
+        clean &= abft_line_matches(sum[j], abssum[j], expect, bnd, tol);
         worst = fmaxf(worst, fabsf(sum[j] - expect) / abft_tolerance(1.0f, g.K, g.M, bnd));
     }
     if (residual != nullptr) { *residual = worst; }
@@ -432,6 +433,13 @@ ABFT_HD inline float abft_repaired(const AbftVerdict& v, const AbftGemm& g, MatV
 ABFT_HD inline float abft_tolerance(float tau, int K, int n, float bound, float operand_u, float output_u) {
     const float u = FLT_EPSILON * 0.5f; // unit roundoff of fp32
     return tau * ((float)(K + n + 2) * u + 2.0f * operand_u + output_u) * bound + (float)(K + n + 2) * FLT_MIN;
+}
+
+// The check of one line (a column or a row) of C: its sum within tol of its checksum chk, and
+// the sum of its absolute values within bound + tol (which catches extremes whose signs cancel
+// in the plain sum). False on NaN.
+ABFT_HD inline bool abft_line_matches(float sum, float abssum, float chk, float bound, float tol) {
+    return (fabsf(sum - chk) <= tol) && (abssum <= bound + tol);
 }
 
 // TF32 keeps 10 of fp32's 23 fraction bits: 2^-11 if the conversion rounds, 2^-10 if it

@@ -909,7 +909,7 @@ __device__ inline void abft_compare_column(const AbftGemm& g, int b, int j, floa
     chk[at] = c;
     bound[at] = bd;
     const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
-    if (!((fabsf(csum[at] - c) <= tol) && (cabs[at] <= bd + tol))) { abft_report_fault(flags, counter, b); }
+    if (!abft_line_matches(csum[at], cabs[at], c, bd, tol)) { abft_report_fault(flags, counter, b); }
 }
 
 // The checksums of a column tile (alpha·ue·B_j + M·bias_j, from ue = e·A, ua = e·|A|) compared
@@ -965,7 +965,7 @@ __device__ inline bool abft_row_matches(float alpha, const float* bias_sum, cons
     chk = alpha * chk + (bias_sum != nullptr ? *bias_sum : 0.0f);
     bd = fabsf(alpha) * bd + (bias_abs != nullptr ? *bias_abs : 0.0f);
     const float tol = abft_tolerance(tau, K, n, bd, operand_u);
-    return (fabsf(sum - chk) <= tol) && (abssum <= bd + tol);
+    return abft_line_matches(sum, abssum, chk, bd, tol);
 }
 
 // ----------------------------------------------------------------------------
@@ -1039,7 +1039,7 @@ __device__ inline void abft_fix_column(const AbftFixer& f, int b, int j, float c
         cs += x;
         ca += fabsf(x);
     }
-    if (!((fabsf(cs - c) <= tol) && (ca <= bd + tol))) { abft_fix_failed(f, b); }
+    if (!abft_line_matches(cs, ca, c, bd, tol)) { abft_fix_failed(f, b); }
 }
 
 // Row i of C (batch 1) against A_i·(B·e), whose partial sums over chunks of ABFT_PART_ROWS rows
@@ -1113,7 +1113,7 @@ __global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float ta
     s.chk[at] = c;
     s.bound[at] = bd;
     const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
-    if (!((fabsf(cs - c) <= tol) && (ca <= bd + tol))) { abft_fix_column(fix, b, j, c, bd, tol); }
+    if (!abft_line_matches(cs, ca, c, bd, tol)) { abft_fix_column(fix, b, j, c, bd, tol); }
 }
 
 // A stack of L matrices W[l] (rows, cols), a weight of every layer, and its biases (L, rows): row
@@ -1408,7 +1408,7 @@ __device__ void abft_repair_entry(const AbftRepairJob& j, int b, float extreme, 
         const float c = chk != nullptr ? chk[at] : (float)colchk[(long)j * 3];
         const float bd = bound != nullptr ? bound[at] : (float)colchk[(long)j * 3 + 2];
         const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
-        if (!((fabsf(sum - c) <= tol) && (abssum <= bd + tol))) { atomicAdd(&still, 1); }
+        if (!abft_line_matches(sum, abssum, c, bd, tol)) { atomicAdd(&still, 1); }
     }
     __syncthreads();
     if (threadIdx.x == 0) {

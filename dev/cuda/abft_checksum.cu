@@ -72,8 +72,7 @@ __device__ inline float bias_at(const float* bias, int j) { return bias ? bias[j
 
 // abft_check_columns' test for one column, in the same fp32 arithmetic. NaN fails it.
 __device__ inline bool column_is_clean(float sum, float abssum, float chk, float bound, int K, int M) {
-    float tol = abft_tolerance(TAU, K, M, bound);
-    return (fabsf(sum - chk) <= tol) && (abssum <= bound + tol);
+    return abft_line_matches(sum, abssum, chk, bound, abft_tolerance(TAU, K, M, bound));
 }
 
 // The expected column checksum and its bound from the two reduced dot products.
@@ -153,7 +152,7 @@ __device__ inline void column_check_v2(const AbftGemm& g, int b, int j, float ch
     abft_reduce_over_warps(&s, &sa);
     if (threadIdx.y == 0 && j < g.N) {
         float tol = abft_tolerance(tau, g.K, g.M, bound, operand_u);
-        if (!((fabsf(s - chk) <= tol) && (sa <= bound + tol))) { abft_report_fault(flags, counter, b); }
+        if (!abft_line_matches(s, sa, chk, bound, tol)) { abft_report_fault(flags, counter, b); }
     }
 }
 

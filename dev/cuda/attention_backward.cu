@@ -389,7 +389,7 @@ __global__ void softmax_backward_verify_kernel4(float* ds, const float* dp, cons
     chk = warp_sum(chk); bnd = warp_sum(bnd);
     dot = warp_sum(dot); sum = warp_sum(sum); abssum = warp_sum(abssum);
     const float tol = abft_tolerance(tau, HS, T, bnd);
-    const bool clean = (fabsf(sum - chk) <= tol) && (abssum <= bnd + tol); // false on NaN
+    const bool clean = abft_line_matches(sum, abssum, chk, bnd, tol);
     if (lane == 0 && !clean) {
         atomicAdd(&flags[bh], 1);
         atomicAdd(counter, 1);

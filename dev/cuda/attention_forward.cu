@@ -95,8 +95,7 @@ static std::vector<float> attention_reference(const std::vector<float>& qkv, Sha
 // absolute sum stays within the |A|·|B| bound (abft_check_columns's rule, on rows). K is the
 // GEMM's reduction length, n the row length.
 __device__ inline bool row_is_clean(float sum, float abssum, float chk, float bound, int K, int n, float tau) {
-    float tol = abft_tolerance(tau, K, n, bound);
-    return (fabsf(sum - chk) <= tol) && (abssum <= bound + tol); // false on NaN
+    return abft_line_matches(sum, abssum, chk, bound, abft_tolerance(tau, K, n, bound));
 }
 
 // ----------------------------------------------------------------------------
