@@ -53,7 +53,11 @@
 //     rebuilt to the fault-free C and to the host-repaired C within the line's tolerance, and
 //     clean on re-verification; 2-D reported beyond the checksums, as the host reports it;
 //   - +1e20 and -1e20 in one column that cancel in the plain sum: only the absolute-sum test
-//     sees them (shown on the host path), every version detects them, the rows rebuild them.
+//     sees them (shown on the host path), every version detects them, the rows rebuild them;
+//   - the fix in place of a training pass (abft_reader_check_warp, the reader's row check): each
+//     fault type x pattern fixed to the fault-free C, the elements the fault missed kept bit for
+//     bit, the pattern reported as the rebuild reports it (2-D: scattered), no gate raised;
+//     with a bad operand row as well, the row still fails after its fix and raises the gate.
 //
 // Shapes: GPT-2 124M's attention on a GPU (B=8, NH=12, T=1024, HS=64, C=768); small odd ones
 // under the harness (B=2, NH=3, T=37, HS=16, plus GEMMs with M, N, K = 29, 23, 19 and 31, 17, 21).
@@ -185,6 +189,20 @@ __global__ void verify_v2(AbftGemm g, const float* chk, const float* bound, int*
 __global__ void add_bias(float* C, long ldc, long strideC, const float* bias, int N) {
     int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j < N) { C[blockIdx.z * strideC + (long)blockIdx.y * ldc + j] += bias[j]; }
+}
+
+// ----------------------------------------------------------------------------
+// a reader of C with the check a training pass leaves to it (test_fix_in_place)
+
+// One warp per row of C[b], as a reader reads it: its sums, then the check and, when the row
+// fails, its fix. grid (ceil(batch·M / 8)), block 256.
+__global__ void reader_check_kernel(AbftReaderCheck c, int batch, int M, int N) {
+    const long row = ((long)blockIdx.x * blockDim.x + threadIdx.x) / 32;
+    if (row >= (long)batch * M) { return; } // whole warps leave together
+    const AbftGemm& g = c.fix.g;
+    float s = 0.0f, sa = 0.0f;
+    abft_lane_sums(g.C + (row / M) * g.strideC + (row % M) * g.ldc, N, &s, &sa);
+    abft_reader_check_warp(c, row, M, N, s, sa);
 }
 
 // Everything below is host code (some of it calls abft.cuh's host path, which nvcc's device
@@ -591,6 +609,132 @@ static void test_cancellation(cublasHandle_t handle, const Args& a) {
 }
 
 // ----------------------------------------------------------------------------
+// the fix in place of a training pass: a reader's row checks (abft.cuh's abft_reader_check_warp,
+// in reader_check_kernel above)
+
+// What the reader checks compare with: each row's checksum A_i·(B·e) and bound |A_i|·(|B|·e)
+// (before alpha and the bias), and Σ bias, Σ |bias|, from the host operands (double, rounded).
+struct RowChecksums { float *chk, *bound, *bias_sum, *bias_abs; };
+
+static RowChecksums row_checksums(const Problem& p) {
+    const AbftGemm& h = p.h;
+    std::vector<float> chk((size_t)h.batch * h.M), bound(chk.size());
+    for (int b = 0; b < h.batch; b++) {
+        const MatView A = abft_entry(h.A, h.strideA, b), B = abft_entry(h.B, h.strideB, b);
+        for (int i = 0; i < h.M; i++) {
+            double s = 0.0, sa = 0.0;
+            for (int k = 0; k < h.K; k++) {
+                double be = 0.0, ba = 0.0;
+                for (int j = 0; j < h.N; j++) { be += B.at(k, j); ba += fabs((double)B.at(k, j)); }
+                s += (double)A.at(i, k) * be;
+                sa += fabs((double)A.at(i, k)) * ba;
+            }
+            chk[(size_t)b * h.M + i] = (float)s;
+            bound[(size_t)b * h.M + i] = (float)sa;
+        }
+    }
+    double bs = 0.0, bsa = 0.0;
+    for (int j = 0; h.bias != nullptr && j < h.N; j++) { bs += h.bias[j]; bsa += fabs((double)h.bias[j]); }
+    return RowChecksums{device_copy(chk), device_copy(bound), device_copy(std::vector<float>{(float)bs}),
+                        device_copy(std::vector<float>{(float)bsa})};
+}
+
+// The reader checks on C (already on the device) with fresh outcomes and gate; returns the
+// outcomes, and in *gate what the gate holds after (-1: not raised).
+static std::vector<AbftOutcome> run_reader_checks(const Problem& p, const RowChecksums& r, AbftOutcome* out, int* failed,
+                                                  int* gate) {
+    const AbftGemm& g = p.g;
+    cudaCheck(cudaMemset(out, 0, g.batch * sizeof(AbftOutcome)));
+    cudaCheck(cudaMemset(failed, 0xff, sizeof(int)));
+    AbftReaderCheck c = {r.chk, r.bound, g.bias != nullptr ? r.bias_sum : nullptr, g.bias != nullptr ? r.bias_abs : nullptr,
+                         AbftFixer{g, out, AbftPassGate{failed, 7}, TAU, 0.0f}};
+    LAUNCH(reader_check_kernel, abft_ceil_div((long)g.batch * g.M, 8), 256, 0, 0)(c, g.batch, g.M, g.N);
+    cudaCheckLaunch();
+    *gate = host_copy(failed, 1)[0];
+    return host_copy(out, g.batch);
+}
+
+// Every fault type x pattern written into one entry of C, then the reader checks: each is
+// fixed in place, to the fault-free C within each line's tolerance, the elements the fault
+// missed left bit for bit, the outcome's pattern the fault's (a 2x2 block: scattered), the
+// gate not raised. Then a fault whose operand is bad too (a row of A changed after the GEMM,
+// as the checksums were formed): the fix recomputes from the bad row, the row still fails, and
+// the outcome says so and raises the gate.
+static void test_fix_in_place(cublasHandle_t handle, Problem& p, uint64_t seed) {
+    const AbftGemm& g = p.g;
+    const size_t n = (size_t)g.batch * g.M * g.N;
+    const std::vector<float> clean = run_gemm(handle, p);
+    const RowChecksums r = row_checksums(p);
+    AbftOutcome* out = nullptr;
+    int* failed = nullptr;
+    cudaCheck(cudaMalloc(&out, g.batch * sizeof(AbftOutcome)));
+    cudaCheck(cudaMalloc(&failed, sizeof(int)));
+    int gate = 0;
+    cudaCheck(cudaMemcpy(g.C, clean.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+    std::vector<AbftOutcome> o = run_reader_checks(p, r, out, failed, &gate);
+    bool quiet = gate == -1;
+    for (const AbftOutcome& e : o) { quiet &= e.status == REPAIR_NONE; }
+    char name[240];
+    snprintf(name, sizeof(name), "fix in place %s: fault-free, the reader checks raise nothing", p.name);
+    check(quiet && host_copy(g.C, n) == clean, name);
+
+    const int want[PATTERN_NUM] = {FIX_0D, FIX_ROW, FIX_COL, FIX_SCATTERED};
+    int cases = 0, failures = 0;
+    for (int type = 0; type < FAULT_NUM_TYPES; type++) {
+        for (int pattern = 0; pattern < PATTERN_NUM; pattern++) {
+            const FaultSite f = {(int)(random_u32(&seed) % g.batch), (int)(random_u32(&seed) % (g.M - 1)),
+                                 (int)(random_u32(&seed) % (g.N - 1))};
+            std::vector<float> faulty = clean;
+            std::vector<bool> hit(n, false);
+            for (auto cell : fault_cells(g, pattern, f)) {
+                const size_t e = ((size_t)f.b * g.M + cell.first) * g.N + cell.second;
+                faulty[e] = abft_fault_value(type, -1, faulty[e]);
+                hit[e] = true;
+            }
+            cudaCheck(cudaMemcpy(g.C, faulty.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+            o = run_reader_checks(p, r, out, failed, &gate);
+            const std::vector<float> got = host_copy(g.C, n);
+            bool missed_kept = true;
+            for (size_t e = 0; e < n; e++) { missed_kept &= hit[e] || memcmp(&got[e], &clean[e], sizeof(float)) == 0; }
+            const AbftOutcome& e = o[f.b];
+            bool only_b = true;
+            for (int b = 0; b < g.batch; b++) { only_b &= b == f.b || o[b].status == REPAIR_NONE; }
+            const bool ok = e.status == REPAIR_IN_PLACE && e.still == 0 && abft_outcome_pattern(e) == want[pattern] &&
+                            only_b && gate == -1 && missed_kept && close_to(p, got, clean, 1.0);
+            cases++;
+            if (!ok) {
+                failures++;
+                printf("  fix in place %s: %s %s at batch %d row %d col %d: status %d still %d pattern %d (want %d), "
+                       "fixed %d, gate %d, others untouched %d, close to fault-free %d\n", p.name,
+                       abft_fault_type_names[type], abft_pattern_names[pattern], f.b, f.i, f.j, e.status, e.still,
+                       abft_outcome_pattern(e), want[pattern], e.fixed, gate, missed_kept, close_to(p, got, clean, 1.0));
+            }
+        }
+    }
+    snprintf(name, sizeof(name), "fix in place %s: %d injected faults (%d types x %d patterns) fixed by the reader check, "
+             "their pattern reported, the elements they missed kept", p.name, cases, FAULT_NUM_TYPES, PATTERN_NUM);
+    check(failures == 0, name);
+
+    // a bad operand: A's row (or, for a transposed view, column) i of entry b made 4x larger
+    const FaultSite f = {g.batch - 1, g.M / 2, g.N / 2};
+    std::vector<float> bad_a = p.A;
+    for (int k = 0; k < g.K; k++) { bad_a[(size_t)f.b * g.strideA + (long)f.i * g.A.rs + (long)k * g.A.cs] *= 4.0f; }
+    cudaCheck(cudaMemcpy(p.dA, bad_a.data(), bad_a.size() * sizeof(float), cudaMemcpyHostToDevice));
+    std::vector<float> faulty = clean;
+    faulty[((size_t)f.b * g.M + f.i) * g.N + f.j] = INFINITY;
+    cudaCheck(cudaMemcpy(g.C, faulty.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+    o = run_reader_checks(p, r, out, failed, &gate);
+    snprintf(name, sizeof(name), "fix in place %s: a fault whose operand row is bad too: still faulty after the fix "
+             "(status %d, still %d), the pass's gate raised (%d)", p.name, o[f.b].status, o[f.b].still, gate);
+    check(o[f.b].status == REPAIR_IN_PLACE && o[f.b].still == 1 && gate == 7, name);
+    cudaCheck(cudaMemcpy(p.dA, p.A.data(), p.A.size() * sizeof(float), cudaMemcpyHostToDevice));
+
+    for (float* d : {r.chk, r.bound, r.bias_sum, r.bias_abs}) { cudaCheck(cudaFree(d)); }
+    cudaCheck(cudaFree(out));
+    cudaCheck(cudaFree(failed));
+}
+
+// ----------------------------------------------------------------------------
 // benchmark (a real GPU only): the GEMM alone, then GEMM + encode + verify per version
 
 static void benchmark(cublasHandle_t handle, Problem& p, const Args& a) {
@@ -651,6 +795,7 @@ int main(int argc, char** argv) {
             for (int block : block_sizes(a, v)) { test_fault_free(handle, p, &v, block); }
             test_faults(handle, p, v, a.block_size, seed * 31 + v.number);
         }
+        test_fix_in_place(handle, p, seed * 17);
         free_problem(p);
     }
 
