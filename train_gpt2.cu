@@ -338,7 +338,9 @@ __device__ float residual_forward_row(floatX* out, const floatX* a, const floatX
                                       const AbftReaderCheck& check, const AbftKernelFault& fault) {
     float s = 0.0f, sa = 0.0f;
     float residual = residual_forward_lane(out, a, b, row, C, fault, &s, &sa);
-    if (abft_reader_check_warp(check, row, rows, C, s, sa)) { residual = residual_forward_lane(out, a, b, row, C, fault, &s, &sa); }
+    if (abft_reader_check_warp(check, row, rows, C, s, sa)) { // fixed: add it again
+        residual = residual_forward_lane(out, a, b, row, C, fault, &s, &sa);
+    }
     return warp_max(residual);
 }
 

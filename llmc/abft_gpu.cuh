@@ -707,10 +707,10 @@ inline void abft_gpu_row_compare_deferred(const AbftFixer& fix, bool hold) {
 }
 
 // The repair of g after its check with scratch s: the rebuilt entries are checked against the
-// fast path's column checksums (s->chk, s->bound), or after a row check, which has none,
-// against the repair's own.
+// fast path's column checksums (s->chk, s->bound), or after a row check (a weight gradient's
+// row compare), which has none, against the repair's own.
 inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out, AbftPassGate gate) {
-    const bool rows_checked = g.row_chk != nullptr || g.a_part != nullptr || g.reader_checks;
+    const bool rows_checked = g.a_part != nullptr;
     return AbftRepairJob{g, s->flags, rows_checked ? nullptr : s->chk, rows_checked ? nullptr : s->bound, s->cs, out, gate};
 }
 
