@@ -276,7 +276,7 @@ static void permute_forward(float* q, float* k, float* v, const float* qkv, int 
 }
 
 static void permute_backward(float* dqkv, const float* dq, const float* dk, const float* dv, int B, int T, int NH, int HS,
-                             const AbftRowSums& /* none here */) {
+                             const AbftLayerSums& /* none here */) {
     const int C = NH * HS;
     #pragma omp parallel for collapse(3)
     for (int b = 0; b < B; b++) {

@@ -242,7 +242,8 @@ __global__ void layernorm_backward_dinp_kernel(floatX* dinp, const floatX* dout,
     }
     if (sums.part == nullptr) { return; }
     __syncthreads(); // the block's rows of dinp are written
-    abft_row_sums_part(sums, [=](long i, int c) { return (float)dinp[i * C + c]; }, r0, rows, C);
+    const long r1 = min(r0 + (long)ABFT_PART_ROWS, (long)rows);
+    abft_row_sums_part(sums, [=](long i, int c) { return (float)dinp[i * C + c]; }, r0 / ABFT_PART_ROWS, r0, r1, C);
 }
 
 // Sums over the rows of (rows, C) matrices, for the bias and layernorm parameter gradients, in
@@ -413,52 +414,129 @@ __global__ void permute_forward_kernel(floatX* q, floatX* k, floatX* v, const fl
     permute_forward_position(q, k, v, qkv, blockIdx.x, T, NH, HS, sums, check);
 }
 
-// dq, dk, dv (B,NH,T,HS) -> rows [r0, r0 + ABFT_PART_ROWS) of dqkv (B,T,3C), by one block: a
-// warp per row (b, t), a head at a time. Each head's row of dq is first checked against its
-// checksum when `check` has one (dQ's check, left to this reader), and fixed in place if it
-// fails. While the rows are in registers, when sums.chk is given: what the checks of the GEMMs
-// that read dqkv need (AbftRowSums: the row checksums of dln1's GEMM, the block's partial sums
-// for dWqkv's).
-__device__ void permute_backward_rows(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, long r0, int B,
-                                      int T, int NH, int HS, const AbftRowSums& sums, const AbftReaderCheck& check) {
-    const int C = NH * HS, lane = threadIdx.x % 32;
-    const long rows = (long)B * T;
-    for (long bt = r0 + threadIdx.x / 32; bt < r0 + ABFT_PART_ROWS && bt < rows; bt += blockDim.x / 32) {
-        const int t = (int)(bt % T), b = (int)(bt / T);
+// Head h's share of row bt of dqkv (B,T,3C), by one warp: its q, k and v parts copied from dq,
+// dk, dv (B,NH,T,HS) and, with sums.chk, added to acc (the piece of the row's checksums that is
+// head h's).
+__device__ void permute_backward_head(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, long bt, int h,
+                                      int T, int NH, int HS, const AbftRowSums& sums, AbftRowAccumulator* acc) {
+    const int C = NH * HS;
+    const long row = (bt / T * NH + h) * T + bt % T; // of dq, dk, dv
+    for (int which = 0; which < 3; which++) {
+        const floatX* src = which == 0 ? dq : which == 1 ? dk : dv;
+        for (int i = threadIdx.x % 32; i < HS; i += 32) {
+            const int r = which * C + h * HS + i;
+            const float x = (float)src[row * HS + i];
+            dqkv[bt * 3 * C + r] = (floatX)x;
+            if (sums.chk != nullptr) { acc->add(x, sums, r); }
+        }
+    }
+}
+
+// dq, dk, dv (B,NH,T,HS) -> the rows (b, t) of dqkv (B,T,3C) with t in chunk k of
+// ABFT_PART_ROWS positions, by one block: a warp per row, a head at a time. Each head's row of
+// dq is first checked against its checksum when `check` has one (dQ's check, left to this
+// reader), and fixed in place if it fails. While the rows are in registers, when sums.chk is
+// given: what the checks of the GEMMs that read dqkv need (AbftRowSums: the row checksums of
+// dln1's GEMM, a piece per head, and the block's partial sums for dWqkv's); when dkv_part is
+// given, dK's and dV's column sums over the chunk (AbftLayerSums::dkv_part), for their checks.
+__device__ void permute_backward_chunk(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int b, int k,
+                                       int T, int NH, int HS, const AbftRowSums& sums, const AbftReaderCheck& check,
+                                       float* dkv_part) {
+    const int C = NH * HS, chunks = (T + ABFT_PART_ROWS - 1) / ABFT_PART_ROWS;
+    const int t0 = k * ABFT_PART_ROWS, t1 = min(T, t0 + ABFT_PART_ROWS);
+    for (int t = t0 + threadIdx.x / 32; t < t1; t += blockDim.x / 32) {
+        const long bt = (long)b * T + t;
         for (int h = 0; check.chk != nullptr && h < NH; h++) {
             const long row = ((long)b * NH + h) * T + t; // of dq
             float s = 0.0f, sa = 0.0f;
             abft_lane_sums(dq + row * HS, HS, &s, &sa);
             abft_reader_check_warp(check, row, T, HS, s, sa);
         }
-        AbftRowAccumulator acc;
-        for (int which = 0; which < 3; which++) {
-            const floatX* src = which == 0 ? dq : which == 1 ? dk : dv;
-            for (int h = 0; h < NH; h++) {
-                const long row = ((long)b * NH + h) * T + t; // of src
-                for (int i = lane; i < HS; i += 32) {
-                    const int r = which * C + h * HS + i;
-                    const float x = (float)src[row * HS + i];
-                    dqkv[bt * 3 * C + r] = (floatX)x;
-                    if (sums.chk != nullptr) { acc.add(x, sums, r); }
-                }
-            }
+        for (int h = 0; h < NH; h++) {
+            AbftRowAccumulator acc;
+            permute_backward_head(dqkv, dq, dk, dv, bt, h, T, NH, HS, sums, &acc);
+            if (sums.chk != nullptr) { acc.store(sums, bt, h); }
         }
-        if (sums.chk != nullptr) { acc.store(sums, bt); }
     }
-    if (sums.part == nullptr) { return; }
+    if (sums.part == nullptr && dkv_part == nullptr) { return; }
     __syncthreads(); // rows of dq fixed by the other warps
-    abft_row_sums_part(sums, [=](long bt, int r) { // from the sources the block has just read
+    const auto source = [=](long bt, int r) { // from the sources the block has just read
         const int which = r / C, h = r % C / HS, i = r % HS;
         const floatX* src = which == 0 ? dq : which == 1 ? dk : dv;
-        return (float)src[(((long)(bt / T) * NH + h) * T + bt % T) * HS + i];
-    }, r0, rows, 3 * C);
+        return (float)src[((bt / T * NH + h) * T + bt % T) * HS + i];
+    };
+    const long r0 = (long)b * T + t0, r1 = (long)b * T + t1;
+    if (sums.part != nullptr) { abft_row_sums_part(sums, source, (long)b * chunks + k, r0, r1, 3 * C); }
+    for (int c = threadIdx.x; dkv_part != nullptr && c < 2 * C; c += blockDim.x) { // dk's columns, then dv's
+        const int h = c % C / HS, i = c % HS;
+        float s = 0.0f, sa = 0.0f;
+        for (long bt = r0; bt < r1; bt++) { const float x = source(bt, C + c); s += x; sa += fabsf(x); }
+        float* part = dkv_part + ((((long)b * NH + h) * chunks + k) * 4 + 2 * (c / C)) * HS;
+        part[i] = s;
+        part[HS + i] = sa;
+    }
 }
 
-// ABFT_PART_ROWS rows per block
-__global__ void permute_backward_kernel(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int B, int T,
-                                        int NH, int HS, AbftRowSums sums, AbftReaderCheck check) {
-    permute_backward_rows(dqkv, dq, dk, dv, (long)blockIdx.x * ABFT_PART_ROWS, B, T, NH, HS, sums, check);
+// one block per chunk of positions: grid (B·ceil(T / ABFT_PART_ROWS))
+__global__ void permute_backward_kernel(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int T, int NH,
+                                        int HS, AbftRowSums sums, AbftReaderCheck check, float* dkv_part) {
+    const int chunks = (T + ABFT_PART_ROWS - 1) / ABFT_PART_ROWS;
+    permute_backward_chunk(dqkv, dq, dk, dv, blockIdx.x / chunks, blockIdx.x % chunks, T, NH, HS, sums, check, dkv_part);
+}
+
+// dK's and dV's column checks for head (b, h): the column sums the permute backward left
+// (dkv_part) against (e·A)·B (col_chk from upstream, or summed here from e·A), by the fixers of
+// the checks held for the permute (either may be absent: g.M == 0). A failing column is fixed
+// in place by its thread (abft_fix_column); the permute has already copied it, so the block
+// then does the permute's work for head h again over every position of b: the head's share of
+// dqkv, its piece of the row checksums and the partial sums of its columns for dWqkv. All of
+// that belongs to head (b, h) alone: no other block writes it. grid (B·NH), block (ABFT_TILE,
+// ABFT_ROWS).
+__global__ void dkv_column_check_kernel(AbftFixer dk_check, AbftFixer dv_check, floatX* dqkv, const floatX* dq,
+                                        const floatX* dk, const floatX* dv, int T, int NH, int HS, AbftRowSums sums,
+                                        const float* dkv_part) {
+    __shared__ int fixed;
+    const int bh = blockIdx.x, b = bh / NH, h = bh % NH, C = NH * HS, chunks = (T + ABFT_PART_ROWS - 1) / ABFT_PART_ROWS;
+    if (threadIdx.x == 0 && threadIdx.y == 0) { fixed = 0; }
+    for (int j0 = 0; j0 < 2 * HS; j0 += ABFT_TILE) { // dK's columns, then dV's
+        const int j = j0 + threadIdx.x, which = j / HS, d = j % HS;
+        const AbftFixer& f = which == 0 ? dk_check : dv_check;
+        const bool active = j < 2 * HS && f.g.M > 0;
+        float cs = 0.0f, ca = 0.0f;
+        for (int k = threadIdx.y; active && k < chunks; k += ABFT_ROWS) {
+            const float* part = dkv_part + (((long)bh * chunks + k) * 4 + 2 * which) * HS;
+            cs += part[d];
+            ca += part[HS + d];
+        }
+        abft_reduce_over_warps(&cs, &ca);
+        float c = 0.0f, bd = 0.0f; // (e·A)·B_d: from upstream, or summed here
+        const bool given = f.g.col_chk != nullptr;
+        abft_column_checksum(f.g, bh, active && !given ? d : f.g.N, f.g.a_sum, f.g.a_abs, &c, &bd);
+        if (threadIdx.y != 0 || !active) { continue; }
+        if (given) { c = f.g.alpha * f.g.col_chk[(long)bh * HS + d]; bd = fabsf(f.g.alpha) * f.g.col_bound[(long)bh * HS + d]; }
+        const float tol = abft_tolerance(f.tau, f.g.K, f.g.M, bd, f.operand_u);
+        if (!abft_line_matches(cs, ca, c, bd, tol)) {
+            abft_fix_column(f, bh, d, c, bd, tol);
+            atomicExch(&fixed, 1);
+        }
+    }
+    __syncthreads();
+    if (!fixed) { return; } // the whole block leaves
+    const int warp = threadIdx.y, warps = blockDim.y, threads = blockDim.x * blockDim.y;
+    for (int t = warp; t < T; t += warps) {
+        const long bt = (long)b * T + t;
+        AbftRowAccumulator acc;
+        permute_backward_head(dqkv, dq, dk, dv, bt, h, T, NH, HS, sums, &acc);
+        if (sums.chk != nullptr) { acc.store(sums, bt, h); }
+    }
+    if (sums.part == nullptr) { return; }
+    __syncthreads(); // head h's share of dqkv is written
+    const auto x = [=](long bt, int r) { return (float)dqkv[bt * 3 * C + r]; };
+    for (int u = threadIdx.y * blockDim.x + threadIdx.x; u < chunks * 3 * HS; u += threads) {
+        const int k = u / (3 * HS), r = u % (3 * HS) / HS * C + h * HS + u % HS; // of dqkv's columns
+        const long r0 = (long)b * T + k * ABFT_PART_ROWS, r1 = (long)b * T + min(T, (k + 1) * ABFT_PART_ROWS);
+        abft_row_sums_part_column(sums, x, (long)b * chunks + k, r0, r1, r, 3 * C);
+    }
 }
 
 // Row (b, t) of out (B,T,C) from y (B,NH,T,HS), by one warp, a head at a time. Each head's row
@@ -1044,12 +1122,22 @@ static void permute_forward(floatX* q, floatX* k, floatX* v, const floatX* qkv, 
 }
 
 // When dQ's check was left to the permute, the permute compares dq's rows with their checksums
-// (from the softmax backward) and fixes a faulty one.
+// (from the softmax backward) and fixes a faulty one. When dK's and dV's column checks wait for
+// it, it sums their columns as it reads them, and one launch then checks both.
 static void permute_backward(floatX* dqkv, const floatX* dq, const floatX* dk, const floatX* dv, int B, int T, int NH,
-                             int HS, const AbftRowSums& sums) {
-    LAUNCH(permute_backward_kernel, blocks_for((long)B * T, ABFT_PART_ROWS), BLOCK, 0, 0)(dqkv, dq, dk, dv, B, T, NH, HS, sums,
-                                                                                        abft_gpu_reader_check());
+                             int HS, const AbftLayerSums& s) {
+    const AbftHeldColumns held = abft_gpu_take_columns();
+    float* dkv_part = held.n > 0 ? s.dkv_part : nullptr;
+    LAUNCH(permute_backward_kernel, B * abft_ceil_div(T, ABFT_PART_ROWS), BLOCK, 0, 0)(dqkv, dq, dk, dv, T, NH, HS, s.dqkv,
+                                                                                     abft_gpu_reader_check(), dkv_part);
     cudaCheckLaunch();
+    if (held.n == 0) { return; }
+    abft_gpu_time_columns(held, false);
+    LAUNCH(dkv_column_check_kernel, B * NH, dim3(ABFT_TILE, ABFT_ROWS), 0, 0)(abft_held_column_check(held, dk),
+                                                                             abft_held_column_check(held, dv), dqkv, dq, dk,
+                                                                             dv, T, NH, HS, s.dqkv, dkv_part);
+    cudaCheckLaunch();
+    abft_gpu_time_columns(held, true);
 }
 
 // When P·V's check was left to the unpermute, the unpermute compares its rows with their
@@ -1217,8 +1305,10 @@ static void gpt2_allocate_activations(GPT2* model, int B, int T) {
     const int L = model->config.num_layers;
     const size_t bht = (size_t)B * model->config.num_heads * T, bt = (size_t)B * T;
     const size_t C = model->config.channels;
-    const size_t parts = 2 * (size_t)abft_ceil_div(B * T, ABFT_PART_ROWS) * 4 * C; // dqkv's and dres's
-    model->abft_sums_memory = gpu_alloc(L * (3 * bht + 4 * bt) + 12 * bht + 8 * bt + parts + 2 * B * C, "ABFT checksum sums");
+    const size_t chunks = (size_t)B * abft_ceil_div(T, ABFT_PART_ROWS); // at least ceil(B·T / ABFT_PART_ROWS)
+    const size_t parts = 2 * chunks * 4 * C + chunks * 4 * C;          // dqkv's and dres's, then dkv_part
+    model->abft_sums_memory = gpu_alloc(L * (3 * bht + 4 * bt) + 12 * bht + 6 * bt + 2 * bht + parts + 2 * B * C,
+                                        "ABFT checksum sums");
 }
 
 // Where layer l's permute and softmax write the checksum sums of its attention GEMMs (see
@@ -1239,18 +1329,23 @@ static AbftLayerSums layer_sums(GPT2* model, int l) {
     s.s_chk = now + 8 * n; s.s_bound = now + 9 * n; s.dp_chk = now + 10 * n; s.dp_bound = now + 11 * n;
     s.qkvw = abft_weight_sums_of(model->qkvw_sums, l);
     s.attprojw = abft_weight_sums_of(model->attprojw_sums, l);
-    float* rows = now + 12 * n; // (8, B·T): the linear GEMMs' row checksums
+    float* rows = now + 12 * n; // (6, B·T), then (2, B·T, NH): the linear GEMMs' row checksums
     s.ln1.w_sum = s.qkvw.col_sum; s.ln1.w_abs = s.qkvw.col_abs; s.ln1.chk = rows; s.ln1.bound = rows + bt;
     s.atty.w_sum = s.attprojw.col_sum; s.atty.w_abs = s.attprojw.col_abs; s.atty.chk = rows + 2 * bt; s.atty.bound = rows + 3 * bt;
     s.dres.w_sum = s.attprojw.row_sum; s.dres.w_abs = s.attprojw.row_abs; s.dres.chk = rows + 4 * bt; s.dres.bound = rows + 5 * bt;
-    s.dqkv.w_sum = s.qkvw.row_sum; s.dqkv.w_abs = s.qkvw.row_abs; s.dqkv.chk = rows + 6 * bt; s.dqkv.bound = rows + 7 * bt;
-    const size_t chunks = abft_ceil_div((long)bt, ABFT_PART_ROWS), C = model->config.channels;
-    float* parts = rows + 8 * bt; // (2, chunks, 3C) for dqkv, then (2, chunks, C) for dres
+    s.dqkv.w_sum = s.qkvw.row_sum; s.dqkv.w_abs = s.qkvw.row_abs; s.dqkv.chk = rows + 6 * bt; s.dqkv.bound = rows + 6 * bt + n;
+    s.dqkv.pieces = model->config.num_heads; // a head's piece is formed again when dK's or dV's check fixes a column
+    const int per_b = abft_ceil_div(model->T, ABFT_PART_ROWS);
+    const size_t chunks = (size_t)model->B * per_b, C = model->config.channels;
+    float* parts = rows + 6 * bt + 2 * n; // (2, chunks, 3C) for dqkv, (2, chunks, C) for dres, (chunks, 4C) dkv_part
     s.dqkv.row_w = s.ln1.sum; s.dqkv.row_wabs = s.ln1.abs; s.dqkv.part = parts; s.dqkv.part_abs = parts + chunks * 3 * C;
+    s.dqkv.parts = (int)chunks; // a chunk of positions of one sequence each (the permute backward's blocks)
     s.dres.row_w = s.atty.sum; s.dres.row_wabs = s.atty.abs; s.dres.part = parts + chunks * 6 * C;
     s.dres.part_abs = s.dres.part + chunks * C;
+    s.dres.parts = abft_ceil_div((long)bt, ABFT_PART_ROWS); // the layernorm backward's blocks
+    s.dkv_part = parts + chunks * 8 * C;
     if (C / model->config.num_heads <= ABFT_READER_MAX_K) { // dP's check has a pass over dO to form them in
-        s.dv_chk = parts + chunks * 8 * C; // (2, B·C)
+        s.dv_chk = s.dkv_part + chunks * 4 * C; // (2, B·C)
         s.dv_bound = s.dv_chk + model->B * C;
     }
     return s;

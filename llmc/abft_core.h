@@ -72,10 +72,12 @@ struct AbftGemm {
     const float* a_abs = nullptr;     // (batch, K) e·|A|
     const float* row_chk = nullptr;   // (batch, M) A·(B·e): what each row of C sums to (no bias)
     const float* row_bound = nullptr; // (batch, M) |A|·(|B|·e): the bound of each row's |C| sum
+    int row_pieces = 1;               // addends per row in row_chk and row_bound: (batch, M, row_pieces)
     const float* bias_sum = nullptr;  // (1) Σ bias, added to the row checksums
     const float* bias_abs = nullptr;  // (1) Σ |bias|
-    const float* a_part = nullptr;    // (ceil(K / ABFT_PART_ROWS), M) partial sums of A·(B·e) over
-    const float* a_part_abs = nullptr; // chunks of K, and of |A|·(|B|·e), left by A's writer (batch 1)
+    const float* a_part = nullptr;    // (a_parts, M) partial sums of A·(B·e) over chunks of at
+    const float* a_part_abs = nullptr; // most ABFT_PART_ROWS of K, and of |A|·(|B|·e), left by A's writer (batch 1)
+    int a_parts = 0;                  // 0: ceil(K / ABFT_PART_ROWS)
     const float* col_chk = nullptr;   // (batch, N) (e·A)·B: what each column of C sums to (no bias)
     const float* col_bound = nullptr; // (batch, N) (e·|A|)·|B|
     // With a causal reader check (below), the pass over A that forms its checksums can also sum
@@ -92,6 +94,10 @@ struct AbftGemm {
     bool reader_checks = false;
     float* reader_chk = nullptr;      // (batch, M)
     float* reader_bound = nullptr;    // (batch, M)
+    // Or the kernel that reads C next takes C's column sums as it reads it, and the column check
+    // (against col_chk, or (e·A)·B from a_sum) follows that kernel: dV's and dK's, whose reader is
+    // the permute backward (abft_gpu_take_columns).
+    bool cols_by_reader = false;
 };
 
 // A linear layer's weight checksums, weight (OC, IC), computed once per step (they change only
@@ -114,15 +120,17 @@ struct AbftRowSums {
     float* abs = nullptr;         // (B·T) Σ_c |x[t][c]|
     const float* w_sum = nullptr; // (C) the weight's sums
     const float* w_abs = nullptr;
-    float* chk = nullptr;         // (B·T) x[t]·w_sum
-    float* bound = nullptr;       // (B·T) |x[t]|·w_abs
+    float* chk = nullptr;         // (B·T, pieces) x[t]·w_sum, in pieces that add up to it
+    float* bound = nullptr;       // (B·T, pieces) |x[t]|·w_abs
+    int pieces = 1;               // one per head for dqkv: its writer can form a head's again alone
     // When x is the dout of a weight gradient doutᵀ·inp: x's columns weighted by inp's row sums
     // (that GEMM's B·e) and summed over each chunk of ABFT_PART_ROWS rows, the partial sums of
     // its row checksums (AbftGemm::a_part)
     const float* row_w = nullptr;    // (B·T) inp's row sums
     const float* row_wabs = nullptr; // (B·T) inp's absolute row sums
-    float* part = nullptr;           // (ceil(B·T / ABFT_PART_ROWS), C) Σ_t row_w[t]·x[t][c]
+    float* part = nullptr;           // (parts, C) Σ_t row_w[t]·x[t][c] over chunks of rows
     float* part_abs = nullptr;       // the same with row_wabs and |x|
+    int parts = 0;                   // chunks: ceil(B·T / ABFT_PART_ROWS), or B·ceil(T / ABFT_PART_ROWS) (dqkv's)
 };
 
 constexpr int ABFT_PART_ROWS = 32; // rows per partial sum of AbftRowSums::part
@@ -150,6 +158,8 @@ struct AbftLayerSums {
     float* dq_bound = nullptr; // |dS[t]|·k_abs
     float* dv_chk = nullptr;   // (B·NH, HS) p_sum·dO  dP's check (from its pass over dO): dV's column checksums
     float* dv_bound = nullptr; // (B·NH, HS) p_sum·|dO|
+    float* dkv_part = nullptr; // (B·NH, ceil(T / ABFT_PART_ROWS), 4, HS) permute_backward: dK's and dV's
+                               // column sums and |.|'s per chunk of positions, for their column checks
     AbftRowSums ln1;           // layernorm_forward's, for qkv's check and dWqkv's
     AbftRowSums atty;          // unpermute_forward's, for attproj's check and dWproj's
     AbftRowSums dres;          // the residual gradient's (layernorm_backward), for dYproj's (no sums)

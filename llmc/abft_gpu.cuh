@@ -30,8 +30,9 @@
 //     abft_gpu_weight_sums, once per step; P·V's and dQ's from the softmax) is checked by its
 //     reader (abft_reader_check_warp); so are S and dP, against causal checksums from Q and K (dO
 //     and V) alone (abft_causal_rowsums_kernel, whose pass over dO also forms dV's column
-//     checksums). dV and dK compare C's column sums (abft_column_verify_kernel), the weight
-//     gradients C's row sums (abft_row_compare_kernel). Otherwise (abft_gpu_encode_verify on
+//     checksums). dV's and dK's column sums are taken by their reader, the permute backward,
+//     which then launches their check (AbftHeldColumns); the weight gradients compare C's row
+//     sums (abft_row_compare_kernel). Otherwise (abft_gpu_encode_verify on
 //     a bare GEMM): the column sums of A (e·A, e·|A|) and of C, then the column checksums
 //     (e·A)·B and the comparison. A faulty batch entry raises its flag and a device counter;
 //   the repair in a training pass, where the check that found a faulty line is the one that
@@ -142,10 +143,11 @@ struct AbftFixer {
 // needs to compare each row it reads with its checksum and to fix a faulty one
 // (abft_reader_check_warp).
 struct AbftReaderCheck {
-    const float* chk = nullptr;   // (batch, M) C's row checksums before alpha and the bias (causal: j <= i)
-    const float* bound = nullptr; // (batch, M) the bounds of the rows' sums of |C|
+    const float* chk = nullptr;   // (batch, M, pieces) C's row checksums before alpha and the bias (causal: j <= i)
+    const float* bound = nullptr; // (batch, M, pieces) the bounds of the rows' sums of |C|
     const float* bias_sum = nullptr, *bias_abs = nullptr; // (1) Σ bias, Σ |bias|, or null
     AbftFixer fix;                // fix.g: the GEMM; its K and alpha enter the comparison
+    int pieces = 1;               // addends of each row's checksum and bound (AbftGemm::row_pieces)
 };
 
 // One GEMM's repair, as abft_repair_kernel takes it: the entries flags[] marks, rebuilt and
@@ -178,6 +180,16 @@ struct AbftHeldRowCompare {
     AbftFixer fix;
 };
 static AbftHeldRowCompare g_abft_held_rows;
+
+// In a training pass dV's and dK's column checks (AbftGemm::cols_by_reader) wait for the permute
+// backward, which takes their column sums as it copies them into dqkv; the trainer then checks
+// both in one launch (abft_gpu_take_columns), whose time counts as the later one's.
+struct AbftHeldColumns {
+    int n = 0;
+    AbftFixer fix[2];
+    long record[2] = {0, 0}; // their places in the pass's log
+};
+static AbftHeldColumns g_abft_held_cols;
 
 // The checksums of one weight of every layer, W (L, OC, IC) and its bias (L, OC), for the row
 // checks of its GEMMs (AbftWeightSums, one layer's slice: abft_weight_sums_of). Computed once
@@ -215,6 +227,9 @@ inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float t
 inline void abft_gpu_row_compares(const AbftFixer& first, const AbftFixer& second, int* flags, int* counter,
                                   cudaStream_t stream);
 inline void abft_gpu_row_compare_deferred(const AbftFixer& fix, bool hold);
+inline AbftHeldColumns abft_gpu_take_columns();
+inline AbftFixer abft_held_column_check(const AbftHeldColumns& h, const floatX* C);
+inline void abft_gpu_time_columns(const AbftHeldColumns& h, bool stop);
 inline AbftRepairJob abft_repair_job(const AbftGemm& g, AbftGpuScratch* s, AbftOutcome* out, AbftPassGate gate);
 inline void abft_gpu_launch_repair(const AbftConfig& cfg, const AbftRepairJob& job, cudaStream_t stream);
 inline void abft_gpu_colsums(AbftGpuScratch* s, MatView X, long strideX, int batch, int rows, int cols, float* sum,
@@ -235,7 +250,6 @@ __global__ void abft_encode_verify_contiguous_kernel(AbftGemm g, const float* ue
                                                      const float* cabs, float* chk, float* bound, float tau,
                                                      float operand_u, int* flags, int* counter);
 __global__ void abft_causal_rowsums_kernel(AbftGemm g, float* chk, float* bound);
-__global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u, AbftFixer fix);
 __global__ void abft_row_compare_kernel(AbftFixer first, AbftFixer second, int* flags, int* counter);
 __global__ void abft_stack_sums_kernel(const floatX* W, int rows, int cols, float* row_sum, float* row_abs, float* part,
                                        float* part_abs, const floatX* bias, float* bias_sum, float* bias_abs);
@@ -387,6 +401,7 @@ inline bool abft_gpu_settle(Abft* abft) {
 // stream (the loss's copy) then also waits for them, and abft_gpu_settle needs no wait of its own.
 inline void abft_gpu_log_fetch() {
     if (g_abft_held_rows.held) { die("ABFT", "internal error", "a pass ended with a row compare held (dWproj's, for dWqkv's)"); }
+    if (g_abft_held_cols.n > 0) { die("ABFT", "internal error", "a pass ended with dV's or dK's column check held"); }
     AbftGpuLog* log = &g_abft_log;
     AbftGpuKernelLog* kernels = &g_abft_kernels;
     if (log->fetched == log->used && kernels->fetched == kernels->used) { return; }
@@ -499,8 +514,9 @@ inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l) {
 
 // The check and the repair in stream order, their verdicts to the pass's log: no waiting. The
 // check is the reader's, or a kernel that checks a line at a time and fixes a faulty one in
-// place (the weight gradients' row compare, dV's and dK's column verify), or, for a bare GEMM,
-// the column checksums and the repair kernel.
+// place (the weight gradients' row compare; dV's and dK's column check, which the permute
+// backward launches: AbftHeldColumns), or, for a bare GEMM, the column checksums and the repair
+// kernel.
 inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int layer) {
     if (g_abft_reader.pending && g.reader_checks) {
         die("ABFT", "at most one GEMM's check may wait for its reader", "a check was left waiting before %s",
@@ -524,13 +540,16 @@ inline void abft_gpu_verify_deferred(Abft* abft, const AbftGemm& g, int op, int 
             bound = g.reader_bound;
         }
         g_abft_reader.pending = true;
-        g_abft_reader.check = AbftReaderCheck{chk, bound, g.bias_sum, g.bias_abs, fix};
+        g_abft_reader.check = AbftReaderCheck{chk, bound, g.bias_sum, g.bias_abs, fix, g.row_chk != nullptr ? g.row_pieces : 1};
+        abft->fixes_in_place[op] = true;
+    } else if (g.cols_by_reader) { // dV's or dK's, after the permute backward has summed their columns
+        AbftHeldColumns* h = &g_abft_held_cols;
+        if (h->n == 2) { die("ABFT", "internal error", "a third column check held before the permute backward"); }
+        h->fix[h->n] = fix;
+        h->record[h->n++] = (long)g_abft_log.records.size() - 1;
         abft->fixes_in_place[op] = true;
     } else if (g.a_part != nullptr) { // a weight gradient's: dWproj's and dWqkv's in one launch
         abft_gpu_row_compare_deferred(fix, op == OP_PROJ_DW && abft_due(abft, OP_QKV_DW));
-        abft->fixes_in_place[op] = true;
-    } else if (g.a_sum != nullptr || g.col_chk != nullptr) { // dV's and dK's column verify
-        abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0, fix);
         abft->fixes_in_place[op] = true;
     } else {
         abft_gpu_encode_verify(g, s, cfg.tau, cfg.operand_u, 0);
@@ -650,21 +669,13 @@ inline std::vector<int> abft_gpu_ints(const int* device, int n) {
 // The fast path, after every protected GEMM; raises flags[b] (which must be clear: the repair
 // kernel clears what it handled) and adds the faulty entries to *counter (reset it to read one
 // GEMM's). A weight gradient whose dout's writer left partial sums (g.a_part): its rows against
-// them. Otherwise the column checksums: e·A and e·|A| (g.a_sum and g.a_abs when computed
-// upstream, else a pass over A) or (e·A)·B itself (g.col_chk), the column sums of C, then
-// (e·A)·B and the check. With fix.out, the kernels that check a line at a time (the row
-// compare, the column verify) fix a faulty line in place instead of raising the flag.
+// them, a faulty row fixed in place with fix.out instead of flagged. Otherwise the column
+// checksums: e·A and e·|A| (a pass over A), the column sums of C, then (e·A)·B and the check.
 inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream,
                                    const AbftFixer& fix) {
     abft_gpu_reserve(s, g);
     if (g.a_part != nullptr) { // a weight gradient's: its rows against the partial sums dout's writer left
         abft_gpu_row_compares(AbftFixer{g, fix.out, fix.gate, tau, operand_u}, AbftFixer{}, s->flags, s->counter, stream);
-        return;
-    }
-    if (g.a_sum != nullptr || g.col_chk != nullptr) {
-        LAUNCH(abft_column_verify_kernel, dim3(abft_ceil_div(g.N, ABFT_TILE), g.batch), dim3(ABFT_TILE, ABFT_ROWS), 0, stream)(
-            g, *s, tau, operand_u, fix);
-        cudaCheckLaunch();
         return;
     }
     abft_gpu_colsums(s, g.A, g.strideA, g.batch, g.M, g.K, s->ue, s->ua, stream);
@@ -704,6 +715,29 @@ inline void abft_gpu_row_compare_deferred(const AbftFixer& fix, bool hold) {
     }
     abft_gpu_row_compares(h->held ? h->fix : fix, h->held ? fix : AbftFixer{}, nullptr, nullptr, 0);
     h->held = false;
+}
+
+// For the permute backward: the column checks held for it (AbftHeldColumns), for it to launch;
+// none are held afterwards.
+inline AbftHeldColumns abft_gpu_take_columns() {
+    const AbftHeldColumns h = g_abft_held_cols;
+    g_abft_held_cols = AbftHeldColumns{};
+    return h;
+}
+
+// The held check of the GEMM that wrote C, or none (out null).
+inline AbftFixer abft_held_column_check(const AbftHeldColumns& h, const floatX* C) {
+    for (int i = 0; i < h.n; i++) {
+        if (h.fix[i].g.C == C) { return h.fix[i]; }
+    }
+    return AbftFixer{};
+}
+
+// Around the launch that checks the held columns: its start (stop false) or end, as the time of
+// the later check.
+inline void abft_gpu_time_columns(const AbftHeldColumns& h, bool stop) {
+    const AbftGpuRecord& r = g_abft_log.records[h.record[h.n - 1]];
+    cudaCheck(cudaEventRecord(stop ? r.stop : r.start, 0));
 }
 
 // The repair of g after its check with scratch s: the rebuilt entries are checked against the
@@ -1042,8 +1076,8 @@ __device__ inline void abft_fix_column(const AbftFixer& f, int b, int j, float c
     if (!abft_line_matches(cs, ca, c, bd, tol)) { abft_fix_failed(f, b); }
 }
 
-// Row i of C (batch 1) against A_i·(B·e), whose partial sums over chunks of ABFT_PART_ROWS rows
-// of K the kernel that wrote A left (g.a_part (chunks, M), g.a_part_abs), for the GEMMs of two
+// Row i of C (batch 1) against A_i·(B·e), whose partial sums over chunks of K the kernel that
+// wrote A left (g.a_part (a_parts, M), g.a_part_abs), for the GEMMs of two
 // checks (f.g; second.g.M == 0: one). One warp per row; a row that fails is fixed in place by
 // its warp (with f.out), else flagged. grid (ceil(first M/8) + ceil(second M/8)), block 256.
 __global__ void abft_row_compare_kernel(AbftFixer first, AbftFixer second, int* flags, int* counter) {
@@ -1053,7 +1087,7 @@ __global__ void abft_row_compare_kernel(AbftFixer first, AbftFixer second, int* 
     const AbftGemm& g = f.g;
     const int block = in_first ? blockIdx.x : blockIdx.x - first_blocks;
     const int i = block * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int chunks = (g.K + ABFT_PART_ROWS - 1) / ABFT_PART_ROWS;
+    const int chunks = g.a_parts > 0 ? g.a_parts : (g.K + ABFT_PART_ROWS - 1) / ABFT_PART_ROWS;
     if (i >= g.M) { return; } // whole warps leave together
     const floatX* row = g.C + (long)i * g.ldc;
     float s = 0.0f, sa = 0.0f, c = 0.0f, bd = 0.0f;
@@ -1072,48 +1106,6 @@ __global__ void abft_row_compare_kernel(AbftFixer first, AbftFixer second, int* 
     if (!abft_row_matches(g.alpha, g.bias_sum, g.bias_abs, c, bd, s, sa, f.tau, g.K, g.N, f.operand_u) && lane == 0) {
         abft_fix_failed(f, 0);
     }
-}
-
-// The column checks in one pass when e·A came from upstream (g.a_sum: dK's), or (e·A)·B itself
-// (g.col_chk: dV's): per column j of C[b], its sums and (e·A)·B_j (unless given), each over its
-// own rows, then the comparison (abft_compare_column). With fix.out, the block fixes its
-// columns that fail in place instead (abft_fix_column). grid (ceil(N/ABFT_TILE), batch), block
-// (ABFT_TILE, ABFT_ROWS).
-__global__ void abft_column_verify_kernel(AbftGemm g, AbftGpuScratch s, float tau, float operand_u, AbftFixer fix) {
-    const int j = blockIdx.x * ABFT_TILE + threadIdx.x, b = blockIdx.y;
-    const floatX* C = g.C + b * g.strideC;
-    const MatView B = {g.B.p + b * g.strideB, g.B.rs, g.B.cs};
-    const bool given = g.col_chk != nullptr;
-    float cs = 0.0f, ca = 0.0f, e = 0.0f, ea = 0.0f;
-    if (j < g.N) {
-        for (int i = threadIdx.y; i < g.M; i += ABFT_ROWS) {
-            const float x = (float)C[(long)i * g.ldc + j];
-            cs += x;
-            ca += fabsf(x);
-        }
-        for (int k = threadIdx.y; !given && k < g.K; k += ABFT_ROWS) {
-            const float x = B.at(k, j);
-            e += g.a_sum[(long)b * g.K + k] * x;
-            ea += g.a_abs[(long)b * g.K + k] * fabsf(x);
-        }
-    }
-    abft_reduce_over_warps(&cs, &ca);
-    abft_reduce_over_warps(&e, &ea);
-    if (threadIdx.y != 0 || j >= g.N) { return; }
-    const long at = (long)b * g.N + j;
-    if (given) { e = g.col_chk[at]; ea = g.col_bound[at]; }
-    s.csum[at] = cs;
-    s.cabs[at] = ca;
-    const float bias = g.bias != nullptr ? (float)g.bias[j] : 0.0f;
-    const float c = g.alpha * e + (float)g.M * bias, bd = fabsf(g.alpha) * ea + (float)g.M * fabsf(bias);
-    if (fix.out == nullptr) {
-        abft_compare_column(g, b, j, c, bd, s.csum, s.cabs, s.chk, s.bound, tau, operand_u, s.flags, s.counter);
-        return;
-    }
-    s.chk[at] = c;
-    s.bound[at] = bd;
-    const float tol = abft_tolerance(tau, g.K, g.M, bd, operand_u);
-    if (!abft_line_matches(cs, ca, c, bd, tol)) { abft_fix_column(fix, b, j, c, bd, tol); }
 }
 
 // A stack of L matrices W[l] (rows, cols), a weight of every layer, and its biases (L, rows): row
@@ -1160,39 +1152,46 @@ struct AbftRowAccumulator {
         c += x * r.w_sum[col];
         ca += fabsf(x) * r.w_abs[col];
     }
-    __device__ void store(const AbftRowSums& r, long row) { // sums only where r has room for them
+    // the row's sums, or its checksum's piece `piece` (of r.pieces); sums only where r has room for them
+    __device__ void store(const AbftRowSums& r, long row, int piece = 0) {
         s = warp_sum(s); sa = warp_sum(sa); c = warp_sum(c); ca = warp_sum(ca);
         if (threadIdx.x % 32 != 0) { return; }
         if (r.sum != nullptr) { r.sum[row] = s; r.abs[row] = sa; }
-        r.chk[row] = c;
-        r.bound[row] = ca;
+        r.chk[row * r.pieces + piece] = c;
+        r.bound[row * r.pieces + piece] = ca;
     }
 };
 
-// The partial sums of AbftRowSums::part for the rows [r0, r0 + ABFT_PART_ROWS) of x (rows,
-// cols), whose element (i, c) x(i, c) returns: a thread per column, the rows in order. Call
-// from the whole block, which writes chunk r0 / ABFT_PART_ROWS; x should read what the block
-// has read or written already (a cache hit).
+// Column c of chunk `chunk` of AbftRowSums::part, over the rows [r0, r1) of x (rows, cols),
+// whose element (i, c) x(i, c) returns, in order.
 template <typename Element>
-__device__ inline void abft_row_sums_part(const AbftRowSums& r, Element x, long r0, long rows, int cols) {
-    const long chunk = r0 / ABFT_PART_ROWS, r1 = min(r0 + (long)ABFT_PART_ROWS, rows);
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-        float p = 0.0f, pa = 0.0f;
-        for (long i = r0; i < r1; i++) {
-            const float v = x(i, c);
-            p += r.row_w[i] * v;
-            pa += r.row_wabs[i] * fabsf(v);
-        }
-        r.part[chunk * cols + c] = p;
-        r.part_abs[chunk * cols + c] = pa;
+__device__ inline void abft_row_sums_part_column(const AbftRowSums& r, Element x, long chunk, long r0, long r1, int c,
+                                                 int cols) {
+    float p = 0.0f, pa = 0.0f;
+    for (long i = r0; i < r1; i++) {
+        const float v = x(i, c);
+        p += r.row_w[i] * v;
+        pa += r.row_wabs[i] * fabsf(v);
     }
+    r.part[chunk * cols + c] = p;
+    r.part_abs[chunk * cols + c] = pa;
+}
+
+// Chunk `chunk` of AbftRowSums::part, over the rows [r0, r1) of x: a thread per column. Call
+// from the whole (1-D) block; x should read what the block has read or written already (a
+// cache hit).
+template <typename Element>
+__device__ inline void abft_row_sums_part(const AbftRowSums& r, Element x, long chunk, long r0, long r1, int cols) {
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) { abft_row_sums_part_column(r, x, chunk, r0, r1, c, cols); }
 }
 
 // The reader's side of a reader check: whether row `row` of C (its index in (batch, M)), whose
 // first n elements sum to (sum, abssum), matches its checksum: abft_compare_column's rule on a row.
 __device__ inline bool abft_reader_row_ok(const AbftReaderCheck& c, long row, int n, float sum, float abssum) {
-    return abft_row_matches(c.fix.g.alpha, c.bias_sum, c.bias_abs, c.chk[row], c.bound[row], sum, abssum, c.fix.tau,
-                            c.fix.g.K, n, c.fix.operand_u);
+    float chk = 0.0f, bound = 0.0f;
+    for (int p = 0; p < c.pieces; p++) { chk += c.chk[row * c.pieces + p]; bound += c.bound[row * c.pieces + p]; }
+    return abft_row_matches(c.fix.g.alpha, c.bias_sum, c.bias_abs, chk, bound, sum, abssum, c.fix.tau, c.fix.g.K, n,
+                            c.fix.operand_u);
 }
 
 // This lane's share (j = lane, lane + 32, ...) of the sums of x[0, n) and of |x|: what a warp

@@ -178,7 +178,7 @@ static bool attention_backward(GPT2* model, int l, const floatX* residual, float
     dy.reader_checks = s.readers_check;                   // by the unpermute, after dWproj's GEMM
     if (!protected_gemm(model, dy, OP_PROJ_DX, l)) { return false; }
     AbftGemm dwproj = linear_dweight_gemm(dp.attprojw, dresidual, a.atty, BT, C, C);
-    dwproj.a_part = s.dres.part; dwproj.a_part_abs = s.dres.part_abs; // from the layernorm backward
+    dwproj.a_part = s.dres.part; dwproj.a_part_abs = s.dres.part_abs; dwproj.a_parts = s.dres.parts; // from the layernorm backward
     if (!protected_gemm(model, dwproj, OP_PROJ_DW, l)) { return false; }
     bias_backward(dp.attprojb, dresidual, BT, C);
     unpermute_backward(d.yh, d.atty, B, T, NH, HS);
@@ -194,6 +194,7 @@ static bool attention_backward(GPT2* model, int l, const floatX* residual, float
         dvg.col_chk = s.dv_chk; dvg.col_bound = s.dv_bound;
     }
     dvg.a_sum = s.p_sum; dvg.a_abs = s.p_sum; // P >= 0; for when dP's check formed no dv_chk
+    dvg.cols_by_reader = s.dkv_part != nullptr; // its column sums taken by the permute backward
     if (!protected_gemm(model, dvg, OP_PV_DV, l)) { return false; }
     softmax_backward(d.preatt, d.att, a.att, B, NH, T, s);
     // S = Q·Kᵀ/√HS:  dQ = dS·K/√HS, dK = dSᵀ·Q/√HS, per head; their checksum sums came with dS
@@ -205,15 +206,16 @@ static bool attention_backward(GPT2* model, int l, const floatX* residual, float
     AbftGemm dkg = heads_gemm(B * NH, T, HS, T);
     dkg.A = transposed(d.preatt, T); dkg.B = row_major(a.q, HS); dkg.C = d.k; dkg.alpha = scale;
     dkg.a_sum = s.ds_sum; dkg.a_abs = s.ds_abs;
+    dkg.cols_by_reader = s.dkv_part != nullptr;
     if (!protected_gemm(model, dkg, OP_QK_DK, l)) { return false; }
-    permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS, s.dqkv);
+    permute_backward(d.qkv, d.q, d.k, d.v, B, T, NH, HS, s); // and dV's and dK's column checks
     // qkv = ln1·Wqkvᵀ + b:  dln1 = dqkv·Wqkv, dWqkv = dqkvᵀ·ln1
     AbftGemm dln1 = linear_dinp_gemm(d.ln1, d.qkv, p.qkvw, BT, C, 3 * C);
-    dln1.row_chk = s.dqkv.chk; dln1.row_bound = s.dqkv.bound; // from the permute
+    dln1.row_chk = s.dqkv.chk; dln1.row_bound = s.dqkv.bound; dln1.row_pieces = s.dqkv.pieces; // from the permute
     dln1.reader_checks = s.readers_check;                     // by the layernorm backward, after dWqkv's GEMM
     if (!protected_gemm(model, dln1, OP_QKV_DX, l)) { return false; }
     AbftGemm dwqkv = linear_dweight_gemm(dp.qkvw, d.qkv, a.ln1, BT, C, 3 * C);
-    dwqkv.a_part = s.dqkv.part; dwqkv.a_part_abs = s.dqkv.part_abs; // from the permute
+    dwqkv.a_part = s.dqkv.part; dwqkv.a_part_abs = s.dqkv.part_abs; dwqkv.a_parts = s.dqkv.parts; // from the permute
     if (!protected_gemm(model, dwqkv, OP_QKV_DW, l)) { return false; }
     bias_backward(dp.qkvb, d.qkv, BT, 3 * C);
     layernorm_backward(dresidual, dp.ln1w, dp.ln1b, d.ln1, residual, p.ln1w, a.ln1_mean, a.ln1_rstd, B, T, C);
