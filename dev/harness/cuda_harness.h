@@ -17,6 +17,8 @@
 //   harness_gemm.h               the matrix product behind cuBLAS and cuBLASLt
 //   harness_cublas.h             cuBLAS
 //   harness_cublaslt.h           cuBLASLt
+//   harness_nccl.h               NCCL over MPI between processes, only with -DCUDA_HARNESS_NCCL
+//                                (the build then needs MPI: mpicxx --showme:compile / :link)
 #pragma once
 
 #ifdef __CUDACC__
@@ -31,3 +33,6 @@
 #include "harness_cooperative_groups.h"
 #include "harness_cublas.h"
 #include "harness_cublaslt.h"
+#ifdef CUDA_HARNESS_NCCL
+#include "harness_nccl.h"
+#endif
