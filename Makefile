@@ -61,7 +61,7 @@ clean:
 		train_gpt2cu test_gpt2cu train_gpt2cu_fp32 train_gpt2cu_cpu test_gpt2cu_cpu train_gpt2cu_bf16_cpu test_gpt2cu_bf16_cpu test_gpt2cu_asan .precision \
 		dev/harness/test_harness_sm80 dev/harness/test_harness_sm90 $(SANITIZE_BINS) dev/harness/cost_gpt2 \
 		dev/harness/cost_gpt2_bf16 dev/harness/cost_fp32.out dev/harness/cost_bf16.out dev/harness/cost_fp32.totals \
-		dev/harness/cost_bf16.totals
+		dev/harness/cost_bf16.totals dev/harness/test_nccl dev/harness/test_nccl_san
 	rm -rf dev/cuda/build
 
 # every test this machine can run; the closing line sums them all
@@ -93,6 +93,13 @@ PRECISION_FLAGS := $(if $(filter BF16,$(PRECISION)),-DENABLE_BF16)
 NVCC_TRAINER_FLAGS := -O3 -std=c++17 -I. $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
                       -Xcudafe --diag_suppress=declared_but_not_referenced $(PRECISION_FLAGS)
 CUDA_TRAINER_DEPS := train_gpt2.cu $(HEADERS)
+# Data parallel (llmc/ranks.h): where MPI is installed, the trainers join an mpirun job; the
+# GPU build averages gradients with NCCL (shipped with the CUDA toolkit), the harness build
+# with the harness's NCCL over MPI (dev/harness/harness_nccl.h). Without MPI: one process.
+TRAINER_MPI_CXXFLAGS := $(if $(HARNESS_MPICXX),-DUSE_MPI $(HARNESS_MPI_CXXFLAGS))
+NVCC_MPI_LDLIBS := $(if $(HARNESS_MPICXX),-lnccl $(HARNESS_MPI_LDLIBS))
+HARNESS_TRAINER_CXXFLAGS = $(HARNESS_CXXFLAGS) $(if $(HARNESS_MPICXX),-DCUDA_HARNESS_NCCL) $(TRAINER_MPI_CXXFLAGS)
+HARNESS_TRAINER_LDLIBS = $(HARNESS_LDLIBS) $(HARNESS_MPI_LDLIBS)
 
 # the precision the nvcc builds were made in: they are remade when PRECISION changes
 .precision: FORCE
@@ -100,22 +107,22 @@ CUDA_TRAINER_DEPS := train_gpt2.cu $(HEADERS)
 FORCE:
 
 train_gpt2cu: $(CUDA_TRAINER_DEPS) .precision
-	$(NVCC) $(NVCC_TRAINER_FLAGS) $< -o $@ $(NVCC_LDLIBS)
+	$(NVCC) $(NVCC_TRAINER_FLAGS) $(TRAINER_MPI_CXXFLAGS) $< -o $@ $(NVCC_LDLIBS) $(NVCC_MPI_LDLIBS)
 
 test_gpt2cu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) .precision
 	$(NVCC) $(NVCC_TRAINER_FLAGS) $< -o $@ $(NVCC_LDLIBS)
 
 train_gpt2cu_fp32: $(CUDA_TRAINER_DEPS)
-	$(NVCC) $(filter-out -DENABLE_BF16,$(NVCC_TRAINER_FLAGS)) $< -o $@ $(NVCC_LDLIBS)
+	$(NVCC) $(filter-out -DENABLE_BF16,$(NVCC_TRAINER_FLAGS)) $(TRAINER_MPI_CXXFLAGS) $< -o $@ $(NVCC_LDLIBS) $(NVCC_MPI_LDLIBS)
 
-train_gpt2cu_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
-	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
+train_gpt2cu_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_NCCL_HEADERS)
+	$(HARNESS_CXX) $(HARNESS_TRAINER_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_TRAINER_LDLIBS)
 
 test_gpt2cu_cpu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
 	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
 
-train_gpt2cu_bf16_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
-	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -DENABLE_BF16 -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
+train_gpt2cu_bf16_cpu: $(CUDA_TRAINER_DEPS) $(HARNESS_NCCL_HEADERS)
+	$(HARNESS_CXX) $(HARNESS_TRAINER_CXXFLAGS) -DENABLE_BF16 -Wno-unused-function $< -o $@ $(HARNESS_TRAINER_LDLIBS)
 
 test_gpt2cu_bf16_cpu: test_gpt2.cu test_gpt2.cpp $(CUDA_TRAINER_DEPS) $(HARNESS_HEADERS)
 	$(HARNESS_CXX) $(HARNESS_CXXFLAGS) -DENABLE_BF16 -Wno-unused-function $< -o $@ $(HARNESS_LDLIBS)
@@ -161,13 +168,15 @@ test:
 
 run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_harness_cpu $(CUDA_DEV_CPU) \
            train_gpt2cu_cpu test_gpt2cu_cpu test_gpt2cu_bf16_cpu train_gpt2cu_bf16_cpu test_gpt2cu_asan $(SANITIZE_BINS) \
-           $(NVCC_BUILDS)
+           dev/harness/test_nccl dev/harness/test_nccl_san $(NVCC_BUILDS)
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	@test -n "$(NVCC)" || echo "note: no nvcc (CUDA toolkit): the nvcc builds of the .cu files were skipped; every test below runs"
 	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
 		"./test_gpt2cu_cpu -python $(PYTHON) -quick_faults 1" "./test_gpt2cu_bf16_cpu -python $(PYTHON) -fault_steps 2" \
 		"./test_gpt2cu_cpu -python $(PYTHON) -quick 1 -tf32 1" "$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
-		"scripts/test_train.sh ./train_gpt2cu_cpu $(PYTHON)" \
+		"scripts/test_train.sh ./train_gpt2cu_cpu $(PYTHON)" "scripts/test_ranks.sh ./train_gpt2cu_cpu $(PYTHON)" \
+		"$(MPIRUN) -np 2 dev/harness/test_nccl" "$(MPIRUN) -np 3 dev/harness/test_nccl" \
+		"$(MPIRUN) -np 2 dev/harness/test_nccl_san" \
 		"scripts/test_bf16_train.sh ./train_gpt2cu_bf16_cpu ./train_gpt2 $(PYTHON) all" \
 		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)") \
 		$(SANITIZE_TESTS)

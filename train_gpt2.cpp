@@ -747,5 +747,10 @@ static double gpt2_peak_flops(const GPT2*) { return 0.0; }
 #include "llmc/trainer.h"
 
 #ifndef TESTING
-int main(int argc, char** argv) { return run_program(parse_options(argc, argv)); }
+int main(int argc, char** argv) {
+    ranks_start(&argc, &argv); // one process: this trainer has no data parallelism (llmc/ranks.h)
+    const int status = run_program(parse_options(argc, argv));
+    ranks_end();
+    return status;
+}
 #endif

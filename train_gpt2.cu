@@ -57,6 +57,7 @@
 #include "llmc/gpt2_model.h"
 #include "llmc/optimizer.h"
 #include "llmc/precision.h"
+#include "llmc/ranks.h"
 #include "llmc/utils.h"
 
 // ----------------------------------------------------------------------------
@@ -1422,6 +1423,68 @@ static bool gpt2_backward(GPT2* model) {
     return true;
 }
 
+// ----------------------------------------------------------------------------
+// data parallel (llmc/ranks.h): the ranks' gradients averaged with NCCL
+
+#ifdef USE_MPI
+static ncclComm_t g_nccl = nullptr; // every rank's GPU, when there are several ranks
+
+inline void nccl_check_result(ncclResult_t r, const char* file, int line, const char* call) {
+    if (r == ncclSuccess) { return; }
+    fflush(stdout);
+    fprintf(stderr, "error: %s:%d: %s: %s (hint: another rank failed, or the ranks called different collectives; "
+                    "NCCL_DEBUG=WARN says more)\n", file, line, call, ncclGetErrorString(r));
+    exit(EXIT_FAILURE);
+}
+#define ncclCheck(call) nccl_check_result((call), __FILE__, __LINE__, #call)
+
+template <typename T> ncclDataType_t nccl_type();
+template <> ncclDataType_t nccl_type<float>() { return ncclFloat32; }
+#ifdef ENABLE_BF16
+template <> ncclDataType_t nccl_type<__nv_bfloat16>() { return ncclBfloat16; }
+#endif
+#endif
+
+// This rank's GPU (its place among the ranks on its machine), and with several ranks their
+// NCCL communicator: rank 0's id reaches the others through MPI.
+static void gpus_start() {
+#ifdef USE_MPI
+    if (g_ranks.world == 1) { return; }
+    int count = 0;
+    cudaCheck(cudaGetDeviceCount(&count));
+    if (count > 0) { cudaCheck(cudaSetDevice(g_ranks.local % count)); }
+    ncclUniqueId id;
+    if (g_ranks.rank == 0) { ncclCheck(ncclGetUniqueId(&id)); }
+    ranks_share(&id, sizeof(id));
+    ncclCheck(ncclCommInitRank(&g_nccl, g_ranks.world, id, g_ranks.rank));
+#endif
+}
+
+static void gpus_end() {
+#ifdef USE_MPI
+    if (g_nccl != nullptr) { ncclCheck(ncclCommDestroy(g_nccl)); }
+#endif
+}
+
+// The step's gradient averaged over the ranks, in place, in stream order before the update;
+// and the update's pass gate made the worst of the ranks' (the largest failed pass id), so
+// that a pass one rank could not repair skips the update on every rank, which then all redo
+// the step (gpt2_train_step). One group: the gate rides with the gradient.
+template <typename G>
+static void ranks_average(G* grads, long n, const AbftPassGate& gate) {
+#ifdef USE_MPI
+    if (g_ranks.world == 1) { return; }
+    ncclCheck(ncclGroupStart());
+    ncclCheck(ncclAllReduce(grads, grads, (size_t)n, nccl_type<G>(), ncclAvg, g_nccl, 0));
+    if (gate.failed != nullptr) { ncclCheck(ncclAllReduce(gate.failed, gate.failed, 1, ncclInt32, ncclMax, g_nccl, 0)); }
+    ncclCheck(ncclGroupEnd());
+#else
+    (void)grads;
+    (void)n;
+    (void)gate;
+#endif
+}
+
 static void gpt2_allocate_moments(GPT2* model) {
     if (model->m_memory != nullptr) { return; }
     model->m_memory = gpu_alloc(model->num_parameters, "AdamW moments");
@@ -1457,18 +1520,20 @@ static void grad_norm_queue(GPT2* model, const G* grads, const AdamWStep& s, flo
     cudaCheck(cudaMemcpyAsync(model->norm_host, model->norm, sizeof(GradNorm), cudaMemcpyDeviceToHost, 0));
 }
 
-// AdamW (llmc/optimizer.h) on the gradient of the step (averaged over its micro-batches,
-// clipped to s.grad_clip), decay on the 2-D weights. With max_norm >= 0 (the step guard's
+// AdamW (llmc/optimizer.h) on the gradient of the step (averaged over its micro-batches and,
+// in a data-parallel run, over the ranks: ranks_average; clipped to s.grad_clip), decay on
+// the 2-D weights. With max_norm >= 0 (the step guard's
 // limit; GUARD_OFF: none), not applied when the gradient's norm is above it or not finite:
 // the device decides, the host learns it after the step's wait (gpt2_synchronize).
 // grads: the backward pass's (floatX), or their float sum over the step's micro-batches.
 template <typename G>
-static void gpt2_update_from(GPT2* model, const G* grads, const AdamWStep& s, int t, float max_norm) {
+static void gpt2_update_from(GPT2* model, G* grads, const AdamWStep& s, int t, float max_norm) {
     gpt2_allocate_moments(model);
     const float bc1 = 1.0f - powf(s.beta1, (float)t), bc2 = 1.0f - powf(s.beta2, (float)t);
     const long n = (long)model->num_parameters;
     // queued before the host has read the pass's verdicts (gpt2_train_step), so gated on them
     const AbftPassGate gate = model->abft.cfg.enabled && model->abft.deferred ? abft_gpu_pass_gate() : AbftPassGate{};
+    ranks_average(grads, n, gate);
     grad_norm_queue(model, grads, s, max_norm);
     const int C = model->config.channels; // every parameter tensor is a multiple of C long
     const AbftKernelCheck k = kernel_check(model, OP_ADAMW, 0, AbftKernelShape{n / C, C});
@@ -1660,5 +1725,12 @@ static double gpt2_peak_flops(const GPT2*) {
 #include "llmc/trainer.h"
 
 #ifndef TESTING
-int main(int argc, char** argv) { return run_program(parse_options(argc, argv)); }
+int main(int argc, char** argv) {
+    ranks_start(&argc, &argv);
+    gpus_start();
+    const int status = run_program(parse_options(argc, argv));
+    gpus_end();
+    ranks_end();
+    return status;
+}
 #endif

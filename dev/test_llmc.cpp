@@ -262,6 +262,39 @@ static void test_batches() {
     dataloader_free(&loader);
 }
 
+// Two ranks of batch B serve, slice by slice, what one loader of batch 2B serves, through
+// shard changes and wrap-arounds, and share one state.
+static void test_rank_slices() {
+    DataLoader whole, rank0, rank1;
+    dataloader_init(&whole, g_two_shards.c_str(), 2 * TEST_B, TEST_T, TEST_VOCAB);
+    dataloader_init(&rank0, g_two_shards.c_str(), TEST_B, TEST_T, TEST_VOCAB, 0, 2);
+    dataloader_init(&rank1, g_two_shards.c_str(), TEST_B, TEST_T, TEST_VOCAB, 1, 2);
+    std::string detail;
+    const int n = TEST_B * TEST_T;
+    for (int b = 0; b < 6 && detail.empty(); b++) {
+        dataloader_next_batch(&whole);
+        dataloader_next_batch(&rank0);
+        dataloader_next_batch(&rank1);
+        for (int i = 0; i < 2 * n && detail.empty(); i++) {
+            const DataLoader& r = i < n ? rank0 : rank1;
+            if (r.inputs[i % n] != whole.inputs[i] || r.targets[i % n] != whole.targets[i]) {
+                detail = "batch " + std::to_string(b) + " position " + std::to_string(i) + ": rank " +
+                         std::to_string(i / n) + " differs from the whole batch";
+            }
+        }
+        const DataLoaderState s0 = dataloader_get_state(&rank0), s1 = dataloader_get_state(&rank1);
+        const DataLoaderState sw = dataloader_get_state(&whole);
+        if (detail.empty() && (s0.shard != sw.shard || s0.position != sw.position || s1.shard != sw.shard ||
+                               s1.position != sw.position)) {
+            detail = "batch " + std::to_string(b) + ": the ranks' states differ from the whole loader's";
+        }
+    }
+    check("2 ranks of batch B = 1 loader of batch 2B, slice by slice", detail.empty(), detail);
+    dataloader_free(&whole);
+    dataloader_free(&rank0);
+    dataloader_free(&rank1);
+}
+
 // ----------------------------------------------------------------------------
 // dataloader: resume state
 
@@ -636,6 +669,7 @@ int main() {
     make_scratch_dir();
     make_batch_shards();
     test_batches();
+    test_rank_slices();
     test_state();
     test_bad_shards();
     test_rand_sequences();

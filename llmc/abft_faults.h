@@ -63,6 +63,7 @@ struct AbftFaultSpec {
     bool active = false;
     int op = -1, layer = -1, step = -1; // -1: any (rate mode)
     int micro = -1;     // the micro-batch of the step (gradient accumulation); -1: any
+    int rank = -1;      // the data-parallel rank whose op faults (llmc/ranks.h); -1: every rank
     int type = FAULT_BITFLIP, pattern = PATTERN_0D;
     int bit = -1;       // bitflip: the bit to flip, 0-31; -1: the paper's (abft_fault_value)
     uint64_t seed = 1;
@@ -381,7 +382,7 @@ inline void abft_write_report(FILE* f, const Abft& abft, int steps) {
 // ----------------------------------------------------------------------------
 // the flags: -fi and -abft_every
 
-// "op=qk,layer=3,step=5,type=inf,pattern=row,seed=1[,count=2][,rate=1e-4]"
+// "op=qk,layer=3,step=5,type=inf,pattern=row,seed=1[,count=2][,rate=1e-4][,rank=1]"
 inline AbftFaultSpec abft_parse_fault(const char* text) {
     AbftFaultSpec f;
     f.active = true;
@@ -398,6 +399,7 @@ inline AbftFaultSpec abft_parse_fault(const char* text) {
         else if (strcmp(key, "layer") == 0) { f.layer = (int)abft_parse_int(key, value, 0, 1 << 20); }
         else if (strcmp(key, "step") == 0) { f.step = (int)abft_parse_int(key, value, 0, 1L << 30); }
         else if (strcmp(key, "micro") == 0) { f.micro = (int)abft_parse_int(key, value, 0, 1 << 20); }
+        else if (strcmp(key, "rank") == 0) { f.rank = (int)abft_parse_int(key, value, 0, 1 << 20); }
         else if (strcmp(key, "type") == 0) { f.type = abft_lookup(value, abft_fault_type_names, FAULT_NUM_TYPES, "type"); }
         else if (strcmp(key, "pattern") == 0) { f.pattern = abft_lookup(value, abft_pattern_names, PATTERN_NUM, "pattern"); }
         else if (strcmp(key, "seed") == 0) { f.seed = (uint64_t)abft_parse_int(key, value, 0, 1L << 62); }
@@ -410,7 +412,7 @@ inline AbftFaultSpec abft_parse_fault(const char* text) {
                 die("-fi", "a probability per protected GEMM execution, e.g. rate=1e-4", "rate must be in (0, 1], got '%s'", value);
             }
         } else {
-            die("-fi", "keys: op, layer, step, micro, type, pattern, seed, count, rate, bit", "unknown key '%s'", key);
+            die("-fi", "keys: op, layer, step, micro, rank, type, pattern, seed, count, rate, bit", "unknown key '%s'", key);
         }
     }
     if (f.bit >= 0 && f.type != FAULT_BITFLIP) {

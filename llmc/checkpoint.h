@@ -8,7 +8,9 @@
 //
 // State file (this project's, the rest of what a bit-identical resume needs): a 256-int32
 // header [0]=20240331 magic, [1]=1, [2]=step (steps completed), [3]=B, [4]=T, [5]=micro-batches
-// per step (0 in files written before gradient accumulation: 1), then a TrainState record, then the AdamW moments m and v (num_parameters fp32 each).
+// per step (0 in files written before gradient accumulation: 1), [6]=data-parallel ranks (0 in
+// files written before them: 1), then a TrainState record, then the AdamW moments m and v
+// (num_parameters fp32 each).
 //
 // A checkpoint at step N is model_0000000N.bin + state_0000000N.bin + DONE_0000000N in the log
 // directory. Each file is written to a temporary name, flushed to disk and renamed, and the
@@ -154,11 +156,13 @@ struct TrainState {
     int64_t fault_fired;
 };
 
-inline void state_write(const std::string& path, int step, int B, int T, int micro_steps, const TrainState& s, const float* m,
-                        const float* v) {
+// ranks: the processes of a data-parallel run (llmc/ranks.h), each with batches of (B, T)
+inline void state_write(const std::string& path, int step, int B, int T, int micro_steps, int ranks, const TrainState& s,
+                        const float* m, const float* v) {
     int header[HEADER_INTS] = {0};
     header[0] = STATE_MAGIC; header[1] = 1; header[2] = step; header[3] = B; header[4] = T;
     header[5] = micro_steps;
+    header[6] = ranks;
     AtomicFile a = atomic_open(path);
     fwrite_check(header, sizeof(int), HEADER_INTS, a.f, a.tmp.c_str());
     fwrite_check(&s, sizeof(s), 1, a.f, a.tmp.c_str());
@@ -168,9 +172,9 @@ inline void state_write(const std::string& path, int step, int B, int T, int mic
 }
 
 // Reads a state file written for a model of num_parameters and steps of micro_steps batches of
-// (B, T); returns the step.
-inline int state_read(const char* path, size_t num_parameters, int B, int T, int micro_steps, TrainState* s, float* m,
-                      float* v) {
+// (B, T) on each of `ranks` processes; returns the step.
+inline int state_read(const char* path, size_t num_parameters, int B, int T, int micro_steps, int ranks, TrainState* s,
+                      float* m, float* v) {
     FILE* f = fopen_check(path, "rb", "resume from a log directory holding a complete checkpoint");
     int header[HEADER_INTS];
     read_header_check(f, path, header, STATE_MAGIC, "training state");
@@ -183,6 +187,11 @@ inline int state_read(const char* path, size_t num_parameters, int B, int T, int
     if (written_micro != micro_steps) {
         die(path, "resume with the same -d, -b and -t as the run that wrote it",
             "written for %d micro-batches per step, this run has %d", written_micro, micro_steps);
+    }
+    const int written_ranks = header[6] > 0 ? header[6] : 1; // 0: written before data-parallel runs
+    if (written_ranks != ranks) {
+        die(path, "resume with as many ranks as the run that wrote it (mpirun -np N)", "written by %d ranks, this run has %d",
+            written_ranks, ranks);
     }
     long expected = (long)(HEADER_INTS * sizeof(int) + sizeof(TrainState) + 2 * num_parameters * sizeof(float));
     long size = file_size_check(f, path);

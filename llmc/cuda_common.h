@@ -26,6 +26,9 @@
 #include <cooperative_groups/reduce.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#ifdef USE_MPI
+#include <nccl.h> // data parallel (llmc/ranks.h); the harness has its own (-DCUDA_HARNESS_NCCL)
+#endif
 #endif
 
 namespace cg = cooperative_groups;

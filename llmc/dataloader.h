@@ -3,7 +3,9 @@
 // A shard is a header of 256 little-endian int32 values ([0] magic 20240520, [1] version 1,
 // [2] number of tokens) followed by that many uint16 tokens. A glob pattern selects the shards;
 // they are read in sorted order, one B*T window at a time, wrapping around to the first shard
-// after the last one, forever.
+// after the last one, forever. In a data-parallel run (llmc/ranks.h) the window is world*B*T
+// tokens and rank r takes its r-th B*T slice: every rank's loader is in the same place, and
+// world ranks of batch B see what one process of batch world*B would.
 //
 // Only one shard is held in memory at a time because real shards are ~200MB. Every shard's
 // header and size is still checked at init, so that a bad file stops the run at startup instead
@@ -25,7 +27,8 @@ constexpr int DATA_VERSION = 1;
 // loader state
 
 struct DataLoader {
-    int B, T;               // batch size and sequence length
+    int B, T;               // batch size and sequence length (of this rank's slice)
+    int rank, world;        // which slice of each world*B*T window this loader serves
     int vocab_size;         // every token must be below this
     char* pattern;          // copy of the glob pattern, so errors can name it later
     glob_t glob_result;     // the shard paths, sorted by glob(3)
@@ -35,8 +38,8 @@ struct DataLoader {
     uint16_t* shard_tokens; // the current shard, sized for the largest shard
     long shard_num_tokens;  // tokens in the current shard
     long shard_capacity;    // tokens shard_tokens can hold (the largest shard)
-    int* inputs;            // (B*T) tokens[pos : pos+B*T]
-    int* targets;           // (B*T) tokens[pos+1 : pos+B*T+1]
+    int* inputs;            // (B*T) tokens[pos+rank*B*T : pos+(rank+1)*B*T]
+    int* targets;           // (B*T) the same, one token later
     long num_tokens;        // total across all shards
 };
 
@@ -53,9 +56,9 @@ inline const char* dataloader_shard_path(const DataLoader* loader, long shard) {
     return loader->glob_result.gl_pathv[shard];
 }
 
-// a batch reads B*T inputs plus one more token for the last target
+// a batch reads world*B*T inputs plus one more token for the last target
 inline long dataloader_tokens_per_batch(const DataLoader* loader) {
-    return (long)loader->B * loader->T + 1;
+    return (long)loader->world * loader->B * loader->T + 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -94,9 +97,9 @@ inline long shard_read_token_count(const char* path) {
 inline void shard_check_length(const char* path, long count, const DataLoader* loader) {
     long needed = dataloader_tokens_per_batch(loader);
     if (count < needed) {
-        die(path, "use a smaller batch size (-b) or sequence length (-t)",
-            "shard has %ld tokens, fewer than the %ld (B*T+1 with B=%d, T=%d) one batch needs",
-            count, needed, loader->B, loader->T);
+        die(path, "use a smaller batch size (-b) or sequence length (-t), or fewer ranks",
+            "shard has %ld tokens, fewer than the %ld (ranks*B*T+1 with %d ranks, B=%d, T=%d) one batch needs", count,
+            needed, loader->world, loader->B, loader->T);
     }
 }
 
@@ -193,11 +196,15 @@ inline void dataloader_check_sizes(int B, int T, int vocab_size) {
     }
 }
 
-inline void dataloader_init(DataLoader* loader, const char* pattern, int B, int T, int vocab_size) {
+// rank, world: this process's place in a data-parallel run (1 process: 0, 1)
+inline void dataloader_init(DataLoader* loader, const char* pattern, int B, int T, int vocab_size, int rank = 0,
+                            int world = 1) {
     dataloader_check_sizes(B, T, vocab_size);
     memset(loader, 0, sizeof(*loader));
     loader->B = B;
     loader->T = T;
+    loader->rank = rank;
+    loader->world = world;
     loader->vocab_size = vocab_size;
     loader->pattern = (char*)malloc_check(strlen(pattern) + 1, "dataloader pattern");
     strcpy(loader->pattern, pattern);
@@ -221,12 +228,12 @@ inline void dataloader_next_batch(DataLoader* loader) {
         dataloader_go_to_shard(loader, (loader->shard_index + 1) % loader->num_shards);
     }
     long n = (long)loader->B * loader->T;
-    const uint16_t* window = loader->shard_tokens + loader->position;
+    const uint16_t* slice = loader->shard_tokens + loader->position + loader->rank * n;
     for (long i = 0; i < n; i++) {
-        loader->inputs[i] = window[i];
-        loader->targets[i] = window[i + 1];
+        loader->inputs[i] = slice[i];
+        loader->targets[i] = slice[i + 1];
     }
-    loader->position += n;
+    loader->position += loader->world * n;
 }
 
 inline DataLoaderState dataloader_get_state(const DataLoader* loader) {

@@ -54,6 +54,7 @@
 #include "llmc/gpt2_model.h"
 #include "llmc/optimizer.h"
 #include "llmc/rand.h"
+#include "llmc/ranks.h"
 #include "llmc/tokenizer.h"
 #include "llmc/utils.h"
 
@@ -84,7 +85,8 @@ struct Options {
     float lr = 3e-4f, final_frac = 1.0f, weight_decay = 0.0f, grad_clip = 1.0f, temperature = 1.0f;
     float abft_extreme = 1e10f, abft_tau = 2.0f, guard = 0.0f;
     long seed = 1337;
-    int micro_steps() const { return total_batch < 0 ? 1 : total_batch / (B * T); }
+    // micro-batches per step: -d over every rank's B·T (llmc/ranks.h)
+    int micro_steps() const { return total_batch < 0 ? 1 : total_batch / (B * T * g_ranks.world); }
 };
 
 enum FlagKind { FLAG_INT, FLAG_LONG, FLAG_FLOAT, FLAG_STRING, FLAG_AUTO }; // FLAG_AUTO: an int in [lo, hi] or "auto"
@@ -151,7 +153,7 @@ static Options parse_options(int argc, char** argv) {
         {"-o", FLAG_STRING, &o.log_dir, 0, 0, "log directory (main.jsonl, model.bin)"},
         {"-b", FLAG_INT, &o.B, 1, 1 << 16, "batch size"},
         {"-t", FLAG_INT, &o.T, 1, 1 << 16, "sequence length"},
-        {"-d", FLAG_INT, &o.total_batch, -1, 1 << 30, "total batch in tokens, a multiple of B*T: gradients accumulated over d/(B*T) micro-batches (-1: B*T)"},
+        {"-d", FLAG_INT, &o.total_batch, -1, 1 << 30, "total batch in tokens, a multiple of B*T*ranks: gradients accumulated over d/(B*T*ranks) micro-batches (-1: B*T*ranks)"},
         {"-l", FLAG_FLOAT, &o.lr, 0, 10, "peak learning rate"},
         {"-u", FLAG_INT, &o.warmup, 0, 1 << 30, "learning rate warmup steps (linear up to -l)"},
         {"-q", FLAG_FLOAT, &o.final_frac, 0, 1, "final learning rate as a fraction of -l, reached by cosine decay after the warmup (1: constant)"},
@@ -196,10 +198,10 @@ static Options parse_options(int argc, char** argv) {
         die(o.resume ? "-y" : o.rollback ? "-rollback" : "-n", "give a log directory with -o DIR", "checkpoints live in the log directory");
     }
     if (o.rollback && o.checkpoint_every == 0) { die("-rollback", "give a checkpoint interval with -n N", "rollback needs checkpoints"); }
-    const long tokens = (long)o.B * o.T;
+    const long tokens = (long)o.B * o.T * g_ranks.world;
     if (o.total_batch == 0 || (o.total_batch > 0 && o.total_batch % tokens != 0)) {
-        die("-d", "give a multiple of -b x -t, or -1 for one micro-batch", "%d tokens is not a multiple of %d x %d = %ld",
-            o.total_batch, o.B, o.T, tokens);
+        die("-d", "give a multiple of -b x -t x ranks, or -1 for one micro-batch",
+            "%d tokens is not a multiple of %d x %d x %d ranks = %ld", o.total_batch, o.B, o.T, g_ranks.world, tokens);
     }
     GPT2Config fresh;
     if (o.prompt != nullptr && parse_model_descriptor(o.model, &fresh)) {
@@ -229,6 +231,10 @@ static void build_model(GPT2* model, const Options& o) {
     }
     if (o.abft_every != nullptr) { abft_parse_every(o.abft_every, &model->abft.cfg); }
     if (o.fault != nullptr) { model->abft.fault = abft_parse_fault(o.fault); }
+    if (model->abft.fault.rank >= g_ranks.world) {
+        die("-fi", "ranks count from 0", "rank=%d, but the run has %d ranks", model->abft.fault.rank, g_ranks.world);
+    }
+    if (model->abft.fault.rank >= 0 && model->abft.fault.rank != g_ranks.rank) { model->abft.fault.active = false; }
     const int fault_op = model->abft.fault.op;
     if (!abft_in_scope(model->abft.cfg, fault_op)) {
         printf("note: -fi op=%s is outside -abft_scope %s: the fault is injected and not checked\n",
@@ -326,16 +332,17 @@ static bool gpt2_passes(GPT2* model, const MicroBatch* batches, int n, bool back
 // in stream order, and the host reads what happened once, at the end of the pass
 // (gpt2_settle). When that shows a fault the device could not repair, the pass is redone
 // (gpt2_replay_synchronous).
+// In a data-parallel run model->mean_loss is then the mean over the ranks' slices.
 static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets, bool backward) {
     const MicroBatch batch = {inputs, targets};
     if (!model->abft.deferred) {
         gpt2_run_synchronous(model, &batch, 1, backward);
-        return;
+    } else {
+        const AbftSnapshot before = abft_snapshot(&model->abft);
+        const bool done = gpt2_passes(model, &batch, 1, backward);
+        if (!(gpt2_settle(model) && done)) { gpt2_replay_synchronous(model, before, &batch, 1, backward); }
     }
-    const AbftSnapshot before = abft_snapshot(&model->abft);
-    const bool done = gpt2_passes(model, &batch, 1, backward);
-    if (gpt2_settle(model) && done) { return; }
-    gpt2_replay_synchronous(model, before, &batch, 1, backward);
+    model->mean_loss = (float)ranks_mean(model->mean_loss);
 }
 
 // One training step over n micro-batches: their forward and backward passes, and the AdamW
@@ -346,11 +353,14 @@ static void gpt2_run_checked(GPT2* model, const int* inputs, const int* targets,
 // after the wait, redoes the step's passes (every micro-batch) and then updates. So ABFT adds
 // no wait. With the step guard's limits (GUARD_OFF: none), the update is not applied when the
 // loss is above max_loss (the host knows it before it queues the update) or the gradient norm
-// above max_norm (the device decides); returns whether it was applied.
+// above max_norm (the device decides); returns whether it was applied. In a data-parallel run
+// the ranks agree on the loss (its mean) and on redoing the passes (when any rank must), and
+// the update averages their gradients, so every rank takes the same branches.
 static bool gpt2_train_step(GPT2* model, const MicroBatch* batches, int n, AdamWStep opt, int t,
                             float max_loss = GUARD_OFF, float max_norm = GUARD_OFF) {
     opt.micro_steps = n;
     auto update = [&] {
+        model->mean_loss = (float)ranks_mean(model->mean_loss);
         const bool loss_ok = max_loss < 0.0f || (std::isfinite(model->mean_loss) && model->mean_loss <= max_loss);
         if (loss_ok) { gpt2_update(model, opt, t, max_norm); }
         return loss_ok;
@@ -363,9 +373,9 @@ static bool gpt2_train_step(GPT2* model, const MicroBatch* batches, int n, AdamW
     }
     const AbftSnapshot before = abft_snapshot(&model->abft);
     const bool done = gpt2_passes(model, batches, n, true);
-    bool queued = done && update();
+    bool queued = done && update(); // done: always, deferred (the verdicts come with gpt2_settle)
     gpt2_synchronize(model);
-    if (!(gpt2_settle(model) && done)) {
+    if (ranks_any(!(gpt2_settle(model) && done))) {
         gpt2_replay_synchronous(model, before, batches, n, true); // the update above was skipped
         model->abft.deferred = false; // no pass verdict left to gate it on; its own check read at once
         queued = update();
@@ -478,19 +488,21 @@ static volatile sig_atomic_t g_interrupted = 0;
 static int train(GPT2* model, const Options& o) {
     const GPT2Config& c = model->config;
     DataLoader train_loader, val_loader;
-    dataloader_init(&train_loader, o.train_pattern, o.B, o.T, c.vocab_size);
+    dataloader_init(&train_loader, o.train_pattern, o.B, o.T, c.vocab_size, g_ranks.rank, g_ranks.world);
     const bool have_val = o.val_every > 0;
-    if (have_val) { dataloader_init(&val_loader, o.val_pattern, o.B, o.T, c.vocab_size); }
+    if (have_val) { dataloader_init(&val_loader, o.val_pattern, o.B, o.T, c.vocab_size, g_ranks.rank, g_ranks.world); }
     Tokenizer tokenizer = open_tokenizer(o.tokenizer, c.vocab_size);
     uint64_t sample_rng = (uint64_t)o.seed + 7;
     const int micro = o.micro_steps();
     int first_step = o.resume ? load_checkpoint(model, o.log_dir, micro, &train_loader, &sample_rng, true) : 0;
-    FILE* log = open_log(o.log_dir, first_step);
+    const bool speaks = g_ranks.rank == 0; // writes the log, checkpoints and the model
+    FILE* log = speaks ? open_log(o.log_dir, first_step) : nullptr;
     if (ABFT_HOST_CHECKS && o.fault != nullptr && o.log_dir != nullptr) {
-        std::string path = std::string(o.log_dir) + "/faults.jsonl";
+        std::string path = rank_file(o.log_dir, "faults", ".jsonl");
         model->abft.events = fopen_check(path.c_str(), first_step > 0 ? "a" : "w", "choose a writable directory for -o");
     }
     printf("train: %ld tokens, batch %d x %d", train_loader.num_tokens, o.B, o.T);
+    if (g_ranks.world > 1) { printf(" on each of %d ranks", g_ranks.world); }
     if (micro > 1) { printf(" x %d micro-batches = %d tokens per step", micro, o.total_batch); }
     printf(", lr %g", o.lr);
     if (o.warmup > 0) { printf(" after %d warmup steps", o.warmup); }
@@ -502,7 +514,7 @@ static int train(GPT2* model, const Options& o) {
     int checkpoints = 0;
     if (o.rollback && checkpoint_latest(o.log_dir) < first_step) { // something to roll back to
         gpt2_allocate_moments(model);
-        checkpoint_seconds += save_checkpoint(model, o.log_dir, first_step, -1, micro, &train_loader, sample_rng);
+        if (speaks) { checkpoint_seconds += save_checkpoint(model, o.log_dir, first_step, -1, micro, &train_loader, sample_rng); }
         checkpoints++;
     }
     int done = first_step; // steps completed
@@ -519,7 +531,7 @@ static int train(GPT2* model, const Options& o) {
         const float lr = learning_rate_at(o.lr, step, o.warmup, o.steps, o.final_frac);
         const float train_loss = train_step(model, &guard, &train_loader, o, lr, step); // ends with the device idle
         const double ms = 1e3 * (wall_seconds() - t0);
-        const double tokens = (double)micro * o.B * o.T;
+        const double tokens = (double)micro * o.B * o.T * g_ranks.world; // every rank's
         const double tok_s = tokens / (ms * 1e-3);
         const double mfu = peak > 0.0 ? model_flops_per_token(model) * tok_s / peak : NAN;
         since_checkpoint += ms * 1e-3;
@@ -532,8 +544,10 @@ static int train(GPT2* model, const Options& o) {
             }
             double t1 = wall_seconds();
             int back = load_checkpoint(model, o.log_dir, micro, &train_loader, &sample_rng, false);
-            fclose_check(log, o.log_dir);
-            log = open_log(o.log_dir, back);
+            if (speaks) {
+                fclose_check(log, o.log_dir);
+                log = open_log(o.log_dir, back);
+            }
             double lost = since_checkpoint + (wall_seconds() - t1);
             printf("rollback: non-finite loss or parameters at step %d; reloaded the checkpoint of step %d (%d steps and %.2f s lost)\n",
                    step + 1, back, step + 1 - back, lost);
@@ -552,7 +566,7 @@ static int train(GPT2* model, const Options& o) {
         if (std::isfinite(mfu)) { snprintf(mfu_text, sizeof(mfu_text), ", MFU %.1f%%", 100.0 * mfu); }
         printf("step %4d/%d: train loss %.6f, lr %.3e, norm %.4f (%.1f ms, %.0f tok/s%s)%s\n", done, o.steps, train_loss,
                lr, model->grad_norm, ms, tok_s, mfu_text, events ? "  [abft: faults detected and repaired]" : "");
-        const bool last = done == o.steps, stop = g_interrupted != 0;
+        const bool last = done == o.steps, stop = ranks_any(g_interrupted != 0); // every rank stops after the same step
         float val_loss = -1.0f; // of the model after this step
         if (have_val && (done % o.val_every == 0 || last)) {
             val_loss = validation_loss(model, &val_loader, o.val_batches);
@@ -563,7 +577,10 @@ static int train(GPT2* model, const Options& o) {
             sample_text(model, tokenizer, o.gen_tokens, &sample_rng);
         }
         if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
-            checkpoint_seconds += save_checkpoint(model, o.log_dir, done, checkpoint_latest(o.log_dir), micro, &train_loader, sample_rng);
+            if (speaks) {
+                checkpoint_seconds += save_checkpoint(model, o.log_dir, done, checkpoint_latest(o.log_dir), micro,
+                                                      &train_loader, sample_rng);
+            }
             checkpoints++;
             since_checkpoint = 0.0;
         }
@@ -577,7 +594,7 @@ static int train(GPT2* model, const Options& o) {
         printf("step guard (-guard %g): %ld steps redone (%ld for the loss, %ld for the gradient norm)\n", guard.z,
                guard.redone_loss + guard.redone_norm, guard.redone_loss, guard.redone_norm);
     }
-    if (o.log_dir != nullptr) { write_abft_report(o.log_dir, model->abft, done - first_step); }
+    if (o.log_dir != nullptr) { write_abft_report(o.log_dir, model->abft, done - first_step); } // each rank its own
     if (model->abft.events != nullptr) { fclose_check(model->abft.events, o.log_dir); }
     if (o.rollback) {
         printf("rollbacks: %d, steps recomputed %d, time lost %.3f s; %d checkpoints written in %.3f s\n", rollbacks,
@@ -767,6 +784,7 @@ static int run_sample(GPT2* model, const Options& o) {
 // What main runs: the flags' model, then its memory footprint (-memory), text from it
 // (-sample), the benchmark (-bench) or the training run. Returns the exit status.
 static int run_program(const Options& o) {
+    ranks_quiet_output(o.log_dir);
     GPT2 model;
     build_model(&model, o);
     int status = 0;
@@ -846,9 +864,10 @@ static void log_step(FILE* log, const char* dir, const StepRecord& r, const Abft
     if (fflush(log) != 0) { die(dir, "check free disk space", "cannot write the log"); }
 }
 
-// LOGDIR/abft.json: the run's ABFT counters per op (abft_write_report), for scripts and tests.
+// LOGDIR/abft.json: the run's ABFT counters per op (abft_write_report), for scripts and tests
+// (rank r > 0 of a data-parallel run: abft_rank<r>.json, its own).
 static void write_abft_report(const char* dir, const Abft& abft, int steps) {
-    std::string path = std::string(dir) + "/abft.json";
+    std::string path = rank_file(dir, "abft", ".json");
     FILE* f = fopen_check(path.c_str(), "w", "choose a writable directory for -o");
     abft_write_report(f, abft, steps);
     fclose_check(f, path.c_str());
@@ -864,7 +883,7 @@ static double save_checkpoint(GPT2* model, const char* dir, int step, int previo
     gpt2_to_host(model);
     const HostView h = gpt2_host_view(model);
     model_write(checkpoint_path(dir, "model", step), model->config, h.params);
-    state_write(checkpoint_path(dir, "state", step), step, model->B, model->T, micro_steps, s, h.m, h.v);
+    state_write(checkpoint_path(dir, "state", step), step, model->B, model->T, micro_steps, g_ranks.world, s, h.m, h.v);
     checkpoint_mark_done(dir, step);
     checkpoint_remove_older(dir, previous_step >= 0 ? previous_step : step);
     const double seconds = wall_seconds() - t0;
@@ -888,7 +907,8 @@ static int load_checkpoint(GPT2* model, const char* dir, int micro_steps, DataLo
     const HostView h = gpt2_host_view(model);
     model_read_params(f, h.params, model->num_parameters);
     TrainState s;
-    int state_step = state_read(state_path.c_str(), model->num_parameters, model->B, model->T, micro_steps, &s, h.m, h.v);
+    int state_step = state_read(state_path.c_str(), model->num_parameters, model->B, model->T, micro_steps, g_ranks.world,
+                                &s, h.m, h.v);
     gpt2_from_host(model);
     if (state_step != step) { die(state_path.c_str(), "the checkpoint files are mixed up", "holds step %d, expected %d", state_step, step); }
     dataloader_set_state(loader, DataLoaderState{(long)s.train_shard, (long)s.train_position});

@@ -19,10 +19,13 @@ declare -A probe=(
     [npm]=npm
     [python3-torch]=/usr/lib/python3/dist-packages/torch
     [clang-22]=/usr/bin/clang++-22
+    [openmpi-bin]=/usr/bin/mpirun
+    [libopenmpi-dev]=/usr/bin/mpicxx
 )
 packages="make g++ libopenblas-openmp-dev python3 python3-numpy python3-regex python3-matplotlib bible-kjv npm"
-# clang-22: the sanitizer build (make sanitize, make cost: dev/harness/README.md)
-[ "$what" = test ] && packages="$packages python3-torch clang-22"
+# clang-22: the sanitizer build (make sanitize, make cost: dev/harness/README.md); OpenMPI: the
+# data-parallel tests (mpirun -np 2 on the CPU harness)
+[ "$what" = test ] && packages="$packages python3-torch clang-22 openmpi-bin libopenmpi-dev"
 
 missing=()
 for p in $packages; do
