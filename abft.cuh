@@ -76,8 +76,11 @@ enum AbftOp {
     OP_LOSS,      // the losses: in [0, max logit − target logit + ln V]   (B·T, 1)
     OP_DLOGITS,   // dlogits: rows sum to 0, |x| <= 1/(B·T)      (B·T, V)
     OP_ADAMW,     // the update: |step| <= its bias-corrected bound          (params/C, C)
+    // across the ranks of a data-parallel run (llmc/ranks.h), once per step: its layer is 0
+    OP_ALLREDUCE, // the gradient's average: each bucket sums to the ranks' checksums, averaged
     ABFT_NUM_OPS
 };
+constexpr int ABFT_NUM_LOCAL_OPS = OP_ALLREDUCE; // the ops of one process
 constexpr int ABFT_NUM_ATTN_OPS = OP_FC;  // the attention's, ATTNChecker's own scope
 constexpr int ABFT_NUM_GEMM_OPS = OP_LN1; // the GEMMs; the ops after them are kernels
 
@@ -88,7 +91,7 @@ inline bool abft_once_per_step(int op) { return (op >= OP_LM && op < OP_LN1) || 
 static const char* const abft_op_names[ABFT_NUM_OPS] = {
     "qkv", "qk", "pv", "proj", "proj_dx", "proj_dw", "pv_dp", "pv_dv", "qk_dq", "qk_dk", "qkv_dx", "qkv_dw",
     "fc", "fcproj", "fcproj_dx", "fcproj_dw", "fc_dx", "fc_dw", "lm", "lm_dx", "lm_dw",
-    "ln1", "softmax", "res2", "ln2", "gelu", "res3", "lnf", "loss", "dlogits", "adamw"};
+    "ln1", "softmax", "res2", "ln2", "gelu", "res3", "lnf", "loss", "dlogits", "adamw", "allreduce"};
 
 // -abft_tol measured: each GEMM's tolerance factor (tau): 20 times the largest fault-free
 // residual of its checks that scripts/tolerance_study.py measured (in units of the fp32 worst
@@ -99,8 +102,8 @@ static const float abft_measured_tau[ABFT_NUM_OPS] = {
     0.72f, 2.0f, 2.0f, 0.92f, 0.89f, 0.12f, 2.0f, 2.0f, 2.0f, 1.2f, 0.34f, 0.23f,
     // fc   fcproj fcproj_dx fcproj_dw fc_dx fc_dw  lm     lm_dx   lm_dw
     0.52f, 0.3f, 1.0f, 0.13f, 0.21f, 0.29f, 1.4f, 0.067f, 0.081f,
-    // ln1 softmax res2  ln2   gelu  res3  lnf   loss  dlogits adamw
-    2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f};
+    // ln1 softmax res2  ln2   gelu  res3  lnf   loss  dlogits adamw allreduce
+    2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f, 2.0f};
 
 #include "llmc/abft_faults.h"     // counts and names the ops above
 #include "llmc/abft_invariants.h" // the kernels' checks

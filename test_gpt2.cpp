@@ -339,7 +339,7 @@ static void test_reference(const TestConfig& c, const char* name) {
     long checked = 0;
     for (long n : model.abft.n.checked) { checked += n; }
     long per_step = 0; // each layer's GEMMs and kernels, then the LM head's and the step's
-    for (int op = 0; op < ABFT_NUM_OPS; op++) { per_step += abft_once_per_step(op) ? 1 : c.L; }
+    for (int op = 0; op < ABFT_NUM_LOCAL_OPS; op++) { per_step += abft_once_per_step(op) ? 1 : c.L; } // one process
     check(alarms == 0 && checked == TEST_STEPS * per_step,
           "%s fault-free: %ld GEMM outputs and kernel outputs checked, %ld alarms", name, checked, alarms);
     gpt2_free(&model);
@@ -572,8 +572,9 @@ static void test_faults(const TestConfig& c) {
     check(in_place == ABFT_NUM_ATTN_OPS, "fault suite: the kernel that checks each of the attention's %d GEMMs fixes a "
           "faulty line in place (no repair kernel): %d", ABFT_NUM_ATTN_OPS, in_place);
 #endif
-    const char* table[ABFT_NUM_OPS][FAULT_NUM_TYPES][PATTERN_NUM];
-    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+    // the ops of one process; the all-reduce's faults: scripts/test_ranks.sh, on 2 ranks
+    const char* table[ABFT_NUM_LOCAL_OPS][FAULT_NUM_TYPES][PATTERN_NUM];
+    for (int op = 0; op < ABFT_NUM_LOCAL_OPS; op++) {
         for (int type = 0; type < FAULT_NUM_TYPES; type++) {
             for (int pattern = 0; pattern < PATTERN_NUM; pattern++) {
                 table[op][type][pattern] = "-";
@@ -602,7 +603,7 @@ static void test_faults(const TestConfig& c) {
     printf("\n%-9s", "");
     for (int type = 0; type < FAULT_NUM_TYPES; type++) { printf(" | %-4s %-4s %-4s %-4s", "0d", "row", "col", "2d"); }
     printf("\n");
-    for (int op = 0; op < ABFT_NUM_OPS; op++) {
+    for (int op = 0; op < ABFT_NUM_LOCAL_OPS; op++) {
         printf("%-9s", abft_op_names[op]);
         for (int type = 0; type < FAULT_NUM_TYPES; type++) {
             printf(" |");

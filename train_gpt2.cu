@@ -832,22 +832,73 @@ __global__ void adamw_kernel(float* master, floatX* params, const G* grads, floa
 }
 
 // The global gradient norm: each of up to NORM_BLOCKS blocks (one per 16·BLOCK gradients, so
-// that a small model does not pay for a large grid) sums the squares of its grid-stride share,
-// then one block sums those in a fixed order (the norm does not depend on timing) and decides
-// the update's gradient scale, and whether the step guard stops it.
+// that a small model does not pay for a large grid) sums the squares of its share, a bucket of
+// ALLREDUCE_BUCKET gradients at a time, then one block sums those in a fixed order (the norm
+// does not depend on timing) and decides the update's gradient scale, and whether the step
+// guard stops it. In a data-parallel run the check of the gradient's all-reduce rides in the
+// same pass over the averaged gradient (BucketCheck; ranks_reduce).
 constexpr int NORM_BLOCKS = 256;
+constexpr int ALLREDUCE_BUCKET = 4096;                    // gradients per all-reduce checksum
+constexpr float FP32_UNIT_ROUNDOFF = 1.0f / 16777216.0f; // 2^-24
 
 static int norm_blocks(long n) { return (int)std::min<long>(NORM_BLOCKS, std::max<long>(1, n / (16 * BLOCK))); }
 
+__host__ __device__ inline long buckets_of(long n) { return (n + ALLREDUCE_BUCKET - 1) / ALLREDUCE_BUCKET; }
+
+// The check of the averaged gradient of a data-parallel step, when one is due: the ranks' bucket
+// checksums, averaged (chk: (buckets, 2), each bucket's Σ and Σ|·|), where the verdicts go
+// (flags: (buckets + 1), each bucket's, then how many failed), and with fix.out (a training
+// pass) the pass's log and gate.
+struct BucketCheck {
+    const float* chk = nullptr; // null: no check
+    int* flags = nullptr;
+    AbftFixer fix;
+    int ranks = 1;
+    float u = 0.0f;             // the gradient's unit roundoff
+};
+
+// How far a bucket of `len` averaged gradients may sum from its averaged checksum, whose |·| is
+// abs_chk: each element is `ranks` terms, each premultiplied by 1/ranks and then added in the
+// element type (unit roundoff u), each rank's checksum and the bucket's sum are len-term fp32
+// sums, and the checksums' average `ranks` fp32 terms: ((2R - 1)·u + (2·len + 2R - 1)·2^-24)·
+// abs_chk at most, times tau (docs/ABFT.md, "The gradient all-reduce").
+__device__ inline float bucket_tolerance(float abs_chk, int len, int ranks, float u, float tau) {
+    return tau * ((2 * ranks - 1) * u + (2.0f * len + 2 * ranks - 1) * FP32_UNIT_ROUNDOFF) * abs_chk;
+}
+
+// Bucket b of the averaged gradient, whose sums are (s, sa), against its checksum (thread 0).
+__device__ inline void bucket_check(const BucketCheck& c, long b, long buckets, int len, float s, float sa) {
+    const float tol = bucket_tolerance(c.chk[2 * b + 1], len, c.ranks, c.u, c.fix.tau);
+    const bool ok = abft_line_matches(s, sa, c.chk[2 * b], c.chk[2 * b + 1], tol);
+    c.flags[b] = ok ? 0 : 1;
+    if (ok) { return; }
+    atomicAdd(&c.flags[buckets], 1);
+    if (c.fix.out != nullptr) { abft_fix_failed(c.fix, 0); } // logged, and the pass's gate raised
+}
+
 template <typename G>
-__global__ void grad_norm_partial_kernel(float* partial, const G* grads, long n) {
-    float s = 0.0f;
-    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long)gridDim.x * blockDim.x) {
-        const float g = (float)grads[i];
-        s += g * g;
+__global__ void grad_norm_partial_kernel(float* partial, const G* grads, long n, BucketCheck check) {
+    const long buckets = buckets_of(n);
+    float squares = 0.0f; // thread 0's: the block's buckets
+    for (long b = blockIdx.x; b < buckets; b += gridDim.x) {
+        const long i0 = b * ALLREDUCE_BUCKET, i1 = min(n, i0 + ALLREDUCE_BUCKET);
+        float s = 0.0f, sa = 0.0f, sq = 0.0f;
+        for (long i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
+            const float g = (float)grads[i];
+            s += g;
+            sa += fabsf(g);
+            sq += g * g;
+        }
+        sq = block_reduce(sq, false);
+        if (check.chk != nullptr) {
+            s = block_reduce(s, false);
+            sa = block_reduce(sa, false);
+        }
+        if (threadIdx.x != 0) { continue; }
+        squares += sq;
+        if (check.chk != nullptr) { bucket_check(check, b, buckets, (int)(i1 - i0), s, sa); }
     }
-    s = block_reduce(s, false);
-    if (threadIdx.x == 0) { partial[blockIdx.x] = s; }
+    if (threadIdx.x == 0) { partial[blockIdx.x] = squares; }
 }
 
 // norm of the averaged gradient (the sum's / micro_steps); max_norm < 0: no guard
@@ -1211,8 +1262,11 @@ struct GPT2 {
     TokenBuckets buckets = {};   // the inputs grouped by token, for the embedding backward
     HostView host = {nullptr, nullptr, nullptr}; // host copies of params, m, v (allocated on first use)
     Abft abft;
-    float* abft_sums_memory = nullptr; // the checksum sums of layer_sums: L x (3·B·NH·T + 4·B·T) + 12 x B·NH·T + 8 x B·T
-                                       // + the weight gradients' partial sums, 2 x B·T/32 x 4C, + 2 x B·C
+    float* abft_sums_memory = nullptr; // the checksum sums of layer_sums: L x (3·B·NH·T + 4·B·T) + 12 x B·NH·T + 6 x B·T
+                                       // + 2 x B·T·NH, + the partial sums (2 x chunks x 4C, chunks x 4C) + 2 x B·C
+    void* reduced_memory = nullptr;    // a data-parallel run's averaged gradient (of the type reduced: ranks_reduce)
+    float* bucket_sums = nullptr;      // (2, buckets, 2): each bucket's sum and |sum|, this rank's, then averaged
+    int* bucket_flags = nullptr;       // (buckets + 1): the buckets that failed their check, then their count
     AbftWeightStack qkvw_sums, attprojw_sums; // the weights' checksums, once per step (gpt2_forward)
 };
 
@@ -1445,11 +1499,12 @@ template <> ncclDataType_t nccl_type<__nv_bfloat16>() { return ncclBfloat16; }
 #endif
 #endif
 
-// This rank's GPU (its place among the ranks on its machine), and with several ranks their
-// NCCL communicator: rank 0's id reaches the others through MPI.
+// This rank's GPU (its place among the ranks on its machine), and in an mpirun job the ranks'
+// NCCL communicator: rank 0's id reaches the others through MPI. (mpirun -np 1 makes one, so
+// that one GPU can try the all-reduce's path: scripts/gpu_check.sh.)
 static void gpus_start() {
 #ifdef USE_MPI
-    if (g_ranks.world == 1) { return; }
+    if (!g_ranks.mpi) { return; }
     int count = 0;
     cudaCheck(cudaGetDeviceCount(&count));
     if (count > 0) { cudaCheck(cudaSetDevice(g_ranks.local % count)); }
@@ -1466,22 +1521,175 @@ static void gpus_end() {
 #endif
 }
 
-// The step's gradient averaged over the ranks, in place, in stream order before the update;
-// and the update's pass gate made the worst of the ranks' (the largest failed pass id), so
-// that a pass one rank could not repair skips the update on every rank, which then all redo
-// the step (gpt2_train_step). One group: the gate rides with the gradient.
 template <typename G>
-static void ranks_average(G* grads, long n, const AbftPassGate& gate) {
+static void grad_norm_queue(GPT2* model, const G* grads, const AdamWStep& s, float max_norm, const BucketCheck& check);
+
+// The verified all-reduce. The gradient (n) is seen as buckets of ALLREDUCE_BUCKET elements:
+// each rank sums its own buckets (and their |·|), the sums are averaged with the gradient, a few
+// floats a bucket, and the average is linear, so each bucket of the averaged gradient must sum
+// to its averaged checksum up to the rounding of the two reductions (bucket_tolerance); the
+// gradient norm's pass over the average compares them (grad_norm_partial_kernel). The average
+// is written out of place, so that a bucket that fails can be reduced again from every rank's
+// own gradient.
+
+// Each bucket's sum and |·| sum of x (n): sums (buckets, 2), a block per bucket; block 0 also
+// clears the count of failed buckets for the check that follows.
+template <typename G>
+__global__ void bucket_sums_kernel(float* sums, int* failed_count, const G* x, long n) {
+    const long i0 = (long)blockIdx.x * ALLREDUCE_BUCKET, i1 = min(n, i0 + ALLREDUCE_BUCKET);
+    float s = 0.0f, sa = 0.0f;
+    for (long i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
+        const float v = (float)x[i];
+        s += v;
+        sa += fabsf(v);
+    }
+    s = block_reduce(s, false);
+    sa = block_reduce(sa, false);
+    if (threadIdx.x == 0) {
+        sums[2 * blockIdx.x] = s;
+        sums[2 * blockIdx.x + 1] = sa;
+        if (blockIdx.x == 0) { *failed_count = 0; }
+    }
+}
+
+// -fi op=allreduce: the fault lands in this rank's averaged gradient x (n), seen as (buckets,
+// ALLREDUCE_BUCKET): 0d an element, row a bucket, col an element of every bucket, 2d two
+// elements of two buckets.
+template <typename G>
+static void allreduce_inject(Abft* abft, G* x, long n) {
+    if (!abft_fault_fires(abft, OP_ALLREDUCE, 0)) { return; }
+    const int type = abft->fault.type, bit = abft->fault.bit;
+    const long buckets = buckets_of(n);
+    auto corrupt = [&](long b, long j) {
+        const long i = b * ALLREDUCE_BUCKET + j;
+        if (i >= n) { return 0.0f; }
+        G v;
+        cudaCheck(cudaMemcpy(&v, x + i, sizeof(G), cudaMemcpyDeviceToHost));
+        const float before = (float)v;
+        v = (G)abft_fault_value(type, bit, before);
+        cudaCheck(cudaMemcpy(x + i, &v, sizeof(G), cudaMemcpyHostToDevice));
+        return before;
+    };
+    long b = abft_pick(abft, (int)buckets);
+    long j = abft_pick(abft, (int)std::min<long>(ALLREDUCE_BUCKET, n - b * ALLREDUCE_BUCKET));
+    float before = 0.0f;
+    switch (abft->fault.pattern) {
+        case PATTERN_0D: before = corrupt(b, j); break;
+        case PATTERN_ROW: for (long jj = 0; jj < ALLREDUCE_BUCKET; jj++) { corrupt(b, jj); } break;
+        case PATTERN_COL: for (long bb = 0; bb < buckets; bb++) { corrupt(bb, j); } break;
+        default: // buckets b, b + 1 (whole ones), elements j, j + 1
+            b = std::max(0L, std::min(b, buckets - 3));
+            j = std::min<long>(j, ALLREDUCE_BUCKET - 2);
+            for (long bb = b; bb < b + 2 && bb < buckets; bb++) { corrupt(bb, j); corrupt(bb, j + 1); }
+    }
+    abft->n.injected++;
+    abft->n.injected_op[OP_ALLREDUCE]++;
+    if (abft->cfg.verbose) {
+        char line[256], value[96] = "";
+        if (abft->fault.pattern == PATTERN_0D) {
+            snprintf(value, sizeof(value), " (%.9g -> %.9g)", before, abft_fault_value(type, bit, before));
+        }
+        snprintf(line, sizeof(line), "fault: step %d allreduce on rank %d: %s %s at bucket %ld element %ld%s\n", abft->step,
+                 g_ranks.rank, abft_fault_type_names[type], abft_pattern_names[abft->fault.pattern], b, j, value);
+        if (abft->deferred) { abft->pending += line; } else { fputs(line, stdout); }
+    }
+}
+
+// The step's gradient averaged over the ranks (ncclAvg) into model->reduced_memory, in stream
+// order before the update; with a check due (OP_ALLREDUCE), each rank's bucket checksums are
+// averaged with it and *check says what grad_norm_queue compares the average with. Returns the
+// averaged gradient (grads itself outside an mpirun job, and no check).
+template <typename G>
+static G* ranks_reduce(GPT2* model, G* grads, const AbftPassGate& gate, BucketCheck* check) {
 #ifdef USE_MPI
-    if (g_ranks.world == 1) { return; }
+    if (g_nccl == nullptr) { return grads; }
+    Abft* abft = &model->abft;
+    const long n = (long)model->num_parameters, buckets = buckets_of(n);
+    if (model->reduced_memory == nullptr) {
+        model->reduced_memory = gpu_alloc((size_t)n, "averaged gradient"); // float: room for either type
+        model->bucket_sums = gpu_alloc(4 * (size_t)buckets, "all-reduce checksums");
+        cudaCheck(cudaMalloc(&model->bucket_flags, (buckets + 1) * sizeof(int)));
+    }
+    G* reduced = (G*)model->reduced_memory;
+    float *mine = model->bucket_sums, *chk = model->bucket_sums + 2 * buckets;
+    const bool due = abft_due(abft, OP_ALLREDUCE);
+    if (due) {
+        abft->n.checked[OP_ALLREDUCE]++;
+        AbftOutcome* out = nullptr;
+        if (abft->deferred) {
+            out = abft_gpu_log_append(&g_abft_log, OP_ALLREDUCE, 0, 1, &abft->pending);
+            cudaCheck(cudaEventRecord(g_abft_log.records.back().start, 0));
+        }
+        const float u = sizeof(G) == sizeof(float) ? FP32_UNIT_ROUNDOFF : ABFT_BF16_UNIT_ROUNDOFF;
+        *check = BucketCheck{chk, model->bucket_flags, AbftFixer{AbftGemm{}, out, gate, abft->cfg.tau, 0.0f}, g_ranks.world, u};
+        LAUNCH(bucket_sums_kernel<G>, (int)buckets, BLOCK, 0, 0)(mine, model->bucket_flags + buckets, grads, n);
+        cudaCheckLaunch();
+    }
     ncclCheck(ncclGroupStart());
-    ncclCheck(ncclAllReduce(grads, grads, (size_t)n, nccl_type<G>(), ncclAvg, g_nccl, 0));
-    if (gate.failed != nullptr) { ncclCheck(ncclAllReduce(gate.failed, gate.failed, 1, ncclInt32, ncclMax, g_nccl, 0)); }
+    ncclCheck(ncclAllReduce(grads, reduced, (size_t)n, nccl_type<G>(), ncclAvg, g_nccl, 0));
+    if (due) { ncclCheck(ncclAllReduce(mine, chk, 2 * (size_t)buckets, ncclFloat32, ncclAvg, g_nccl, 0)); }
     ncclCheck(ncclGroupEnd());
+    allreduce_inject(abft, reduced, n);
+    return reduced;
 #else
-    (void)grads;
-    (void)n;
-    (void)gate;
+    (void)model, (void)gate, (void)check;
+    return grads;
+#endif
+}
+
+// After the averaged gradient's norm and check were queued (grad_norm_queue): in a training
+// pass the ranks' pass gates are reduced (max), so that a rank whose pass or all-reduce left a
+// fault makes every rank skip the update; the host then finds the fault on that rank after the
+// step's wait, and every rank redoes the step with its checks read at once. There (no fix.out)
+// the buckets that failed on any rank are reduced again, by every rank, from their own
+// gradient, and the norm and the check queued again; a bucket still failing is a rank that
+// fails for good. Counted on the ranks whose own buckets failed.
+template <typename G>
+static void ranks_settle_reduce(GPT2* model, G* grads, G* reduced, const AdamWStep& s, float max_norm,
+                                const BucketCheck& check, const AbftPassGate& gate) {
+#ifdef USE_MPI
+    if (g_nccl == nullptr) { return; }
+    Abft* abft = &model->abft;
+    if (check.chk != nullptr && check.fix.out != nullptr) { cudaCheck(cudaEventRecord(g_abft_log.records.back().stop, 0)); }
+    if (gate.failed != nullptr) { ncclCheck(ncclAllReduce(gate.failed, gate.failed, 1, ncclInt32, ncclMax, g_nccl, 0)); }
+    if (check.chk == nullptr || abft->deferred) { return; }
+    const long n = (long)model->num_parameters, buckets = buckets_of(n);
+    int mine = 0;
+    cudaCheck(cudaMemcpy(&mine, check.flags + buckets, sizeof(int), cudaMemcpyDeviceToHost));
+    if (!ranks_any(mine > 0)) { return; }
+    std::vector<int> failed(buckets);
+    cudaCheck(cudaMemcpy(failed.data(), check.flags, buckets * sizeof(int), cudaMemcpyDeviceToHost));
+    ranks_union(failed.data(), (int)buckets);
+    long elements = 0, count = 0, first = -1;
+    ncclCheck(ncclGroupStart());
+    for (long b = 0; b < buckets; b++) {
+        if (!failed[b]) { continue; }
+        const long i0 = b * ALLREDUCE_BUCKET, len = std::min<long>(ALLREDUCE_BUCKET, n - i0);
+        ncclCheck(ncclAllReduce(grads + i0, reduced + i0, (size_t)len, nccl_type<G>(), ncclAvg, g_nccl, 0));
+        elements += len;
+        count++;
+        if (first < 0) { first = b; }
+    }
+    ncclCheck(ncclGroupEnd());
+    cudaCheck(cudaMemset(check.flags + buckets, 0, sizeof(int)));
+    grad_norm_queue(model, reduced, s, max_norm, check);
+    int still = 0;
+    cudaCheck(cudaMemcpy(&still, check.flags + buckets, sizeof(int), cudaMemcpyDeviceToHost));
+    if (ranks_any(still > 0)) {
+        die("abft", "a rank's network or memory is failing: check the machines (nvidia-smi, NCCL_DEBUG=WARN)",
+            "step %d: the gradient's all-reduce still fails its check after its %ld faulty buckets were reduced again",
+            abft->step, count);
+    }
+    if (mine > 0) {
+        abft->n.detected[OP_ALLREDUCE]++;
+        abft_count_repair(abft, OP_ALLREDUCE, 0, 0, true, (int)elements, count == 1 ? FIX_0D : FIX_SCATTERED);
+        if (abft->cfg.verbose) {
+            printf("abft: step %d allreduce: %ld bucket%s reduced again from bucket %ld on (every rank)\n", abft->step, count,
+                   count == 1 ? "" : "s", first);
+        }
+    }
+#else
+    (void)model, (void)grads, (void)reduced, (void)s, (void)max_norm, (void)check, (void)gate;
 #endif
 }
 
@@ -1502,9 +1710,10 @@ static void gpt2_accumulate_grads(GPT2* model, int micro) {
     cudaCheckLaunch();
 }
 
-// Queues the gradient's norm, scale and guard verdict, and their copy to the host.
+// Queues the gradient's norm, scale and guard verdict, and their copy to the host; with
+// check.chk, the averaged gradient's check in the same pass (ranks_reduce).
 template <typename G>
-static void grad_norm_queue(GPT2* model, const G* grads, const AdamWStep& s, float max_norm) {
+static void grad_norm_queue(GPT2* model, const G* grads, const AdamWStep& s, float max_norm, const BucketCheck& check) {
     if (model->norm == nullptr) {
         cudaCheck(cudaMalloc(&model->norm, sizeof(GradNorm)));
         cudaCheck(cudaMalloc(&model->norm_partial, NORM_BLOCKS * sizeof(float)));
@@ -1512,7 +1721,7 @@ static void grad_norm_queue(GPT2* model, const G* grads, const AdamWStep& s, flo
     }
     const long n = (long)model->num_parameters;
     const int blocks = norm_blocks(n);
-    LAUNCH(grad_norm_partial_kernel<G>, blocks, BLOCK, 0, 0)(model->norm_partial, grads, n);
+    LAUNCH(grad_norm_partial_kernel<G>, blocks, BLOCK, 0, 0)(model->norm_partial, grads, n, check);
     cudaCheckLaunch();
     LAUNCH(grad_norm_decide_kernel, 1, NORM_BLOCKS, 0, 0)(model->norm, model->norm_partial, blocks, s.grad_clip,
                                                           s.micro_steps, max_norm);
@@ -1533,12 +1742,14 @@ static void gpt2_update_from(GPT2* model, G* grads, const AdamWStep& s, int t, f
     const long n = (long)model->num_parameters;
     // queued before the host has read the pass's verdicts (gpt2_train_step), so gated on them
     const AbftPassGate gate = model->abft.cfg.enabled && model->abft.deferred ? abft_gpu_pass_gate() : AbftPassGate{};
-    ranks_average(grads, n, gate);
-    grad_norm_queue(model, grads, s, max_norm);
+    BucketCheck check;
+    G* avg = ranks_reduce(model, grads, gate, &check);
+    grad_norm_queue(model, avg, s, max_norm, check);
+    ranks_settle_reduce(model, grads, avg, s, max_norm, check, gate);
     const int C = model->config.channels; // every parameter tensor is a multiple of C long
     const AbftKernelCheck k = kernel_check(model, OP_ADAMW, 0, AbftKernelShape{n / C, C});
     floatX* copy = (void*)model->master_memory == (void*)model->params_memory ? nullptr : model->params_memory;
-    LAUNCH(adamw_kernel<G>, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->master_memory, copy, grads, model->m_memory,
+    LAUNCH(adamw_kernel<G>, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->master_memory, copy, avg, model->m_memory,
                                                                 model->v_memory, n, s, bc1, bc2, decay_table(model->param_sizes),
                                                                 gate, model->norm, k, abft_adam_bound(s.beta1, s.beta2, t));
     cudaCheckLaunch();
@@ -1554,7 +1765,8 @@ static void gpt2_update(GPT2* model, const AdamWStep& s, int t, float max_norm) 
 static void gpt2_free(GPT2* model) {
     void* device[] = {model->params_memory, model->master_memory != (void*)model->params_memory ? model->master_memory : nullptr,
                       model->grads_memory, model->grad_acc_memory, model->m_memory, model->v_memory,
-                      model->acts_memory, model->grads_acts_memory, model->losses, model->abft_sums_memory};
+                      model->acts_memory, model->grads_acts_memory, model->losses, model->abft_sums_memory,
+                      model->reduced_memory, model->bucket_sums, model->bucket_flags};
     for (void* p : device) { cudaCheck(cudaFree(p)); }
     cudaCheck(cudaFree(model->norm));
     cudaCheck(cudaFree(model->norm_partial));

@@ -160,7 +160,7 @@ inline AbftConfig abft_op_config(const AbftConfig& cfg, int op) {
 
 // Whether -abft_scope takes op in (whether ATTNChecker is on or not).
 inline bool abft_in_scope(const AbftConfig& cfg, int op) {
-    return op < ABFT_NUM_ATTN_OPS || cfg.scope == ABFT_SCOPE_ALL;
+    return op < ABFT_NUM_ATTN_OPS || op == OP_ALLREDUCE || cfg.scope == ABFT_SCOPE_ALL;
 }
 
 // ----------------------------------------------------------------------------
@@ -341,7 +341,7 @@ inline void abft_print_summary(const Abft& abft, int steps) {
            abft_scope_names[abft.cfg.scope]);
     printf("  %-9s %8s %8s %6s %6s %6s %6s %8s %10s\n", "op", "checked", "detected", "0d", "row", "col", "scat", "recomp", "ms");
     for (int op = 0; op < ABFT_NUM_OPS; op++) {
-        if (!abft_in_scope(abft.cfg, op)) { continue; }
+        if (!abft_in_scope(abft.cfg, op) || (op == OP_ALLREDUCE && n.checked[op] + n.injected_op[op] == 0)) { continue; }
         printf("  %-9s %8ld %8ld %6ld %6ld %6ld %6ld %8ld %10.3f\n", abft_op_names[op], n.checked[op], n.detected[op],
                n.corrected[op][FIX_0D], n.corrected[op][FIX_ROW], n.corrected[op][FIX_COL], n.corrected[op][FIX_SCATTERED],
                n.recomputed_op[op], 1e3 * n.seconds[op]);

@@ -134,6 +134,16 @@ inline bool ranks_any(bool yes) {
     return yes;
 }
 
+// x[i] = 1 on every rank where it is 1 on any (x: n flags, 0 or 1).
+inline void ranks_union(int* x, int n) {
+#ifdef USE_MPI
+    if (g_ranks.world > 1) { mpi_check(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce"); }
+#else
+    (void)x;
+    (void)n;
+#endif
+}
+
 // Rank 0's bytes, on every rank.
 inline void ranks_share(void* bytes, int n) {
 #ifdef USE_MPI

@@ -110,7 +110,7 @@ static void print_usage(const Flag* flags, int n) {
         else { snprintf(value, sizeof(value), "%s", *(const char**)f.target ? *(const char**)f.target : "none"); }
         printf("  %-14s %s (default %s)\n", f.name, f.help, value);
     }
-    printf("  %-14s %s\n", "-fi", "e.g. op=qk,layer=0,step=3,type=inf,pattern=row,seed=1[,count=2]; or rate=1e-4[,type=..]");
+    printf("  %-14s %s\n", "-fi", "e.g. op=qk,layer=0,step=3,type=inf,pattern=row,seed=1[,count=2][,rank=R]; or rate=1e-4[,type=..]");
     printf("                 layers and steps count from 0 (step=3 is the 4th training step); with -d, micro=K faults\n");
     printf("                 the K-th micro-batch of the step (from 0; default: the first execution in the step)\n");
     printf("                 ops:");
@@ -118,8 +118,9 @@ static void print_usage(const Flag* flags, int n) {
     printf("\n                 and, checked with -abft_scope all (the LM head's at layer 0):\n                ");
     for (int op = ABFT_NUM_ATTN_OPS; op < ABFT_NUM_GEMM_OPS; op++) { printf(" %s", abft_op_names[op]); }
     printf("\n                 and the kernels checked by invariants (-abft_scope all; lnf to adamw at layer 0):\n                ");
-    for (int op = ABFT_NUM_GEMM_OPS; op < ABFT_NUM_OPS; op++) { printf(" %s", abft_op_names[op]); }
-    printf("\n");
+    for (int op = ABFT_NUM_GEMM_OPS; op < ABFT_NUM_LOCAL_OPS; op++) { printf(" %s", abft_op_names[op]); }
+    printf("\n                 and, in a data-parallel run (mpirun; rank=R: that rank only), allreduce (layer 0): the\n");
+    printf("                 averaged gradient, as (buckets of 4096 elements, 4096): row a bucket, col an element of each\n");
     printf("                 types: inf -inf nan nearinf bitflip (bit=N: flip bit N of floatX, 0-31; 0-15 in bf16); patterns: 0d row col 2d\n");
     printf("                 with -o, the CPU trainer writes each 0d fault and its check's verdict to LOGDIR/faults.jsonl\n");
 }
@@ -690,8 +691,8 @@ static int run_benchmark(GPT2* model, int repeats, uint64_t seed) {
     printf("step time: abft off %.1f ms, abft on %.1f ms (median of %d)\n", off_ms, on_ms, repeats);
     printf("abft time per step, by op (mean over the ABFT-on steps):\n");
     double total = 0.0;
-    for (int op = 0; op < ABFT_NUM_GEMM_OPS; op++) { // the kernels' checks are fused into them, not timed
-        if (!abft_in_scope(model->abft.cfg, op)) { continue; }
+    for (int op = 0; op < ABFT_NUM_OPS; op++) { // the kernels' checks are fused into them, not timed
+        if (!abft_in_scope(model->abft.cfg, op) || (op >= ABFT_NUM_GEMM_OPS && op != OP_ALLREDUCE)) { continue; }
         double ms = 1e3 * model->abft.n.seconds[op] / repeats;
         total += ms;
         printf("  %-9s %8.3f ms  %5.2f%% of the step\n", abft_op_names[op], ms, 100.0 * ms / off_ms);

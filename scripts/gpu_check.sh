@@ -9,7 +9,9 @@
 # the step times that `make cost` models for an H100 and an H200 (dev/harness/cost_model.txt);
 # and, when data/bible exists, 600 steps of the `make train` run on the GPU (bf16), next to the
 # CPU run's log if there is one, text sampled from its model, and 4 steps of `make train
-# MODEL=d12` (0.5M tokens a step: time, MFU).
+# MODEL=d12` (0.5M tokens a step: time, MFU); where OpenMPI is installed, the data-parallel
+# tests on 2 GPUs or more (scripts/test_ranks.sh), else the 124M benchmark under mpirun -np 1
+# (the NCCL all-reduce and its check on one GPU).
 # Writes OUTDIR/summary.md plus every log. Meant to finish in a few minutes; each program is
 # capped at 120 s (the training run at 240 s, the d12 steps at 150 s).
 #
@@ -113,6 +115,25 @@ if [ "$build_ok" = 1 ]; then
             -l 1e-3 -v 0 -s 0 -tf32 0 -abft_scope all -abft_tol measured -abft_quiet 1 -guard 1e6 \
             -o "$out/log_tol_gpu" > "$out/tol_gpu.log" 2>&1
         echo "measured tolerances on the GPU: exit $?"
+    fi
+    # data parallel (MPI + NCCL): the 2-rank tests on 2 GPUs or more, else one rank's all-reduce
+    # path (NCCL with 1 rank, and the all-reduce's check) in the 124M benchmark
+    if command -v mpicxx > /dev/null && command -v mpirun > /dev/null; then
+        "$NVCC" $trainer_flags -DENABLE_BF16 -DUSE_MPI $(mpicxx --showme:compile) train_gpt2.cu -o "$out/train_gpt2cu_mpi" \
+            -lcublas -lcublasLt -lnccl $(mpicxx --showme:link) > "$out/train_gpt2cu_mpi.build.log" 2>&1
+        gpus=$(nvidia-smi -L | wc -l)
+        if [ "$gpus" -ge 2 ]; then
+            timeout 300 scripts/test_ranks.sh "$out/train_gpt2cu_mpi" "${py:-/usr/bin/python3}" > "$out/test_ranks_gpu.log" 2>&1
+            status=$?
+            [ "$status" -ne 0 ] && failures=$((failures + 1))
+            echo "test_ranks.sh on $gpus GPUs: $(tail -1 "$out/test_ranks_gpu.log") (exit $status)"
+        else
+            timeout 120 mpirun --allow-run-as-root -np 1 "$out/train_gpt2cu_mpi" -e d12 -b 8 -t 1024 -bench 5 \
+                > "$out/bench_124M_bf16_mpi1.log" 2>&1
+            echo "bench 124M bf16, mpirun -np 1 (NCCL, the all-reduce's check): exit $?"
+        fi
+    else
+        echo "no mpicxx/mpirun: the data-parallel checks were skipped (apt-get install openmpi-bin libopenmpi-dev)"
     fi
 else
     echo "| train_gpt2cu, test_gpt2cu | - | - | build failed (see *_gpt2cu_*.build.log) |" >> "$summary"
