@@ -286,7 +286,10 @@ struct Counted {
     int B, L;
     std::vector<OpCount> ops[NUM_SETTINGS];  // the ops of one step in each setting
     int allocations[NUM_SETTINGS] = {};      // cudaMalloc and cudaFree calls in the step
+    std::vector<OpCount> allreduce_check;    // count_allreduce_check's
 };
+
+static std::vector<OpCount> count_allreduce_check(GPT2* model);
 
 // The ops of one step, but cudaMalloc and cudaFree, which are counted apart.
 static std::vector<OpCount> counted_step(GPT2* model, const int* x, const int* y, Setting setting, int step,
@@ -339,6 +342,7 @@ static Counted count(int B, int L) {
     int warm_up = 0;
     counted_step(&model, x, y, ABFT_ALL, 0, &warm_up);  // first-use allocations
     for (int v = 0; v < NUM_SETTINGS; v++) { c.ops[v] = counted_step(&model, x, y, (Setting)v, 1 + v, &c.allocations[v]); }
+    c.allreduce_check = count_allreduce_check(&model);
     gpt2_free(&model);
     fprintf(stderr, "counted B=%d L=%d in %.0f s\n", B, L,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -386,6 +390,73 @@ struct Corners {
         return lerp(l1, l2, (double)(L - L1) / (L2 - L1));
     }
 };
+
+// ----------------------------------------------------------------------------
+// data parallel: the gradient's all-reduce and its check (ranks_reduce), at 8 ranks
+
+constexpr int kRanks = 8;
+// Bytes/s per GPU and direction: NVLink 4 through NVSwitch (an 8-GPU H100/H200 SXM node) and
+// one InfiniBand NDR port (400 Gb/s) per GPU between nodes; NCCL is modelled at 80% of it, as
+// HBM, plus a latency per collective call.
+constexpr double kNvlink = 450e9, kInfiniband = 50e9, kNcclCallLatency = 20e-6;
+
+// What a rank's check of the all-reduce adds to its own kernels, counted on this model's
+// gradient: the bucket sums of its gradient, and the norm's pass over the averaged gradient with
+// and without the buckets' comparison (the sums are this rank's: the comparison passes).
+static std::vector<OpCount> count_allreduce_check(GPT2* model) {
+    const long n = (long)model->num_parameters, buckets = buckets_of(n);
+    float* chk = gpu_alloc(2 * (size_t)buckets, "all-reduce checksums");
+    int* flags = nullptr;
+    cudaCheck(cudaMalloc(&flags, (buckets + 1) * sizeof(int)));
+    const float u = sizeof(floatX) == sizeof(float) ? FP32_UNIT_ROUNDOFF : ABFT_BF16_UNIT_ROUNDOFF;
+    const BucketCheck check = {chk, flags, AbftFixer{AbftGemm{}, nullptr, {}, 2.0f, 0.0f}, kRanks, u};
+    san::ops().clear();
+    san::record(true);
+    LAUNCH(bucket_sums_kernel<floatX>, (int)buckets, BLOCK, 0, 0)(chk, flags + buckets, model->grads_memory, n);
+    LAUNCH(grad_norm_partial_kernel<floatX>, norm_blocks(n), BLOCK, 0, 0)(model->norm_partial, model->grads_memory, n, check);
+    LAUNCH(grad_norm_partial_kernel<floatX>, norm_blocks(n), BLOCK, 0, 0)(model->norm_partial, model->grads_memory, n,
+                                                                         BucketCheck{});
+    san::record(false);
+    cudaCheck(cudaFree(chk));
+    cudaCheck(cudaFree(flags));
+    std::vector<OpCount> ops;
+    for (const san::Op& op : san::ops()) { ops.push_back(count_of(op)); }
+    if (ops.size() != 3) { die("cost", "internal error", "%zu ops counted for the all-reduce's check, expected 3", ops.size()); }
+    return ops;
+}
+
+// The all-reduce of a one-micro-batch step at kRanks ranks (the gradient in floatX, as make
+// cost's step), and what its check adds: the traffic each rank sends (and receives) with NCCL's
+// ring, and the modelled time on NVLink and InfiniBand, against the step with ABFT on.
+static void print_data_parallel(const std::vector<OpCount>& check_ops, const StepCost& on, int L) {
+    GPT2Config config{kT, kV, kVp, L, kNH, kC};
+    const double n = (double)count_parameters(config), buckets = (double)buckets_of((long)n);
+    const double ring = 2.0 * (kRanks - 1) / kRanks; // of the buffer, each rank sends and receives
+    const double gradient = ring * n * sizeof(floatX), checksums = ring * buckets * 2 * sizeof(float);
+    const double gate = ring * sizeof(int);
+    printf("data parallel at %d ranks (a model, not a measurement: the step above on each rank, then NCCL's ring\n"
+           "all-reduce of the gradient, not overlapped; NCCL at 80%% of NVLink 4 (450 GB/s per GPU and direction, an\n"
+           "8-GPU node) or of one InfiniBand NDR port per GPU (50 GB/s), plus %.0f us per collective call):\n",
+           kRanks, 1e6 * kNcclCallLatency);
+    printf("  NCCL traffic per rank per step, sent and received each: the gradient %.1f MB (%.0f parameters in %s), "
+           "the check's bucket checksums %.3f MB (%.0f buckets x 2 floats), the update gate %.0f B\n",
+           gradient / 1e6, n, kPrecision, checksums / 1e6, buckets, gate);
+    const OpCount &sums = check_ops[0], &checked = check_ops[1], &plain = check_ops[2];
+    printf("  the check's kernels per rank: the bucket sums %.1f MB, the comparison in the norm's pass +%.2f MB\n",
+           model_bytes(sums) / 1e6, (model_bytes(checked) - model_bytes(plain)) / 1e6);
+    for (int v = 0; v < kVariants; v++) {
+        for (const auto& [link, bw] : {std::pair<const char*, double>{"NVLink", kNvlink}, {"InfiniBand", kInfiniband}}) {
+            const double allreduce = gradient / (kBandwidthEfficiency * bw) + kNcclCallLatency;
+            const double step = on.total().time[v] + allreduce;
+            const double verify = model_time(sums, kVariant[v]) + model_time(checked, kVariant[v]) -
+                                  model_time(plain, kVariant[v]) + (checksums + gate) / (kBandwidthEfficiency * bw) +
+                                  kNcclCallLatency; // the gate's call; the checksums ride in the gradient's group
+            printf("  %-10s %-10s all-reduce %6.2f ms, step with it %7.2f ms; the verified all-reduce adds %5.1f us: %.2f%%\n",
+                   kVariant[v].name, link, 1e3 * allreduce, 1e3 * step, 1e6 * verify, 100.0 * verify / step);
+        }
+    }
+    printf("\n");
+}
 
 // ----------------------------------------------------------------------------
 // printing a build's section
@@ -647,6 +718,8 @@ int main(int argc, char** argv) {
     print_by_kernel("abft on less abft off, by kernel (extrapolated to B=8 L=12; modelled time in us)",
                     k.named(B, L, ABFT_ON), k.named(B, L, ABFT_OFF));
 
+    // the check's kernels read the gradient: linear in L, as the step
+    print_data_parallel(extrapolate_ops(k.c11.allreduce_check, k.L1, k.c12.allreduce_check, k.L2, L), steps[ABFT_ON], L);
     printf("cudaMalloc and cudaFree calls per step, as counted (outside the model; on a GPU cudaFree also waits for "
            "the device):\n");
     for (const Counted* c : {&k.c11, &k.c21, &k.c12, &k.c22, &direct}) {
