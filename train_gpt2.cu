@@ -1481,7 +1481,7 @@ static bool gpt2_backward(GPT2* model) {
 // data parallel (llmc/ranks.h): the ranks' gradients averaged with NCCL
 
 #ifdef USE_MPI
-static ncclComm_t g_nccl = nullptr; // every rank's GPU, when there are several ranks
+static ncclComm_t g_nccl = nullptr; // every rank's GPU, in an mpirun job (gpus_start)
 
 inline void nccl_check_result(ncclResult_t r, const char* file, int line, const char* call) {
     if (r == ncclSuccess) { return; }
@@ -1730,7 +1730,7 @@ static void grad_norm_queue(GPT2* model, const G* grads, const AdamWStep& s, flo
 }
 
 // AdamW (llmc/optimizer.h) on the gradient of the step (averaged over its micro-batches and,
-// in a data-parallel run, over the ranks: ranks_average; clipped to s.grad_clip), decay on
+// in a data-parallel run, over the ranks: ranks_reduce; clipped to s.grad_clip), decay on
 // the 2-D weights. With max_norm >= 0 (the step guard's
 // limit; GUARD_OFF: none), not applied when the gradient's norm is above it or not finite:
 // the device decides, the host learns it after the step's wait (gpt2_synchronize).

@@ -7,7 +7,8 @@
 // the others do not.
 //
 // Built with USE_MPI (the CUDA trainer where MPI is installed: Makefile), a program started
-// by mpirun (or srun) joins its job: ranks_start reads the rank and world size from MPI.
+// by mpirun (or a launcher that sets PMI_SIZE, such as srun --mpi=pmi2) joins its job:
+// ranks_start reads the rank and world size from MPI.
 // Started directly, or built without MPI, it is rank 0 of 1 and never calls MPI: a single-GPU
 // run needs no MPI. Rank 0 speaks for the run (the console, the logs, checkpoints); the other
 // ranks' standard output goes to <log dir>/output_rank<r>.log, or nowhere without one.
