@@ -222,8 +222,7 @@ inline void abft_gpu_weight_sums(AbftWeightStack* w, const floatX* W, const floa
 inline AbftWeightSums abft_weight_sums_of(const AbftWeightStack& w, int l);
 inline void abft_gpu_weight_stack_free(AbftWeightStack* w);
 
-inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream,
-                                   const AbftFixer& fix = AbftFixer{});
+inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream);
 inline void abft_gpu_row_compares(const AbftFixer& first, const AbftFixer& second, int* flags, int* counter,
                                   cudaStream_t stream);
 inline void abft_gpu_row_compare_deferred(const AbftFixer& fix, bool hold);
@@ -669,13 +668,12 @@ inline std::vector<int> abft_gpu_ints(const int* device, int n) {
 // The fast path, after every protected GEMM; raises flags[b] (which must be clear: the repair
 // kernel clears what it handled) and adds the faulty entries to *counter (reset it to read one
 // GEMM's). A weight gradient whose dout's writer left partial sums (g.a_part): its rows against
-// them, a faulty row fixed in place with fix.out instead of flagged. Otherwise the column
-// checksums: e·A and e·|A| (a pass over A), the column sums of C, then (e·A)·B and the check.
-inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream,
-                                   const AbftFixer& fix) {
+// them. Otherwise the column checksums: e·A and e·|A| (a pass over A), the column sums of C,
+// then (e·A)·B and the check. (The checks that fix a line in place: abft_gpu_verify_deferred.)
+inline void abft_gpu_encode_verify(const AbftGemm& g, AbftGpuScratch* s, float tau, float operand_u, cudaStream_t stream) {
     abft_gpu_reserve(s, g);
     if (g.a_part != nullptr) { // a weight gradient's: its rows against the partial sums dout's writer left
-        abft_gpu_row_compares(AbftFixer{g, fix.out, fix.gate, tau, operand_u}, AbftFixer{}, s->flags, s->counter, stream);
+        abft_gpu_row_compares(AbftFixer{g, nullptr, {}, tau, operand_u}, AbftFixer{}, s->flags, s->counter, stream);
         return;
     }
     abft_gpu_colsums(s, g.A, g.strideA, g.batch, g.M, g.K, s->ue, s->ua, stream);
