@@ -148,6 +148,7 @@ inline cublasStatus_t check_gemm_args(const char* api, cublasHandle_t handle, cu
                  "ldc=%d (needs >= %d)", api, lda, std::max(1, a_rows), ldb, std::max(1, b_rows), ldc, std::max(1, m));
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    stream_catch_up(handle->stream); // the GEMM runs next on the handle's stream
     return CUBLAS_STATUS_SUCCESS;
 }
 

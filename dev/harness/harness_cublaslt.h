@@ -767,6 +767,7 @@ inline cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmu
         diagnose("%s: NULL alpha or beta, or a bad stream", api);
         return CUBLAS_STATUS_INVALID_VALUE;
     }
+    stream_catch_up(stream);
     const cublasLtMatmulDescOpaque_t& desc = *computeDesc;
     const float a = *static_cast<const float*>(alpha);
     const float b = *static_cast<const float*>(beta);

@@ -17,10 +17,19 @@
 //               are 0..nranks-1, once each; the communicator is MPI_Comm_split(MPI_COMM_WORLD,
 //               0, rank), so that its MPI ranks are the NCCL ranks.
 //   execution   a collective runs to its end during the call, as every stream operation of the
-//               harness does (harness_runtime.h): stream order holds trivially, the stream is
-//               only checked. ncclGroupStart/ncclGroupEnd nest and collect errors: the calls
-//               between them have already run when ncclGroupEnd returns the first error among
-//               them. Count 0 is a no-op, as in NCCL (nothing is exchanged or counted).
+//               harness does (harness_runtime.h), except on a stream created with
+//               cudaStreamNonBlocking: there this rank's checks run at the call and the rest
+//               (agreement, data, counters) when something waits for the stream (an event
+//               recorded on it after the call, cudaStreamSynchronize, cudaDeviceSynchronize,
+//               cudaFree, ncclCommDestroy, other work on that stream), which is one order a GPU
+//               may run it in: a result read before waiting for the stream is the old contents,
+//               as on a GPU it may be. The error of such a deferred collective is the
+//               communicator's asynchronous error (ncclCommGetAsyncError). Every rank must wait
+//               at the same points (a rank that waits alone blocks until the others wait too;
+//               on a GPU NCCL would progress on its own). ncclGroupStart/ncclGroupEnd nest and
+//               collect errors: the calls between them have already run (or been deferred) when
+//               ncclGroupEnd returns the first error among them. Count 0 is a no-op, as in NCCL
+//               (nothing is exchanged or counted).
 //   agreement   before any data moves, the ranks exchange what each was called with (the
 //               collective, count, datatype, op, root) and whether its arguments passed the
 //               checks. A rank whose arguments fail returns its error, every other rank
@@ -197,6 +206,7 @@ struct ncclComm {
     int rank;
     int nranks;
     cuda_harness::nccl::Counters traffic;
+    ncclResult_t async_error = ncclSuccess; // the first error of a deferred collective (ncclCommGetAsyncError)
 };
 
 namespace cuda_harness {
@@ -792,6 +802,24 @@ inline ncclResult_t run(const Call& c, size_t element, const std::string& where)
 }
 
 // A collective from start to end: checks, agreement, data, counters.
+// A collective after this rank's checks (local: their verdict): the ranks' agreement, the data,
+// the counters.
+inline ncclResult_t complete(const Call& c, ncclResult_t local, const std::string& where) {
+    ncclResult_t status = agree(c, local, where);
+    if (status != ncclSuccess) { return status; }
+    const size_t element = type_bytes(c.type);
+    ProfileScope timed([&] { return std::string(c.api) + " " + std::to_string(recv_bytes(c, element)) + " bytes"; });
+    status = run(c, element, where);
+    if (status != ncclSuccess) { return status; }
+    count_traffic(c, element);
+    CUDA_HARNESS_SAN(sanitize_collective(c, element);)
+    return ncclSuccess;
+}
+
+// A collective call: checked on this rank at once; the rest (complete) at once too, or, on a
+// stream created with cudaStreamNonBlocking, when something waits for that stream
+// (harness_runtime.h, stream_defer). A deferred collective's error is the communicator's
+// asynchronous error; one whose communicator was aborted meanwhile does nothing.
 inline ncclResult_t collective(const Call& c) {
     if (c.comm == nullptr || !live_comms().contains(c.comm)) {
         return fail(ncclInvalidArgument, site(c.api, c.file, c.line, -1, 0),
@@ -802,17 +830,15 @@ inline ncclResult_t collective(const Call& c) {
         return fail(ncclInvalidUsage, where, "MPI is finalized (hint: call the collectives, and ncclCommDestroy, "
                     "before MPI_Finalize)");
     }
-    ncclResult_t status = check_call(c, where);
-    if (c.count == 0) { return status; }  // nothing to exchange, as in NCCL
-    status = agree(c, status, where);
-    if (status != ncclSuccess) { return status; }
-    const size_t element = type_bytes(c.type);
-    ProfileScope timed([&] { return std::string(c.api) + " " + std::to_string(recv_bytes(c, element)) + " bytes"; });
-    status = run(c, element, where);
-    if (status != ncclSuccess) { return status; }
-    count_traffic(c, element);
-    CUDA_HARNESS_SAN(sanitize_collective(c, element);)
-    return ncclSuccess;
+    const ncclResult_t local = check_call(c, where);
+    if (c.count == 0) { return local; }  // nothing to exchange, as in NCCL
+    if (!stream_defers(c.stream)) { return complete(c, local, where); }
+    stream_defer(c.stream, [c, local, where] { // the other ranks learn of a local failure then
+        if (!live_comms().contains(c.comm)) { return; }
+        const ncclResult_t status = complete(c, local, where);
+        if (status != ncclSuccess && c.comm->async_error == ncclSuccess) { c.comm->async_error = status; }
+    });
+    return local;
 }
 
 // Checks common to the communicator queries.
@@ -904,10 +930,12 @@ inline ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId 
 inline ncclResult_t ncclCommDestroy(ncclComm_t comm) {
     using namespace cuda_harness::nccl;
     if (comm == nullptr) { return ncclSuccess; }
-    if (!live_comms().remove(comm)) {
+    if (!live_comms().contains(comm)) {
         return record(fail(ncclInvalidArgument, "ncclCommDestroy", "comm %p is not a live communicator (never "
                            "initialized, or destroyed)", static_cast<void*>(comm)));
     }
+    cuda_harness::device_catch_up(); // its deferred collectives complete first
+    live_comms().remove(comm);
     if (mpi_usable()) { MPI_Comm_free(&comm->mpi); }  // after MPI_Finalize no MPI call is allowed
     delete comm;
     return ncclSuccess;
@@ -944,7 +972,7 @@ inline ncclResult_t ncclCommUserRank(const ncclComm_t comm, int* rank) {
 inline ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* asyncError) {
     const ncclResult_t status = cuda_harness::nccl::check_query("ncclCommGetAsyncError", comm, asyncError);
     if (status != ncclSuccess) { return cuda_harness::nccl::record(status); }
-    *asyncError = ncclSuccess;
+    *asyncError = comm->async_error;
     return ncclSuccess;
 }
 

@@ -7,14 +7,22 @@
 // from cudaMalloc. Fresh device memory is filled with 0xFF bytes (a NaN in every float), so a
 // kernel that reads memory nobody wrote produces NaN instead of a lucky zero.
 //
-// Streams and events exist as handles, but all work runs synchronously, in order, at the call:
-// every stream is always idle, an event's time is the host clock when it was recorded.
+// Streams and events exist as handles, and work runs synchronously, in order, at the call, with
+// one exception: an NCCL collective (harness_nccl.h) on a stream created with
+// cudaStreamNonBlocking is deferred until something waits for that stream (cudaStreamWaitEvent
+// on an event recorded on it after the collective, cudaStreamSynchronize, cudaEventSynchronize,
+// cudaDeviceSynchronize, cudaFree, or other work queued on the same stream). That is one order
+// a GPU may run them in, since such a stream never waits for the default stream nor makes it
+// wait; so a program that reads a collective's result without waiting for its stream reads what
+// was there before, as it may on a GPU. An event's time is the host clock when it was recorded.
 // Errors are reported like the real runtime: returned by the call and remembered as the
 // calling host thread's last error until cudaGetLastError reads it.
 #pragma once
 
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -30,13 +38,17 @@ CUDA_HARNESS_UNTRACED_BEGIN
 // handles: what a stream and an event are in the harness
 
 struct CUstream_st {
-    unsigned int flags;
+    unsigned int flags = 0;
+    std::deque<std::function<void()>> deferred; // the work deferred on it, in order (stream_defer)
+    uint64_t queued = 0, ran = 0;                // how much work was ever deferred on it, and has run
 };
 
 struct CUevent_st {
-    unsigned int flags;
-    bool recorded;
+    unsigned int flags = 0;
+    bool recorded = false;
     std::chrono::steady_clock::time_point time;
+    CUstream_st* stream = nullptr; // recorded on a stream that defers work: it marks the work deferred
+    uint64_t position = 0;         // on it until then
 };
 
 namespace cuda_harness {
@@ -268,6 +280,10 @@ public:
         std::lock_guard<std::mutex> lock(mu_);
         return live_.count(h) == 1;
     }
+    std::set<Handle> all() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return live_;
+    }
 
 private:
     mutable std::mutex mu_;
@@ -295,6 +311,30 @@ inline bool event_ok(cudaEvent_t event, const char* api) {
     if (event != nullptr && live_events().contains(event)) { return true; }
     diagnose("%s: event %p was not created by cudaEventCreate, or was destroyed", api, static_cast<void*>(event));
     return false;
+}
+
+// ----------------------------------------------------------------------------
+// deferred work: NCCL collectives on a non-blocking stream run when something waits for it
+
+inline bool stream_defers(cudaStream_t stream) { return stream != nullptr && (stream->flags & cudaStreamNonBlocking) != 0; }
+
+inline void stream_defer(cudaStream_t stream, std::function<void()> work) {
+    stream->deferred.push_back(std::move(work));
+    stream->queued++;
+}
+
+// Runs the work deferred on stream, in order, up to its `upto`-th deferral (all of it by default).
+inline void stream_catch_up(cudaStream_t stream, uint64_t upto = UINT64_MAX) {
+    while (stream != nullptr && stream->ran < std::min(upto, stream->queued)) {
+        std::function<void()> work = std::move(stream->deferred.front());
+        stream->deferred.pop_front();
+        stream->ran++;
+        work();
+    }
+}
+
+inline void device_catch_up() {
+    for (cudaStream_t stream : live_streams().all()) { stream_catch_up(stream); }
 }
 
 // ----------------------------------------------------------------------------
@@ -512,7 +552,8 @@ inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int d
     return cudaSuccess;
 }
 
-inline cudaError_t cudaDeviceSynchronize() {  // all work already ran
+inline cudaError_t cudaDeviceSynchronize() {
+    cuda_harness::device_catch_up();
     CUDA_HARNESS_SAN(cuda_harness::san::blocking_call("cudaDeviceSynchronize");)
     return cudaSuccess;
 }
@@ -546,6 +587,7 @@ inline cudaError_t cudaMalloc(T** ptr, size_t bytes, const char* file = __builti
 }
 
 inline cudaError_t cudaFree(void* p) {
+    cuda_harness::device_catch_up(); // cudaFree waits for the device
     return cuda_harness::release(p, cuda_harness::MemoryKind::Device, "cudaFree", "cudaMalloc");
 }
 
@@ -576,6 +618,7 @@ inline cudaError_t cudaMallocHost(T** ptr, size_t bytes) {
 inline cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int /*flags*/) { return cudaMallocHost(ptr, bytes); }
 
 inline cudaError_t cudaFreeHost(void* p) {
+    cuda_harness::device_catch_up();
     return cuda_harness::release(p, cuda_harness::MemoryKind::PinnedHost, "cudaFreeHost", "cudaMallocHost");
 }
 
@@ -599,6 +642,7 @@ inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cud
                                    cudaStream_t stream = nullptr, const char* file = __builtin_FILE(),
                                    int line = __builtin_LINE()) {
     if (!cuda_harness::stream_ok(stream, "cudaMemcpyAsync")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    cuda_harness::stream_catch_up(stream);
     return cuda_harness::checked_memcpy(dst, src, bytes, kind, "cudaMemcpyAsync", false, file, line);
 }
 
@@ -608,6 +652,7 @@ inline cudaError_t cudaMemset(void* dst, int value, size_t bytes) {
 
 inline cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream = nullptr) {
     if (!cuda_harness::stream_ok(stream, "cudaMemsetAsync")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    cuda_harness::stream_catch_up(stream);
     return cuda_harness::checked_memset(dst, value, bytes, "cudaMemsetAsync");
 }
 
@@ -631,11 +676,12 @@ inline cudaError_t cudaMemcpyFromSymbol(void* dst, const T& symbol, size_t bytes
 }
 
 // ----------------------------------------------------------------------------
-// streams: in-order and synchronous, so always idle
+// streams: in-order and synchronous, so idle but for deferred collectives (stream_defer)
 
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
     if (stream == nullptr) { return cuda_harness::record_error(cudaErrorInvalidValue); }
-    *stream = new CUstream_st{flags};
+    *stream = new CUstream_st();
+    (*stream)->flags = flags;
     cuda_harness::live_streams().add(*stream);
     return cudaSuccess;
 }
@@ -651,18 +697,21 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t stream) {
         cuda_harness::diagnose("cudaStreamDestroy(%p): not a live stream", static_cast<void*>(stream));
         return cuda_harness::record_error(cudaErrorInvalidResourceHandle);
     }
+    cuda_harness::stream_catch_up(stream); // its work completes, as on a GPU
     delete stream;
     return cudaSuccess;
 }
 
 inline cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
     if (!cuda_harness::stream_ok(stream, "cudaStreamSynchronize")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    cuda_harness::stream_catch_up(stream);
     CUDA_HARNESS_SAN(cuda_harness::san::blocking_call("cudaStreamSynchronize");)
     return cudaSuccess;
 }
 
 inline cudaError_t cudaStreamQuery(cudaStream_t stream) {
     if (!cuda_harness::stream_ok(stream, "cudaStreamQuery")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    cuda_harness::stream_catch_up(stream); // done when asked, which is a time a GPU may finish it
     return cudaSuccess;
 }
 
@@ -670,6 +719,7 @@ inline cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, u
     if (!cuda_harness::stream_ok(stream, "cudaStreamWaitEvent") || !cuda_harness::event_ok(event, "cudaStreamWaitEvent")) {
         return cuda_harness::record_error(cudaErrorInvalidResourceHandle);
     }
+    cuda_harness::stream_catch_up(event->stream, event->position);
     return cudaSuccess;
 }
 
@@ -684,7 +734,8 @@ inline cudaError_t cudaDeviceGetStreamPriorityRange(int* least, int* greatest) {
 
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
     if (event == nullptr) { return cuda_harness::record_error(cudaErrorInvalidValue); }
-    *event = new CUevent_st{flags, false, {}};
+    *event = new CUevent_st();
+    (*event)->flags = flags;
     cuda_harness::live_events().add(*event);
     return cudaSuccess;
 }
@@ -706,17 +757,21 @@ inline cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = null
     }
     event->recorded = true;
     event->time = std::chrono::steady_clock::now();
+    event->stream = cuda_harness::stream_defers(stream) ? stream : nullptr;
+    event->position = event->stream != nullptr ? stream->queued : 0;
     return cudaSuccess;
 }
 
 inline cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     if (!cuda_harness::event_ok(event, "cudaEventSynchronize")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    cuda_harness::stream_catch_up(event->stream, event->position);
     CUDA_HARNESS_SAN(cuda_harness::san::blocking_call("cudaEventSynchronize");)
     return cudaSuccess;
 }
 
 inline cudaError_t cudaEventQuery(cudaEvent_t event) {
     if (!cuda_harness::event_ok(event, "cudaEventQuery")) { return cuda_harness::record_error(cudaErrorInvalidResourceHandle); }
+    cuda_harness::stream_catch_up(event->stream, event->position);
     return cudaSuccess;
 }
 

@@ -775,6 +775,7 @@ inline void run_kernel(const char* name, const void* kernel, dim3 grid, dim3 blo
         record_error(err);
         return;
     }
+    stream_catch_up(stream); // what the stream deferred comes first
     LaunchJob job;
     job.kernel_name = name;
     job.grid = grid;

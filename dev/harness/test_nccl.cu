@@ -443,6 +443,40 @@ static void test_kernel_then_all_reduce(ncclComm_t comm) {
     cudaCheck(cudaStreamDestroy(stream));
 }
 
+// On a non-blocking stream a collective is deferred until something waits for the stream:
+// read before that, its recvbuff holds the old contents (as it may on a GPU); an event
+// recorded on the stream before the collective does not wait for it, one recorded after does.
+static void test_non_blocking_stream(ncclComm_t comm) {
+    const int count = 300;
+    cudaStream_t stream;
+    cudaEvent_t before, after;
+    cudaCheck(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaCheck(cudaEventCreateWithFlags(&before, cudaEventDisableTiming));
+    cudaCheck(cudaEventCreateWithFlags(&after, cudaEventDisableTiming));
+    Device<float> x(std::vector<float>(count, static_cast<float>(g_rank + 1))), y(std::vector<float>(count, -1.0f));
+    const float sum = static_cast<float>(g_n * (g_n + 1) / 2);
+    auto all = [&](float value) {
+        const std::vector<float> h = y.host();
+        return std::all_of(h.begin(), h.end(), [value](float v) { return v == value; });
+    };
+    cudaCheck(cudaEventRecord(before, stream));
+    const ncclResult_t r = ncclAllReduce(x.p, y.p, count, ncclFloat, ncclSum, comm, stream);
+    const bool untouched = all(-1.0f);
+    cudaCheck(cudaStreamWaitEvent(nullptr, before, 0));
+    const bool still = all(-1.0f);
+    cudaCheck(cudaEventRecord(after, stream));
+    cudaCheck(cudaStreamWaitEvent(nullptr, after, 0));
+    check(r == ncclSuccess && untouched && still && all(sum),
+          "a non-blocking stream's all-reduce runs when an event recorded after it is waited for",
+          "%s; untouched before any wait %d, after waiting for an earlier event %d", got(r).c_str(), untouched, still);
+    const ncclResult_t r2 = ncclAllReduce(y.p, y.p, count, ncclFloat, ncclSum, comm, stream);
+    cudaCheck(cudaStreamSynchronize(stream));
+    check(r2 == ncclSuccess && all(sum * g_n), "... and when the stream is synchronized", "%s", got(r2).c_str());
+    cudaCheck(cudaEventDestroy(before));
+    cudaCheck(cudaEventDestroy(after));
+    cudaCheck(cudaStreamDestroy(stream));
+}
+
 // ----------------------------------------------------------------------------
 // reduce-scatter, all-gather, broadcast
 
@@ -754,6 +788,7 @@ int main(int argc, char** argv) {
 
     test_all_reduce(comm);
     test_kernel_then_all_reduce(comm);
+    test_non_blocking_stream(comm);
     test_reduce_scatter_f32(comm, 333, false);
     test_reduce_scatter_f32(comm, 333, true);
     test_reduce_scatter_bf16_avg(comm);
