@@ -145,12 +145,13 @@ inline void ranks_union(int* x, int n) {
 #endif
 }
 
-// Rank 0's bytes, on every rank.
-inline void ranks_share(void* bytes, int n) {
+// Rank root's bytes, on every rank.
+inline void ranks_share(void* bytes, int n, int root = 0) {
 #ifdef USE_MPI
-    if (g_ranks.world > 1) { mpi_check(MPI_Bcast(bytes, n, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast"); }
+    if (g_ranks.world > 1) { mpi_check(MPI_Bcast(bytes, n, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast"); }
 #else
     (void)bytes;
     (void)n;
+    (void)root;
 #endif
 }

@@ -515,7 +515,7 @@ static int train(GPT2* model, const Options& o) {
     int checkpoints = 0;
     if (o.rollback && checkpoint_latest(o.log_dir) < first_step) { // something to roll back to
         gpt2_allocate_moments(model);
-        if (speaks) { checkpoint_seconds += save_checkpoint(model, o.log_dir, first_step, -1, micro, &train_loader, sample_rng); }
+        checkpoint_seconds += save_checkpoint(model, o.log_dir, first_step, -1, micro, &train_loader, sample_rng);
         checkpoints++;
     }
     int done = first_step; // steps completed
@@ -578,10 +578,8 @@ static int train(GPT2* model, const Options& o) {
             sample_text(model, tokenizer, o.gen_tokens, &sample_rng);
         }
         if (o.log_dir != nullptr && ((o.checkpoint_every > 0 && done % o.checkpoint_every == 0) || stop)) {
-            if (speaks) {
-                checkpoint_seconds += save_checkpoint(model, o.log_dir, done, checkpoint_latest(o.log_dir), micro,
-                                                      &train_loader, sample_rng);
-            }
+            checkpoint_seconds += save_checkpoint(model, o.log_dir, done, checkpoint_latest(o.log_dir), micro, &train_loader,
+                                                  sample_rng);
             checkpoints++;
             since_checkpoint = 0.0;
         }
@@ -875,12 +873,17 @@ static void write_abft_report(const char* dir, const Abft& abft, int steps) {
 }
 
 // Writes the checkpoint of `step` and keeps it and the one before it (previous_step), no older.
-// Returns the seconds it took.
+// Every rank calls it; rank 0 writes. The fault injector's state it keeps is the rank's whose
+// injector runs (-fi ...,rank=R; without rank=, every rank's draws the same). Returns the
+// seconds it took.
 static double save_checkpoint(GPT2* model, const char* dir, int step, int previous_step, int micro_steps,
                               const DataLoader* loader, uint64_t sample_rng) {
+    uint64_t injector[2] = {model->abft.fault_rng, (uint64_t)model->abft.fault_fired};
+    ranks_share(injector, sizeof(injector), std::max(model->abft.fault.rank, 0));
+    if (g_ranks.rank != 0) { return 0.0; }
     const double t0 = wall_seconds();
     DataLoaderState ds = dataloader_get_state(loader);
-    TrainState s{(int64_t)model->num_parameters, ds.shard, ds.position, sample_rng, model->abft.fault_rng, model->abft.fault_fired};
+    TrainState s{(int64_t)model->num_parameters, ds.shard, ds.position, sample_rng, injector[0], (int64_t)injector[1]};
     gpt2_to_host(model);
     const HostView h = gpt2_host_view(model);
     model_write(checkpoint_path(dir, "model", step), model->config, h.params);

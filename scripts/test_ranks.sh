@@ -116,7 +116,7 @@ check "both ranks report the same losses and norms, bit for bit" $?
 
 # ----------------------------------------------------------------------------
 # resume: a 2-rank run resumed from its checkpoint of step 5 ends bit-identical to the
-# uninterrupted one
+# uninterrupted one, random faults included
 
 $TWO -o "$WORK/full" -n 5 > "$WORK/full.out" 2>&1
 check "2 ranks with checkpoints every 5 steps" $? "$(tail -n 3 "$WORK/full.out")"
@@ -126,6 +126,21 @@ $TWO -o "$WORK/resumed" -n 5 -y 1 > "$WORK/resumed.out" 2>&1
 check "2 ranks resume from step 5" $? "$(tail -n 3 "$WORK/resumed.out")"
 cmp -s "$WORK/full/model.bin" "$WORK/resumed/model.bin"
 check "a resumed 2-rank run is bit-identical to the uninterrupted one" $?
+# Random faults on rank 1 only: the checkpoint keeps rank 1's fault injector (rank 0's never
+# draws), so the resumed run injects, after step 5, exactly the faults the uninterrupted one did.
+RATE="rate=0.05,type=inf,seed=3,rank=1"
+$TWO -o "$WORK/rate_full" -n 5 -abft_quiet 0 -fi "$RATE" > "$WORK/rate_full.out" 2>&1
+check "2 ranks, -fi $RATE, checkpoints every 5 steps" $? "$(tail -n 3 "$WORK/rate_full.out")"
+cp -r "$WORK/rate_full" "$WORK/rate_resumed"
+rm -f "$WORK/rate_resumed"/*00000010* "$WORK/rate_resumed/model.bin"
+$TWO -o "$WORK/rate_resumed" -n 5 -y 1 -abft_quiet 0 -fi "$RATE" > "$WORK/rate_resumed.out" 2>&1
+check "... resumed from step 5" $? "$(tail -n 3 "$WORK/rate_resumed.out")"
+faults_after_5() { grep "^fault: step" "$1" | awk '$3 >= 5'; }
+n_full=$(faults_after_5 "$WORK/rate_full/output_rank1.log" | wc -l)
+[ "$n_full" -gt 0 ] && cmp -s <(faults_after_5 "$WORK/rate_full/output_rank1.log") <(faults_after_5 "$WORK/rate_resumed/output_rank1.log") &&
+    cmp -s "$WORK/rate_full/model.bin" "$WORK/rate_resumed/model.bin"
+check "the resumed run's random faults on rank 1 after step 5 are the uninterrupted run's ($n_full), and so is its model" $? \
+      "$(diff <(faults_after_5 "$WORK/rate_full/output_rank1.log") <(faults_after_5 "$WORK/rate_resumed/output_rank1.log") | head -n 4)"
 cp -r "$WORK/full" "$WORK/one_rank"
 $ONE -o "$WORK/one_rank" -b 2 -d 128 -y 1 > "$WORK/one_rank.out" 2>&1
 status=$?
