@@ -782,6 +782,76 @@ static void test_abft_core() {
 
 #endif // TEST_CUDA_TRAINER
 
+#ifdef TEST_CUDA_TRAINER
+// ----------------------------------------------------------------------------
+// the check of the gradient's all-reduce (train_gpt2.cu: bucket_sums_kernel, and the comparison
+// in grad_norm_partial_kernel), without NCCL: two ranks' gradients averaged here as ncclAvg
+// averages them (each premultiplied by 1/2 in the gradient's type, then added in it), their
+// bucket checksums averaged in fp32. The average passes, and each fault type in one element of
+// the average fails its bucket and no other, in a whole bucket and in the last, partial one.
+
+static void test_allreduce_check() {
+    const int R = 2;
+    const long n = 2 * ALLREDUCE_BUCKET + 1234, buckets = buckets_of(n);
+    std::vector<floatX> g(R * n), avg(n);
+    uint64_t rng = 2024;
+    for (long i = 0; i < R * n; i++) { // gradients of mixed scales, as a model's tensors have
+        g[i] = (floatX)((2.0f * random_f32(&rng) - 1.0f) * (i % 3 == 0 ? 1e-1f : 1e-4f));
+    }
+    for (long i = 0; i < n; i++) {
+        avg[i] = (floatX)((float)(floatX)((float)g[i] / R) + (float)(floatX)((float)g[n + i] / R));
+    }
+    floatX *d_g = nullptr, *d_avg = nullptr;
+    float *d_sums = nullptr, *d_partial = nullptr;
+    int* d_flags = nullptr;
+    cudaCheck(cudaMalloc(&d_g, R * n * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_avg, n * sizeof(floatX)));
+    cudaCheck(cudaMalloc(&d_sums, (R + 1) * 2 * buckets * sizeof(float))); // each rank's, then their average
+    cudaCheck(cudaMalloc(&d_partial, NORM_BLOCKS * sizeof(float)));
+    cudaCheck(cudaMalloc(&d_flags, (buckets + 1) * sizeof(int)));
+    cudaCheck(cudaMemcpy(d_g, g.data(), R * n * sizeof(floatX), cudaMemcpyHostToDevice));
+    for (int r = 0; r < R; r++) {
+        LAUNCH(bucket_sums_kernel<floatX>, (int)buckets, BLOCK, 0, 0)(d_sums + r * 2 * buckets, d_flags + buckets, d_g + r * n, n);
+        cudaCheckLaunch();
+    }
+    std::vector<float> sums((R + 1) * 2 * buckets);
+    cudaCheck(cudaMemcpy(sums.data(), d_sums, R * 2 * buckets * sizeof(float), cudaMemcpyDeviceToHost));
+    float* chk = sums.data() + R * 2 * buckets;
+    for (long k = 0; k < 2 * buckets; k++) { chk[k] = sums[k] / R + sums[2 * buckets + k] / R; }
+    cudaCheck(cudaMemcpy(d_sums + R * 2 * buckets, chk, 2 * buckets * sizeof(float), cudaMemcpyHostToDevice));
+    const float u = sizeof(floatX) == sizeof(float) ? FP32_UNIT_ROUNDOFF : ABFT_BF16_UNIT_ROUNDOFF;
+    const BucketCheck bc{d_sums + R * 2 * buckets, d_flags, AbftFixer{AbftGemm{}, nullptr, {}, AbftConfig{}.tau, 0.0f}, R, u};
+    // the buckets that fail when the average is x, as a string of 0s and 1s, then their count
+    auto verdict = [&](const std::vector<floatX>& x) {
+        cudaCheck(cudaMemcpy(d_avg, x.data(), n * sizeof(floatX), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemset(d_flags + buckets, 0, sizeof(int)));
+        LAUNCH(grad_norm_partial_kernel<floatX>, norm_blocks(n), BLOCK, 0, 0)(d_partial, d_avg, n, bc);
+        cudaCheckLaunch();
+        std::vector<int> flags(buckets + 1);
+        cudaCheck(cudaMemcpy(flags.data(), d_flags, (buckets + 1) * sizeof(int), cudaMemcpyDeviceToHost));
+        std::string out;
+        for (long b = 0; b < buckets; b++) { out += flags[b] ? '1' : '0'; }
+        return out + " " + std::to_string(flags[buckets]);
+    };
+    const std::string clean = verdict(avg);
+    check(clean == std::string(buckets, '0') + " 0", "all-reduce check: the average of %d ranks passes (%ld buckets, %ld elements): %s",
+          R, buckets, n, clean.c_str());
+    for (int type = 0; type < FAULT_NUM_TYPES; type++) {
+        for (long b : {1L, buckets - 1}) {
+            std::vector<floatX> x = avg;
+            const long i = b * ALLREDUCE_BUCKET + 17;
+            x[i] = (floatX)abft_fault_value(type, -1, (float)x[i]);
+            std::string want(buckets, '0');
+            want[b] = '1';
+            const std::string got = verdict(x);
+            check(got == want + " 1", "all-reduce check: %s in bucket %ld of the average fails it alone: %s",
+                  abft_fault_type_names[type], b, got.c_str());
+        }
+    }
+    for (void* p : {(void*)d_g, (void*)d_avg, (void*)d_sums, (void*)d_partial, (void*)d_flags}) { cudaCheck(cudaFree(p)); }
+}
+#endif
+
 // ----------------------------------------------------------------------------
 
 // A config drawn at test time, reproducible from the printed seed: small enough for 2 cores.
@@ -846,7 +916,9 @@ int main(int argc, char** argv) {
     if (!g_quick) { test_reference(random_config(seed), "random"); }
     test_faults(TestConfig{2, 3, 48, 16, 101, 2, 12, 7, "fault suite"});
     test_clip_and_accumulation(configs[0]);
-#ifndef TEST_CUDA_TRAINER
+#ifdef TEST_CUDA_TRAINER
+    test_allreduce_check();
+#else
     test_abft_core();
 #endif
     system(("rm -rf " + g_tmp).c_str());
