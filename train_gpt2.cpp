@@ -23,7 +23,7 @@
 //
 // Parameter gradients are written, not accumulated (no zeroing pass); the one exception is
 // wte, written by the LM head and then added to by the embedding backward. A step of several
-// micro-batches (-d) sums them in a buffer of their own (gpt2_accumulate_grads).
+// micro-batches (-d) sums them in a buffer of their own (accumulate_grads).
 #include <cblas.h>
 #include <omp.h>
 
@@ -466,7 +466,7 @@ struct GPT2 {
     size_t num_parameters = 0;
     ParameterTensors grads;
     float* grads_memory = nullptr;     // the last backward pass's
-    float* grad_acc_memory = nullptr;  // the sum over a step's micro-batches (gpt2_accumulate_grads)
+    float* grad_acc_memory = nullptr;  // the sum over a step's micro-batches (accumulate_grads)
     float* m_memory = nullptr; // AdamW first moments
     float* v_memory = nullptr; // AdamW second moments
     int B = 0, T = 0;          // the batch shape the activations were laid out for
@@ -589,9 +589,22 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
 // ----------------------------------------------------------------------------
 // the backward pass
 
-// Backward pass of the last forward pass (which must have had targets). False when a fault
-// survived a GEMM's recomputation (the caller redoes the step).
-static bool gpt2_backward(GPT2* model) {
+// After the backward pass of micro-batch `micro` of a step: the step's gradient sum, in
+// grad_acc_memory (the first micro-batch's copied, the others added).
+static void accumulate_grads(GPT2* model, int micro) {
+    const size_t n = model->num_parameters;
+    if (model->grad_acc_memory == nullptr) { model->grad_acc_memory = (float*)malloc_check(n * sizeof(float), "gradient sum"); }
+    float* acc = model->grad_acc_memory;
+    const float* g = model->grads_memory;
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) { acc[i] = micro == 0 ? g[i] : acc[i] + g[i]; }
+}
+
+// Backward pass of the last forward pass (which must have had targets), micro-batch `micro` of
+// a step of micro_steps: with several, its gradient is added into the step's sum
+// (accumulate_grads). False when a fault survived a GEMM's recomputation (the caller redoes
+// the step).
+static bool gpt2_backward(GPT2* model, int micro, int micro_steps) {
     const GPT2Config& c = model->config;
     const int B = model->B, T = model->T, C = c.channels, V = c.vocab_size, Vp = c.padded_vocab_size;
     if (model->grads_memory == nullptr) {
@@ -604,8 +617,9 @@ static bool gpt2_backward(GPT2* model) {
         })) {
         return false;
     }
-    if (!head_backward(model) || !blocks_backward(model)) { return false; }
+    if (!head_backward(model) || !blocks_backward(model, [](int) {})) { return false; }
     encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->inputs, B, T, C);
+    if (micro_steps > 1) { accumulate_grads(model, micro); }
     return true;
 }
 
@@ -613,17 +627,6 @@ static void gpt2_allocate_moments(GPT2* model) {
     if (model->m_memory != nullptr) { return; }
     model->m_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
     model->v_memory = (float*)calloc_check(model->num_parameters * sizeof(float), "AdamW moments");
-}
-
-// After the backward pass of micro-batch `micro` of a step: the step's gradient sum, in
-// grad_acc_memory (the first micro-batch's copied, the others added).
-static void gpt2_accumulate_grads(GPT2* model, int micro) {
-    const size_t n = model->num_parameters;
-    if (model->grad_acc_memory == nullptr) { model->grad_acc_memory = (float*)malloc_check(n * sizeof(float), "gradient sum"); }
-    float* acc = model->grad_acc_memory;
-    const float* g = model->grads_memory;
-    #pragma omp parallel for
-    for (size_t i = 0; i < n; i++) { acc[i] = micro == 0 ? g[i] : acc[i] + g[i]; }
 }
 
 // The global L2 norm of the averaged gradient: of the n summed gradients (in fp64), over micro_steps.

@@ -792,10 +792,23 @@ struct GradNorm {
     int skip;    // 1: the step guard stops the update
 };
 
-// After the backward pass of micro-batch `micro` of a step: the step's gradient sum in acc.
-__global__ void accumulate_grads_kernel(float* acc, const floatX* grads, long n, int micro) {
+// Ranges of the gradient (offsets into the flat parameter order): the whole of it, or what
+// one part of the backward pass finishes (grad_part: a layer's slice of each of its 12 tensors).
+// The parts, in the order the backward pass finishes them: the final layernorm's
+// (GRAD_PART_LNF), layer L-1's, ..., layer 0's (part l), the embeddings'.
+constexpr int GRAD_PART_LNF = -1, GRAD_PART_EMBEDDINGS = -2;
+struct GradRanges {
+    int count = 0;
+    long offset[12], length[12];
+};
+
+// After the backward pass of micro-batch `micro` of a step: the step's gradient sum in acc,
+// over range blockIdx.y of r.
+__global__ void accumulate_grads_kernel(float* acc, const floatX* grads, GradRanges r, int micro) {
     const long i = (long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) { acc[i] = micro == 0 ? (float)grads[i] : acc[i] + (float)grads[i]; }
+    if (i >= r.length[blockIdx.y]) { return; }
+    const long j = r.offset[blockIdx.y] + i;
+    acc[j] = micro == 0 ? (float)grads[j] : acc[j] + (float)grads[j];
 }
 
 // AdamW (llmc/optimizer.h) on the summed gradient times norm->scale, with decay on the 2-D
@@ -1239,7 +1252,7 @@ struct GPT2 {
     size_t num_parameters = 0;
     ParameterTensors grads;
     floatX* grads_memory = nullptr;    // the last backward pass's
-    float* grad_acc_memory = nullptr;  // the sum over a step's micro-batches (gpt2_accumulate_grads)
+    float* grad_acc_memory = nullptr;  // the sum over a step's micro-batches (accumulate_grads)
     float* m_memory = nullptr; // AdamW first moments
     float* v_memory = nullptr; // AdamW second moments
     int B = 0, T = 0;          // the batch shape the activations were laid out for
@@ -1267,6 +1280,8 @@ struct GPT2 {
     void* reduced_memory = nullptr;    // a data-parallel run's averaged gradient (of the type reduced: ranks_reduce)
     float* bucket_sums = nullptr;      // (2, buckets, 2): each bucket's sum and |sum|, this rank's, then averaged
     int* bucket_flags = nullptr;       // (buckets + 1): the buckets that failed their check, then their count
+    bool reducing = false;             // the step's gradient average was started in the backward pass (gradient_ready)
+                                       // and the compute stream has not yet waited for it (ranks_reduce)
     AbftWeightStack qkvw_sums, attprojw_sums; // the weights' checksums, once per step (gpt2_forward)
 };
 
@@ -1460,9 +1475,17 @@ static bool gpt2_forward(GPT2* model, const int* inputs, const int* targets, boo
 // ----------------------------------------------------------------------------
 // the backward pass
 
-// Backward pass of the last forward pass (which must have had targets and for_backward).
-// False when a fault survived a GEMM's recomputation (the caller redoes the step).
-static bool gpt2_backward(GPT2* model) {
+static void gradient_reduce_begin(GPT2* model, bool last_micro);
+static void gradient_ready(GPT2* model, int part, int micro, int micro_steps);
+static void accumulate_grads(GPT2* model, const GradRanges& r, int micro);
+static GradRanges grad_whole(const GPT2* model);
+
+// Backward pass of the last forward pass (which must have had targets and for_backward),
+// micro-batch `micro` of a step of micro_steps: with several, its gradient is added into the
+// step's sum. As each part of the gradient becomes final (the final layernorm's, each
+// layer's, the embeddings'), gradient_ready may start its all-reduce. False when a fault
+// survived a GEMM's recomputation (the caller redoes the step).
+static bool gpt2_backward(GPT2* model, int micro, int micro_steps) {
     const GPT2Config& c = model->config;
     const int B = model->B, T = model->T, C = c.channels;
     if (model->grads_memory == nullptr) {
@@ -1471,8 +1494,14 @@ static bool gpt2_backward(GPT2* model) {
         cudaCheck(cudaMemset(model->grads_memory, 0, model->num_parameters * sizeof(floatX)));
         point_tensors<ParameterTensors, NUM_PARAMETER_TENSORS>(&model->grads, model->param_sizes, model->grads_memory);
     }
-    if (!head_backward(model) || !blocks_backward(model)) { return false; }
+    gradient_reduce_begin(model, micro == micro_steps - 1);
+    auto ready = [&](int part) { gradient_ready(model, part, micro, micro_steps); };
+    if (!head_backward(model)) { return false; }
+    ready(GRAD_PART_LNF);
+    if (!blocks_backward(model, ready)) { return false; }
     encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->buckets, B, T, C);
+    ready(GRAD_PART_EMBEDDINGS);
+    if (micro_steps > 1 && !model->reducing) { accumulate_grads(model, grad_whole(model), micro); }
     abft_gpu_log_fetch(); // the deferred verdicts come back by the step's closing wait (gpt2_train_step)
     return true;
 }
@@ -1482,6 +1511,11 @@ static bool gpt2_backward(GPT2* model) {
 
 #ifdef USE_MPI
 static ncclComm_t g_nccl = nullptr; // every rank's GPU, in an mpirun job (gpus_start)
+// Every collective of the trainer runs on this one stream, in the order it was queued: NCCL
+// needs each rank to queue a communicator's collectives in the same order, and one stream
+// runs them in it. Events hand the work over between it and the compute stream (stream 0).
+static cudaStream_t g_nccl_stream = nullptr;
+static cudaEvent_t g_compute_done = nullptr, g_nccl_done = nullptr;
 
 inline void nccl_check_result(ncclResult_t r, const char* file, int line, const char* call) {
     if (r == ncclSuccess) { return; }
@@ -1512,12 +1546,138 @@ static void gpus_start() {
     if (g_ranks.rank == 0) { ncclCheck(ncclGetUniqueId(&id)); }
     ranks_share(&id, sizeof(id));
     ncclCheck(ncclCommInitRank(&g_nccl, g_ranks.world, id, g_ranks.rank));
+    cudaCheck(cudaStreamCreateWithFlags(&g_nccl_stream, cudaStreamNonBlocking));
+    cudaCheck(cudaEventCreateWithFlags(&g_compute_done, cudaEventDisableTiming));
+    cudaCheck(cudaEventCreateWithFlags(&g_nccl_done, cudaEventDisableTiming));
 #endif
 }
 
 static void gpus_end() {
 #ifdef USE_MPI
-    if (g_nccl != nullptr) { ncclCheck(ncclCommDestroy(g_nccl)); }
+    if (g_nccl == nullptr) { return; }
+    cudaCheck(cudaStreamSynchronize(g_nccl_stream));
+    ncclCheck(ncclCommDestroy(g_nccl));
+    cudaCheck(cudaEventDestroy(g_compute_done));
+    cudaCheck(cudaEventDestroy(g_nccl_done));
+    cudaCheck(cudaStreamDestroy(g_nccl_stream));
+#endif
+}
+
+#ifdef USE_MPI
+// The collectives queued next start after the compute queued so far.
+static void nccl_after_compute() {
+    cudaCheck(cudaEventRecord(g_compute_done, 0));
+    cudaCheck(cudaStreamWaitEvent(g_nccl_stream, g_compute_done, 0));
+}
+
+// The compute queued next starts after the collectives queued so far.
+static void compute_after_nccl() {
+    cudaCheck(cudaEventRecord(g_nccl_done, g_nccl_stream));
+    cudaCheck(cudaStreamWaitEvent(0, g_nccl_done, 0));
+}
+#endif
+
+// After the backward pass of micro-batch `micro` of a step: the step's gradient sum over the
+// ranges r, in grad_acc_memory (the first micro-batch's copied, the others added).
+static void accumulate_grads(GPT2* model, const GradRanges& r, int micro) {
+    if (model->grad_acc_memory == nullptr) { model->grad_acc_memory = gpu_alloc(model->num_parameters, "gradient sum"); }
+    long longest = 0;
+    for (int k = 0; k < r.count; k++) { longest = std::max(longest, r.length[k]); }
+    LAUNCH(accumulate_grads_kernel, dim3(blocks_for(longest, BLOCK), r.count), BLOCK, 0, 0)(model->grad_acc_memory,
+                                                                                           model->grads_memory, r, micro);
+    cudaCheckLaunch();
+}
+
+// The gradient's ranges that part `part` of the backward pass finishes (GRAD_PART_*, or a
+// layer l in 0..L-1: that layer's slice of each of the 12 per-layer tensors).
+static GradRanges grad_part(const GPT2* model, int part) {
+    GradRanges r;
+    const long L = model->config.num_layers;
+    long offset = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        const long size = (long)model->param_sizes[i];
+        const bool per_layer = i >= 2 && i < NUM_PARAMETER_TENSORS - 2; // ln1w ... fcprojb: (L, ...)
+        const bool embedding = i < 2, final_layernorm = i >= NUM_PARAMETER_TENSORS - 2;
+        if (part >= 0 ? per_layer : part == GRAD_PART_EMBEDDINGS ? embedding : final_layernorm) {
+            r.offset[r.count] = per_layer ? offset + part * (size / L) : offset;
+            r.length[r.count++] = per_layer ? size / L : size;
+        }
+        offset += size;
+    }
+    return r;
+}
+
+static GradRanges grad_whole(const GPT2* model) {
+    GradRanges r;
+    r.count = 1;
+    r.offset[0] = 0;
+    r.length[0] = (long)model->num_parameters;
+    return r;
+}
+
+// The averaged gradient's buffer and the check's, allocated on first use.
+static void reduce_buffers(GPT2* model) {
+    if (model->reduced_memory != nullptr) { return; }
+    const long buckets = buckets_of((long)model->num_parameters);
+    model->reduced_memory = gpu_alloc(model->num_parameters, "averaged gradient"); // float: room for either type
+    model->bucket_sums = gpu_alloc(4 * (size_t)buckets, "all-reduce checksums");
+    cudaCheck(cudaMalloc(&model->bucket_flags, (buckets + 1) * sizeof(int)));
+}
+
+// The average over the ranks (ncclAvg) of grads over the ranges r into reduced, in one group
+// on the NCCL stream.
+template <typename G>
+static void allreduce_ranges(G* grads, G* reduced, const GradRanges& r) {
+#ifdef USE_MPI
+    ncclCheck(ncclGroupStart());
+    for (int k = 0; k < r.count; k++) {
+        ncclCheck(ncclAllReduce(grads + r.offset[k], reduced + r.offset[k], (size_t)r.length[k], nccl_type<G>(), ncclAvg,
+                                g_nccl, g_nccl_stream));
+    }
+    ncclCheck(ncclGroupEnd());
+#else
+    (void)grads, (void)reduced, (void)r;
+#endif
+}
+
+// The compute stream waits for the average a backward pass started (gradient_ready), if it
+// has not already.
+static void gradient_reduce_join(GPT2* model) {
+#ifdef USE_MPI
+    if (model->reducing) { compute_after_nccl(); }
+#endif
+    model->reducing = false;
+}
+
+// At the start of a backward pass (gpt2_backward): an average the last one started, which no
+// update waited for, may still read the gradient it overwrites, so the compute stream waits
+// for it; then whether this pass starts the step's average: in the last micro-batch of a
+// data-parallel step with deferred checks. (With checks read at once, a rank's pass may stop
+// half way and be redone, and the ranks would queue different collectives: there the update
+// averages the whole gradient, ranks_reduce.)
+static void gradient_reduce_begin(GPT2* model, bool last_micro) {
+    gradient_reduce_join(model);
+#ifdef USE_MPI
+    model->reducing = g_nccl != nullptr && model->abft.deferred && last_micro;
+#else
+    (void)last_micro;
+#endif
+}
+
+// Part `part` of the gradient is final (gpt2_backward). When this pass starts the step's average
+// (gradient_reduce_begin), the part joins the step's sum (with several micro-batches), and its
+// average over the ranks starts on the NCCL stream while the backward pass goes on.
+static void gradient_ready(GPT2* model, int part, int micro, int micro_steps) {
+    if (!model->reducing) { return; }
+#ifdef USE_MPI
+    const GradRanges r = grad_part(model, part);
+    if (micro_steps > 1) { accumulate_grads(model, r, micro); }
+    reduce_buffers(model);
+    nccl_after_compute();
+    if (micro_steps > 1) { allreduce_ranges(model->grad_acc_memory, (float*)model->reduced_memory, r); }
+    else { allreduce_ranges(model->grads_memory, (floatX*)model->reduced_memory, r); }
+#else
+    (void)part, (void)micro, (void)micro_steps;
 #endif
 }
 
@@ -1596,20 +1756,17 @@ static void allreduce_inject(Abft* abft, G* x, long n) {
 }
 
 // The step's gradient averaged over the ranks (ncclAvg) into model->reduced_memory, in stream
-// order before the update; with a check due (OP_ALLREDUCE), each rank's bucket checksums are
-// averaged with it and *check says what grad_norm_queue compares the average with. Returns the
-// averaged gradient (grads itself outside an mpirun job, and no check).
+// order before the update: started in the backward pass (gradient_ready), or here; with a
+// check due (OP_ALLREDUCE), each rank's bucket checksums are averaged with it and *check says
+// what grad_norm_queue compares the average with. Returns the averaged gradient (grads itself
+// outside an mpirun job, and no check).
 template <typename G>
 static G* ranks_reduce(GPT2* model, G* grads, const AbftPassGate& gate, BucketCheck* check) {
 #ifdef USE_MPI
     if (g_nccl == nullptr) { return grads; }
     Abft* abft = &model->abft;
     const long n = (long)model->num_parameters, buckets = buckets_of(n);
-    if (model->reduced_memory == nullptr) {
-        model->reduced_memory = gpu_alloc((size_t)n, "averaged gradient"); // float: room for either type
-        model->bucket_sums = gpu_alloc(4 * (size_t)buckets, "all-reduce checksums");
-        cudaCheck(cudaMalloc(&model->bucket_flags, (buckets + 1) * sizeof(int)));
-    }
+    reduce_buffers(model);
     G* reduced = (G*)model->reduced_memory;
     float *mine = model->bucket_sums, *chk = model->bucket_sums + 2 * buckets;
     const bool due = abft_due(abft, OP_ALLREDUCE);
@@ -1625,10 +1782,13 @@ static G* ranks_reduce(GPT2* model, G* grads, const AbftPassGate& gate, BucketCh
         LAUNCH(bucket_sums_kernel<G>, (int)buckets, BLOCK, 0, 0)(mine, model->bucket_flags + buckets, grads, n);
         cudaCheckLaunch();
     }
-    ncclCheck(ncclGroupStart());
-    ncclCheck(ncclAllReduce(grads, reduced, (size_t)n, nccl_type<G>(), ncclAvg, g_nccl, 0));
-    if (due) { ncclCheck(ncclAllReduce(mine, chk, 2 * (size_t)buckets, ncclFloat32, ncclAvg, g_nccl, 0)); }
+    nccl_after_compute();
+    ncclCheck(ncclGroupStart()); // the checksums ride with the gradient, unless the backward pass started it
+    if (!model->reducing) { allreduce_ranges(grads, reduced, grad_whole(model)); }
+    if (due) { ncclCheck(ncclAllReduce(mine, chk, 2 * (size_t)buckets, ncclFloat32, ncclAvg, g_nccl, g_nccl_stream)); }
     ncclCheck(ncclGroupEnd());
+    compute_after_nccl();
+    model->reducing = false;
     allreduce_inject(abft, reduced, n);
     return reduced;
 #else
@@ -1651,7 +1811,11 @@ static void ranks_settle_reduce(GPT2* model, G* grads, G* reduced, const AdamWSt
     if (g_nccl == nullptr) { return; }
     Abft* abft = &model->abft;
     if (check.chk != nullptr && check.fix.out != nullptr) { cudaCheck(cudaEventRecord(g_abft_log.records.back().stop, 0)); }
-    if (gate.failed != nullptr) { ncclCheck(ncclAllReduce(gate.failed, gate.failed, 1, ncclInt32, ncclMax, g_nccl, 0)); }
+    if (gate.failed != nullptr) {
+        nccl_after_compute();
+        ncclCheck(ncclAllReduce(gate.failed, gate.failed, 1, ncclInt32, ncclMax, g_nccl, g_nccl_stream));
+        compute_after_nccl();
+    }
     if (check.chk == nullptr || abft->deferred) { return; }
     const long n = (long)model->num_parameters, buckets = buckets_of(n);
     int mine = 0;
@@ -1661,16 +1825,18 @@ static void ranks_settle_reduce(GPT2* model, G* grads, G* reduced, const AdamWSt
     cudaCheck(cudaMemcpy(failed.data(), check.flags, buckets * sizeof(int), cudaMemcpyDeviceToHost));
     ranks_union(failed.data(), (int)buckets);
     long elements = 0, count = 0, first = -1;
+    nccl_after_compute();
     ncclCheck(ncclGroupStart());
     for (long b = 0; b < buckets; b++) {
         if (!failed[b]) { continue; }
         const long i0 = b * ALLREDUCE_BUCKET, len = std::min<long>(ALLREDUCE_BUCKET, n - i0);
-        ncclCheck(ncclAllReduce(grads + i0, reduced + i0, (size_t)len, nccl_type<G>(), ncclAvg, g_nccl, 0));
+        ncclCheck(ncclAllReduce(grads + i0, reduced + i0, (size_t)len, nccl_type<G>(), ncclAvg, g_nccl, g_nccl_stream));
         elements += len;
         count++;
         if (first < 0) { first = b; }
     }
     ncclCheck(ncclGroupEnd());
+    compute_after_nccl();
     cudaCheck(cudaMemset(check.flags + buckets, 0, sizeof(int)));
     grad_norm_queue(model, reduced, s, max_norm, check);
     int still = 0;
@@ -1699,15 +1865,6 @@ static void gpt2_allocate_moments(GPT2* model) {
     model->v_memory = gpu_alloc(model->num_parameters, "AdamW moments");
     cudaCheck(cudaMemset(model->m_memory, 0, model->num_parameters * sizeof(float)));
     cudaCheck(cudaMemset(model->v_memory, 0, model->num_parameters * sizeof(float)));
-}
-
-// After the backward pass of micro-batch `micro` of a step: the step's gradient sum, in
-// grad_acc_memory (the first micro-batch's copied, the others added).
-static void gpt2_accumulate_grads(GPT2* model, int micro) {
-    const long n = (long)model->num_parameters;
-    if (model->grad_acc_memory == nullptr) { model->grad_acc_memory = gpu_alloc(n, "gradient sum"); }
-    LAUNCH(accumulate_grads_kernel, blocks_for(n, BLOCK), BLOCK, 0, 0)(model->grad_acc_memory, model->grads_memory, n, micro);
-    cudaCheckLaunch();
 }
 
 // Queues the gradient's norm, scale and guard verdict, and their copy to the host; with

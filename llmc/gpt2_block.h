@@ -266,11 +266,15 @@ static bool head_backward(GPT2* model) {
 }
 
 // All L blocks, last to first, through the one set of activation-gradient buffers; afterwards
-// grads_acts.residual holds the embedding's gradient. False when a fault survived a GEMM's
-// recomputation (the caller redoes the whole step, which writes every buffer anew).
-static bool blocks_backward(GPT2* model) {
+// grads_acts.residual holds the embedding's gradient. After block l, layer_done(l): that
+// layer's parameter gradients are final (the CUDA trainer starts their all-reduce there).
+// False when a fault survived a GEMM's recomputation (the caller redoes the whole step, which
+// writes every buffer anew).
+template <typename LayerDone>
+static bool blocks_backward(GPT2* model, LayerDone layer_done) {
     for (int l = model->config.num_layers - 1; l >= 0; l--) {
         if (!block_backward(model, l)) { return false; }
+        layer_done(l);
     }
     return true;
 }

@@ -12,9 +12,11 @@
 //   struct GPT2 { GPT2Config config; size_t num_parameters; int B, T; float mean_loss; Abft abft; ... }
 //   gpt2_build_from_checkpoint(GPT2*, path)    gpt2_build_from_random(GPT2*, config, seed)
 //   gpt2_allocate_activations(GPT2*, B, T)     gpt2_allocate_moments(GPT2*)
-//   gpt2_forward(GPT2*, inputs, targets, for_backward), gpt2_backward(GPT2*)
-//                                              (false when a fault survived the lower rungs)
-//   gpt2_accumulate_grads(GPT2*, micro)        (after micro-batch `micro`'s backward: the step's sum)
+//   gpt2_forward(GPT2*, inputs, targets, for_backward), gpt2_backward(GPT2*, micro, micro_steps)
+//                                              (false when a fault survived the lower rungs; the
+//                                              backward of micro-batch `micro` of a step of
+//                                              micro_steps: with several, it adds its gradient
+//                                              into the step's sum)
 //   gpt2_update(GPT2*, AdamWStep, t, max_norm)  gpt2_free(GPT2*)
 //                                              (AdamW on the step's gradient: the last backward's,
 //                                              or with micro_steps > 1 the sum's, averaged and
@@ -312,16 +314,16 @@ static void gpt2_replay_synchronous(GPT2* model, const AbftSnapshot& before, con
                                     bool backward);
 
 // The passes of one step: forward (and, with `backward`, backward) over each of its n
-// micro-batches, their gradients summed (gpt2_accumulate_grads) when there are several, and
+// micro-batches, their gradients summed (by gpt2_backward) when there are several, and
 // model->mean_loss their mean. False when a fault survived a pass's lower rungs.
 static bool gpt2_passes(GPT2* model, const MicroBatch* batches, int n, bool backward) {
     double loss = 0.0;
     for (int k = 0; k < n; k++) {
         model->abft.micro = k;
-        if (!gpt2_forward(model, batches[k].inputs, batches[k].targets, backward) || (backward && !gpt2_backward(model))) {
+        if (!gpt2_forward(model, batches[k].inputs, batches[k].targets, backward) ||
+            (backward && !gpt2_backward(model, k, n))) {
             return false;
         }
-        if (backward && n > 1) { gpt2_accumulate_grads(model, k); }
         loss += model->mean_loss;
     }
     if (n > 1) { model->mean_loss = (float)(loss / n); }

@@ -4,13 +4,15 @@
 # 2 ranks of batch B against 1 process of batch 2B, resume, a fault on one rank, a rank that
 # dies, and the errors of a mismatched run.
 #
-#   scripts/test_ranks.sh [./train_gpt2cu_cpu] [python]
+#   scripts/test_ranks.sh [./train_gpt2cu_cpu] [python] [./train_gpt2cu_bf16_cpu]
 #
+# The third binary, when given, is the bf16 build, for the all-reduce of a bf16 gradient.
 # Works in a temporary directory on small synthetic token shards; prints PASS/FAIL per check
 # and "N passed, M failed" at the end; exits non-zero on any failure.
 set -u
 BIN=$(realpath "${1:-./train_gpt2cu_cpu}")
 PY=${2:-/usr/bin/python3}
+BF16=${3:+$(realpath "$3")}
 WORK=$(mktemp -d /tmp/test_ranks_XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 passed=0
@@ -100,6 +102,23 @@ check "2 ranks of B = 1 process of 2B: losses, norms, parameters $got apart (the
 alarms=$("$PY" -c "import json,sys; r=json.load(open(sys.argv[1])); o=r['ops']['allreduce']; print(o['checked'], sum(x['detected'] for x in r['ops'].values()))" "$WORK/two/abft.json" 2>/dev/null)
 [ "$alarms" = "10 0" ]
 check "fault-free: the all-reduce checked at each of the 10 steps, no alarm (checked, alarms: $alarms)" $?
+# One micro-batch a step: what is averaged is the backward pass's own gradient (floatX: fp32, and
+# bf16 in the bf16 build), each layer's as the pass finishes it. The reference is again the same
+# sums reordered, here 2 micro-batches of B in one process against one of 2B.
+single() { # single NAME BINARY: 1 process of 2B, 1 process of 2 x B, 2 ranks of B, one micro-batch each
+    local name=$1 bin=$2 ref got
+    "$bin" $FLAGS -b 4 -d 128 -o "$WORK/${name}_one" > "$WORK/${name}_one.out" 2>&1 &&
+        "$bin" $FLAGS -b 2 -d 128 -o "$WORK/${name}_reordered" > "$WORK/${name}_reordered.out" 2>&1 &&
+        $MPIRUN -np 2 "$bin" $FLAGS -b 2 -d 128 -o "$WORK/${name}_two" > "$WORK/${name}_two.out" 2>&1
+    check "$name, one micro-batch a step: 1 process of 2B, 1 of 2 x B, 2 ranks of B train" $? \
+          "$(tail -n 2 "$WORK/${name}_one.out" "$WORK/${name}_reordered.out" "$WORK/${name}_two.out")"
+    ref=$(differences "$WORK/${name}_one" "$WORK/${name}_reordered")
+    got=$(differences "$WORK/${name}_one" "$WORK/${name}_two")
+    within "$got" "$ref" 10
+    check "$name, one micro-batch a step: 2 ranks of B = 1 process of 2B: $got apart (the same sums reordered: $ref)" $?
+}
+single fp32 "$BIN"
+if [ -n "$BF16" ]; then single bf16 "$BF16"; fi
 $MPIRUN -np 1 $BIN $FLAGS -b 4 -o "$WORK/one_mpi" > "$WORK/one_mpi.out" 2>&1
 check "mpirun -np 1: trains" $? "$(tail -n 3 "$WORK/one_mpi.out")"
 checked=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['ops']['allreduce']['checked'])" "$WORK/one_mpi/abft.json" 2>/dev/null)

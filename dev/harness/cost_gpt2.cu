@@ -282,14 +282,21 @@ static NamedCost lerp(const NamedCost& a, const NamedCost& b, double t) {
 enum Setting { ABFT_OFF, ABFT_ON, ABFT_ALL, NUM_SETTINGS };
 const char* const kSettingNames[NUM_SETTINGS] = {"abft off", "abft on ", "abft all"};
 
+// The backward pass in the parts after which the all-reduce can start on their gradients
+// (gradient_ready): the LM head with the final layernorm, a layer (each is the same), the
+// embeddings.
+enum BackwardPart { BACKWARD_HEAD, BACKWARD_LAYER, BACKWARD_EMBEDDINGS, NUM_BACKWARD_PARTS };
+
 struct Counted {
     int B, L;
     std::vector<OpCount> ops[NUM_SETTINGS];  // the ops of one step in each setting
     int allocations[NUM_SETTINGS] = {};      // cudaMalloc and cudaFree calls in the step
     std::vector<OpCount> allreduce_check;    // count_allreduce_check's
+    std::vector<OpCount> backward[NUM_BACKWARD_PARTS]; // count_backward_parts' (abft on), when asked for
 };
 
 static std::vector<OpCount> count_allreduce_check(GPT2* model);
+static void count_backward_parts(GPT2* model, const int* x, const int* y, Counted* c);
 
 // The ops of one step, but cudaMalloc and cudaFree, which are counted apart.
 static std::vector<OpCount> counted_step(GPT2* model, const int* x, const int* y, Setting setting, int step,
@@ -324,7 +331,9 @@ static std::vector<OpCount> counted_step(GPT2* model, const int* x, const int* y
 
 constexpr int kT = 1024, kC = 768, kNH = 12, kV = 50257, kVp = 50304;
 
-static Counted count(int B, int L) {
+// A step at (B, L) in each setting, the all-reduce's check and, with `parts`, the backward
+// pass's parts.
+static Counted count(int B, int L, bool parts) {
     const auto start = std::chrono::steady_clock::now();
     GPT2Config config{kT, kV, kVp, L, kNH, kC};
     GPT2 model;
@@ -343,6 +352,7 @@ static Counted count(int B, int L) {
     counted_step(&model, x, y, ABFT_ALL, 0, &warm_up);  // first-use allocations
     for (int v = 0; v < NUM_SETTINGS; v++) { c.ops[v] = counted_step(&model, x, y, (Setting)v, 1 + v, &c.allocations[v]); }
     c.allreduce_check = count_allreduce_check(&model);
+    if (parts) { count_backward_parts(&model, x, y, &c); }
     gpt2_free(&model);
     fprintf(stderr, "counted B=%d L=%d in %.0f s\n", B, L,
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -392,7 +402,8 @@ struct Corners {
 };
 
 // ----------------------------------------------------------------------------
-// data parallel: the gradient's all-reduce and its check (ranks_reduce), at 8 ranks
+// data parallel: the gradient's all-reduce, overlapped with the backward pass (gradient_ready),
+// and its check (ranks_reduce), at 8 ranks
 
 constexpr int kRanks = 8;
 // Bytes/s per GPU and direction: NVLink 4 through NVSwitch (an 8-GPU H100/H200 SXM node) and
@@ -425,19 +436,99 @@ static std::vector<OpCount> count_allreduce_check(GPT2* model) {
     return ops;
 }
 
+// The ops of what run() queues, but cudaMalloc and cudaFree.
+template <typename Run>
+static std::vector<OpCount> ops_of(Run run) {
+    san::ops().clear();
+    san::record(true);
+    run();
+    san::record(false);
+    std::vector<OpCount> ops;
+    for (const san::Op& op : san::ops()) {
+        if (op.kind != san::OpKind::Alloc) { ops.push_back(count_of(op)); }
+    }
+    return ops;
+}
+
+// The backward pass of a step with ABFT on (the default scope), as gpt2_backward runs it, in
+// its parts (BackwardPart), after a forward pass that is not counted.
+static void count_backward_parts(GPT2* model, const int* x, const int* y, Counted* c) {
+    model->abft.cfg.enabled = true;
+    model->abft.cfg.scope = ABFT_SCOPE_ATTN;
+    const long detected = abft_total_detected(model->abft.n);
+    gpt2_forward(model, x, y, true);
+    const int L = model->config.num_layers;
+    c->backward[BACKWARD_HEAD] = ops_of([&] { head_backward(model); });
+    c->backward[BACKWARD_LAYER] = ops_of([&] { block_backward(model, L - 1); });
+    for (int l = L - 2; l >= 0; l--) { block_backward(model, l); }
+    c->backward[BACKWARD_EMBEDDINGS] = ops_of([&] {
+        encoder_backward(model->grads.wte, model->grads.wpe, model->grads_acts.residual, model->buckets, model->B, model->T,
+                         model->config.channels);
+    });
+    abft_gpu_log_fetch();
+    gpt2_synchronize(model);
+    if (!gpt2_settle(model) || abft_total_detected(model->abft.n) != detected) {
+        die("cost", "a false alarm: see the checks' tolerances in llmc/abft_core.h",
+            "a check fired in the fault-free backward pass counted in parts (B=%d L=%d)", model->B, L);
+    }
+}
+
+static double time_of(const std::vector<OpCount>& ops, const Variant& v) {
+    double t = 0.0;
+    for (const OpCount& op : ops) { t += model_time(op, v); }
+    return t;
+}
+
+// One NCCL ring all-reduce call of `bytes` at link bandwidth bw: each rank sends and receives
+// 2(R-1)/R of the buffer.
+static double allreduce_seconds(double bytes, double bw) {
+    return 2.0 * (kRanks - 1) / kRanks * bytes / (kBandwidthEfficiency * bw) + kNcclCallLatency;
+}
+
+// The gradient's all-reduce as the trainer queues it: each part's average on the NCCL stream
+// once the backward pass has finished the part, the stream running them one after another.
+struct Overlap {
+    double backward; // the backward pass's time
+    double nccl;     // when the last part's average ends, from the backward pass's start
+    double total;    // the averages' time on the NCCL stream, idle gaps aside
+};
+
+static Overlap overlap_of(const std::vector<OpCount>* parts, const Variant& v, double bw, int L) {
+    GPT2Config one_layer{kT, kV, kVp, 1, kNH, kC}, no_layer{kT, kV, kVp, 0, kNH, kC};
+    const double layer = (double)(count_parameters(one_layer) - count_parameters(no_layer)); // its parameters
+    const double lnf = 2.0 * kC, embeddings = (double)kVp * kC + (double)kT * kC;
+    const double head = time_of(parts[BACKWARD_HEAD], v), block = time_of(parts[BACKWARD_LAYER], v);
+    Overlap o{head + L * block + time_of(parts[BACKWARD_EMBEDDINGS], v), 0.0, 0.0};
+    auto queue = [&](double ready, double elements) {
+        const double t = allreduce_seconds(elements * sizeof(floatX), bw);
+        o.nccl = std::max(o.nccl, ready) + t;
+        o.total += t;
+    };
+    queue(head, lnf);
+    for (int l = 1; l <= L; l++) { queue(head + l * block, layer); }
+    queue(o.backward, embeddings);
+    return o;
+}
+
 // The all-reduce of a one-micro-batch step at kRanks ranks (the gradient in floatX, as make
-// cost's step), and what its check adds: the traffic each rank sends (and receives) with NCCL's
-// ring, and the modelled time on NVLink and InfiniBand, against the step with ABFT on.
-static void print_data_parallel(const std::vector<OpCount>& check_ops, const StepCost& on, int L) {
+// cost's step), overlapped with the backward pass, and what its check adds: the traffic each
+// rank sends (and receives) with NCCL's ring, and the modelled time on NVLink and InfiniBand,
+// against the step with ABFT on. After the backward pass the compute stream sums its buckets
+// while the NCCL stream may still average the last parts; the checksums' average follows both,
+// then the update's gate.
+static void print_data_parallel(const std::vector<OpCount>& check_ops, const std::vector<OpCount>* parts,
+                                const StepCost& on, int L) {
     GPT2Config config{kT, kV, kVp, L, kNH, kC};
     const double n = (double)count_parameters(config), buckets = (double)buckets_of((long)n);
     const double ring = 2.0 * (kRanks - 1) / kRanks; // of the buffer, each rank sends and receives
     const double gradient = ring * n * sizeof(floatX), checksums = ring * buckets * 2 * sizeof(float);
     const double gate = ring * sizeof(int);
-    printf("data parallel at %d ranks (a model, not a measurement: the step above on each rank, then NCCL's ring\n"
-           "all-reduce of the gradient, not overlapped; NCCL at 80%% of NVLink 4 (450 GB/s per GPU and direction, an\n"
-           "8-GPU node) or of one InfiniBand NDR port per GPU (50 GB/s), plus %.0f us per collective call):\n",
-           kRanks, 1e6 * kNcclCallLatency);
+    printf("data parallel at %d ranks (a model, not a measurement: the step above on each rank, with NCCL's ring\n"
+           "all-reduce of the gradient in %d parts, each queued when the backward pass has finished it (the final\n"
+           "layernorm's, the layers', the embeddings'), on one NCCL stream; NCCL at 80%% of NVLink 4 (450 GB/s per GPU\n"
+           "and direction, an 8-GPU node) or of one InfiniBand NDR port per GPU (50 GB/s), plus %.0f us per collective\n"
+           "call; what NCCL's kernels take from the backward pass's bandwidth is not modelled):\n",
+           kRanks, L + 2, 1e6 * kNcclCallLatency);
     printf("  NCCL traffic per rank per step, sent and received each: the gradient %.1f MB (%.0f parameters in %s), "
            "the check's bucket checksums %.3f MB (%.0f buckets x 2 floats), the update gate %.0f B\n",
            gradient / 1e6, n, kPrecision, checksums / 1e6, buckets, gate);
@@ -446,13 +537,17 @@ static void print_data_parallel(const std::vector<OpCount>& check_ops, const Ste
            model_bytes(sums) / 1e6, (model_bytes(checked) - model_bytes(plain)) / 1e6);
     for (int v = 0; v < kVariants; v++) {
         for (const auto& [link, bw] : {std::pair<const char*, double>{"NVLink", kNvlink}, {"InfiniBand", kInfiniband}}) {
-            const double allreduce = gradient / (kBandwidthEfficiency * bw) + kNcclCallLatency;
-            const double step = on.total().time[v] + allreduce;
-            const double verify = model_time(sums, kVariant[v]) + model_time(checked, kVariant[v]) -
-                                  model_time(plain, kVariant[v]) + (checksums + gate) / (kBandwidthEfficiency * bw) +
-                                  kNcclCallLatency; // the gate's call; the checksums ride in the gradient's group
-            printf("  %-10s %-10s all-reduce %6.2f ms, step with it %7.2f ms; the verified all-reduce adds %5.1f us: %.2f%%\n",
-                   kVariant[v].name, link, 1e3 * allreduce, 1e3 * step, 1e6 * verify, 100.0 * verify / step);
+            const Overlap o = overlap_of(parts, kVariant[v], bw, L);
+            const double exposed = o.nccl - o.backward; // what the update waits for, unchecked
+            const double step = on.total().time[v] + exposed;
+            const double checked_end = std::max(o.nccl, o.backward + model_time(sums, kVariant[v])) +
+                                       allreduce_seconds(checksums / ring, bw);
+            const double verify = checked_end - o.nccl + model_time(checked, kVariant[v]) - model_time(plain, kVariant[v]) +
+                                  allreduce_seconds(gate / ring, bw);
+            printf("  %-10s %-10s all-reduce %6.2f ms, %6.2f ms of it after the backward pass (%5.2f ms); step with it "
+                   "%7.2f ms; the verified all-reduce adds %5.1f us: %.2f%%\n",
+                   kVariant[v].name, link, 1e3 * o.total, 1e3 * exposed, 1e3 * o.backward, 1e3 * step, 1e6 * verify,
+                   100.0 * verify / step);
         }
     }
     printf("\n");
@@ -700,8 +795,9 @@ int main(int argc, char** argv) {
     printf("L=%d C=%d NH=%d V=%d T=%d B=%d, %s, counted through the CPU harness (dev/harness/cost_gpt2.cu)\n\n", L,
            kC, kNH, kV, kT, B, kPrecisionWords);
 
-    const Corners k{1, 2, 1, 2, count(1, 1), count(2, 1), count(1, 2), count(2, 2)};
-    const Counted direct = count(BV, LV);
+    // the backward pass's parts at L=1 (a layer's are the same at any L)
+    const Corners k{1, 2, 1, 2, count(1, 1, true), count(2, 1, true), count(1, 2, false), count(2, 2, false)};
+    const Counted direct = count(BV, LV, false);
 
     printf("extrapolation (counted at B=1,2 x L=1,2; linear in B per launch, then in L), checked against B=%d L=%d "
            "counted directly, extrapolated vs counted:\n", BV, LV);
@@ -719,7 +815,10 @@ int main(int argc, char** argv) {
                     k.named(B, L, ABFT_ON), k.named(B, L, ABFT_OFF));
 
     // the check's kernels read the gradient: linear in L, as the step
-    print_data_parallel(extrapolate_ops(k.c11.allreduce_check, k.L1, k.c12.allreduce_check, k.L2, L), steps[ABFT_ON], L);
+    std::vector<OpCount> parts[NUM_BACKWARD_PARTS];
+    for (int p = 0; p < NUM_BACKWARD_PARTS; p++) { parts[p] = extrapolate_ops(k.c11.backward[p], k.B1, k.c21.backward[p], k.B2, B); }
+    print_data_parallel(extrapolate_ops(k.c11.allreduce_check, k.L1, k.c12.allreduce_check, k.L2, L), parts,
+                        steps[ABFT_ON], L);
     printf("cudaMalloc and cudaFree calls per step, as counted (outside the model; on a GPU cudaFree also waits for "
            "the device):\n");
     for (const Counted* c : {&k.c11, &k.c21, &k.c12, &k.c22, &direct}) {
