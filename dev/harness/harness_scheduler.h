@@ -572,6 +572,10 @@ inline const void* fault_stack_pointer(void* context) {
 inline void on_segv(int sig, siginfo_t* info, void* context) {
     BlockRunner* runner = tls_runner;
     if (runner != nullptr && runner->overflowed_stack(info->si_addr, fault_stack_pointer(context))) {
+        static std::atomic<bool> reported{false}; // one report: workers that overflow together would interleave theirs
+        if (reported.exchange(true)) {
+            for (;;) { pause(); } // the first one's _exit ends the process
+        }
         write_stderr("error: cuda harness: stack overflow in a thread of kernel '");
         write_stderr(runner->kernel_name());
         write_stderr("' (hint: raise CUDA_HARNESS_STACK_KB, the stack of each simulated thread, or shrink the "
