@@ -160,7 +160,7 @@ refs: test_gpt2
 
 # `make test` installs what the tests need first (PyTorch for the reference, ...), then runs them
 # in a fresh make, which finds the Python that imports torch; the builds run on every core, the
-# tests one after another
+# tests two at a time (scripts/run_tests.sh; TEST_JOBS=1: one after another), the longest first
 BUILD_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test:
 	scripts/install_deps.sh test
@@ -171,15 +171,14 @@ run-tests: train_gpt2 test_gpt2 dev/test_llmc dev/bpe_encode dev/harness/test_ha
            dev/harness/test_nccl dev/harness/test_nccl_san $(NVCC_BUILDS)
 	@test -n "$(PYTHON)" || { echo "error: no python with torch found (hint: apt-get install python3-torch, or make test PYTHON=/path/to/python)"; exit 1; }
 	@test -n "$(NVCC)" || echo "note: no nvcc (CUDA toolkit): the nvcc builds of the .cu files were skipped; every test below runs"
-	scripts/run_tests.sh "./test_gpt2 -python $(PYTHON)" "dev/test_llmc" "scripts/test_train.sh ./train_gpt2 $(PYTHON)" \
-		"./test_gpt2cu_cpu -python $(PYTHON) -quick_faults 1" "./test_gpt2cu_bf16_cpu -python $(PYTHON) -fault_steps 2" \
-		"./test_gpt2cu_cpu -python $(PYTHON) -quick 1 -tf32 1" "$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
-		"scripts/test_train.sh ./train_gpt2cu_cpu $(PYTHON)" "scripts/test_ranks.sh ./train_gpt2cu_cpu $(PYTHON) ./train_gpt2cu_bf16_cpu" \
-		"$(MPIRUN) -np 2 dev/harness/test_nccl" "$(MPIRUN) -np 3 dev/harness/test_nccl" \
-		"$(MPIRUN) -np 2 dev/harness/test_nccl_san" \
-		"scripts/test_bf16_train.sh ./train_gpt2cu_bf16_cpu ./train_gpt2 $(PYTHON) all" \
-		"$(PY3) scripts/test_bpe.py" "dev/harness/test_harness_cpu" $(foreach b,$(CUDA_DEV_CPU),"$(b)") \
-		$(SANITIZE_TESTS)
+	scripts/run_tests.sh "scripts/test_bf16_train.sh ./train_gpt2cu_bf16_cpu ./train_gpt2 $(PYTHON) all" \
+		"scripts/test_train.sh ./train_gpt2cu_cpu $(PYTHON)" "./test_gpt2cu_bf16_cpu -python $(PYTHON) -fault_steps 2" \
+		"scripts/test_ranks.sh ./train_gpt2cu_cpu $(PYTHON) ./train_gpt2cu_bf16_cpu" "$(ASAN_ENV) ./test_gpt2cu_asan -python $(PYTHON) -quick 1" \
+		$(SANITIZE_TESTS) "$(PY3) scripts/test_bpe.py" "./test_gpt2cu_cpu -python $(PYTHON) -quick_faults 1" \
+		"scripts/test_train.sh ./train_gpt2 $(PYTHON)" "./test_gpt2cu_cpu -python $(PYTHON) -quick 1 -tf32 1" \
+		"./test_gpt2 -python $(PYTHON)" "$(MPIRUN) -np 2 dev/harness/test_nccl" "$(MPIRUN) -np 3 dev/harness/test_nccl" \
+		"$(MPIRUN) -np 2 dev/harness/test_nccl_san" "dev/test_llmc" "dev/harness/test_harness_cpu" \
+		$(foreach b,$(CUDA_DEV_CPU),"$(b)")
 
 # 200 steps of make train's model in bf16 through the harness, every GEMM and kernel checked,
 # against the fp32 CPU trainer: no ABFT alarm, the same loss within 1% (scripts/test_bf16_train.sh).
